@@ -1,0 +1,362 @@
+"""``CellEnv``: one cell (base station + its users' datacenter) as an RLlib ``MultiAgentEnv``.
+
+Each user is an agent (``user_0 … user_{U-1}``); every epoch each user issues one LLM request and its
+agent picks the answer length (``kappa``) and downlink power. DESIGN.md §3 is the specification.
+
+Layering (after mobile-env): traces and workload give the exogenous inputs, ``channel`` the radio,
+``physics`` the per-request carbon model; this module only wires them into an episode and the RL API.
+A whole episode's exogenous inputs (carbon intensities, channels, requests) are drawn at ``reset`` into an
+:class:`Episode`, which is what the hindsight oracle optimises over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from ray.rllib.env.multi_agent_env import MultiAgentEnv
+from ray.tune.registry import register_env
+
+from aolo.envs import channel
+from aolo.envs.config import CellSpec, ScenarioConfig
+from aolo.envs.physics import InferenceCoefficients, RequestOutcomes, request_outcomes
+from aolo.envs.serving import get_serving_profile
+from aolo.envs.traces import CarbonTrace, load_trace
+from aolo.envs.workload import make_workload
+
+ENV_NAME = "aolo-cell-v0"
+SPLITS = ("train", "heldout")
+
+#: Observation layout (all features roughly in [-3, 3]).
+OBS_FEATURES = (
+    "tod_sin", "tod_cos", "episode_fraction",
+    "ci_cell_now", "ci_cell_1h", "ci_cell_3h", "ci_cell_day_mean",
+    "ci_dc_now", "ci_dc_1h", "ci_dc_3h", "ci_dc_day_mean",
+    "qoe_running_mean_slack", "csi_snr_db", "prompt_tokens", "ref_tokens",
+)
+OBS_BOUND = 10.0
+_CI_REF_G_PER_KWH = 100.0  # carbon features are ln(CI / 100 g/kWh): 9 g → -2.4, 700 g → +1.9
+_FORECAST_HOURS = (1.0, 3.0)
+
+
+@dataclass
+class Episode:
+    """The exogenous inputs of one episode, arrays over users ``U`` and epochs ``T``."""
+
+    day: int
+    ci_cell_g_per_kwh: np.ndarray  #: (T,) at each epoch
+    ci_dc_g_per_kwh: np.ndarray  #: (T,)
+    ci_features: np.ndarray  #: (T, 8) normalised carbon observation features
+    large_scale_gain: np.ndarray  #: (U,) path loss × shadowing, linear
+    fading_gain: np.ndarray  #: (U, T) true |h|²
+    fading_gain_estimate: np.ndarray  #: (U, T) |ĥ|² seen by the agent
+    prompt_tokens: np.ndarray  #: (U, T)
+    ref_tokens: np.ndarray  #: (U, T)
+
+    @property
+    def channel_gain(self) -> np.ndarray:
+        """(U, T) true end-to-end power gain."""
+        return self.large_scale_gain[:, None] * self.fading_gain
+
+
+class CellEnv(MultiAgentEnv):
+    """Multi-agent cell environment.
+
+    ``config`` keys (all optional; an RLlib ``EnvContext`` also carries ``worker_index``/``vector_index``):
+        scenario: a :class:`ScenarioConfig` or its dict form (default scenario if absent).
+        cell_index: pick the cell explicitly; otherwise each env copy takes
+            ``cells[(runner_slot · num_envs_per_env_runner + vector_index) % len(cells)]``.
+        num_envs_per_env_runner: used for the per-copy cell choice (set by the algorithm builders).
+        split: ``"train"`` (default) draws days from the training days, ``"heldout"`` from held-out days.
+        seed: base seed (default 0); each copy offsets it by its copy index.
+
+    Observations, actions and rewards: DESIGN.md §3.3–§3.5; ``OBS_FEATURES`` names the observation entries.
+    ``reset(options={"day": d})`` replays a given day. Each agent's ``info`` holds the carbon breakdown,
+    QoE, latency, airtime and whether the BS power budget clipped the powers.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, config: dict[str, Any] | None = None):
+        super().__init__()
+        config = dict(config or {})
+        scenario = config.get("scenario")
+        self.scenario = scenario if isinstance(scenario, ScenarioConfig) else ScenarioConfig.from_dict(scenario)
+        self.copy_index = self._copy_index(config)
+        cell_index = config.get("cell_index")
+        if cell_index is None:
+            cell_index = self.copy_index % len(self.scenario.cells)
+        if not (isinstance(cell_index, int) and 0 <= cell_index < len(self.scenario.cells)):
+            raise ValueError(f"cell_index must be an integer in [0, {len(self.scenario.cells) - 1}], got {cell_index!r}")
+        self.cell_index = cell_index
+        self.cell: CellSpec = self.scenario.cells[cell_index]
+        self.split = config.get("split", "train")
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
+
+        sc, radio, service = self.scenario, self.scenario.radio, self.scenario.service
+        self.trace_cell: CarbonTrace = load_trace(self.cell.grid_region, sc.accounting, sc.data_dir)
+        self.trace_dc: CarbonTrace = load_trace(self.cell.datacenter_region, sc.accounting, sc.data_dir)
+        self.days = self._split_days()
+        self.workload = make_workload(service.workload)
+        self.fading_trace = channel.FadingTrace.load(self.cell.fading_trace) if self.cell.fading_trace else None
+        self.inference = InferenceCoefficients.build(
+            get_serving_profile(self.cell.serving_profile), self.cell.serving_batch, service
+        )
+        n = self.cell.num_users
+        self.bandwidth_per_user_hz = radio.bandwidth_hz / n
+        self.noise_w = float(channel.noise_power_w(self.bandwidth_per_user_hz, radio.noise_figure_db))
+        inr = self.cell.interference_to_noise_db
+        self.interference_w = 0.0 if inr is None else self.noise_w * float(channel.db_to_linear(inr))
+        self.fading_rho = channel.fading_correlation(radio.ue_speed_mps, radio.carrier_ghz, sc.epoch_s)
+
+        self.agents = self.possible_agents = [f"user_{i}" for i in range(n)]
+        obs_space = gym.spaces.Box(-OBS_BOUND, OBS_BOUND, (len(OBS_FEATURES),), np.float32)
+        act_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.observation_spaces = {a: obs_space for a in self.agents}
+        self.action_spaces = {a: act_space for a in self.agents}
+
+        self._rng = np.random.default_rng([int(config.get("seed", 0)), self.copy_index])
+        self.episode: Episode | None = None
+        self.t = 0
+        self._qoe_sum = np.zeros(n)
+
+    # --- helpers --------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _copy_index(config: dict[str, Any]) -> int:
+        worker_index = int(getattr(config, "worker_index", 0))
+        vector_index = int(getattr(config, "vector_index", 0))
+        runner_slot = max(worker_index - 1, 0)  # 0 = local runner, 1..N = remote EnvRunners
+        return runner_slot * int(config.get("num_envs_per_env_runner", 1)) + vector_index
+
+    def _split_days(self) -> dict[str, np.ndarray]:
+        n_days = min(self.trace_cell.n_days, self.trace_dc.n_days)
+        span_days = int(np.ceil(self.scenario.epochs_per_episode * self.scenario.epoch_s / 86_400.0))
+        days = {
+            "train": self.trace_cell.train_days(),
+            "heldout": self.trace_cell.heldout_days(),
+        }
+        days = {k: v[v + span_days <= n_days] for k, v in days.items()}
+        for k, v in days.items():
+            if len(v) == 0:
+                raise ValueError(
+                    f"cell {self.cell.name!r}: traces {self.cell.grid_region!r}/{self.cell.datacenter_region!r} "
+                    f"cover {n_days} day(s): no {k} day fits an episode of {span_days} day(s)"
+                )
+        return days
+
+    @property
+    def num_users(self) -> int:
+        return self.cell.num_users
+
+    def action_for(self, kappa: np.ndarray, power_w: np.ndarray) -> dict[str, np.ndarray]:
+        """The action dict that makes the env use answer lengths ``kappa`` and powers ``power_w`` this epoch."""
+        sv, radio = self.scenario.service, self.scenario.radio
+        ref = self.episode.ref_tokens[:, self.t]
+        f = np.asarray(kappa, dtype=np.float64) / ref
+        a_len = 2.0 * (f - sv.f_min) / (sv.f_max - sv.f_min) - 1.0
+        p_dbm = channel.w_to_dbm(np.asarray(power_w, dtype=np.float64))
+        a_pow = 2.0 * (p_dbm - radio.p_min_dbm) / (radio.p_max_dbm - radio.p_min_dbm) - 1.0
+        acts = np.clip(np.stack([a_len, a_pow], axis=1), -1.0, 1.0)
+        return {a: acts[i].astype(np.float32) for i, a in enumerate(self.agents)}
+
+    def decode_actions(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Map actions in ``[-1, 1]^2`` to (``kappa`` tokens, requested power [W]) for the current epoch."""
+        sv, radio = self.scenario.service, self.scenario.radio
+        ref = self.episode.ref_tokens[:, self.t]
+        f = sv.f_min + (actions[:, 0] + 1.0) * 0.5 * (sv.f_max - sv.f_min)
+        kappa = np.clip(np.rint(f * ref), 1, sv.kappa_max)
+        p_dbm = radio.p_min_dbm + (actions[:, 1] + 1.0) * 0.5 * (radio.p_max_dbm - radio.p_min_dbm)
+        return kappa, channel.dbm_to_w(p_dbm)
+
+    # --- episode generation ---------------------------------------------------------------------------
+
+    def _draw_episode(self, day: int) -> Episode:
+        sc, radio, cell, rng = self.scenario, self.scenario.radio, self.cell, self._rng
+        n, T = cell.num_users, sc.epochs_per_episode
+        hours = day * 24.0 + np.arange(T) * sc.epoch_s / 3600.0
+        features = []
+        ci_now = {}
+        for key, trace in (("cell", self.trace_cell), ("dc", self.trace_dc)):
+            now = trace.values_at(hours)
+            ahead = [trace.values_at(hours + h) for h in _FORECAST_HOURS]
+            day_mean = np.full(T, now.mean())  # a day-ahead forecast of the episode's mean intensity
+            features += [now, *ahead, day_mean]
+            ci_now[key] = now
+        ci_features = np.log(np.maximum(np.stack(features, axis=1), 1e-3) / _CI_REF_G_PER_KWH)
+
+        distance_m = channel.place_users_m(rng, n, cell.min_distance_m, cell.radius_m)
+        pl_db = channel.pathloss_db(distance_m, scenario=cell.pathloss, link_state=cell.link_state,
+                                    carrier_ghz=radio.carrier_ghz, ue_height_m=radio.ue_height_m)
+        sigma = channel.SHADOWING_SIGMA_DB[(cell.pathloss, cell.link_state)] if radio.shadowing else 0.0
+        large_scale = channel.db_to_linear(-pl_db + sigma * rng.standard_normal(n))
+
+        if self.fading_trace is not None:
+            true_gain = self.fading_trace.window(n, int(day * 86_400 / sc.epoch_s), T)
+            h = np.sqrt(true_gain).astype(np.complex128)
+        else:
+            k = channel.db_to_linear(radio.rician_k_db) if cell.link_state == "los" else 0.0
+            h = channel.gauss_markov_fading(rng, n, T, self.fading_rho, k)
+            true_gain = np.abs(h) ** 2
+        estimate = np.abs(channel.csi_estimate(rng, h, radio.csi_nmse_db)) ** 2
+
+        prompt, ref = self.workload.sample(rng, n * T)
+        return Episode(
+            day=int(day),
+            ci_cell_g_per_kwh=ci_now["cell"],
+            ci_dc_g_per_kwh=ci_now["dc"],
+            ci_features=ci_features,
+            large_scale_gain=large_scale,
+            fading_gain=true_gain,
+            fading_gain_estimate=estimate,
+            prompt_tokens=prompt.reshape(n, T).astype(np.float64),
+            ref_tokens=ref.reshape(n, T).astype(np.float64),
+        )
+
+    # --- gymnasium / RLlib API ------------------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed, options=options)
+        if seed is not None:
+            self._rng = np.random.default_rng([int(seed), self.copy_index])
+        options = options or {}
+        split = options.get("split", self.split)
+        if split not in SPLITS:
+            raise ValueError(f"options['split'] must be one of {SPLITS}, got {split!r}")
+        day = options.get("day")
+        if day is None:
+            day = int(self._rng.choice(self.days[split]))
+        elif not any(day in d for d in self.days.values()):
+            raise ValueError(f"options['day']={day!r} is not a day of the traces of cell {self.cell.name!r}")
+        self.episode = self._draw_episode(day)
+        self.t = 0
+        self._qoe_sum = np.zeros(self.num_users)
+        return self._observations(), {a: {"day": int(day), "cell": self.cell.name} for a in self.agents}
+
+    def _observations(self) -> dict[str, np.ndarray]:
+        sc, ep, n = self.scenario, self.episode, self.num_users
+        t = min(self.t, sc.epochs_per_episode - 1)
+        tod = ((t * sc.epoch_s / 3600.0) % 24.0) / 24.0
+        snr_db = 10.0 * np.log10(
+            ep.large_scale_gain * ep.fading_gain_estimate[:, t] / (self.noise_w + self.interference_w) + 1e-30
+        )
+        running = self._qoe_sum / self.t if self.t > 0 else np.full(n, sc.service.q_min)
+        obs = np.empty((n, len(OBS_FEATURES)), dtype=np.float32)
+        obs[:, 0] = np.sin(2.0 * np.pi * tod)
+        obs[:, 1] = np.cos(2.0 * np.pi * tod)
+        obs[:, 2] = t / sc.epochs_per_episode
+        obs[:, 3:11] = ep.ci_features[t]
+        obs[:, 11] = 5.0 * (running - sc.service.q_min)
+        obs[:, 12] = (snr_db - 10.0) / 10.0  # SNR at 1 W transmit power
+        obs[:, 13] = np.log(ep.prompt_tokens[:, t]) - 6.5
+        obs[:, 14] = np.log(ep.ref_tokens[:, t]) - 5.0
+        np.clip(obs, -OBS_BOUND, OBS_BOUND, out=obs)
+        return {a: obs[i] for i, a in enumerate(self.agents)}
+
+    def _validated_actions(self, action_dict: dict[str, Any]) -> np.ndarray:
+        missing = [a for a in self.agents if a not in action_dict]
+        if missing:
+            raise ValueError(f"CellEnv.step: no action for agent(s) {missing}; every user acts every epoch")
+        actions = np.asarray([action_dict[a] for a in self.agents], dtype=np.float64)
+        if actions.shape != (self.num_users, 2):
+            raise ValueError(f"CellEnv.step: each action must have shape (2,), got {actions.shape[1:]}")
+        bad = ~np.isfinite(actions).all(axis=1) | (np.abs(actions) > 1.0 + 1e-6).any(axis=1)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"CellEnv.step: {int(bad.sum())} action(s) outside [-1, 1] or not finite, first "
+                f"{self.agents[i]}={actions[i].tolist()}; actions are (answer length, power) in [-1, 1]^2 — "
+                "clip them in the policy (RLlib: config.environment(clip_actions=True))"
+            )
+        return np.clip(actions, -1.0, 1.0)  # only float rounding (|excess| ≤ 1e-6) is clipped here
+
+    def step(self, action_dict: dict[str, Any]):
+        if self.episode is None:
+            raise RuntimeError("CellEnv.step called before reset()")
+        sc, ep, t = self.scenario, self.episode, self.t
+        if t >= sc.epochs_per_episode:
+            raise RuntimeError("CellEnv.step called after the episode ended; call reset()")
+        kappa, power_w = self.decode_actions(self._validated_actions(action_dict))
+        requested_w = power_w.sum()
+        power_clipped = requested_w > self.cell.bs_power_budget_w
+        if power_clipped:  # scale every user's power down proportionally to meet the BS budget
+            power_w = power_w * (self.cell.bs_power_budget_w / requested_w)
+        out = self.outcomes(kappa, power_w, t)
+        rewards = self.rewards(out)
+        self._qoe_sum += out.qoe
+        self.t += 1
+        done = self.t >= sc.epochs_per_episode
+        if done:
+            deficit = np.maximum(0.0, sc.service.q_min - self._qoe_sum / self.t)
+            rewards = rewards - sc.reward.deficit * deficit
+        infos = self._infos(out, kappa, power_w, bool(power_clipped), t)
+        agent_ids = self.agents
+        obs = self._observations()
+        return (
+            obs,
+            {a: float(rewards[i]) for i, a in enumerate(agent_ids)},
+            {"__all__": False, **{a: False for a in agent_ids}},
+            {"__all__": done, **{a: done for a in agent_ids}},
+            infos,
+        )
+
+    # --- model ----------------------------------------------------------------------------------------
+
+    def outcomes(self, kappa: np.ndarray, power_w: np.ndarray, t: int, users=slice(None)) -> RequestOutcomes:
+        """Per-request outcomes at epoch ``t`` for answer lengths ``kappa`` and (post-budget) powers ``power_w``."""
+        ep, sc = self.episode, self.scenario
+        return request_outcomes(
+            kappa=kappa,
+            prompt_tokens=ep.prompt_tokens[users, t],
+            ref_tokens=ep.ref_tokens[users, t],
+            power_w=power_w,
+            channel_gain=ep.channel_gain[users, t],
+            noise_w=self.noise_w,
+            interference_w=self.interference_w,
+            ci_datacenter_g_per_kwh=ep.ci_dc_g_per_kwh[t],
+            ci_cell_g_per_kwh=ep.ci_cell_g_per_kwh[t],
+            users_in_cell=self.num_users,
+            bandwidth_per_user_hz=self.bandwidth_per_user_hz,
+            inference=self.inference,
+            radio=sc.radio,
+            service=sc.service,
+        )
+
+    def rewards(self, out: RequestOutcomes) -> np.ndarray:
+        """Per-step reward of each user (DESIGN.md §3.5), without the end-of-episode deficit term."""
+        w, sv = self.scenario.reward, self.scenario.service
+        return (
+            -w.carbon * out.carbon_total_g / w.carbon_scale_g
+            + w.qoe * (out.qoe - sv.q_min)
+            - w.latency * (out.latency_s > sv.t_max_s)
+            - w.floor * (out.qoe < sv.q_floor - 1e-12)
+        )
+
+    def _infos(self, out: RequestOutcomes, kappa, power_w, power_clipped: bool, t: int) -> dict[str, dict]:
+        ep = self.episode
+        columns = {
+            "carbon_inference_g": out.carbon_inference_g,
+            "carbon_embodied_g": out.carbon_embodied_g,
+            "carbon_comm_g": out.carbon_comm_g,
+            "carbon_total_g": out.carbon_total_g,
+            "energy_inference_j": out.energy_inference_j,
+            "energy_comm_j": out.energy_comm_j,
+            "qoe": out.qoe,
+            "latency_s": out.latency_s,
+            "airtime_s": out.airtime_s,
+            "rate_bps": out.rate_bps,
+            "kappa": kappa,
+            "power_w": power_w,
+        }
+        rows = np.stack(list(columns.values()), axis=1).tolist()
+        names = list(columns)
+        common = {"epoch": t, "power_clipped": power_clipped,
+                  "ci_cell_g_per_kwh": float(ep.ci_cell_g_per_kwh[t]), "ci_dc_g_per_kwh": float(ep.ci_dc_g_per_kwh[t])}
+        return {a: {**dict(zip(names, rows[i])), **common} for i, a in enumerate(self.agents)}
+
+
+
+register_env(ENV_NAME, lambda env_context: CellEnv(env_context))

@@ -1,0 +1,217 @@
+"""Radio channel of one cell: placement, 3GPP TR 38.901 path loss, shadowing, fading, noise, rate.
+
+Pure, vectorised numpy. Units are in the names: ``_m`` metres, ``_ghz``/``_hz`` frequency, ``_db``/``_dbm``
+logarithmic, ``_w`` watts, ``_bps`` bit/s. Formulas: 3GPP TR 38.901 v17 Table 7.4.1-1 (path loss, shadow
+fading σ) and Clarke/Jakes (``rho = J0(2π f_D T)``); see ``shared/reference/data-notes.md`` §3.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.special import j0
+
+SPEED_OF_LIGHT_MPS = 299_792_458.0
+THERMAL_NOISE_DBM_PER_HZ = -174.0
+
+#: Shadow-fading standard deviation [dB] per (scenario, link state), TR 38.901 Table 7.4.1-1.
+SHADOWING_SIGMA_DB = {("uma", "los"): 4.0, ("uma", "nlos"): 6.0, ("umi", "los"): 4.0, ("umi", "nlos"): 7.82}
+#: Default base-station height [m] per scenario (TR 38.901 Table 7.4.1-1).
+BS_HEIGHT_M = {"uma": 25.0, "umi": 10.0}
+PATHLOSS_SCENARIOS = ("uma", "umi")
+LINK_STATES = ("los", "nlos")
+
+
+def db_to_linear(x_db: np.ndarray | float) -> np.ndarray | float:
+    return 10.0 ** (np.asarray(x_db) / 10.0)
+
+
+def linear_to_db(x: np.ndarray | float) -> np.ndarray | float:
+    return 10.0 * np.log10(x)
+
+
+def dbm_to_w(p_dbm: np.ndarray | float) -> np.ndarray | float:
+    return 10.0 ** ((np.asarray(p_dbm) - 30.0) / 10.0)
+
+
+def w_to_dbm(p_w: np.ndarray | float) -> np.ndarray | float:
+    return 10.0 * np.log10(p_w) + 30.0
+
+
+# --- path loss ---------------------------------------------------------------------------------------
+
+
+def breakpoint_distance_m(carrier_ghz: float, bs_height_m: float, ue_height_m: float) -> float:
+    """TR 38.901 note 1: d'_BP = 4 h'_BS h'_UT f_c / c with effective heights h' = h - 1 m."""
+    return 4.0 * (bs_height_m - 1.0) * (ue_height_m - 1.0) * carrier_ghz * 1e9 / SPEED_OF_LIGHT_MPS
+
+
+def pathloss_db(
+    distance_2d_m: np.ndarray,
+    *,
+    scenario: str = "uma",
+    link_state: str = "nlos",
+    carrier_ghz: float = 3.5,
+    bs_height_m: float | None = None,
+    ue_height_m: float = 1.5,
+) -> np.ndarray:
+    """Path loss [dB] of TR 38.901 UMa or UMi-Street Canyon, LOS or NLOS, at 2-D distances [m]."""
+    if scenario not in PATHLOSS_SCENARIOS:
+        raise ValueError(f"scenario must be one of {PATHLOSS_SCENARIOS}, got {scenario!r}")
+    if link_state not in LINK_STATES:
+        raise ValueError(f"link_state must be one of {LINK_STATES}, got {link_state!r}")
+    h_bs = BS_HEIGHT_M[scenario] if bs_height_m is None else bs_height_m
+    d2 = np.asarray(distance_2d_m, dtype=np.float64)
+    d3 = np.sqrt(d2**2 + (h_bs - ue_height_m) ** 2)
+    log_f = np.log10(carrier_ghz)
+    d_bp = breakpoint_distance_m(carrier_ghz, h_bs, ue_height_m)
+    if scenario == "uma":
+        pl1 = 28.0 + 22.0 * np.log10(d3) + 20.0 * log_f
+        pl2 = 28.0 + 40.0 * np.log10(d3) + 20.0 * log_f - 9.0 * np.log10(d_bp**2 + (h_bs - ue_height_m) ** 2)
+        los = np.where(d2 <= d_bp, pl1, pl2)
+        if link_state == "los":
+            return los
+        nlos = 13.54 + 39.08 * np.log10(d3) + 20.0 * log_f - 0.6 * (ue_height_m - 1.5)
+        return np.maximum(los, nlos)
+    pl1 = 32.4 + 21.0 * np.log10(d3) + 20.0 * log_f
+    pl2 = 32.4 + 40.0 * np.log10(d3) + 20.0 * log_f - 9.5 * np.log10(d_bp**2 + (h_bs - ue_height_m) ** 2)
+    los = np.where(d2 <= d_bp, pl1, pl2)
+    if link_state == "los":
+        return los
+    nlos = 35.3 * np.log10(d3) + 22.4 + 21.3 * log_f - 0.3 * (ue_height_m - 1.5)
+    return np.maximum(los, nlos)
+
+
+def place_users_m(rng: np.random.Generator, n: int, min_distance_m: float, radius_m: float) -> np.ndarray:
+    """2-D distances of ``n`` users placed uniformly over the annulus ``[min_distance_m, radius_m]``."""
+    u = rng.random(n)
+    return np.sqrt(min_distance_m**2 + u * (radius_m**2 - min_distance_m**2))
+
+
+# --- small-scale fading --------------------------------------------------------------------------------
+
+
+def doppler_hz(speed_mps: float, carrier_ghz: float) -> float:
+    return speed_mps * carrier_ghz * 1e9 / SPEED_OF_LIGHT_MPS
+
+
+def fading_correlation(speed_mps: float, carrier_ghz: float, step_s: float) -> float:
+    """Lag-1 correlation of the Gauss–Markov fading process, ``rho = J0(2π f_D T)`` (Clarke/Jakes)."""
+    return float(j0(2.0 * np.pi * doppler_hz(speed_mps, carrier_ghz) * step_s))
+
+
+def _complex_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """CN(0, 1) samples."""
+    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2.0)
+
+
+def gauss_markov_fading(
+    rng: np.random.Generator, n_users: int, n_steps: int, rho: float, rician_k_linear: float = 0.0
+) -> np.ndarray:
+    """Complex fading coefficients ``h`` of shape ``(n_users, n_steps)`` with ``E|h|² = 1``.
+
+    Rayleigh when ``rician_k_linear == 0``, Rician otherwise: a fixed line-of-sight phasor of power
+    ``K/(K+1)`` plus a scattered AR(1) part ``s[t+1] = rho s[t] + sqrt(1 - rho²) w[t]`` of power
+    ``1/(K+1)``, started in its stationary distribution.
+    """
+    if not -1.0 < rho < 1.0 + 1e-12:
+        raise ValueError(f"fading correlation rho must be in (-1, 1], got {rho}")
+    scattered = np.empty((n_users, n_steps), dtype=np.complex128)
+    noise = _complex_normal(rng, (n_users, n_steps))
+    scattered[:, 0] = noise[:, 0]
+    innovation = np.sqrt(max(0.0, 1.0 - rho**2))
+    for t in range(1, n_steps):  # the recursion is inherently sequential in t; vectorised over users
+        scattered[:, t] = rho * scattered[:, t - 1] + innovation * noise[:, t]
+    k = rician_k_linear
+    los_phase = np.exp(1j * rng.uniform(0.0, 2.0 * np.pi, size=(n_users, 1)))
+    return np.sqrt(k / (k + 1.0)) * los_phase + np.sqrt(1.0 / (k + 1.0)) * scattered
+
+
+def csi_estimate(rng: np.random.Generator, h: np.ndarray, nmse_db: float) -> np.ndarray:
+    """Noisy channel estimate ``h + e`` with ``e ~ CN(0, NMSE)`` (NMSE relative to ``E|h|² = 1``)."""
+    return h + np.sqrt(db_to_linear(nmse_db)) * _complex_normal(rng, h.shape)
+
+
+@dataclass(frozen=True)
+class FadingTrace:
+    """Recorded per-user small-scale power gains ``|h|²`` (linear), shape ``(n_users, n_steps)``.
+
+    Replayed instead of the generated Gauss–Markov process. Loaded from ``.npz`` (array ``gain`` or
+    complex array ``h``) or from CSV (one row per step, one column per user, optional header).
+    """
+
+    power_gain: np.ndarray
+    source: str
+
+    def __post_init__(self) -> None:
+        g = self.power_gain
+        if g.ndim != 2 or g.size == 0:
+            raise ValueError(f"{self.source}: fading trace must be a non-empty 2-D array (users × steps)")
+        bad = ~np.isfinite(g) | (g < 0)
+        if bad.any():
+            users, steps = np.nonzero(bad)
+            raise ValueError(
+                f"{self.source}: {bad.sum()} fading gains are negative or not finite "
+                f"(first at user {users[0]}, step {steps[0]}); expected finite |h|² >= 0"
+            )
+
+    @classmethod
+    def load(cls, path: str | Path) -> "FadingTrace":
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"fading trace {path} not found")
+        if path.suffix == ".npz":
+            with np.load(path) as data:
+                if "gain" in data:
+                    gain = np.asarray(data["gain"], dtype=np.float64)
+                elif "h" in data:
+                    gain = np.abs(data["h"]) ** 2
+                else:
+                    raise ValueError(f"{path}: expected an array named 'gain' (|h|²) or 'h' (complex), found {list(data)}")
+            return cls(np.atleast_2d(gain), str(path))
+        if path.suffix == ".csv":
+            with path.open(newline="", encoding="utf-8-sig") as f:
+                rows = [r for r in csv.reader(f) if r]
+            if rows and not _is_number(rows[0][0]):
+                rows = rows[1:]
+            if not rows:
+                raise ValueError(f"{path}: no data rows; expected one row per step, one column per user")
+            try:
+                gain = np.array([[float(x) for x in r] for r in rows], dtype=np.float64)
+            except ValueError as e:
+                raise ValueError(f"{path}: every cell must be a number (|h|² per user and step): {e}") from None
+            return cls(gain.T.copy(), str(path))
+        raise ValueError(f"{path}: fading traces must be .npz or .csv")
+
+    def window(self, n_users: int, start: int, n_steps: int) -> np.ndarray:
+        """Gains for ``n_users`` over ``n_steps`` steps from ``start`` (wrapping around the trace)."""
+        if n_users > self.power_gain.shape[0]:
+            raise ValueError(
+                f"{self.source}: trace has {self.power_gain.shape[0]} users, the cell needs {n_users}"
+            )
+        idx = (start + np.arange(n_steps)) % self.power_gain.shape[1]
+        return self.power_gain[:n_users, idx]
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+# --- link budget -------------------------------------------------------------------------------------
+
+
+def noise_power_w(bandwidth_hz: float | np.ndarray, noise_figure_db: float) -> np.ndarray | float:
+    """Thermal noise ``-174 dBm/Hz + 10 log10(B) + NF`` in watts."""
+    return dbm_to_w(THERMAL_NOISE_DBM_PER_HZ + 10.0 * np.log10(bandwidth_hz) + noise_figure_db)
+
+
+def shannon_rate_bps(bandwidth_hz, power_w, channel_gain, noise_w, interference_w=0.0):
+    """``R = B log2(1 + P g / (N + I))``; ``channel_gain`` is the linear end-to-end power gain."""
+    return bandwidth_hz * np.log2(1.0 + power_w * channel_gain / (noise_w + interference_w))

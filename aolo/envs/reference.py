@@ -1,0 +1,253 @@
+"""Reference policies of DESIGN.md §3.5: ``fixed``, ``myopic`` and the ``hindsight`` lower bound.
+
+All three act on a :class:`~aolo.envs.cell_env.CellEnv` through its normal ``step`` (so the same physics,
+rounding and budget rules apply) via ``env.action_for(kappa, power_w)``.
+
+Structure of the per-request problem used by ``myopic`` and ``hindsight``. For a fixed power ``P`` the
+carbon of an answer is affine in its length, ``C = c_0 + kappa · m(P)``, with marginal carbon per token
+
+    m(P) = CI_dc · e_dec,eff + embodied per token + CI_cell · ((P0 - P_sleep)/U + Δp P) · bits / R(P),
+
+and the latency limit is ``kappa ≤ k_lat(P)``. ``m`` is quasi-convex in ``P`` (affine over concave), so for
+an answer of ``kappa`` tokens the best power is ``max(P*, P_lat(kappa))`` clipped to the power range, where
+``P*`` minimises ``m`` and ``P_lat`` is the least power meeting the latency limit. With ``P(kappa)`` so
+chosen, the day problem of one user separates over epochs once the mean-QoE constraint is dualised:
+``min_kappa_t C_t(kappa_t) - λ Q_t(kappa_t)`` per epoch, with ``λ ≥ 0`` found by bisection so the user's
+mean QoE meets ``Q_min``. Epochs where the users' chosen powers exceed the BS budget are re-solved
+with a multiplier on ``Σ_u P_u`` (bisection, exact per-user power search on a 0.01 dB grid).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from aolo.envs import channel
+from aolo.envs.cell_env import CellEnv
+from aolo.envs.physics import J_PER_KWH, comm_energy_j, qoe, request_outcomes, tokens_for_qoe
+
+_GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
+REFERENCE_POLICIES = ("fixed", "myopic", "hindsight")
+
+
+# --- per-request building blocks ---------------------------------------------------------------------
+
+
+def marginal_comm_carbon_g_per_token(env: CellEnv, power_w, gain, t) -> np.ndarray:
+    """Radio carbon per answer token [g] at ``power_w`` on true channel ``gain`` at epoch ``t``."""
+    sv = env.scenario.service
+    rate = channel.shannon_rate_bps(env.bandwidth_per_user_hz, power_w, gain, env.noise_w, env.interference_w)
+    joules = comm_energy_j(power_w, sv.payload_bits_per_token / rate, env.num_users, env.scenario.radio)
+    return joules / J_PER_KWH * env.episode.ci_cell_g_per_kwh[t]
+
+
+def most_efficient_power_w(env: CellEnv, gain, t, iterations: int = 80) -> np.ndarray:
+    """``P*`` minimising radio carbon per token (golden-section search in dBm, vectorised)."""
+    radio = env.scenario.radio
+    lo = np.full(np.shape(gain), radio.p_min_dbm, dtype=np.float64)
+    hi = np.full(np.shape(gain), radio.p_max_dbm, dtype=np.float64)
+    f = lambda p_dbm: marginal_comm_carbon_g_per_token(env, channel.dbm_to_w(p_dbm), gain, t)  # noqa: E731
+    for _ in range(iterations):
+        a = hi - _GOLDEN * (hi - lo)
+        b = lo + _GOLDEN * (hi - lo)
+        left = f(a) < f(b)
+        hi = np.where(left, b, hi)
+        lo = np.where(left, lo, a)
+    return channel.dbm_to_w(0.5 * (lo + hi))
+
+
+def latency_power_w(env: CellEnv, kappa, prompt_tokens, gain) -> np.ndarray:
+    """Least power meeting ``T_max`` for answers of ``kappa`` tokens (``inf`` where no power can)."""
+    sv = env.scenario.service
+    slack_s = sv.t_max_s - env.inference.latency_s(prompt_tokens, kappa)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate_needed = np.where(slack_s > 0, kappa * sv.payload_bits_per_token / slack_s, np.inf)
+        snr_needed = np.expm1(rate_needed / env.bandwidth_per_user_hz * np.log(2.0))
+        return snr_needed * (env.noise_w + env.interference_w) / gain
+
+
+def power_for_length_w(env: CellEnv, kappa, p_star_w, prompt_tokens, gain) -> tuple[np.ndarray, np.ndarray]:
+    """Best power for answers of ``kappa`` tokens and whether the latency limit is met at that power."""
+    radio = env.scenario.radio
+    p_min, p_max = channel.dbm_to_w(radio.p_min_dbm), channel.dbm_to_w(radio.p_max_dbm)
+    p_lat = latency_power_w(env, kappa, prompt_tokens, gain)
+    power = np.clip(np.maximum(p_star_w, p_lat), p_min, p_max)
+    return power, p_lat <= p_max * (1 + 1e-9)
+
+
+def length_bounds(env: CellEnv, ref_tokens) -> tuple[np.ndarray, np.ndarray]:
+    """Integer answer-length range reachable by the action space and meeting the QoE floor."""
+    sv = env.scenario.service
+    k_lo = np.maximum(np.ceil(tokens_for_qoe(sv.q_floor, ref_tokens, sv.qoe_alpha) - 1e-9),
+                      np.maximum(1, np.ceil(sv.f_min * ref_tokens - 1e-9)))
+    k_hi = np.minimum(sv.kappa_max, np.floor(sv.f_max * ref_tokens + 1e-9))
+    return k_lo, np.maximum(k_hi, k_lo)
+
+
+def allocate_budget(env: CellEnv, kappa, power_w, t, prompt_tokens, gain) -> np.ndarray:
+    """Powers of one epoch meeting ``Σ P ≤ P_BS`` at least carbon for fixed lengths ``kappa``.
+
+    Bisection on the budget multiplier ``μ``: each user minimises ``kappa · m(P) + μ P`` over a 0.01 dB
+    grid above its latency power. Returns ``power_w`` unchanged if it already fits.
+    """
+    budget = env.cell.bs_power_budget_w
+    if power_w.sum() <= budget:
+        return power_w
+    radio = env.scenario.radio
+    grid_w = channel.dbm_to_w(np.arange(radio.p_min_dbm, radio.p_max_dbm + 1e-9, 0.01))
+    p_lat = latency_power_w(env, kappa, prompt_tokens, gain)
+    cost = kappa[:, None] * marginal_comm_carbon_g_per_token(env, grid_w[None, :], gain[:, None], t)
+    cost = np.where(grid_w[None, :] >= p_lat[:, None] * (1 - 1e-9), cost, np.inf)
+    if not np.isfinite(cost).any(axis=1).all() or np.where(np.isfinite(cost), grid_w, np.inf).min(axis=1).sum() > budget:
+        return power_w * (budget / power_w.sum())  # latency cannot be met for all within the budget
+
+    def powers(mu: float) -> np.ndarray:
+        return grid_w[np.argmin(cost + mu * grid_w[None, :], axis=1)]
+
+    mu_lo, mu_hi = 0.0, 1e-12
+    while powers(mu_hi).sum() > budget:
+        mu_hi *= 4.0
+    for _ in range(60):
+        mu = 0.5 * (mu_lo + mu_hi)
+        mu_lo, mu_hi = (mu, mu_hi) if powers(mu).sum() > budget else (mu_lo, mu)
+    return powers(mu_hi)
+
+
+# --- policies ----------------------------------------------------------------------------------------
+
+
+class FixedPolicy:
+    """Carbon-agnostic: the reference answer length (``kappa = L_ref``) at a fixed power."""
+
+    name = "fixed"
+
+    def __init__(self, power_dbm: float = 33.0):
+        self.power_dbm = power_dbm
+
+    def begin_episode(self, env: CellEnv) -> None:
+        pass
+
+    def act(self, env: CellEnv, obs=None) -> dict[str, np.ndarray]:
+        kappa = env.episode.ref_tokens[:, env.t]
+        return env.action_for(kappa, np.full(env.num_users, channel.dbm_to_w(self.power_dbm)))
+
+
+class MyopicPolicy:
+    """Per request: the shortest answer meeting ``Q_min``, at the power minimising radio carbon under ``T_max``.
+
+    Causal (it sees only the current epoch, with the current true channels) and cannot shift load in time.
+    """
+
+    name = "myopic"
+
+    def begin_episode(self, env: CellEnv) -> None:
+        pass
+
+    def act(self, env: CellEnv, obs=None) -> dict[str, np.ndarray]:
+        ep, t, sv = env.episode, env.t, env.scenario.service
+        ref, prompt, gain = ep.ref_tokens[:, t], ep.prompt_tokens[:, t], ep.channel_gain[:, t]
+        k_lo, k_hi = length_bounds(env, ref)
+        kappa = np.clip(np.ceil(tokens_for_qoe(sv.q_min, ref, sv.qoe_alpha) - 1e-9), k_lo, k_hi)
+        power, _ = power_for_length_w(env, kappa, most_efficient_power_w(env, gain, t), prompt, gain)
+        power = allocate_budget(env, kappa, power, t, prompt, gain)
+        return env.action_for(kappa, power)
+
+
+@dataclass
+class HindsightPlan:
+    kappa: np.ndarray  #: (U, T)
+    power_w: np.ndarray  #: (U, T)
+    carbon_g: np.ndarray  #: (U, T) planned carbon
+    qoe: np.ndarray  #: (U, T)
+    multiplier: np.ndarray  #: (U,) λ of each user's mean-QoE constraint
+    dual_bound_g: float  #: Lagrangian lower bound on Σ carbon (before the budget repair)
+    feasible: np.ndarray  #: (U,) whether the user's constraints can all be met
+
+
+def solve_hindsight(env: CellEnv, bisection_steps: int = 60) -> HindsightPlan:
+    """The hindsight-optimal plan for the env's current episode (all carbon, channels, requests known)."""
+    ep, sv, T = env.episode, env.scenario.service, env.scenario.epochs_per_episode
+    ref, prompt, gain = ep.ref_tokens, ep.prompt_tokens, ep.channel_gain  # (U, T)
+    k_lo, k_hi = length_bounds(env, ref)
+    span = int((k_hi - k_lo).max()) + 1
+    kappa = k_lo[..., None] + np.arange(span)  # (U, T, K) candidate lengths
+    valid = kappa <= k_hi[..., None]
+    t_idx = np.arange(T)
+    p_star = np.stack([most_efficient_power_w(env, gain[:, t], t) for t in t_idx], axis=1)  # (U, T)
+    power, latency_ok = power_for_length_w(env, kappa, p_star[..., None], prompt[..., None], gain[..., None])
+    carbon = _carbon_g(env, kappa, power, prompt[..., None], gain[..., None])
+    feasible_k = valid & latency_ok
+    # if no length meets the latency limit, keep the shortest answer at full power (it will be a violation)
+    nothing = ~feasible_k.any(axis=2)
+    feasible_k[..., 0] |= nothing
+    carbon = np.where(feasible_k, carbon, np.inf)
+    q = qoe(kappa, ref[..., None], sv.qoe_alpha)
+
+    def choose(lam: np.ndarray) -> np.ndarray:
+        return np.argmin(carbon - lam[:, None, None] * q, axis=2)  # (U, T)
+
+    def mean_q(idx: np.ndarray) -> np.ndarray:
+        return np.take_along_axis(q, idx[..., None], axis=2)[..., 0].mean(axis=1)
+
+    n = env.num_users
+    lam_lo, lam_hi = np.zeros(n), np.full(n, 1e-6)
+    for _ in range(200):  # grow the upper bracket until every user meets Q_min (or cannot)
+        short = mean_q(choose(lam_hi)) < sv.q_min
+        if not short.any() or lam_hi.max() > 1e6:
+            break
+        lam_hi = np.where(short, lam_hi * 4.0, lam_hi)
+    feasible = mean_q(choose(lam_hi)) >= sv.q_min - 1e-12
+    lam_lo = np.where(mean_q(choose(lam_lo)) >= sv.q_min, lam_hi, lam_lo)
+    for _ in range(bisection_steps):
+        lam = 0.5 * (lam_lo + lam_hi)
+        ok = mean_q(choose(lam)) >= sv.q_min
+        lam_hi = np.where(ok, lam, lam_hi)
+        lam_lo = np.where(ok, lam_lo, lam)
+    idx = choose(lam_hi)
+    pick = lambda a: np.take_along_axis(a, idx[..., None], axis=2)[..., 0]  # noqa: E731
+    lagrangian = (carbon - lam_hi[:, None, None] * q).min(axis=2).sum(axis=1) + lam_hi * T * sv.q_min
+    plan_kappa, plan_power = pick(kappa).astype(np.float64), pick(power)
+    for t in t_idx:
+        plan_power[:, t] = allocate_budget(env, plan_kappa[:, t], plan_power[:, t], t, prompt[:, t], gain[:, t])
+    plan_carbon = _carbon_g(env, plan_kappa, plan_power, prompt, gain)
+    return HindsightPlan(
+        kappa=plan_kappa, power_w=plan_power, carbon_g=plan_carbon, qoe=pick(q), multiplier=lam_hi,
+        dual_bound_g=float(np.where(np.isfinite(lagrangian), lagrangian, 0.0).sum()), feasible=feasible,
+    )
+
+
+def _carbon_g(env: CellEnv, kappa, power_w, prompt_tokens, gain) -> np.ndarray:
+    """Total carbon [g] of answers over the whole episode (broadcasts over a trailing candidate axis)."""
+    ep = env.episode
+    shape = (1, env.scenario.epochs_per_episode) + (1,) * (np.ndim(kappa) - 2)
+    return request_outcomes(
+        kappa=kappa, prompt_tokens=prompt_tokens, ref_tokens=1.0, power_w=power_w, channel_gain=gain,
+        noise_w=env.noise_w, interference_w=env.interference_w,
+        ci_datacenter_g_per_kwh=ep.ci_dc_g_per_kwh.reshape(shape), ci_cell_g_per_kwh=ep.ci_cell_g_per_kwh.reshape(shape),
+        users_in_cell=env.num_users, bandwidth_per_user_hz=env.bandwidth_per_user_hz,
+        inference=env.inference, radio=env.scenario.radio, service=env.scenario.service,
+    ).carbon_total_g
+
+
+class HindsightPolicy:
+    """Replays :func:`solve_hindsight`'s plan: the lower bound no causal policy can beat."""
+
+    name = "hindsight"
+
+    def __init__(self) -> None:
+        self.plan: HindsightPlan | None = None
+
+    def begin_episode(self, env: CellEnv) -> None:
+        self.plan = solve_hindsight(env)
+
+    def act(self, env: CellEnv, obs=None) -> dict[str, np.ndarray]:
+        return env.action_for(self.plan.kappa[:, env.t], self.plan.power_w[:, env.t])
+
+
+def make_reference_policy(name: str):
+    policies = {"fixed": FixedPolicy, "myopic": MyopicPolicy, "hindsight": HindsightPolicy}
+    try:
+        return policies[name]()
+    except KeyError:
+        raise ValueError(f"unknown reference policy {name!r}; allowed: {list(policies)}") from None

@@ -1,0 +1,94 @@
+"""Run whole episodes of a ``CellEnv`` under any policy and summarise them with DESIGN.md §6 metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import numpy as np
+
+from aolo.envs.cell_env import CellEnv
+
+#: Per-request info fields recorded for every user and epoch.
+RECORDED_FIELDS = (
+    "carbon_inference_g", "carbon_embodied_g", "carbon_comm_g", "carbon_total_g",
+    "energy_inference_j", "energy_comm_j", "qoe", "latency_s", "airtime_s", "kappa", "power_w",
+)
+
+
+class Policy(Protocol):
+    name: str
+
+    def begin_episode(self, env: CellEnv) -> None: ...
+
+    def act(self, env: CellEnv, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+@dataclass
+class EpisodeRecord:
+    """Everything one episode produced: ``(U, T)`` arrays per recorded field, plus rewards."""
+
+    cell: str
+    day: int
+    fields: dict[str, np.ndarray]
+    rewards: np.ndarray  #: (U, T)
+    power_clipped: np.ndarray  #: (T,) whether the BS budget scaled powers down
+    extra: dict = field(default_factory=dict)
+
+
+def run_episode(env: CellEnv, policy: Policy, *, day: int | None = None, split: str | None = None,
+                seed: int | None = None) -> EpisodeRecord:
+    """Play one episode of ``env`` with ``policy`` (``begin_episode`` is called after ``reset``)."""
+    options = {k: v for k, v in (("day", day), ("split", split)) if v is not None}
+    obs, _ = env.reset(seed=seed, options=options)
+    policy.begin_episode(env)
+    n, T = env.num_users, env.scenario.epochs_per_episode
+    fields = {f: np.empty((n, T)) for f in RECORDED_FIELDS}
+    rewards = np.empty((n, T))
+    clipped = np.zeros(T, dtype=bool)
+    for t in range(T):
+        obs, rew, _, truncated, infos = env.step(policy.act(env, obs))
+        for i, agent in enumerate(env.agents):
+            info = infos[agent]
+            for f in RECORDED_FIELDS:
+                fields[f][i, t] = info[f]
+            rewards[i, t] = rew[agent]
+        clipped[t] = infos[env.agents[0]]["power_clipped"]
+    assert truncated["__all__"], "episode did not end after epochs_per_episode steps"
+    return EpisodeRecord(env.cell.name, env.episode.day, fields, rewards, clipped)
+
+
+def summarize(records: list[EpisodeRecord], q_min: float, q_floor: float, t_max_s: float) -> dict[str, float]:
+    """Evaluation metrics over episodes (names without the ``eval/`` prefix).
+
+    ``qoe_violation_rate`` is the fraction of user-episodes whose mean QoE is below ``q_min`` or with any
+    answer below ``q_floor``; ``latency_violation_rate`` the fraction of requests over ``t_max_s``.
+    """
+    cat = lambda f: np.concatenate([r.fields[f].ravel() for r in records])  # noqa: E731
+    user_mean_q = np.concatenate([r.fields["qoe"].mean(axis=1) for r in records])
+    user_min_q = np.concatenate([r.fields["qoe"].min(axis=1) for r in records])
+    return {
+        "carbon_g_per_request": float(cat("carbon_total_g").mean()),
+        "carbon_inference_g": float(cat("carbon_inference_g").mean()),
+        "carbon_embodied_g": float(cat("carbon_embodied_g").mean()),
+        "carbon_comm_g": float(cat("carbon_comm_g").mean()),
+        "qoe_mean": float(cat("qoe").mean()),
+        "qoe_violation_rate": float(np.mean((user_mean_q < q_min - 1e-9) | (user_min_q < q_floor - 1e-9))),
+        "latency_violation_rate": float(np.mean(cat("latency_s") > t_max_s)),
+        "power_clipped_rate": float(np.mean(np.concatenate([r.power_clipped for r in records]))),
+        "return_per_user": float(np.mean([r.rewards.sum(axis=1).mean() for r in records])),
+        "num_episodes": float(len(records)),
+    }
+
+
+def evaluate_policy(make_env: Callable[[int], CellEnv], policy: Policy, num_cells: int, days_per_cell: int | None = None,
+                    split: str = "heldout") -> tuple[dict[str, float], list[EpisodeRecord]]:
+    """Run ``policy`` on the ``split`` days of every cell (``make_env(cell_index)``) and summarise."""
+    records = []
+    for c in range(num_cells):
+        env = make_env(c)
+        days = env.days[split] if days_per_cell is None else env.days[split][:days_per_cell]
+        for d in days:
+            records.append(run_episode(env, policy, day=int(d), split=split, seed=int(d)))
+    sv = env.scenario.service
+    return summarize(records, sv.q_min, sv.q_floor, sv.t_max_s), records

@@ -1,0 +1,145 @@
+"""The carbon model against hand-computed values (DESIGN.md §3.6) and the 38.901 / fading formulas."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.special import j0
+
+from aolo.envs import channel
+from aolo.envs.config import RadioConfig, ServiceConfig
+from aolo.envs.physics import InferenceCoefficients, request_outcomes, tokens_for_qoe
+from aolo.envs.serving import get_serving_profile
+
+REL = 1e-6
+
+
+def test_worked_example_matches_hand_computation():
+    """DESIGN.md §3.6, every number computed by hand below from the formulas, not from the code."""
+    # 3-D distance 300 m, h_BS 25 m, h_UT 1.5 m -> 2-D distance
+    d3 = 300.0
+    d2 = math.sqrt(d3**2 - 23.5**2)
+    pl_hand = 13.54 + 39.08 * math.log10(300.0) + 20 * math.log10(3.5)  # NLOS > LOS here
+    pl = float(channel.pathloss_db(np.array([d2]), scenario="uma", link_state="nlos", carrier_ghz=3.5)[0])
+    assert pl == pytest.approx(pl_hand, rel=REL)
+    assert pl == pytest.approx(121.23, abs=0.005)
+
+    b_u = 20e6 / 8
+    noise_w = 10 ** ((-174 + 10 * math.log10(b_u) + 7 - 30) / 10)
+    gain = 10 ** (-pl_hand / 10)
+    rate_hand = b_u * math.log2(1 + 2.0 * gain / noise_w)
+    airtime_hand = 200 * 8000 / rate_hand
+    e_inf_hand = 1.2 * 1.2 * (0.023 * 1000 + 0.12 * 200)
+    e_comm_hand = ((130 - 75) / 8 + 4.7 * 2.0) * airtime_hand
+    q_hand = 1 - math.exp(-3 * 200 / 250)
+
+    radio = RadioConfig()
+    service = ServiceConfig(embodied=False)
+    inference = InferenceCoefficients(
+        prefill_j_per_token=0.023, decode_j_per_token=0.12, overhead=1.2 * 1.2, ttft_overhead_s=0.05,
+        prefill_s_per_token=3.2e-5, itl_s=0.0115, gpu_share=1 / 64, embodied_g_per_gpu_s=0.0,
+    )
+    out = request_outcomes(
+        kappa=np.array([200.0]), prompt_tokens=np.array([1000.0]), ref_tokens=np.array([250.0]),
+        power_w=np.array([2.0]), channel_gain=np.array([gain]),
+        noise_w=float(channel.noise_power_w(b_u, 7.0)), interference_w=0.0,
+        ci_datacenter_g_per_kwh=9.0, ci_cell_g_per_kwh=700.0, users_in_cell=8, bandwidth_per_user_hz=b_u,
+        inference=inference, radio=radio, service=service,
+    )
+    assert out.rate_bps[0] == pytest.approx(rate_hand, rel=REL)
+    assert out.airtime_s[0] == pytest.approx(airtime_hand, rel=REL)
+    assert out.energy_inference_j[0] == pytest.approx(e_inf_hand, rel=REL)
+    assert out.energy_comm_j[0] == pytest.approx(e_comm_hand, rel=REL)
+    assert out.carbon_inference_g[0] == pytest.approx(e_inf_hand / 3.6e6 * 9.0, rel=REL)
+    assert out.carbon_comm_g[0] == pytest.approx(e_comm_hand / 3.6e6 * 700.0, rel=REL)
+    assert out.carbon_embodied_g[0] == 0.0
+    assert out.qoe[0] == pytest.approx(q_hand, rel=REL)
+    # and the rounded figures quoted in DESIGN.md §3.6
+    assert rate_hand / 1e6 == pytest.approx(12.41, abs=0.005)
+    assert airtime_hand == pytest.approx(0.129, abs=0.0005)
+    assert e_inf_hand == pytest.approx(67.7, abs=0.05)
+    assert e_comm_hand == pytest.approx(2.10, abs=0.005)
+    assert out.carbon_inference_g[0] == pytest.approx(0.00017, abs=5e-6)
+    assert out.carbon_comm_g[0] == pytest.approx(0.00041, abs=5e-6)
+
+
+def test_embodied_share_is_gpu_seconds_times_rate():
+    profile = get_serving_profile("llama-3.1-8b-h100")
+    inf = InferenceCoefficients.build(profile, 64, ServiceConfig())
+    t_inf = 0.05 + 3.2e-5 * 1000 + profile.inter_token_latency_s(64) * 200
+    assert inf.latency_s(1000, 200) == pytest.approx(t_inf, rel=REL)
+    assert inf.embodied_g(t_inf) == pytest.approx(12.0 / 3600 * t_inf * 1 / 64, rel=REL)
+
+
+def test_serving_profile_interpolates_measured_points_only():
+    p = get_serving_profile("llama-3.1-8b-h100")
+    assert p.decode_energy_j_per_token(64) == pytest.approx(0.1186)
+    mid = p.decode_energy_j_per_token(math.sqrt(64 * 96))  # halfway in log(batch)
+    assert mid == pytest.approx((0.1186 + 0.1029) / 2)
+    with pytest.raises(ValueError, match="outside the measured range"):
+        p.decode_energy_j_per_token(4)
+    assert get_serving_profile("llama-3.1-70b-4xh100").decode_energy_j_per_token(64) == pytest.approx(0.7972)
+
+
+@pytest.mark.parametrize(
+    "scenario,state,d2,expected",
+    [
+        # UMa LOS below the breakpoint (d'_BP = 4·24·0.5·3.5e9/c = 560.4 m): 28 + 22 log d3 + 20 log fc
+        ("uma", "los", 100.0, 28.0 + 22 * math.log10(math.hypot(100, 23.5)) + 20 * math.log10(3.5)),
+        # UMa LOS beyond the breakpoint
+        ("uma", "los", 1000.0, 28.0 + 40 * math.log10(math.hypot(1000, 23.5)) + 20 * math.log10(3.5)
+         - 9 * math.log10((4 * 24 * 0.5 * 3.5e9 / 299_792_458.0) ** 2 + 23.5**2)),
+        ("uma", "nlos", 200.0, 13.54 + 39.08 * math.log10(math.hypot(200, 23.5)) + 20 * math.log10(3.5)),
+        ("umi", "los", 50.0, 32.4 + 21 * math.log10(math.hypot(50, 8.5)) + 20 * math.log10(3.5)),
+        ("umi", "nlos", 150.0, 35.3 * math.log10(math.hypot(150, 8.5)) + 22.4 + 21.3 * math.log10(3.5)),
+    ],
+)
+def test_pathloss_equals_38901_formulas(scenario, state, d2, expected):
+    assert channel.pathloss_db(np.array([d2]), scenario=scenario, link_state=state)[0] == pytest.approx(expected, rel=1e-9)
+
+
+def test_nlos_is_never_below_los():
+    d = np.linspace(10, 2000, 500)
+    for sc in ("uma", "umi"):
+        assert np.all(channel.pathloss_db(d, scenario=sc, link_state="nlos") >= channel.pathloss_db(d, scenario=sc, link_state="los"))
+
+
+def test_rayleigh_fading_power_and_lag1_correlation():
+    rng = np.random.default_rng(1)
+    rho = channel.fading_correlation(speed_mps=30 / 3.6, carrier_ghz=3.5, step_s=0.01)
+    assert rho == pytest.approx(j0(2 * np.pi * (30 / 3.6) * 3.5e9 / 299_792_458.0 * 0.01))
+    h = channel.gauss_markov_fading(rng, 200, 500, rho)
+    assert np.mean(np.abs(h) ** 2) == pytest.approx(1.0, abs=0.01)  # 1e5 samples: s.e. ≈ 0.003
+    lag1 = np.mean(h[:, 1:] * np.conj(h[:, :-1])).real
+    assert lag1 == pytest.approx(rho, abs=0.01)
+    # |h|² is exponential: P(|h|² < 0.1) = 1 - e^-0.1
+    assert np.mean(np.abs(h) ** 2 < 0.1) == pytest.approx(1 - math.exp(-0.1), abs=0.005)
+
+
+def test_rician_k_is_recovered_by_moments():
+    rng = np.random.default_rng(2)
+    k_true = 10 ** (9 / 10)
+    h = channel.gauss_markov_fading(rng, 2000, 100, 0.0, rician_k_linear=k_true)
+    g = np.abs(h) ** 2
+    assert g.mean() == pytest.approx(1.0, abs=0.01)
+    # moment estimator: with m2 = E|h|², m4 = E|h|⁴, K = sqrt(2 m2² - m4) / (m2 - sqrt(2 m2² - m4))
+    m2, m4 = g.mean(), (g**2).mean()
+    root = math.sqrt(2 * m2**2 - m4)
+    assert root / (m2 - root) == pytest.approx(k_true, rel=0.05)
+
+
+def test_fading_trace_roundtrip_npz_and_csv(tmp_path):
+    gains = np.array([[1.0, 0.5, 2.0], [0.1, 0.2, 0.3]])
+    np.savez(tmp_path / "f.npz", gain=gains)
+    assert np.array_equal(channel.FadingTrace.load(tmp_path / "f.npz").power_gain, gains)
+    (tmp_path / "f.csv").write_text("user_0,user_1\n1.0,0.1\n0.5,0.2\n2.0,0.3\n")
+    tr = channel.FadingTrace.load(tmp_path / "f.csv")
+    assert np.array_equal(tr.power_gain, gains)
+    assert np.array_equal(tr.window(2, 2, 2), [[2.0, 1.0], [0.3, 0.1]])  # wraps around
+    (tmp_path / "bad.csv").write_text("1.0,-0.1\nnan,0.2\n")
+    with pytest.raises(ValueError, match="2 fading gains are negative or not finite"):
+        channel.FadingTrace.load(tmp_path / "bad.csv")
+
+
+def test_tokens_for_qoe_inverts_qoe():
+    assert tokens_for_qoe(0.8, np.array(250.0), 3.0) == pytest.approx(-math.log(0.2) * 250 / 3)
