@@ -81,10 +81,10 @@ class CellEnv(MultiAgentEnv):
 
     def __init__(self, config: dict[str, Any] | None = None):
         super().__init__()
+        self.copy_index = self._copy_index(config or {})  # reads EnvContext attributes before the dict copy
         config = dict(config or {})
         scenario = config.get("scenario")
         self.scenario = scenario if isinstance(scenario, ScenarioConfig) else ScenarioConfig.from_dict(scenario)
-        self.copy_index = self._copy_index(config)
         cell_index = config.get("cell_index")
         if cell_index is None:
             cell_index = self.copy_index % len(self.scenario.cells)

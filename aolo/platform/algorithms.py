@@ -1,0 +1,158 @@
+"""One function builds any of ``sdrl | sac | td3 | ppo`` as an RLlib ``AlgorithmConfig`` for a scenario.
+
+All four share the cell environment, one shared RLModule for every user of every cell, the training
+budget (env steps), the seed and the evaluation protocol. The settings that make off-policy training
+practical on a 2-core machine are set here, in one place: a rollout fragment of many env steps, a fixed
+number of gradient updates per sampled env step (``training_intensity``), small train batches, and one
+torch thread per process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+from ray.rllib.algorithms.ppo import PPOConfig
+from ray.rllib.algorithms.sac import SACConfig
+from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+from aolo.envs.cell_env import CellEnv
+from aolo.envs.config import ConfigError, ScenarioConfig
+
+ALGORITHMS = ("sdrl", "sac", "td3", "ppo")
+MODULE_ID = "shared"
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Budget and the learner settings every algorithm gets (validated; presets set these from YAML)."""
+
+    env_steps: int = 1920  #: training budget in env steps (one env step = one epoch of one cell, all users)
+    rollout_fragment_length: int = 48  #: env steps sampled per env copy per iteration
+    updates_per_env_step: float = 0.5  #: gradient updates per sampled env step (off-policy algorithms)
+    train_batch_size: int = 256  #: off-policy minibatch (transitions)
+    learning_starts: int = 192  #: env steps of warm-up before the first update (TD3: uniform-random actions)
+    hidden: tuple[int, ...] = (256, 256)  #: MLP actor/critic hidden sizes; also PopSAN's hidden sizes
+    gamma: float = 0.99
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    ppo_lr: float = 3e-4
+    ppo_epochs: int = 6
+    ppo_minibatch_size: int = 256
+    popsan: dict[str, Any] = field(default_factory=dict)  #: PopSAN overrides (pop_in, pop_out, timesteps, ...)
+
+    def __post_init__(self) -> None:
+        positive_ints = ("env_steps", "rollout_fragment_length", "train_batch_size", "ppo_epochs", "ppo_minibatch_size")
+        for name in positive_ints:
+            v = getattr(self, name)
+            if not (isinstance(v, int) and v >= 1):
+                raise ConfigError(f"training.{name}: must be an integer >= 1, got {v!r}")
+        if not (isinstance(self.learning_starts, int) and self.learning_starts >= 0):
+            raise ConfigError(f"training.learning_starts: must be an integer >= 0, got {self.learning_starts!r}")
+        if not 0 < self.updates_per_env_step <= 64:
+            raise ConfigError(f"training.updates_per_env_step: must be in (0, 64], got {self.updates_per_env_step!r}")
+        if not 0 < self.gamma <= 1:
+            raise ConfigError(f"training.gamma: must be in (0, 1], got {self.gamma!r}")
+        for name in ("actor_lr", "critic_lr", "ppo_lr"):
+            if not 0 < getattr(self, name) < 1:
+                raise ConfigError(f"training.{name}: must be in (0, 1), got {getattr(self, name)!r}")
+        if not self.hidden or not all(isinstance(h, int) and h >= 1 for h in self.hidden):
+            raise ConfigError(f"training.hidden: must be a non-empty list of positive integers, got {self.hidden!r}")
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "TrainingSettings":
+        data = dict(data or {})
+        allowed = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise ConfigError(f"training: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build_algorithm_config(
+    algo: str,
+    scenario: ScenarioConfig,
+    *,
+    seed: int = 0,
+    settings: TrainingSettings | None = None,
+    num_env_runners: int = 0,
+) -> AlgorithmConfig:
+    """An ``AlgorithmConfig`` training ``algo`` on ``scenario``: one shared module, one env copy per cell.
+
+    With ``num_env_runners == 0`` everything samples in the driver process (best on 2 cores); with
+    ``N > 0`` remote EnvRunners, each runner holds one env copy per cell.
+    """
+    if algo not in ALGORITHMS:
+        raise ConfigError(f"algorithm: must be one of {list(ALGORITHMS)}, got {algo!r}")
+    s = settings or TrainingSettings()
+    torch.set_num_threads(1)  # 2-core machines: torch's default threads oversubscribe with Ray (13× slower)
+    num_envs = len(scenario.cells)
+    env_config = {"scenario": scenario.to_dict(), "seed": seed, "num_envs_per_env_runner": num_envs}
+
+    if algo == "ppo":
+        config = PPOConfig().training(
+            lr=s.ppo_lr,
+            gamma=s.gamma,
+            lambda_=0.95,
+            num_epochs=s.ppo_epochs,
+            minibatch_size=s.ppo_minibatch_size,
+            train_batch_size_per_learner=s.rollout_fragment_length * num_envs * max(num_env_runners, 1),
+            entropy_coeff=0.0,
+        )
+        module_spec = RLModuleSpec(model_config={"fcnet_hiddens": list(s.hidden), "vf_share_layers": False})
+    else:
+        if algo == "td3":
+            from aolo.policies.td3 import TD3Config
+
+            config = TD3Config()
+            module_spec = RLModuleSpec(model_config={"fcnet_hiddens": list(s.hidden)})
+        elif algo == "sac":
+            config = SACConfig()
+            module_spec = RLModuleSpec(model_config={"fcnet_hiddens": list(s.hidden)})
+        else:  # sdrl
+            from aolo.policies.sdrl import SDRLTorchRLModule
+
+            config = SACConfig()
+            module_spec = RLModuleSpec(
+                module_class=SDRLTorchRLModule,
+                model_config={"fcnet_hiddens": list(s.hidden), "popsan_hidden": list(s.hidden), **s.popsan},
+            )
+        config = config.training(
+            gamma=s.gamma,
+            actor_lr=s.actor_lr,
+            critic_lr=s.critic_lr,
+            train_batch_size_per_learner=s.train_batch_size,
+            num_steps_sampled_before_learning_starts=s.learning_starts,
+            # training_intensity = replayed / sampled steps, so this many updates follow each sampled env step
+            # (RLlib turns it into sample/train round-robin weights: dqn.calculate_rr_weights)
+            training_intensity=s.updates_per_env_step * s.train_batch_size,
+            replay_buffer_config={"type": "MultiAgentEpisodeReplayBuffer", "capacity": 200_000},
+        )
+
+    return (
+        config.environment(CellEnv, env_config=env_config, clip_actions=True, normalize_actions=True)
+        .framework("torch")
+        .env_runners(
+            num_env_runners=num_env_runners,
+            num_envs_per_env_runner=num_envs,
+            rollout_fragment_length=s.rollout_fragment_length,
+            sample_timeout_s=600.0,
+        )
+        .multi_agent(policies={MODULE_ID}, policy_mapping_fn=_map_to_shared_module)
+        .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs={MODULE_ID: module_spec}))
+        .reporting(min_time_s_per_iteration=0, min_sample_timesteps_per_iteration=0,
+                   metrics_num_episodes_for_smoothing=max(2, num_envs))
+        .fault_tolerance(restart_failed_env_runners=True)
+        .debugging(seed=seed, log_level="ERROR")
+    )
+
+
+def _map_to_shared_module(agent_id, episode, **kwargs) -> str:
+    return MODULE_ID

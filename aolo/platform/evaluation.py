@@ -1,0 +1,173 @@
+"""Evaluate trained RLlib modules and the reference policies on held-out days (DESIGN.md §6 metrics).
+
+Learned policies act deterministically (``forward_inference``), on exactly the episodes (cell, day,
+seed) the reference policies see, so every algorithm is compared on the same requests and channels.
+The gap to the bound compares with the ``hindsight`` policy on those same episodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from aolo.envs.cell_env import CellEnv
+from aolo.envs.config import ScenarioConfig
+from aolo.envs.physics import J_PER_KWH
+from aolo.envs.reference import REFERENCE_POLICIES, make_reference_policy
+from aolo.envs.rollout import EpisodeRecord, run_episode, summarize
+from aolo.policies.energy import ActorEnergy, mlp_actor_energy
+from aolo.platform.algorithms import MODULE_ID
+
+
+class CheckpointError(FileNotFoundError):
+    """A checkpoint path does not exist or holds no aolo module."""
+
+
+def module_path(checkpoint: str | Path) -> Path:
+    """The shared RLModule inside an ``Algorithm.save_to_path`` checkpoint (or the module dir itself)."""
+    path = Path(checkpoint).expanduser().resolve()
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist; pass the directory printed by `aolo train`")
+    for candidate in (path / "learner_group" / "learner" / "rl_module" / MODULE_ID, path):
+        if (candidate / "module_state.pkl").exists() or any(candidate.glob("module_state*")):
+            return candidate
+    raise CheckpointError(
+        f"{path} holds no RLlib module checkpoint (expected learner_group/learner/rl_module/{MODULE_ID}/)"
+    )
+
+
+def load_module(checkpoint: str | Path):
+    """Restore the shared RLModule of a checkpoint for inference."""
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    return RLModule.from_checkpoint(module_path(checkpoint))
+
+
+class ModulePolicy:
+    """A trained RLModule acting deterministically on all users of a cell at once."""
+
+    def __init__(self, module, name: str):
+        self.module = module
+        self.name = name
+        self.module.eval()
+        self._obs_log: list[np.ndarray] = []
+
+    def begin_episode(self, env: CellEnv) -> None:
+        pass
+
+    @torch.no_grad()
+    def act(self, env: CellEnv, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from ray.rllib.core.columns import Columns
+
+        batch = np.stack([obs[a] for a in env.agents])
+        self._obs_log.append(batch)
+        out = self.module.forward_inference({Columns.OBS: torch.from_numpy(batch)})
+        if Columns.ACTIONS in out:  # deterministic modules (TD3) emit actions directly
+            actions = out[Columns.ACTIONS]
+        else:
+            dist = self.module.get_inference_action_dist_cls().from_logits(out[Columns.ACTION_DIST_INPUTS])
+            actions = dist.to_deterministic().sample()
+        actions = np.clip(actions.numpy().astype(np.float64), -1.0, 1.0)  # as RLlib's clip_actions does
+        return {a: actions[i] for i, a in enumerate(env.agents)}
+
+    def actor_energy(self, max_decisions: int = 2048) -> ActorEnergy:
+        """Energy per decision on the observations seen during evaluation (spikes counted for SNNs)."""
+        obs = np.concatenate(self._obs_log)[:max_decisions] if self._obs_log else None
+        if hasattr(self.module, "actor_energy"):
+            return self.module.actor_energy(torch.from_numpy(obs))
+        return mlp_actor_energy(mlp_layer_sizes(self.module))
+
+
+def mlp_layer_sizes(module) -> list[int]:
+    """Dense layer widths of the actor path of an RLlib default module (encoder + pi head)."""
+    sizes: list[int] = []
+    for part in ("pi_encoder", "encoder", "pi"):
+        sub = getattr(module, part, None)
+        if sub is None:
+            continue
+        actor = getattr(sub, "actor_encoder", None) if part == "encoder" else sub
+        for layer in (actor or sub).modules():
+            if isinstance(layer, torch.nn.Linear):
+                if not sizes:
+                    sizes.append(layer.in_features)
+                sizes.append(layer.out_features)
+    return sizes
+
+
+@dataclass
+class EvaluationResult:
+    policy: str
+    metrics: dict[str, float]  #: DESIGN §6 names without the ``eval/`` prefix
+    records: list[EpisodeRecord] = field(repr=False, default_factory=list)
+
+
+def evaluation_episodes(scenario: ScenarioConfig, days_per_cell: int | None) -> list[tuple[int, int]]:
+    """(cell index, held-out day) pairs: the first ``days_per_cell`` held-out days of every cell."""
+    pairs = []
+    for c in range(len(scenario.cells)):
+        days = CellEnv({"scenario": scenario, "cell_index": c}).days["heldout"]
+        pairs += [(c, int(d)) for d in (days if days_per_cell is None else days[:days_per_cell])]
+    return pairs
+
+
+def evaluate(policy, scenario: ScenarioConfig, days_per_cell: int | None = 4,
+             bound: "EvaluationResult | None" = None) -> EvaluationResult:
+    """Run ``policy`` (a reference-policy name or an object with ``begin_episode``/``act``) on held-out days."""
+    if isinstance(policy, str):
+        policy = make_reference_policy(policy)
+    envs: dict[int, CellEnv] = {}
+    records = []
+    for cell_index, day in evaluation_episodes(scenario, days_per_cell):
+        env = envs.setdefault(cell_index, CellEnv({"scenario": scenario, "cell_index": cell_index, "split": "heldout"}))
+        records.append(run_episode(env, policy, day=day, split="heldout", seed=day))
+    sv = scenario.service
+    metrics = summarize(records, sv.q_min, sv.q_floor, sv.t_max_s)
+    if isinstance(policy, ModulePolicy):
+        energy = policy.actor_energy()
+        metrics["actor_nj_per_decision"] = energy.nj_per_decision
+        metrics["actor_synops_per_decision"] = energy.synops
+        metrics["actor_macs_per_decision"] = energy.macs
+        actor_g = energy.nj_per_decision * 1e-9 / J_PER_KWH * _mean_cell_ci(envs, records)
+        metrics["actor_carbon_share"] = actor_g / (metrics["carbon_g_per_request"] + actor_g)
+    else:
+        metrics["actor_nj_per_decision"] = 0.0
+    if bound is not None:
+        metrics["gap_to_bound"] = metrics["carbon_g_per_request"] / bound.metrics["carbon_g_per_request"] - 1.0
+    return EvaluationResult(policy.name, metrics, records)
+
+
+def _mean_cell_ci(envs: dict[int, CellEnv], records: list[EpisodeRecord]) -> float:
+    """Mean BS-grid carbon intensity over the evaluated episodes [g/kWh] (prices the actor's energy)."""
+    by_name = {env.cell.name: env for env in envs.values()}
+    values = []
+    for r in records:
+        env = by_name[r.cell]
+        T = env.scenario.epochs_per_episode
+        hours = r.day * 24.0 + np.arange(T) * env.scenario.epoch_s / 3600.0
+        values.append(env.trace_cell.values_at(hours).mean())
+    return float(np.mean(values))
+
+
+def evaluate_checkpoint(checkpoint: str | Path, scenario: ScenarioConfig, name: str,
+                        days_per_cell: int | None = 4, bound: EvaluationResult | None = None) -> EvaluationResult:
+    return evaluate(ModulePolicy(load_module(checkpoint), name), scenario, days_per_cell, bound)
+
+
+def evaluate_references(scenario: ScenarioConfig, days_per_cell: int | None = 4) -> dict[str, EvaluationResult]:
+    """All reference policies on the held-out days; ``hindsight`` first, since the others' gap needs it."""
+    bound = evaluate("hindsight", scenario, days_per_cell)
+    bound.metrics["gap_to_bound"] = 0.0
+    results = {"hindsight": bound}
+    for name in REFERENCE_POLICIES:
+        if name != "hindsight":
+            results[name] = evaluate(name, scenario, days_per_cell, bound)
+    return results
+
+
+def eval_metrics_for_mlflow(metrics: dict[str, Any]) -> dict[str, float]:
+    """Prefix metric names with ``eval/`` (DESIGN §6 names)."""
+    return {f"eval/{k}": float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}

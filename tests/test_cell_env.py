@@ -1,0 +1,200 @@
+"""CellEnv: RLlib multi-agent API conformance, determinism, action validation, info contents."""
+
+import numpy as np
+import pytest
+
+from aolo.envs.cell_env import ENV_NAME, OBS_FEATURES, CellEnv
+from aolo.envs.config import CellSpec, ConfigError, ScenarioConfig
+
+SMALL = {
+    "name": "small",
+    "epochs_per_episode": 8,
+    "cells": [
+        {"name": "a", "grid_region": "synthetic:coal_heavy", "datacenter_region": "synthetic:hydro", "num_users": 3},
+        {"name": "b", "grid_region": "synthetic:hydro", "datacenter_region": "synthetic:coal_heavy", "num_users": 2},
+    ],
+}
+
+
+def make_env(**extra) -> CellEnv:
+    return CellEnv({"scenario": SMALL, **extra})
+
+
+def test_rllib_multi_agent_env_checker_passes():
+    from ray.rllib.utils.pre_checks.env import check_multiagent_environments
+
+    check_multiagent_environments(make_env())
+
+
+def test_spaces_agents_and_observation_layout():
+    env = make_env()
+    assert env.agents == ["user_0", "user_1", "user_2"]
+    obs, infos = env.reset(seed=3)
+    assert set(obs) == set(env.agents) and set(infos) == set(env.agents)
+    for a in env.agents:
+        assert env.observation_spaces[a].contains(obs[a])
+        assert obs[a].shape == (len(OBS_FEATURES),)
+    o = obs["user_0"]
+    assert o[OBS_FEATURES.index("tod_sin")] == pytest.approx(0.0, abs=1e-6)  # midnight
+    assert o[OBS_FEATURES.index("tod_cos")] == pytest.approx(1.0, abs=1e-6)
+    ci = env.episode.ci_cell_g_per_kwh[0]
+    assert o[OBS_FEATURES.index("ci_cell_now")] == pytest.approx(np.log(ci / 100.0), rel=1e-5)
+
+
+def _play(env, seed, actions_seed=0):
+    obs, _ = env.reset(seed=seed)
+    rng = np.random.default_rng(actions_seed)
+    trajectory = []
+    done = False
+    while not done:
+        act = {a: rng.uniform(-1, 1, 2).astype(np.float32) for a in env.agents}
+        obs, rew, term, trunc, info = env.step(act)
+        trajectory.append((np.stack([obs[a] for a in env.agents]), [rew[a] for a in env.agents],
+                           [info[a]["carbon_total_g"] for a in env.agents]))
+        done = trunc["__all__"]
+    return trajectory
+
+
+def test_same_seed_same_episode_and_different_seed_differs():
+    t1, t2, t3 = _play(make_env(), 7), _play(make_env(), 7), _play(make_env(), 8)
+    assert len(t1) == 8
+    for (o1, r1, c1), (o2, r2, c2) in zip(t1, t2):
+        assert np.array_equal(o1, o2) and r1 == r2 and c1 == c2
+    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(t1, t3))
+
+
+@pytest.mark.parametrize("bad", [np.array([1.5, 0.0]), np.array([0.0, -1.01]), np.array([np.nan, 0.0])])
+def test_out_of_range_or_nan_actions_are_rejected(bad):
+    env = make_env()
+    env.reset(seed=0)
+    acts = {a: np.zeros(2, np.float32) for a in env.agents}
+    acts["user_1"] = bad
+    with pytest.raises(ValueError, match=r"outside \[-1, 1\] or not finite, first user_1="):
+        env.step(acts)
+
+
+def test_missing_agent_action_is_rejected():
+    env = make_env()
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="no action for agent"):
+        env.step({"user_0": np.zeros(2)})
+
+
+def test_info_holds_carbon_breakdown_and_power_budget_flag():
+    env = make_env()
+    env.reset(seed=0)
+    full_power = {a: np.array([0.0, 1.0], np.float32) for a in env.agents}  # 3 users × 20 W > 20 W budget
+    _, _, _, _, info = env.step(full_power)
+    i0 = info["user_0"]
+    for key in ("carbon_inference_g", "carbon_embodied_g", "carbon_comm_g", "qoe", "latency_s", "airtime_s",
+                "power_clipped"):
+        assert key in i0
+    assert i0["carbon_total_g"] == pytest.approx(i0["carbon_inference_g"] + i0["carbon_embodied_g"] + i0["carbon_comm_g"])
+    assert i0["power_clipped"] is True
+    assert sum(info[a]["power_w"] for a in env.agents) == pytest.approx(20.0)
+    low_power = {a: np.array([0.0, -1.0], np.float32) for a in env.agents}  # 0 dBm each
+    _, _, _, _, info = env.step(low_power)
+    assert info["user_0"]["power_clipped"] is False
+    assert info["user_0"]["power_w"] == pytest.approx(1e-3)
+
+
+def test_action_mapping_and_reward_formula():
+    env = make_env()
+    env.reset(seed=1)
+    ep, sv, w = env.episode, env.scenario.service, env.scenario.reward
+    act = {a: np.array([0.2, -0.5], np.float32) for a in env.agents}
+    ref = ep.ref_tokens[:, 0].copy()
+    _, rew, _, _, info = env.step(act)
+    f = sv.f_min + (np.float32(0.2) + 1) / 2 * (sv.f_max - sv.f_min)
+    p_dbm = 0.0 + (np.float32(-0.5) + 1) / 2 * 43.0
+    for i, a in enumerate(env.agents):
+        assert info[a]["kappa"] == np.clip(np.rint(f * ref[i]), 1, sv.kappa_max)
+        assert info[a]["power_w"] == pytest.approx(10 ** ((p_dbm - 30) / 10), rel=1e-5)
+        q = 1 - np.exp(-sv.qoe_alpha * info[a]["kappa"] / ref[i])
+        expected = (-w.carbon * info[a]["carbon_total_g"] / w.carbon_scale_g + w.qoe * (q - sv.q_min)
+                    - w.latency * (info[a]["latency_s"] > sv.t_max_s) - w.floor * (q < sv.q_floor))
+        assert rew[a] == pytest.approx(expected, rel=1e-9)
+
+
+def test_deficit_penalty_at_last_epoch():
+    env = make_env()
+    env.reset(seed=2)
+    shortest = {a: np.array([-1.0, 0.0], np.float32) for a in env.agents}  # f = 0.05 -> QoE ≈ 0.14
+    for _ in range(7):
+        env.step(shortest)
+    qoe_sum = env._qoe_sum.copy()
+    _, rew, _, trunc, info = env.step(shortest)
+    assert trunc["__all__"]
+    w, sv = env.scenario.reward, env.scenario.service
+    for i, a in enumerate(env.agents):
+        q = info[a]["qoe"]
+        mean_q = (qoe_sum[i] + q) / 8
+        step_r = (-w.carbon * info[a]["carbon_total_g"] / w.carbon_scale_g + w.qoe * (q - sv.q_min)
+                  - w.latency * (info[a]["latency_s"] > sv.t_max_s) - w.floor * (q < sv.q_floor))
+        assert rew[a] == pytest.approx(step_r - w.deficit * (sv.q_min - mean_q), rel=1e-9)
+
+
+def test_per_copy_cell_choice_and_split():
+    class Ctx(dict):
+        def __init__(self, d, worker_index, vector_index):
+            super().__init__(d)
+            self.worker_index, self.vector_index = worker_index, vector_index
+
+    base = {"scenario": SMALL, "num_envs_per_env_runner": 2}
+    assert CellEnv(Ctx(base, 0, 0)).cell.name == "a"
+    assert CellEnv(Ctx(base, 0, 1)).cell.name == "b"
+    assert CellEnv(Ctx(base, 2, 0)).cell.name == "a"  # remote runner 2, slot 1 -> copy 2 -> cell 0
+    assert CellEnv({"scenario": SMALL, "cell_index": 1}).num_users == 2
+    env = make_env(split="heldout")
+    env.reset(seed=0)
+    assert env.episode.day % 7 == 6
+    env.reset(seed=0, options={"split": "train"})
+    assert env.episode.day % 7 != 6
+    env.reset(options={"day": 13})
+    assert env.episode.day == 13
+
+
+def test_env_is_registered_with_tune():
+    from ray.tune.registry import ENV_CREATOR, _global_registry
+
+    creator = _global_registry.get(ENV_CREATOR, ENV_NAME)
+    assert isinstance(creator({"scenario": SMALL}), CellEnv)
+
+
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        ({"service": {"f_min": 0.9, "f_max": 0.5}}, r"service.f_min: must not exceed f_max"),
+        ({"radio": {"earth_p0_w": -1.0}}, r"radio.earth_p0_w: must be a number in \[0"),
+        ({"cells": [{"num_users": 0}]}, r"cells\[0\].num_users: must be an integer in \[1, 1024\]"),
+        ({"cells": [{"serving_profile": "gpt-5"}]}, r"cells\[0\].serving_profile: must be one of"),
+        ({"cells": [{"pathloss": "rma"}]}, r"cells\[0\].pathloss: must be one of \['uma', 'umi'\]"),
+        ({"cells": [{"radius_m": 30.0, "min_distance_m": 35.0}]}, r"cells\[0\].radius_m: must exceed min_distance_m"),
+        ({"radio": {"p_min_dbm": 40.0, "p_max_dbm": 30.0}}, r"radio.p_min_dbm: must be below p_max_dbm"),
+        ({"service": {"q_min": 0.999}}, r"service.q_min: is unreachable"),
+        ({"epochs": 3}, r"scenario: unknown key\(s\) \['epochs'\]"),
+        ({"accounting": "marginal"}, r"accounting: must be one of"),
+    ],
+)
+def test_bad_scenarios_name_the_field(change, match):
+    with pytest.raises(ConfigError, match=match):
+        ScenarioConfig.from_dict(change)
+
+
+def test_unknown_region_is_a_clear_error():
+    scenario = ScenarioConfig(cells=(CellSpec(grid_region="synthetic:tidal"),))
+    with pytest.raises(ValueError, match="tidal"):
+        CellEnv({"scenario": scenario})
+
+
+def test_scenario_yaml_roundtrip(tmp_path):
+    import yaml
+
+    sc = ScenarioConfig.from_dict(SMALL)
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump({"scenario": sc.to_dict()}))
+    assert ScenarioConfig.from_yaml(p) == sc
+    assert sc.replace(**{"reward.carbon": 3.0}).reward.carbon == 3.0
+    p.write_text("scenario: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        ScenarioConfig.from_yaml(p)
