@@ -1,0 +1,218 @@
+"""PopSAN: the population-coded spiking actor of Tang et al. (CoRL 2020), built with snntorch.
+
+Pipeline for one observation batch ``obs`` of shape (B, obs_dim), T spiking timesteps:
+
+1. **Population encoder** (plain torch). Each observation dimension i has ``pop_in`` neurons with a
+   learnable Gaussian receptive field (mean mu_ik, std sigma_ik). The stimulation
+   A = exp(-(o_i - mu_ik)^2 / (2 sigma_ik^2)) drives a non-leaky integrate-and-fire neuron
+   (v += A; spike when v > 0.999; reset by subtraction): deterministic "regular" spikes, about
+   floor(T * A) per neuron, with a straight-through gradient so mu and sigma are trained.
+2. **Spiking MLP**: ``nn.Linear`` synapses into current-based LIF neurons (``snn.Synaptic``):
+   c_t = 0.5 c_{t-1} + W x_t + b;  v_t = 0.75 v_{t-1} (1 - s_{t-1}) + c_t;  s_t = H(v_t - 0.5),
+   with PopSAN's rectangular pseudo-gradient dS/dv = 1 for |v - 0.5| < 0.5. The last layer is the
+   output population of ``act_dim * pop_out`` neurons.
+3. **Population decoder**: output firing rates r = (1/T) sum_t s_t, then one linear readout per
+   action dimension (a grouped ``Conv1d``): u_j = sum_k w_jk r_jk + b_j. For SAC, u is the
+   pre-squash Gaussian mean.
+
+All neuron states start at zero on every forward call; the actor is stateless across env steps.
+Equations and the checked snntorch settings: ``shared/reference/popsan-notes.md`` sections 1.2-1.5
+and 3.4.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import snntorch as snn
+import torch
+from torch import Tensor, nn
+
+#: Current decay d_c, voltage decay d_v and firing threshold V_th of the LIF neurons.
+CURRENT_DECAY = 0.5
+VOLTAGE_DECAY = 0.75
+THRESHOLD = 0.5
+#: Half-width of the rectangular pseudo-gradient window around the threshold.
+SURROGATE_WINDOW = 0.5
+#: Threshold of the deterministic (regular) encoder neurons.
+ENCODER_THRESHOLD = 0.999
+
+
+class _RectangularSpike(torch.autograd.Function):
+    """Heaviside spike H(u) on u = v - V_th with the gradient 1 inside |u| < 0.5 and 0 outside."""
+
+    @staticmethod
+    def forward(ctx, u: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(u)
+        return (u > 0).to(u.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor) -> Tensor:  # type: ignore[override]
+        (u,) = ctx.saved_tensors
+        return grad_output * (u.abs() < SURROGATE_WINDOW).to(grad_output.dtype)
+
+
+def rectangular_surrogate(u: Tensor) -> Tensor:
+    """snntorch ``spike_grad``: PopSAN's rectangular surrogate. Module-level, so neurons pickle."""
+    return _RectangularSpike.apply(u)
+
+
+class _StraightThroughSpike(torch.autograd.Function):
+    """Encoder spike H(v - 0.999) with the straight-through gradient dS/dv = 1."""
+
+    @staticmethod
+    def forward(ctx, v: Tensor) -> Tensor:  # type: ignore[override]
+        return (v > ENCODER_THRESHOLD).to(v.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor) -> Tensor:  # type: ignore[override]
+        return grad_output
+
+
+class PopulationEncoder(nn.Module):
+    """Learnable Gaussian receptive fields + deterministic regular spike trains.
+
+    Neuron order is observation-major: neuron ``i * pop_in + k`` is field k of observation dim i.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        pop_in: int,
+        timesteps: int,
+        mean_range: tuple[float, float],
+        std: float,
+    ) -> None:
+        super().__init__()
+        self.obs_dim, self.pop_in, self.timesteps = obs_dim, pop_in, timesteps
+        lo, hi = mean_range
+        means = torch.linspace(lo, hi, pop_in) if pop_in > 1 else torch.full((1,), (lo + hi) / 2)
+        self.mean = nn.Parameter(means.expand(1, obs_dim, pop_in).clone())
+        self.std = nn.Parameter(torch.full((1, obs_dim, pop_in), float(std)))
+
+    @property
+    def num_neurons(self) -> int:
+        return self.obs_dim * self.pop_in
+
+    def forward(self, obs: Tensor) -> Tensor:
+        """(B, obs_dim) observations -> (T, B, obs_dim * pop_in) binary spike trains."""
+        drive = torch.exp(-0.5 * (obs.unsqueeze(-1) - self.mean).pow(2) / self.std.pow(2))
+        drive = drive.reshape(obs.shape[0], self.num_neurons)
+        volt = torch.zeros_like(drive)
+        spikes = []
+        for _ in range(self.timesteps):
+            volt = volt + drive
+            spike = _StraightThroughSpike.apply(volt)
+            volt = volt - ENCODER_THRESHOLD * spike
+            spikes.append(spike)
+        return torch.stack(spikes)
+
+
+def _unregister(neurons: Sequence[snn.SpikingNeuron]) -> None:
+    """Drop ``neurons`` from snntorch's class-level instance registry.
+
+    ``SpikingNeuron.__init__`` appends every neuron to ``SpikingNeuron.instances`` and never prunes
+    it, which keeps every actor ever built alive (a memory leak, snntorch issue #328). The registry
+    only serves ``snntorch.utils.reset`` and the class-wide hidden-state helpers, none of which this
+    actor uses: its states are explicit and zero on every call.
+    """
+    registry = snn.SpikingNeuron.instances
+    registry[:] = [n for n in registry if not any(n is own for own in neurons)]
+
+
+class PopSANActor(nn.Module):
+    """Population-coded spiking actor network (PopSAN) with ``snn.Synaptic`` LIF layers.
+
+    Args:
+        obs_dim: observation size (the input must be flat, shape (B, obs_dim)).
+        act_dim: action size; the output population has ``act_dim * pop_out`` neurons.
+        hidden: sizes of the hidden spiking layers.
+        pop_in: encoder neurons per observation dimension.
+        pop_out: output neurons per action dimension.
+        timesteps: spiking timesteps T per decision.
+        mean_range: span of the initial receptive-field means (observations are expected to be
+            normalised into about this range).
+        encoder_std: initial receptive-field standard deviation.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: Sequence[int] = (256, 256),
+        pop_in: int = 10,
+        pop_out: int = 10,
+        timesteps: int = 5,
+        mean_range: tuple[float, float] = (-3.0, 3.0),
+        encoder_std: float = math.sqrt(0.15),
+    ) -> None:
+        super().__init__()
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.pop_out, self.timesteps = pop_out, timesteps
+        self.encoder = PopulationEncoder(obs_dim, pop_in, timesteps, mean_range, encoder_std)
+        sizes = [self.encoder.num_neurons, *hidden, act_dim * pop_out]
+        self.fc = nn.ModuleList(nn.Linear(n_in, n_out) for n_in, n_out in zip(sizes, sizes[1:]))
+        self.lif = nn.ModuleList(
+            snn.Synaptic(
+                alpha=CURRENT_DECAY,
+                beta=VOLTAGE_DECAY,
+                threshold=THRESHOLD,
+                spike_grad=rectangular_surrogate,
+                reset_mechanism="zero",
+                reset_delay=False,
+            )
+            for _ in self.fc
+        )
+        _unregister(list(self.lif))
+        self.decoder = nn.Conv1d(act_dim, act_dim, pop_out, groups=act_dim)
+
+    @property
+    def layer_sizes(self) -> list[int]:
+        """Neurons per population: [encoder, *hidden, output]."""
+        return [self.encoder.num_neurons] + [fc.out_features for fc in self.fc]
+
+    def population_rates(self, obs: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Run the T spiking steps.
+
+        Returns:
+            The output population's firing rates, shape (B, act_dim * pop_out), differentiable;
+            and the spike count of every neuron summed over T, one (B, n) tensor per population
+            (encoder, hidden layers, output), detached: the input of the energy accounting.
+        """
+        enc_spikes = self.encoder(obs)
+        batch = obs.shape[0]
+        syn = [obs.new_zeros(batch, fc.out_features) for fc in self.fc]
+        mem = [obs.new_zeros(batch, fc.out_features) for fc in self.fc]
+        counts = [enc_spikes.detach().sum(0)] + [torch.zeros_like(s) for s in syn]
+        out_sum = torch.zeros_like(syn[-1])
+        for t in range(self.timesteps):
+            x = enc_spikes[t]
+            for layer, (fc, lif) in enumerate(zip(self.fc, self.lif)):
+                x, syn[layer], mem[layer] = lif(fc(x), syn[layer], mem[layer])
+                counts[layer + 1] += x.detach()
+            out_sum = out_sum + x
+        self._release_neuron_state()
+        return out_sum / self.timesteps, counts
+
+    def decode(self, rates: Tensor) -> Tensor:
+        """Output population rates (B, act_dim * pop_out) -> per-action readout (B, act_dim)."""
+        return self.decoder(rates.view(-1, self.act_dim, self.pop_out)).view(-1, self.act_dim)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        """(B, obs_dim) -> (B, act_dim) decoder output (the pre-squash mean for SAC)."""
+        return self.decode(self.population_rates(obs)[0])
+
+    def forward_with_spikes(self, obs: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Like ``forward``, plus the per-neuron spike counts of ``population_rates``."""
+        rates, counts = self.population_rates(obs)
+        return self.decode(rates), counts
+
+    def _release_neuron_state(self) -> None:
+        """Drop the copies of the last states that snntorch keeps on each neuron module.
+
+        They are never read back (states are passed explicitly), but they would pin the autograd
+        graph and make the actor impossible to deepcopy or pickle after a differentiable forward.
+        """
+        for lif in self.lif:
+            lif.syn = lif.mem = lif.reset = torch.zeros(0)

@@ -1,0 +1,176 @@
+"""PopSANActor (snntorch) against a plain-torch restatement of the reference equations."""
+
+from __future__ import annotations
+
+import copy
+import gc
+import pickle
+import weakref
+
+import pytest
+import snntorch as snn
+import torch
+from torch import Tensor
+
+from aolo.policies.popsan import PopSANActor
+
+torch.set_num_threads(1)
+
+OBS_DIM, ACT_DIM, HIDDEN, POP_IN, POP_OUT, T = 5, 2, (32, 24), 10, 10, 5
+
+
+# --- Reference: popsan-notes 1.2-1.5 written out in plain torch --------------------------------
+class _EncoderSpike(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, v: Tensor) -> Tensor:  # type: ignore[override]
+        return (v > 0.999).float()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        return grad
+
+
+class _LIFSpike(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, v: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(v)
+        return (v > 0.5).float()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        (v,) = ctx.saved_tensors
+        return grad * ((v - 0.5).abs() < 0.5).float()
+
+
+def reference_forward(p: dict[str, Tensor], obs: Tensor, n_layers: int):
+    """Returns (decoder output, encoder spikes [T], layer spikes [layer][T])."""
+    batch = obs.shape[0]
+    drive = torch.exp(-((obs[:, :, None] - p["encoder.mean"]) ** 2) / (2 * p["encoder.std"] ** 2))
+    drive = drive.reshape(batch, -1)
+    volt = torch.zeros_like(drive)
+    enc = []
+    for _ in range(T):
+        volt = volt + drive
+        enc.append(_EncoderSpike.apply(volt))
+        volt = volt - 0.999 * enc[-1]
+    sizes = [p[f"fc.{layer}.bias"].shape[0] for layer in range(n_layers)]
+    cur = [torch.zeros(batch, n) for n in sizes]
+    vol = [torch.zeros(batch, n) for n in sizes]
+    spk = [torch.zeros(batch, n) for n in sizes]
+    layer_spikes: list[list[Tensor]] = [[] for _ in sizes]
+    for t in range(T):
+        x = enc[t]
+        for layer in range(n_layers):
+            syn_in = torch.nn.functional.linear(x, p[f"fc.{layer}.weight"], p[f"fc.{layer}.bias"])
+            cur[layer] = 0.5 * cur[layer] + syn_in
+            vol[layer] = 0.75 * vol[layer] * (1.0 - spk[layer]) + cur[layer]
+            spk[layer] = _LIFSpike.apply(vol[layer])
+            layer_spikes[layer].append(spk[layer])
+            x = spk[layer]
+    rates = torch.stack(layer_spikes[-1]).sum(0) / T
+    w = p["decoder.weight"][:, 0, :]  # (act_dim, pop_out), grouped conv: one readout per action
+    out = (rates.view(batch, ACT_DIM, POP_OUT) * w).sum(-1) + p["decoder.bias"]
+    return out, enc, layer_spikes
+
+
+def _record_lif_spikes(actor: PopSANActor) -> tuple[list[list[Tensor]], list]:
+    record: list[list[Tensor]] = [[] for _ in actor.lif]
+    handles = [
+        lif.register_forward_hook(lambda _m, _i, out, k=k: record[k].append(out[0].detach()))
+        for k, lif in enumerate(actor.lif)
+    ]
+    return record, handles
+
+
+def _make_actor(seed: int = 0, weight_gain: float = 1.0) -> PopSANActor:
+    torch.manual_seed(seed)
+    actor = PopSANActor(OBS_DIM, ACT_DIM, HIDDEN, pop_in=POP_IN, pop_out=POP_OUT, timesteps=T)
+    with torch.no_grad():  # a larger gain makes every layer fire a lot, a gain of 1 sparsely
+        for fc in actor.fc:
+            fc.weight.mul_(weight_gain)
+    return actor
+
+
+@pytest.mark.parametrize("weight_gain", [1.0, 4.0])
+def test_matches_reference_spike_for_spike_and_gradients(weight_gain: float) -> None:
+    actor = _make_actor(seed=1, weight_gain=weight_gain)
+    obs = torch.randn(64, OBS_DIM) * 1.5
+    ref_params = {k: v.detach().clone().requires_grad_(True) for k, v in actor.named_parameters()}
+
+    record, handles = _record_lif_spikes(actor)
+    out, counts = actor.forward_with_spikes(obs)
+    for h in handles:
+        h.remove()
+    ref_out, ref_enc, ref_layers = reference_forward(ref_params, obs, len(HIDDEN) + 1)
+
+    assert torch.equal(actor.encoder(obs), torch.stack(ref_enc))
+    for layer, ref_steps in enumerate(ref_layers):
+        assert len(record[layer]) == T
+        for t in range(T):
+            assert torch.equal(record[layer][t], ref_steps[t]), (layer, t)
+    total = sum(int(c.sum()) for c in counts[1:])
+    assert total > 0, "the comparison must involve real hidden/output spikes"
+    torch.testing.assert_close(out, ref_out, rtol=0, atol=1e-6)
+
+    # Spike counts returned for the energy accounting are the per-neuron sums over T.
+    assert torch.equal(counts[0], torch.stack(ref_enc).sum(0))
+    for layer, ref_steps in enumerate(ref_layers):
+        assert torch.equal(counts[layer + 1], torch.stack(ref_steps).sum(0))
+
+    proj = torch.randn_like(out)
+    names = [k for k, _ in actor.named_parameters()]
+    grads = torch.autograd.grad((out * proj).sum(), list(actor.parameters()))
+    ref_grads = torch.autograd.grad((ref_out * proj).sum(), [ref_params[k] for k in names])
+    for name, g, rg in zip(names, grads, ref_grads):
+        torch.testing.assert_close(g, rg, rtol=1e-5, atol=1e-5, msg=name)
+    # Gradients reach the receptive fields and every synapse layer.
+    assert all(g.abs().sum() > 0 for g in grads)
+
+
+def test_stateless_batch_sizes_and_determinism() -> None:
+    actor = _make_actor(seed=2, weight_gain=3.0)
+    obs = torch.randn(16, OBS_DIM)
+    with torch.no_grad():
+        first = actor(obs)
+        assert torch.equal(first, actor(obs)), "state leaked between calls"
+        assert actor(obs[:1]).shape == (1, ACT_DIM)
+        assert torch.equal(actor(obs[:3]), first[:3]), "batch rows must be independent"
+        assert torch.equal(actor(obs), first)
+    twin = _make_actor(seed=2, weight_gain=3.0)
+    with torch.no_grad():
+        assert torch.equal(twin(obs), first), "same seed, same actor"
+
+
+def test_instances_do_not_interfere() -> None:
+    a, b = _make_actor(seed=3, weight_gain=3.0), _make_actor(seed=4, weight_gain=3.0)
+    obs_a, obs_b = torch.randn(8, OBS_DIM), torch.randn(5, OBS_DIM)
+    with torch.no_grad():
+        solo_a, solo_b = a(obs_a), b(obs_b)
+        for _ in range(2):  # interleave calls of two actors with different batch sizes
+            assert torch.equal(b(obs_b), solo_b)
+            assert torch.equal(a(obs_a), solo_a)
+
+
+def test_registry_does_not_leak_and_actor_is_collectable() -> None:
+    before = len(snn.SpikingNeuron.instances)
+    actors = [_make_actor(seed=s) for s in range(3)]
+    assert len(snn.SpikingNeuron.instances) == before
+    ref = weakref.ref(actors[0])
+    actors[0](torch.randn(2, OBS_DIM)).sum().backward()
+    del actors
+    gc.collect()
+    assert ref() is None
+
+
+def test_pickle_and_deepcopy_after_differentiable_forward() -> None:
+    actor = _make_actor(seed=5, weight_gain=3.0)
+    obs = torch.randn(4, OBS_DIM)
+    expected = actor(obs)  # leaves a graph behind unless the neuron state is released
+    for clone in (pickle.loads(pickle.dumps(actor)), copy.deepcopy(actor)):
+        with torch.no_grad():
+            assert torch.equal(clone(obs), expected.detach())
+    state = actor.state_dict()
+    restored = PopSANActor(OBS_DIM, ACT_DIM, hidden=HIDDEN, pop_in=POP_IN, pop_out=POP_OUT)
+    restored.load_state_dict(state)
+    with torch.no_grad():
+        assert torch.equal(restored(obs), expected.detach())
