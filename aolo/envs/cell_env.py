@@ -232,29 +232,36 @@ class CellEnv(MultiAgentEnv):
         elif not any(day in d for d in self.days.values()):
             raise ValueError(f"options['day']={day!r} is not a day of the traces of cell {self.cell.name!r}")
         self.episode = self._draw_episode(day)
+        self._obs_table = self._exogenous_observations(self.episode)
         self.t = 0
         self._qoe_sum = np.zeros(self.num_users)
         return self._observations(), {a: {"day": int(day), "cell": self.cell.name} for a in self.agents}
 
-    def _observations(self) -> dict[str, np.ndarray]:
-        sc, ep, n = self.scenario, self.episode, self.num_users
-        t = min(self.t, sc.epochs_per_episode - 1)
-        tod = ((t * sc.epoch_s / 3600.0) % 24.0) / 24.0
+    def _exogenous_observations(self, ep: Episode) -> np.ndarray:
+        """(T, U, F) observation features known at reset; only the running-QoE column changes in play."""
+        sc, n, T = self.scenario, self.num_users, self.scenario.epochs_per_episode
+        tod = ((np.arange(T) * sc.epoch_s / 3600.0) % 24.0) / 24.0
         snr_db = 10.0 * np.log10(
-            ep.large_scale_gain * ep.fading_gain_estimate[:, t] / (self.noise_w + self.interference_w) + 1e-30
-        )
-        running = self._qoe_sum / self.t if self.t > 0 else np.full(n, sc.service.q_min)
-        obs = np.empty((n, len(OBS_FEATURES)), dtype=np.float32)
-        obs[:, 0] = np.sin(2.0 * np.pi * tod)
-        obs[:, 1] = np.cos(2.0 * np.pi * tod)
-        obs[:, 2] = t / sc.epochs_per_episode
-        obs[:, 3:11] = ep.ci_features[t]
-        obs[:, 11] = 5.0 * (running - sc.service.q_min)
-        obs[:, 12] = (snr_db - 10.0) / 10.0  # SNR at 1 W transmit power
-        obs[:, 13] = np.log(ep.prompt_tokens[:, t]) - 6.5
-        obs[:, 14] = np.log(ep.ref_tokens[:, t]) - 5.0
-        np.clip(obs, -OBS_BOUND, OBS_BOUND, out=obs)
-        return {a: obs[i] for i, a in enumerate(self.agents)}
+            ep.large_scale_gain[:, None] * ep.fading_gain_estimate / (self.noise_w + self.interference_w) + 1e-30
+        )  # (U, T): SNR at 1 W transmit power seen through the CSI estimate
+        obs = np.empty((T, n, len(OBS_FEATURES)), dtype=np.float32)
+        obs[:, :, 0] = np.sin(2.0 * np.pi * tod)[:, None]
+        obs[:, :, 1] = np.cos(2.0 * np.pi * tod)[:, None]
+        obs[:, :, 2] = (np.arange(T) / T)[:, None]
+        obs[:, :, 3:11] = ep.ci_features[:, None, :]
+        obs[:, :, 11] = 0.0
+        obs[:, :, 12] = ((snr_db - 10.0) / 10.0).T
+        obs[:, :, 13] = (np.log(ep.prompt_tokens) - 6.5).T
+        obs[:, :, 14] = (np.log(ep.ref_tokens) - 5.0).T
+        return np.clip(obs, -OBS_BOUND, OBS_BOUND)
+
+    def _observations(self) -> dict[str, np.ndarray]:
+        t = min(self.t, self.scenario.epochs_per_episode - 1)
+        obs = self._obs_table[t].copy()
+        if self.t > 0:
+            slack = 5.0 * (self._qoe_sum / self.t - self.scenario.service.q_min)
+            obs[:, 11] = np.minimum(np.maximum(slack, -OBS_BOUND), OBS_BOUND)
+        return dict(zip(self.agents, obs))
 
     def _validated_actions(self, action_dict: dict[str, Any]) -> np.ndarray:
         missing = [a for a in self.agents if a not in action_dict]
