@@ -183,11 +183,11 @@ class RewardWeights:
     plus ``- w_deficit max(0, Q_min - mean Q)`` at the last epoch (DESIGN.md §3.5)."""
 
     carbon: float = 1.0
-    qoe: float = 1.0
+    qoe: float = 0.2  #: small: over-delivering QoE beyond Q_min should not pay for itself
     latency: float = 2.0
     floor: float = 1.0
-    deficit: float = 20.0
-    carbon_scale_g: float = 0.005
+    deficit: float = 300.0  #: ≈ 3 per unit of QoE per epoch over 96 epochs: keeps the mean-QoE constraint binding
+    carbon_scale_g: float = 0.005  #: a typical per-request carbon (≈ 0.5–15 mg)
 
     def validate(self, path: str = "reward") -> None:
         for f in ("carbon", "qoe", "latency", "floor", "deficit"):
