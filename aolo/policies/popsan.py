@@ -180,20 +180,22 @@ class PopSANActor(nn.Module):
             and the spike count of every neuron summed over T, one (B, n) tensor per population
             (encoder, hidden layers, output), detached: the input of the energy accounting.
         """
-        enc_spikes = self.encoder(obs)
-        batch = obs.shape[0]
-        syn = [obs.new_zeros(batch, fc.out_features) for fc in self.fc]
-        mem = [obs.new_zeros(batch, fc.out_features) for fc in self.fc]
-        counts = [enc_spikes.detach().sum(0)] + [torch.zeros_like(s) for s in syn]
-        out_sum = torch.zeros_like(syn[-1])
-        for t in range(self.timesteps):
-            x = enc_spikes[t]
-            for layer, (fc, lif) in enumerate(zip(self.fc, self.lif)):
-                x, syn[layer], mem[layer] = lif(fc(x), syn[layer], mem[layer])
-                counts[layer + 1] += x.detach()
-            out_sum = out_sum + x
+        x = self.encoder(obs)  # (T, B, n_in) spikes
+        counts = [x.detach().sum(0)]
+        steps, batch = x.shape[0], x.shape[1]
+        # Layer by layer: a layer's input currents for all T steps are one matmul; only the neuron
+        # dynamics loop over time. Same equations as the step-by-step loop (no recurrence across layers).
+        for fc, lif in zip(self.fc, self.lif):
+            current = fc(x.reshape(steps * batch, -1)).view(steps, batch, -1)
+            syn = mem = current.new_zeros(current.shape[1:])
+            spikes = []
+            for t in range(steps):
+                spk, syn, mem = lif(current[t], syn, mem)
+                spikes.append(spk)
+            x = torch.stack(spikes)
+            counts.append(x.detach().sum(0))
         self._release_neuron_state()
-        return out_sum / self.timesteps, counts
+        return x.mean(0), counts
 
     def decode(self, rates: Tensor) -> Tensor:
         """Output population rates (B, act_dim * pop_out) -> per-action readout (B, act_dim)."""
