@@ -1,0 +1,379 @@
+"""``aolo compare``: every algorithm × seed of a preset plus the reference policies → one table.
+
+Each (algorithm, seed) is trained by :func:`~aolo.platform.train.train_one` as a child MLflow run of one parent
+run; the reference policies (``fixed``, ``myopic``, ``hindsight``) are evaluated on the same held-out days and
+logged as child runs too. A training that fails is recorded (its child run ends FAILED), the others go on, and
+the table reports it; the parent run ends FAILED only if no training succeeded.
+
+The table (printed, and written as ``table.csv``): per policy the mean held-out carbon per request with a 95 %
+t-interval over seeds (``n=1`` when there is one), the reduction ``1 - carbon / carbon_baseline`` versus SAC,
+PPO and TD3, the gap to the hindsight bound, mean QoE, QoE and latency violation rates and the actor's own
+energy (nJ/decision). The parent run gets ``compare/reduction_vs_<baseline>`` for SDRL, the table and the plots
+of :mod:`aolo.platform.plots`; all files also go to ``<output>/<scenario>/compare/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from scipy import stats
+
+from aolo.envs.config import ConfigError
+from aolo.platform.algorithms import ALGORITHMS
+from aolo.platform.cli import resolve_tracking_uri
+from aolo.platform.evaluation import EvaluationResult, eval_metrics_for_mlflow
+from aolo.platform.plots import plot_carbon, plot_carbon_vs_qoe, plot_learning_curves
+from aolo.platform.presets import Experiment, load_experiment
+from aolo.platform.tracking import Tracker, TrackedRun, scenario_params
+from aolo.platform.train import has_checkpoint, preflight, reference_results, run_directory, train_one
+
+#: Learned baselines the reductions are measured against, when the preset trains them.
+BASELINES = ("sac", "ppo", "td3")
+#: The proposed method whose reductions go to the parent run as ``compare/reduction_vs_<baseline>``.
+PROPOSED = "sdrl"
+#: Metrics averaged over seeds in the table (besides carbon per request).
+MEAN_METRICS = ("gap_to_bound", "qoe_mean", "qoe_violation_rate", "latency_violation_rate", "actor_nj_per_decision")
+CARBON = "carbon_g_per_request"
+CONFIDENCE = 0.95
+
+
+@dataclass
+class RunOutcome:
+    """One evaluated policy run: a training (algorithm, seed) or a reference policy."""
+
+    policy: str
+    kind: str  #: ``learned`` or ``reference``
+    seed: int | None
+    metrics: dict[str, float] | None  #: held-out metrics (no ``eval/`` prefix); None if the run failed
+    history: list[dict[str, float]] = field(default_factory=list)
+    run_id: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class PolicyRow:
+    """One row of the comparison table: a policy's statistics over its successful seeds."""
+
+    policy: str
+    kind: str
+    n: int  #: successful runs
+    n_failed: int
+    carbon_mean: float | None
+    carbon_ci: float | None  #: 95 % t-interval half-width; None with fewer than 2 runs
+    reductions: dict[str, float | None]  #: baseline -> 1 - carbon / carbon_baseline
+    means: dict[str, float]  #: :data:`MEAN_METRICS` averaged over the successful runs
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CompareResult:
+    rows: list[PolicyRow]
+    outcomes: list[RunOutcome]
+    files: list[Path]  #: table.csv and the PNGs in ``<output>/<scenario>/compare/``
+    parent_run_id: str | None
+    succeeded: bool  #: at least one training succeeded
+
+
+class NothingSucceeded(RuntimeError):
+    """Every training of a comparison failed (ends the parent run FAILED)."""
+
+
+# --- statistics -----------------------------------------------------------------------------------------
+
+
+def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float | None]:
+    """Mean and the half-width of the Student-t confidence interval (None for a single value)."""
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        raise ValueError("t_interval needs at least one value")
+    mean = float(x.mean())
+    if x.size < 2:
+        return mean, None
+    half = stats.t.ppf(0.5 + confidence / 2, df=x.size - 1) * x.std(ddof=1) / math.sqrt(x.size)
+    return mean, float(half)
+
+
+def reduction(carbon: float, baseline: float) -> float:
+    """Relative carbon reduction versus a baseline: ``1 - carbon / baseline`` (positive = less carbon)."""
+    return 1.0 - carbon / baseline
+
+
+def summarize(outcomes: Sequence[RunOutcome], baselines: Sequence[str] = BASELINES) -> list[PolicyRow]:
+    """Table rows, in the order policies first appear in ``outcomes``; reductions against ``baselines``
+    that have at least one successful run."""
+    policies = list(dict.fromkeys(o.policy for o in outcomes))
+    carbon: dict[str, float] = {}
+    rows = []
+    for policy in policies:
+        mine = [o for o in outcomes if o.policy == policy]
+        ok = [o.metrics for o in mine if o.metrics is not None]
+        mean, ci = t_interval([m[CARBON] for m in ok]) if ok else (None, None)
+        if mean is not None:
+            carbon[policy] = mean
+        rows.append(PolicyRow(
+            policy=policy, kind=mine[0].kind, n=len(ok), n_failed=len(mine) - len(ok), carbon_mean=mean,
+            carbon_ci=ci, reductions={},
+            means={k: float(np.mean([m[k] for m in ok])) for k in MEAN_METRICS if ok and all(k in m for m in ok)},
+            errors=[f"seed {o.seed}: {o.error}" for o in mine if o.metrics is None]))
+    for row in rows:
+        row.reductions = {b: (reduction(row.carbon_mean, carbon[b]) if row.carbon_mean is not None and b in carbon
+                              else None) for b in baselines if b in policies}
+    return rows
+
+
+# --- presentation ---------------------------------------------------------------------------------------
+
+
+def format_table(rows: Sequence[PolicyRow]) -> str:
+    """The comparison as an aligned terminal table."""
+    baselines = list(rows[0].reductions) if rows else []
+    header = ["policy", "carbon g/request (95% CI)", *(f"vs {b}" for b in baselines), "gap to bound", "QoE",
+              "QoE viol", "lat viol", "actor nJ/dec", "status"]
+    lines = [header]
+    for r in rows:
+        if r.carbon_mean is None:
+            carbon = "-"
+        elif r.carbon_ci is None:
+            carbon = f"{r.carbon_mean:.5f} (n={r.n})"
+        else:
+            carbon = f"{r.carbon_mean:.5f} ± {r.carbon_ci:.5f} (n={r.n})"
+        lines.append([
+            r.policy, carbon,
+            *("-" if b == r.policy or r.reductions[b] is None else f"{100 * r.reductions[b]:+.1f}%"
+              for b in baselines),
+            _pct(r.means.get("gap_to_bound")), _num(r.means.get("qoe_mean"), ".3f"),
+            _num(r.means.get("qoe_violation_rate"), ".3f"), _num(r.means.get("latency_violation_rate"), ".3f"),
+            _num(r.means.get("actor_nj_per_decision"), ".1f"), _status(r),
+        ])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    out.append("vs <baseline>: carbon reduction 1 - carbon / carbon_baseline (+ = less carbon); gap to bound: "
+               "carbon / carbon_hindsight - 1; CI: 95 % Student-t interval over seeds")
+    return "\n".join(out)
+
+
+def _status(row: PolicyRow) -> str:
+    if row.n_failed == 0:
+        return "ok" if row.kind == "learned" else "reference"
+    return "FAILED" if row.n == 0 else f"{row.n_failed} of {row.n + row.n_failed} seeds FAILED"
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:+.1f}%"
+
+
+def table_records(rows: Sequence[PolicyRow]) -> list[dict[str, Any]]:
+    """The table as CSV rows (full precision; empty cells where a value does not exist)."""
+    records = []
+    for r in rows:
+        records.append({
+            "policy": r.policy, "kind": r.kind, "n": r.n, "n_failed": r.n_failed,
+            CARBON: r.carbon_mean, f"{CARBON}_ci95": r.carbon_ci,
+            **{f"reduction_vs_{b}": v for b, v in r.reductions.items()},
+            **{k: r.means.get(k) for k in MEAN_METRICS},
+            "errors": " | ".join(r.errors),
+        })
+    return records
+
+
+def write_table_csv(rows: Sequence[PolicyRow], path: Path) -> Path:
+    records = table_records(rows)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(records[0]))
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in rec.items()} for rec in records)
+    return path
+
+
+def write_plots(rows: Sequence[PolicyRow], outcomes: Sequence[RunOutcome], out_dir: Path) -> list[Path]:
+    """carbon.png, carbon_vs_qoe.png and learning_curves.png in ``out_dir``."""
+    learned = [r for r in rows if r.kind == "learned" and r.carbon_mean is not None]
+    references = {r.policy: r.carbon_mean for r in rows if r.kind == "reference" and r.carbon_mean is not None}
+    done = [o for o in outcomes if o.metrics is not None]
+    histories: dict[str, list[list[dict[str, float]]]] = {}
+    for o in done:
+        if o.kind == "learned":
+            histories.setdefault(o.policy, []).append(o.history)
+    return [
+        plot_carbon([(r.policy, r.carbon_mean, r.carbon_ci) for r in learned], references, out_dir / "carbon.png"),
+        plot_carbon_vs_qoe([(o.policy, o.metrics["qoe_mean"], o.metrics[CARBON]) for o in done],
+                           out_dir / "carbon_vs_qoe.png", references=list(references)),
+        plot_learning_curves(histories, out_dir / "learning_curves.png"),
+    ]
+
+
+# --- running a comparison -------------------------------------------------------------------------------
+
+
+def compare_dir(output_dir: str | Path, experiment: Experiment) -> Path:
+    """``<output>/<scenario>/compare``."""
+    return Path(output_dir).expanduser().resolve() / experiment.scenario.name / "compare"
+
+
+def run_compare(experiment: Experiment, output_dir: str | Path, *, tracking_uri: str | None,
+                num_env_runners: int = 0, resume: bool = False,
+                progress: Callable[[str], None] = print) -> CompareResult:
+    """Train ``experiment.algorithms × experiment.seeds``, evaluate the reference policies, build the table.
+
+    ``resume`` continues each (algorithm, seed) from its run directory's checkpoint if it has one (a run that
+    reached the budget is only evaluated again) and trains the others from scratch.
+    """
+    scenario = experiment.scenario
+    out_dir = compare_dir(output_dir, experiment)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tracker = Tracker(tracking_uri, scenario.name)
+    params = {"preset": experiment.name, **scenario_params(scenario), "algorithms": ",".join(experiment.algorithms),
+              "seeds": ",".join(map(str, experiment.seeds)), "env_steps": experiment.training.env_steps,
+              "evaluation.days_per_cell": experiment.days_per_cell if experiment.days_per_cell is not None else "all"}
+    outcomes: list[RunOutcome] = []
+    result = CompareResult([], outcomes, [], None, False)
+    try:
+        with tracker.mlflow_run(f"compare-{experiment.name}", params, {"aolo.command": "compare"}) as parent:
+            result.parent_run_id = parent.run_id
+            progress(f"[compare] evaluating the reference policies on the held-out days of {scenario.name!r}")
+            evaluations = reference_results(scenario, experiment.days_per_cell)
+            references = _log_references(experiment, evaluations, tracker, parent.run_id)
+            outcomes += _trainings(experiment, output_dir, tracking_uri, parent.run_id, num_env_runners, resume,
+                                   evaluations["hindsight"], progress)
+            outcomes += references  # the table lists the learned policies first
+            result.rows = summarize(outcomes)
+            result.files = [write_table_csv(result.rows, out_dir / "table.csv"),
+                            *write_plots(result.rows, outcomes, out_dir)]
+            _log_parent(parent, result.rows, result.files)
+            result.succeeded = any(o.kind == "learned" and o.metrics is not None for o in outcomes)
+            if not result.succeeded:
+                raise NothingSucceeded("no training succeeded")
+    except NothingSucceeded:
+        pass  # the parent run is FAILED; the caller reports it from the table
+    return result
+
+
+def _log_references(experiment: Experiment, evaluations: dict[str, EvaluationResult], tracker: Tracker,
+                    parent_run_id: str | None) -> list[RunOutcome]:
+    """Log each reference policy's evaluation as a child run."""
+    scenario = experiment.scenario
+    outcomes = []
+    for name, evaluation in evaluations.items():
+        params = {"policy": name, "preset": experiment.name, **scenario_params(scenario),
+                  "evaluation.days_per_cell": experiment.days_per_cell or "all"}
+        with tracker.mlflow_run(f"reference-{name}", params, {"aolo.command": "compare", "aolo.policy": name},
+                                parent_run_id=parent_run_id) as run:
+            run.log_metrics(eval_metrics_for_mlflow(evaluation.metrics))
+        outcomes.append(RunOutcome(name, "reference", None, dict(evaluation.metrics), run_id=run.run_id))
+    return outcomes
+
+
+def _trainings(experiment: Experiment, output_dir: str | Path, tracking_uri: str | None, parent_run_id: str | None,
+               num_env_runners: int, resume: bool, bound: EvaluationResult,
+               progress: Callable[[str], None]) -> list[RunOutcome]:
+    """Train every (algorithm, seed); a failure is recorded and the next one starts."""
+    jobs = [(a, s) for a in experiment.algorithms for s in experiment.seeds]
+    outcomes = []
+    durations: list[float] = []
+    for i, (algorithm, seed) in enumerate(jobs):
+        eta = f", ETA {_duration(np.mean(durations) * (len(jobs) - i))}" if durations else ""
+        progress(f"[compare] {i + 1}/{len(jobs)}: {algorithm} seed {seed}{eta}")
+        checkpoint = run_directory(output_dir, experiment.scenario, algorithm, seed) / "checkpoint"
+        start = time.monotonic()
+        try:
+            trained = train_one(experiment, algorithm, seed, Path(output_dir), tracking_uri=tracking_uri,
+                                parent_run_id=parent_run_id, num_env_runners=num_env_runners, bound=bound,
+                                progress=progress, resume=resume and has_checkpoint(checkpoint))
+        except Exception as e:  # recorded in the table; its MLflow child run ended FAILED
+            message = " ".join(str(e).split()) or type(e).__name__
+            progress(f"[compare] {algorithm} seed {seed} FAILED: {message}")
+            outcomes.append(RunOutcome(algorithm, "learned", seed, None, error=message))
+        else:
+            outcomes.append(RunOutcome(algorithm, "learned", seed, dict(trained.evaluation.metrics),
+                                       trained.history, trained.run_id))
+        durations.append(time.monotonic() - start)
+    return outcomes
+
+
+def _log_parent(parent: TrackedRun, rows: Sequence[PolicyRow], files: Sequence[Path]) -> None:
+    proposed = next((r for r in rows if r.policy == PROPOSED), None)
+    if proposed is not None:
+        parent.log_metrics({f"compare/reduction_vs_{b}": v for b, v in proposed.reductions.items() if v is not None})
+    for path in files:
+        parent.log_artifact(path)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+# --- CLI ------------------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``aolo compare`` flags on top of the shared ones; ``--seed N`` is short for ``--seeds N``."""
+    parser.add_argument("--algorithms", type=_names, metavar="A,B,...",
+                        help=f"comma-separated subset of {', '.join(ALGORITHMS)} (default: the preset's "
+                             f"compare.algorithms)")
+    parser.add_argument("--seeds", type=_seeds, metavar="N,M,...",
+                        help="comma-separated seeds (default: the preset's compare.seeds)")
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    bad = [n for n in names if n not in ALGORITHMS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"must be a comma-separated subset of {list(ALGORITHMS)}, got {text!r}")
+    return names
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(n) for n in text.split(",") if n.strip())
+    except ValueError:
+        seeds = ()
+    if not seeds or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers >= 0, got {text!r}")
+    return seeds
+
+
+def experiment_for_args(args: argparse.Namespace) -> Experiment:
+    """The preset with ``--algorithms`` / ``--seeds`` (or ``--seed``) applied."""
+    experiment = load_experiment(args.preset)
+    if args.seed is not None and args.seeds is not None:
+        raise ConfigError("give either --seed or --seeds, not both")
+    seeds = args.seeds or ((args.seed,) if args.seed is not None else experiment.seeds)
+    return dataclasses.replace(experiment, algorithms=args.algorithms or experiment.algorithms, seeds=seeds)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``aolo compare``: 0 if every training succeeded, 1 if some (or all) failed."""
+    experiment = experiment_for_args(args)
+    preflight(experiment.scenario)
+    tracking_uri = resolve_tracking_uri(args)
+    jobs = len(experiment.algorithms) * len(experiment.seeds)
+    print(f"[compare] {experiment.name}: {', '.join(experiment.algorithms)} x seeds "
+          f"{list(experiment.seeds)} ({jobs} trainings of {experiment.training.env_steps} env steps) "
+          f"+ the reference policies", flush=True)
+    result = run_compare(experiment, args.output, tracking_uri=tracking_uri, num_env_runners=args.num_env_runners,
+                         resume=args.resume, progress=lambda line: print(line, flush=True))
+    print()
+    print(format_table(result.rows))
+    for row in result.rows:
+        for error in row.errors:
+            print(f"[compare] {row.policy} {error}")
+    print(f"\n[compare] table and plots: {compare_dir(args.output, experiment)}")
+    if tracking_uri is not None:
+        print(f"MLflow: {Tracker(tracking_uri, experiment.scenario.name).run_url(result.parent_run_id)}")
+    if not result.succeeded:
+        print("[compare] every training FAILED; the MLflow parent run is marked FAILED")
+    return 0 if all(r.n_failed == 0 for r in result.rows) else 1

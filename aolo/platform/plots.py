@@ -1,0 +1,131 @@
+"""Figures of ``aolo compare`` (PNG, matplotlib's Agg canvas; no display and no pyplot state needed).
+
+- :func:`plot_carbon`: carbon per request per learned algorithm with 95 % CI error bars, reference policies
+  as horizontal lines;
+- :func:`plot_carbon_vs_qoe`: every evaluated policy (each seed a point) in the carbon–QoE plane with the
+  Pareto front (lower carbon and higher QoE are better);
+- :func:`plot_learning_curves`: episode return vs env steps per algorithm, mean ± one standard deviation
+  over seeds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+#: One colour per policy in every figure; other names cycle through :data:`_EXTRA_COLORS`.
+POLICY_COLORS = {"sdrl": "tab:green", "sac": "tab:blue", "td3": "tab:orange", "ppo": "tab:red",
+                 "hindsight": "black", "fixed": "tab:gray", "myopic": "tab:brown"}
+_EXTRA_COLORS = ("tab:purple", "tab:pink", "tab:olive", "tab:cyan")
+_LINESTYLES = ("--", ":", "-.", (0, (5, 1)), (0, (1, 1)))
+
+
+def policy_color(name: str) -> str:
+    return POLICY_COLORS.get(name) or _EXTRA_COLORS[sum(map(ord, name)) % len(_EXTRA_COLORS)]
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the non-dominated ``(carbon, qoe)`` points, by increasing carbon.
+
+    A point is dominated when another has carbon ≤ and QoE ≥ with at least one strict; of identical
+    points only the first is kept.
+    """
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1], i))
+    front: list[int] = []
+    best_qoe = -np.inf
+    for i in order:
+        if points[i][1] > best_qoe:
+            front.append(i)
+            best_qoe = points[i][1]
+    return front
+
+
+def plot_carbon(bars: Sequence[tuple[str, float, float | None]], lines: Mapping[str, float],
+                path: str | Path) -> Path:
+    """``bars``: ``(label, mean carbon, 95 % CI half-width or None)``; ``lines``: reference policies' carbon."""
+    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    x = np.arange(len(bars))
+    means = [b[1] for b in bars]
+    errors = [b[2] or 0.0 for b in bars]
+    ax.bar(x, means, yerr=errors, capsize=5, color=[policy_color(b[0]) for b in bars])
+    ax.set_xticks(x, [b[0] for b in bars])
+    for i, (label, value) in enumerate(lines.items()):
+        ax.axhline(value, color=policy_color(label), linestyle=_LINESTYLES[i % len(_LINESTYLES)], linewidth=1.2,
+                   label=label)
+    if lines:
+        ax.legend(title="reference", fontsize="small")
+    ax.set_ylim(bottom=0.0)  # carbon is never negative; a wide small-n interval may reach below zero
+    ax.set_ylabel("carbon per request [gCO2e]")
+    ax.set_title("Held-out carbon per request (95 % CI over seeds)")
+    return _save(fig, path)
+
+
+def plot_carbon_vs_qoe(points: Sequence[tuple[str, float, float]], path: str | Path,
+                       references: Sequence[str] = ()) -> Path:
+    """``points``: ``(policy, mean QoE, carbon per request)``, one per evaluated run; ``references`` are drawn
+    as squares, learned policies as dots."""
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    for label in dict.fromkeys(p[0] for p in points):
+        mine = [p for p in points if p[0] == label]
+        ax.scatter([p[1] for p in mine], [p[2] for p in mine], color=policy_color(label), label=label, zorder=3,
+                   marker="s" if label in references else "o")
+    front = pareto_front([(p[2], p[1]) for p in points])
+    if front:
+        ax.plot([points[i][1] for i in front], [points[i][2] for i in front], color="0.2", linestyle="--",
+                linewidth=1, label="Pareto front", zorder=2)
+    ax.set_xlabel("mean QoE")
+    ax.set_ylabel("carbon per request [gCO2e]")
+    ax.set_title("Carbon vs QoE on held-out days")
+    ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def plot_learning_curves(histories: Mapping[str, Sequence[Sequence[Mapping[str, float]]]],
+                         path: str | Path) -> Path:
+    """``histories[algorithm]``: one per-iteration history per seed (``env_steps``, ``episode_return_mean``).
+
+    Seeds are interpolated onto the env steps they all cover; the band is ± one standard deviation.
+    """
+    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    for algo, runs in histories.items():
+        curves = [_curve(h) for h in runs]
+        curves = [c for c in curves if len(c[0])]
+        if not curves:
+            continue
+        lo = max(c[0][0] for c in curves)
+        hi = min(c[0][-1] for c in curves)
+        steps = np.unique(np.concatenate([c[0] for c in curves]))
+        steps = steps[(steps >= lo) & (steps <= hi)]
+        values = np.array([np.interp(steps, *c) for c in curves])
+        mean, std = values.mean(axis=0), values.std(axis=0)
+        color = policy_color(algo)
+        ax.plot(steps, mean, color=color, marker="." if len(steps) < 20 else None, label=f"{algo} (n={len(curves)})")
+        if len(curves) > 1:
+            ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("episode return (sum over users)")
+    ax.set_title("Learning curves (mean ± 1 sd over seeds)")
+    if ax.has_data():
+        ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def _curve(history: Sequence[Mapping[str, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """(env steps, return) of one run, iterations without a finite return dropped."""
+    pts = [(h["env_steps"], h["episode_return_mean"]) for h in history
+           if np.isfinite(h.get("episode_return_mean", np.nan)) and "env_steps" in h]
+    arr = np.array(pts, dtype=float).reshape(-1, 2)
+    return arr[:, 0], arr[:, 1]
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    return path

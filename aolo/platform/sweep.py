@@ -1,0 +1,510 @@
+"""``aolo sweep``: Ray Tune over a YAML search space, selection by held-out carbon under the constraints.
+
+A sweep file (``tune_configs/reward_weights.yaml``) is a preset with three more sections::
+
+    search_space:                        # dotted keys into the experiment -> one sampling form each
+      scenario.reward.carbon: {grid: [0.5, 1.0, 2.0]}
+      scenario.reward.qoe: {choice: [0.5, 1.0]}
+      scenario.reward.deficit: {uniform: [5.0, 40.0]}
+      training.actor_lr: {loguniform: [1.0e-4, 1.0e-3]}
+    selection: {max_qoe_violation_rate: 0.05, max_latency_violation_rate: 0.01}
+    sweep: {num_samples: 1, max_concurrent_trials: 1, max_failures: 1}
+
+Keys are ``scenario.<field path>`` (any :class:`~aolo.envs.config.ScenarioConfig` field reachable through
+``ScenarioConfig.replace``), ``training.<field>`` (any :class:`~aolo.platform.algorithms.TrainingSettings`
+field), ``algorithm`` or ``seed``. Every trial trains one algorithm with RLlib on the sampled experiment up to
+the env-step budget, checkpoints after every iteration (so ``--resume`` continues an interrupted sweep), then
+evaluates on the held-out days. ``MLflowLoggerCallback`` logs one MLflow run per trial whose params are just
+the swept keys plus ``algorithm``, ``seed`` and the budget, and whose metrics are the per-iteration training
+metrics and the ``eval/...`` metrics. The selected trial has the lowest held-out carbon per request among the
+trials whose QoE and latency violation rates stay within the ``selection`` thresholds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from mlflow.tracking import MlflowClient
+from ray import tune
+from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+from aolo.envs.config import ConfigError
+from aolo.platform.algorithms import ALGORITHMS, TrainingSettings, build_algorithm_config
+from aolo.platform.cli import EXIT_INTERRUPTED, resolve_tracking_uri
+from aolo.platform.evaluation import eval_metrics_for_mlflow, evaluate, evaluate_checkpoint
+from aolo.platform.presets import Experiment, experiment_from_raw, load_raw
+from aolo.platform.tracking import TrackedRun, Tracker
+from aolo.platform.train import init_ray, preflight
+
+SEARCH_FORMS = ("grid", "choice", "uniform", "loguniform")
+FORMS_HELP = "{grid: [v1, v2, ...]}, {choice: [v1, v2, ...]}, {uniform: [lo, hi]} or {loguniform: [lo, hi]}"
+KEY_HELP = "'scenario.<field path>', 'training.<field>', 'algorithm' or 'seed'"
+SWEEP_SETTINGS = {"num_samples": 1, "max_concurrent_trials": 1, "max_failures": 1}
+SELECTION_METRIC = "carbon_g_per_request"
+SWEEP_SECTIONS = ("search_space", "selection", "sweep")
+BUDGET_PARAM = "training.env_steps"
+TUNE_DIR_NAME = "tune"
+_STATE_FILE = "aolo_trial_state.json"
+
+
+# --- search space -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchDimension:
+    """One swept key and how Tune samples it."""
+
+    key: str
+    form: str  #: one of :data:`SEARCH_FORMS`
+    values: tuple[Any, ...]  #: the listed values (grid, choice) or ``(lo, hi)`` (uniform, loguniform)
+
+    def to_tune(self) -> Any:
+        if self.form == "grid":
+            return tune.grid_search(list(self.values))
+        if self.form == "choice":
+            return tune.choice(list(self.values))
+        if self.form == "uniform":
+            return tune.uniform(*self.values)
+        return tune.loguniform(*self.values)
+
+
+@dataclass(frozen=True)
+class SelectionRule:
+    """Lowest held-out carbon per request among trials within both violation-rate thresholds (inclusive)."""
+
+    max_qoe_violation_rate: float = 0.05
+    max_latency_violation_rate: float = 0.01
+
+    def qualifies(self, metrics: Mapping[str, float]) -> bool:
+        """Both rates within their thresholds and a finite carbon (missing or NaN values never qualify)."""
+        return (math.isfinite(metrics.get(SELECTION_METRIC, math.nan))
+                and metrics.get("qoe_violation_rate", math.nan) <= self.max_qoe_violation_rate
+                and metrics.get("latency_violation_rate", math.nan) <= self.max_latency_violation_rate)
+
+    def thresholds(self) -> str:
+        return (f"qoe_violation_rate <= {self.max_qoe_violation_rate:g} and "
+                f"latency_violation_rate <= {self.max_latency_violation_rate:g}")
+
+    def describe(self) -> str:
+        return f"lowest held-out {SELECTION_METRIC} with {self.thresholds()}"
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """The validated ``search_space``, ``selection`` and ``sweep`` sections of a sweep file."""
+
+    dimensions: tuple[SearchDimension, ...]
+    selection: SelectionRule
+    num_samples: int = 1
+    max_concurrent_trials: int = 1
+    max_failures: int = 1
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(d.key for d in self.dimensions)
+
+    @property
+    def num_trials(self) -> int:
+        """Trials Tune runs: ``num_samples`` times the product of the grid sizes."""
+        return self.num_samples * math.prod(len(d.values) for d in self.dimensions if d.form == "grid")
+
+
+def parse_dimension(key: Any, entry: Any) -> SearchDimension:
+    """Validate one ``search_space`` entry (the form only; :func:`parse_sweep` checks the key)."""
+    where = f"search_space.{key}"
+    if not isinstance(key, str) or not key:
+        raise ConfigError(f"search_space: keys must be non-empty strings like {KEY_HELP}, got {key!r}")
+    if not (isinstance(entry, dict) and len(entry) == 1 and next(iter(entry)) in SEARCH_FORMS):
+        raise ConfigError(f"{where}: must be exactly one of {FORMS_HELP}; got {entry!r}")
+    form, values = next(iter(entry.items()))
+    if form in ("grid", "choice"):
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{where}: {{{form}: [...]}} needs a non-empty list of values, got {values!r}")
+        return SearchDimension(key, form, tuple(values))
+    numbers = isinstance(values, list) and len(values) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+    if not numbers or not values[0] < values[1]:
+        raise ConfigError(f"{where}: {{{form}: [lo, hi]}} needs two finite numbers with lo < hi, got {values!r}")
+    if form == "loguniform" and values[0] <= 0:
+        raise ConfigError(f"{where}: {{loguniform: [lo, hi]}} needs 0 < lo, got {values!r}")
+    return SearchDimension(key, form, (float(values[0]), float(values[1])))
+
+
+def parse_sweep(raw: Mapping[str, Any], experiment: Experiment) -> SweepSpec:
+    """Validate the sweep sections of a merged preset; every swept key is tried on ``experiment``."""
+    space = raw.get("search_space")
+    if not isinstance(space, dict) or not space:
+        raise ConfigError(f"search_space: must be a non-empty mapping of {KEY_HELP} to {FORMS_HELP}; "
+                          f"got {space!r}")
+    dimensions = tuple(parse_dimension(key, entry) for key, entry in space.items())
+    for dim in dimensions:  # every listed value, or both ends of a range, must make a valid experiment
+        for value in dim.values:
+            apply_params(experiment, {dim.key: value})
+
+    selection = raw.get("selection") or {}
+    allowed = {f.name for f in dataclasses.fields(SelectionRule)}
+    if not isinstance(selection, dict) or set(selection) - allowed:
+        raise ConfigError(f"selection: must be a mapping with keys among {sorted(allowed)}, got {selection!r}")
+    for name, value in selection.items():
+        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1):
+            raise ConfigError(f"selection.{name}: must be a rate in [0, 1], got {value!r}")
+
+    settings = raw.get("sweep") or {}
+    if not isinstance(settings, dict) or set(settings) - set(SWEEP_SETTINGS):
+        raise ConfigError(f"sweep: must be a mapping with keys among {sorted(SWEEP_SETTINGS)}, got {settings!r}")
+    settings = {**SWEEP_SETTINGS, **settings}
+    for name, value in settings.items():
+        lowest = 0 if name == "max_failures" else 1
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= lowest):
+            raise ConfigError(f"sweep.{name}: must be an integer >= {lowest}, got {value!r}")
+    return SweepSpec(dimensions, SelectionRule(**selection), **settings)
+
+
+def apply_params(experiment: Experiment, params: Mapping[str, Any]) -> Experiment:
+    """``experiment`` with swept values applied (``seed`` is not part of an experiment and is ignored here)."""
+    scenario_changes: dict[str, Any] = {}
+    training_changes: dict[str, Any] = {}
+    algorithm = experiment.algorithm
+    for key, value in params.items():
+        section, _, rest = key.partition(".")
+        if section == "scenario" and rest:
+            scenario_changes[rest] = value
+        elif section == "training" and rest:
+            training_changes[rest] = value
+        elif key == "algorithm":
+            if value not in ALGORITHMS:
+                raise ConfigError(f"search_space.algorithm: values must be among {list(ALGORITHMS)}, got {value!r}")
+            algorithm = value
+        elif key == "seed":
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+                raise ConfigError(f"search_space.seed: values must be integers >= 0, got {value!r}")
+        else:
+            raise ConfigError(f"search_space.{key}: unknown key; use {KEY_HELP}")
+    scenario, training = experiment.scenario, experiment.training
+    for key, value in scenario_changes.items():
+        try:
+            scenario = scenario.replace(**{key: value})
+        except (ConfigError, TypeError) as e:
+            raise ConfigError(f"search_space.scenario.{key}: {e}") from None
+    for key, value in training_changes.items():
+        try:
+            training = TrainingSettings.from_dict({**training.to_dict(), key: value})
+        except (ConfigError, TypeError) as e:
+            raise ConfigError(f"search_space.training.{key}: {e}") from None
+    return dataclasses.replace(experiment, scenario=scenario, training=training, algorithm=algorithm)
+
+
+def sweep_raw(preset: str | None, sweep_config: str) -> dict[str, Any]:
+    """The merged experiment of a sweep: ``preset`` with the sweep file's sweep sections on top.
+
+    Without ``preset`` the sweep file is the whole experiment (scenario and training from its ``base`` chain).
+    """
+    sweep = load_raw(sweep_config)
+    if preset is None:
+        return sweep
+    raw = load_raw(preset)
+    for section in SWEEP_SECTIONS:
+        if section in sweep:
+            raw[section] = sweep[section]
+    return raw
+
+
+# --- selection ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrialRow:
+    """One trial: its swept values and its held-out (``eval``) metrics once it finished."""
+
+    name: str
+    status: str  #: ``FINISHED`` (trained and evaluated), ``ERROR`` (out of retries) or ``UNFINISHED``
+    params: dict[str, Any]
+    metrics: dict[str, float]  #: held-out metrics without the ``eval/`` prefix (empty if the trial failed)
+    checkpoint: str | None = None
+    error: str | None = None
+    run_id: str | None = None  #: the trial's MLflow run
+
+
+def select_trial(rows: Sequence[TrialRow], rule: SelectionRule) -> TrialRow | None:
+    """The qualifying trial with the lowest held-out carbon per request, or None if none qualifies."""
+    qualified = [r for r in rows if r.status == "FINISHED" and rule.qualifies(r.metrics)]
+    return min(qualified, key=lambda r: r.metrics[SELECTION_METRIC], default=None)
+
+
+def format_table(rows: Sequence[TrialRow], rule: SelectionRule, selected: TrialRow | None) -> str:
+    """A terminal table of trials; ``*`` marks the selected trial, ``ok`` the ones meeting the thresholds."""
+    keys = sorted({k for r in rows for k in r.params})
+    header = ["", "trial", *keys, "carbon g/req", "QoE", "QoE viol", "lat viol", "ok", "status"]
+    lines = [header]
+    for r in rows:
+        m = r.metrics
+        lines.append([
+            "*" if r is selected else "", r.name, *(_fmt(r.params.get(k)) for k in keys),
+            _fmt(m.get(SELECTION_METRIC), ".5f"), _fmt(m.get("qoe_mean"), ".3f"),
+            _fmt(m.get("qoe_violation_rate"), ".3f"), _fmt(m.get("latency_violation_rate"), ".3f"),
+            "yes" if r.status == "FINISHED" and rule.qualifies(m) else "no", r.status,
+        ])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
+
+
+def _fmt(value: Any, spec: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return format(value, spec or ".4g")
+    return str(value)
+
+
+# --- the trial ------------------------------------------------------------------------------------------
+
+
+def train_trial(config: dict[str, Any], *, base: Experiment, num_env_runners: int) -> None:
+    """Tune function trainable: train one sampled experiment to its budget, then evaluate on held-out days.
+
+    Reports ``train/env_steps``, ``train/episode_return_mean`` and ``train/iteration_time_s`` (the names
+    ``aolo train`` logs) with a checkpoint after every iteration, then the ``eval/...`` metrics with the final
+    checkpoint. ``timesteps_total`` (= env steps) is the MLflow step. When Tune retries or resumes the trial,
+    it continues from the trial's last checkpoint.
+    """
+    experiment = apply_params(base, config)
+    budget = experiment.training.env_steps
+    algo = build_algorithm_config(experiment.algorithm, experiment.scenario, seed=int(config["seed"]),
+                                  settings=experiment.training, num_env_runners=num_env_runners).build_algo()
+    try:
+        env_steps = 0
+        start = tune.get_checkpoint()
+        if start is not None:
+            with start.as_directory() as path:
+                algo.restore_from_path(path)
+                env_steps = json.loads((Path(path) / _STATE_FILE).read_text())["env_steps"]
+        metrics: dict[str, float] = {"train/env_steps": env_steps, "timesteps_total": env_steps}
+        while env_steps < budget:
+            t = time.monotonic()
+            result = algo.train()
+            env_steps = int(result["env_runners"]["num_env_steps_sampled_lifetime"])
+            metrics = {"train/env_steps": env_steps, "timesteps_total": env_steps,
+                       "train/episode_return_mean": float(result["env_runners"].get("episode_return_mean", math.nan)),
+                       "train/iteration_time_s": time.monotonic() - t}
+            if env_steps < budget:
+                with tempfile.TemporaryDirectory() as tmp:
+                    _save(algo, tmp, env_steps)
+                    tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+        with tempfile.TemporaryDirectory() as tmp:
+            _save(algo, tmp, env_steps)
+            bound = evaluate("hindsight", experiment.scenario, experiment.days_per_cell)
+            evaluation = evaluate_checkpoint(tmp, experiment.scenario, experiment.algorithm,
+                                             experiment.days_per_cell, bound)
+            tune.report({**metrics, **eval_metrics_for_mlflow(evaluation.metrics)},
+                        checkpoint=tune.Checkpoint.from_directory(tmp))
+    finally:
+        algo.stop()
+
+
+def _save(algo: Any, path: str, env_steps: int) -> None:
+    algo.save_to_path(path)
+    (Path(path) / _STATE_FILE).write_text(json.dumps({"env_steps": env_steps}))
+
+
+def _trial_name(prefix: str, trial: Any) -> str:
+    """Trial (and trial folder, and MLflow run) name: ``<preset>_<trial id>``."""
+    return f"{prefix}_{trial.trial_id}"
+
+
+# --- running a sweep ------------------------------------------------------------------------------------
+
+
+class TrialMetricsLogger(MLflowLoggerCallback):
+    """``MLflowLoggerCallback`` with one MLflow run per trial even across ``--resume``, logging aolo's
+    ``train/*`` and ``eval/*`` metrics (plus Tune's iteration and step counters), not Tune's bookkeeping
+    (``pid``, ``timestamp``, ``config/*``, ...)."""
+
+    KEEP = ("timesteps_total", "training_iteration")
+
+    def log_trial_start(self, trial: Any) -> None:
+        if trial not in self._trial_runs:  # a resumed trial continues the run its first start opened
+            client = MlflowClient(self.tracking_uri)
+            experiment = client.get_experiment_by_name(self.experiment_name)
+            runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.trial_name = '{trial}'",
+                                      max_results=1)
+            if runs:
+                client.update_run(runs[0].info.run_id, status="RUNNING")
+                self._trial_runs[trial] = runs[0].info.run_id
+        super().log_trial_start(trial)
+
+    def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
+        kept = {k: v for k, v in result.items() if k.startswith(("train/", "eval/")) or k in self.KEEP}
+        super().log_trial_result(iteration, trial, kept)
+
+
+@dataclass
+class SweepResult:
+    rows: list[TrialRow]
+    selected: TrialRow | None
+    selection_path: Path | None  #: None when the sweep was interrupted (nothing selected yet)
+    interrupted: bool = False  #: Ctrl-C stopped Tune before every trial finished; ``--resume`` continues
+
+
+def sweep_dir(output_dir: str | Path, experiment: Experiment) -> Path:
+    """``<output>/<scenario>/sweep``: Tune's experiment folder and ``selection.json``."""
+    return Path(output_dir).resolve() / experiment.scenario.name / "sweep"
+
+
+def run_sweep(experiment: Experiment, spec: SweepSpec, output_dir: str | Path, *, tracking_uri: str | None,
+              seed: int = 0, num_env_runners: int = 0, resume: bool = False,
+              progress: Callable[[str], None] = print) -> SweepResult:
+    """Run (or, with ``resume``, continue) the sweep; write and return the selection.
+
+    ``tracking_uri`` None turns MLflow off. Without ``resume`` an existing sweep in the same folder is an
+    error (it would mix two sweeps); with ``resume`` Tune restores it, keeps every finished trial, continues
+    unfinished ones from their last checkpoint and retries errored ones. A restored sweep logs to the
+    tracking URI it started with.
+    """
+    root = sweep_dir(output_dir, experiment)
+    path = root / TUNE_DIR_NAME
+    tracker = Tracker(tracking_uri, experiment.scenario.name)  # creates the scenario's MLflow experiment
+    # trials keep the caller's working directory, so relative paths in scenarios (traces, workloads) still work
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    init_ray()
+    resources = tune.PlacementGroupFactory([{"CPU": 1}] * (1 + num_env_runners))
+    trainable = tune.with_resources(
+        tune.with_parameters(train_trial, base=experiment, num_env_runners=num_env_runners), resources)
+    exists = tune.Tuner.can_restore(str(path))
+    if resume and exists:
+        progress(f"[sweep] resuming {path}")
+        tuner = tune.Tuner.restore(str(path), trainable, resume_errored=True)
+    else:
+        if exists:
+            raise ConfigError(f"a sweep already exists in {path}: pass --resume to continue it, "
+                              f"or choose another --output")
+        callbacks = [] if tracking_uri is None else [TrialMetricsLogger(
+            tracking_uri=tracking_uri, experiment_name=experiment.scenario.name,
+            tags={"aolo.command": "sweep", "aolo.preset": experiment.name}, save_artifact=False)]
+        fixed = {"algorithm": experiment.algorithm, "seed": seed, BUDGET_PARAM: experiment.training.env_steps}
+        tuner = tune.Tuner(
+            trainable,
+            param_space={**fixed, **{d.key: d.to_tune() for d in spec.dimensions}},
+            tune_config=tune.TuneConfig(
+                num_samples=spec.num_samples, max_concurrent_trials=spec.max_concurrent_trials,
+                trial_name_creator=functools.partial(_trial_name, experiment.name),
+                trial_dirname_creator=functools.partial(_trial_name, experiment.name)),
+            run_config=tune.RunConfig(
+                name=TUNE_DIR_NAME, storage_path=str(root), callbacks=callbacks,
+                failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+        )
+        progress(f"[sweep] {experiment.name}: {sweep_line(experiment, spec)} -> {path}")
+    grid = tuner.fit()  # Ctrl-C: Tune saves the experiment state and returns the trials it has
+    rows = sorted((_row(result) for result in grid), key=lambda r: r.name)
+    if tracker.client is not None:
+        _attach_run_ids(rows, tracker)
+    if len(rows) < spec.num_trials or any(r.status == "UNFINISHED" for r in rows):
+        for row in rows:
+            if row.status == "UNFINISHED" and row.run_id is not None:
+                tracker.client.set_terminated(row.run_id, status="KILLED")
+        return SweepResult(rows, None, None, interrupted=True)
+    selected = select_trial(rows, spec.selection)
+    selection_path = root / "selection.json"
+    selection_path.write_text(json.dumps(_selection_record(rows, spec, selected), indent=2, default=str))
+    if selected is not None and selected.run_id is not None:
+        TrackedRun(tracker.client, selected.run_id).set_tags({"aolo.sweep.selected": "true"})
+    return SweepResult(rows, selected, selection_path)
+
+
+def sweep_line(experiment: Experiment, spec: SweepSpec) -> str:
+    """What the sweep runs, in one line."""
+    return (f"{spec.num_trials} trial(s) over {list(spec.keys)}, each training {experiment.algorithm} for "
+            f"{experiment.training.env_steps} env steps; {spec.max_concurrent_trials} at a time, "
+            f"up to {spec.max_failures} retries each")
+
+
+def _row(result: Any) -> TrialRow:
+    metrics = result.metrics or {}
+    return TrialRow(
+        name=Path(result.path).name,  # the trial folder is named like the trial
+        status="ERROR" if result.error is not None else "FINISHED" if f"eval/{SELECTION_METRIC}" in metrics
+        else "UNFINISHED",
+        params=dict(result.config or {}),
+        metrics={k.removeprefix("eval/"): float(v) for k, v in metrics.items()
+                 if k.startswith("eval/") and isinstance(v, (int, float))},
+        checkpoint=result.checkpoint.path if result.checkpoint is not None else None,
+        error=None if result.error is None else str(result.error).splitlines()[0],
+    )
+
+
+def _attach_run_ids(rows: list[TrialRow], tracker: Tracker) -> None:
+    """The MLflow run of each trial (``MLflowLoggerCallback`` tags runs with ``trial_name``)."""
+    runs = tracker.client.search_runs([tracker.experiment_id], filter_string="tags.`aolo.command` = 'sweep'",
+                                      max_results=5000)
+    by_name = {run.data.tags.get("trial_name"): run.info.run_id for run in runs}
+    for row in rows:
+        row.run_id = by_name.get(row.name)
+
+
+def _selection_record(rows: Sequence[TrialRow], spec: SweepSpec, selected: TrialRow | None) -> dict[str, Any]:
+    return {
+        "rule": {"metric": SELECTION_METRIC, **dataclasses.asdict(spec.selection)},
+        "selected": None if selected is None else dataclasses.asdict(selected),
+        "message": (f"selected {selected.name}" if selected is not None else
+                    f"no trial qualifies: none has {spec.selection.thresholds()}"),
+        "trials": [dataclasses.asdict(r) for r in rows],
+    }
+
+
+# --- CLI ------------------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``aolo sweep`` flags on top of the shared ones (``--output``, ``--tracking-uri``, ``--seed``, ...)."""
+    parser.add_argument(
+        "--preset", default=None, metavar="NAME|PATH.yaml",
+        help="experiment (scenario, training budget, algorithm) to sweep on; the sweep file's search_space, "
+             "selection and sweep sections apply on top (default: the sweep file itself, with its `base`)")
+    parser.add_argument(
+        "--sweep-config", default="reward_weights", metavar="NAME|PATH.yaml",
+        help="sweep file in tune_configs/ or a YAML path with search_space / selection / sweep sections "
+             "(default: %(default)s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``aolo sweep``: 0 if a trial was selected, 1 if none qualifies (the table says why)."""
+    raw = sweep_raw(args.preset, args.sweep_config)
+    experiment = experiment_from_raw(raw)
+    spec = parse_sweep(raw, experiment)
+    preflight(experiment.scenario)
+    tracking_uri = resolve_tracking_uri(args)
+    seed = args.seed if args.seed is not None else experiment.seeds[0]
+    result = run_sweep(experiment, spec, args.output, tracking_uri=tracking_uri, seed=seed,
+                       num_env_runners=args.num_env_runners, resume=args.resume,
+                       progress=lambda line: print(line, flush=True))
+    print()
+    print(format_table(result.rows, spec.selection, result.selected))
+    if result.interrupted:
+        done = sum(r.status != "UNFINISHED" for r in result.rows)
+        print(f"[sweep] interrupted after {done} of {spec.num_trials} trial(s); continue it with the same "
+              f"command plus --resume")
+        return EXIT_INTERRUPTED
+    for row in result.rows:
+        if row.status == "ERROR":
+            print(f"[sweep] trial {row.name} failed: {row.error}")
+    print(f"\n[sweep] rule: {spec.selection.describe()}")
+    if result.selected is None:
+        print(f"[sweep] NO TRIAL QUALIFIES: none of the {len(result.rows)} trial(s) meets the thresholds; "
+              f"relax `selection`, widen the search space or raise the budget. Written: {result.selection_path}")
+        return 1
+    chosen = ", ".join(f"{k}={_fmt(result.selected.params[k])}" for k in spec.keys)
+    run_id = f" (MLflow run {result.selected.run_id})" if result.selected.run_id else ""
+    print(f"[sweep] selected {result.selected.name}{run_id}: {chosen} -> "
+          f"{result.selected.metrics[SELECTION_METRIC]:.5f} gCO2e/request on held-out days")
+    print(f"[sweep] written: {result.selection_path}")
+    return 0

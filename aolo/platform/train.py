@@ -1,0 +1,288 @@
+"""Train one algorithm on one scenario under the experiment's env-step budget, then evaluate it.
+
+:func:`train_one` is what ``aolo train`` runs and what ``compare`` and ``sweep`` call per algorithm and seed.
+Everything a run produces lives in its run directory ``<output>/<scenario>/<algorithm>_seed<seed>/``::
+
+    checkpoint/          Algorithm.save_to_path (final; also saved on Ctrl-C so --resume can continue)
+    history.csv          one row per training iteration (the learning curve, across resumes)
+    evaluation.csv       held-out evaluation, one row per (cell, day) episode plus an ``all`` row
+    learning_curve.png   episode return against env steps
+
+and in the MLflow run (when tracking is on): params (:func:`~aolo.platform.tracking.experiment_params`),
+per-iteration ``train/*`` metrics at ``step = env steps``, the ``eval/*`` metrics (DESIGN.md §6), the files
+above as artifacts and the checkpoint path as the ``aolo.checkpoint`` tag and ``checkpoint.txt``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from aolo.envs.config import ConfigError, ScenarioConfig
+from aolo.platform.algorithms import ALGORITHMS, MODULE_ID, build_algorithm_config
+from aolo.platform.evaluation import (
+    CheckpointError,
+    EvaluationResult,
+    eval_metrics_for_mlflow,
+    evaluate_checkpoint,
+    evaluate_references,
+)
+from aolo.platform.presets import Experiment
+from aolo.platform.tracking import Tracker, TrackedRun, experiment_params
+
+#: File RLlib writes last into a checkpoint directory; its presence marks a complete checkpoint.
+CHECKPOINT_MARKER = "rllib_checkpoint.json"
+#: Learner statistics logged per iteration as ``train/<name>`` when RLlib reports them.
+LEARNER_STATS = ("policy_loss", "qf_loss", "qf_twin_loss", "alpha_loss", "alpha_value", "vf_loss",
+                 "vf_explained_var", "mean_kl_loss", "entropy", "total_loss")
+
+
+@dataclass
+class TrainResult:
+    algorithm: str
+    seed: int
+    run_id: str | None  #: MLflow run id (None when tracking is off)
+    checkpoint: Path  #: Algorithm.save_to_path directory (final)
+    history: list[dict[str, float]]  #: per iteration: iteration, env_steps, episode_return_mean, time_s, losses
+    evaluation: EvaluationResult  #: held-out evaluation (incl. gap_to_bound)
+
+
+def init_ray() -> None:
+    """Connect to the cluster in ``RAY_ADDRESS`` (``ray job submit`` sets it) or start a local in-process Ray.
+
+    A local Ray gets no dashboard, no worker-log forwarding and token auth off (``RAY_AUTH_MODE=disabled``
+    unless set), so nothing is written to ``~/.ray``. Already connected (e.g. by a test fixture): nothing to do.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init()
+    else:
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+
+
+def run_directory(output_dir: str | Path, scenario: ScenarioConfig, algorithm: str, seed: int) -> Path:
+    """``<output>/<scenario name>/<algorithm>_seed<seed>``."""
+    return Path(output_dir).expanduser().resolve() / scenario.name / f"{algorithm}_seed{seed}"
+
+
+def has_checkpoint(path: Path) -> bool:
+    return (path / CHECKPOINT_MARKER).is_file()
+
+
+def preflight(scenario: ScenarioConfig) -> None:
+    """Build every cell's environment once, so bad traces, workloads or day splits fail before any run starts."""
+    from aolo.envs.cell_env import CellEnv
+
+    for index in range(len(scenario.cells)):
+        try:
+            CellEnv({"scenario": scenario, "cell_index": index})
+        except ValueError as e:  # TraceError, WorkloadError and day-split errors are ValueErrors
+            raise ConfigError(f"scenario {scenario.name!r}: {e}") from None
+
+
+_REFERENCES: dict[tuple[str, int | None], dict[str, EvaluationResult]] = {}
+
+
+def reference_results(scenario: ScenarioConfig, days_per_cell: int | None) -> dict[str, EvaluationResult]:
+    """:func:`evaluate_references` on the held-out days, computed once per scenario and process."""
+    key = (json.dumps(scenario.to_dict(), sort_keys=True, default=str), days_per_cell)
+    if key not in _REFERENCES:
+        _REFERENCES[key] = evaluate_references(scenario, days_per_cell)
+    return _REFERENCES[key]
+
+
+def train_one(experiment: Experiment, algorithm: str, seed: int, output_dir: Path, *, tracking_uri: str | None,
+              parent_run_id: str | None = None, num_env_runners: int = 0, bound: EvaluationResult | None = None,
+              progress: Callable[[str], None] = print, resume: bool = False) -> TrainResult:
+    """Train ``algorithm`` with ``seed`` until ``experiment.training.env_steps`` env steps, save, evaluate, log.
+
+    ``bound`` is the hindsight evaluation the gap is measured against (computed and cached when None).
+    ``resume`` continues from the run directory's checkpoint up to the budget (nothing left: evaluate only).
+    ``tracking_uri`` None turns MLflow off; ``parent_run_id`` nests the MLflow run under a parent run.
+    If the run fails before its first checkpoint, a run directory it created is removed again.
+    """
+    if algorithm not in ALGORITHMS:
+        raise ConfigError(f"algorithm: must be one of {list(ALGORITHMS)}, got {algorithm!r}")
+    if not (isinstance(num_env_runners, int) and num_env_runners >= 0):
+        raise ConfigError(f"num_env_runners: must be an integer >= 0, got {num_env_runners!r}")
+    scenario = experiment.scenario
+    run_dir = run_directory(output_dir, scenario, algorithm, seed)
+    checkpoint = run_dir / "checkpoint"
+    if resume and not has_checkpoint(checkpoint):
+        raise CheckpointError(f"nothing to resume: no checkpoint in {checkpoint}; train once without --resume")
+    preflight(scenario)
+    history = read_history(run_dir / "history.csv") if resume else []
+
+    tracker = Tracker(tracking_uri, scenario.name)
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tags = {"aolo.command": "train", "aolo.algorithm": algorithm, "aolo.run_dir": run_dir}
+    if resume:
+        tags["aolo.resumed_at_env_steps"] = int(history[-1]["env_steps"]) if history else 0
+    try:
+        with tracker.mlflow_run(f"{algorithm}-seed{seed}", experiment_params(experiment, algorithm, seed), tags,
+                                parent_run_id=parent_run_id) as run:
+            label = f"{algorithm} seed {seed}"
+            progress(f"[{label}] training on {scenario.name!r} ({len(scenario.cells)} cells) to "
+                     f"{experiment.training.env_steps} env steps{' (resuming)' if resume else ''} -> {run_dir}")
+            _train(experiment, algorithm, seed, checkpoint, num_env_runners, resume, history, run, progress, label)
+            if bound is None:
+                progress(f"[{label}] computing the hindsight bound on the held-out days")
+                bound = reference_results(scenario, experiment.days_per_cell)["hindsight"]
+            progress(f"[{label}] evaluating the checkpoint on the held-out days")
+            evaluation = evaluate_checkpoint(checkpoint, scenario, algorithm, experiment.days_per_cell, bound)
+            _log_outputs(run, run_dir, checkpoint, history, evaluation, scenario, f"{label} on {scenario.name}")
+            return TrainResult(algorithm, seed, run.run_id, checkpoint, history, evaluation)
+    except BaseException:
+        if created and not has_checkpoint(checkpoint):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _train(experiment: Experiment, algorithm: str, seed: int, checkpoint: Path, num_env_runners: int, resume: bool,
+           history: list[dict[str, float]], run: TrackedRun, progress: Callable[[str], None], label: str) -> None:
+    """Build the algorithm, (restore,) train to the budget appending to ``history``, save the checkpoint."""
+    budget = experiment.training.env_steps
+    init_ray()
+    config = build_algorithm_config(algorithm, experiment.scenario, seed=seed, settings=experiment.training,
+                                    num_env_runners=num_env_runners)
+    try:
+        algo = config.build_algo()
+    except ValueError as e:  # RLlib's config validation, e.g. a PPO minibatch larger than the train batch
+        raise ConfigError(f"RLlib rejected the training settings for {algorithm}: {str(e).splitlines()[0]}") from e
+    saved_at = len(history)
+    try:
+        if resume:
+            algo.restore_from_path(checkpoint)
+        env_steps = int(history[-1]["env_steps"]) if history else 0
+        time_before = history[-1]["time_s"] if history else 0.0
+        start = time.monotonic()
+        if env_steps >= budget:
+            progress(f"[{label}] checkpoint already has {env_steps} >= {budget} env steps; nothing to train")
+        while env_steps < budget:
+            t = time.monotonic()
+            result = algo.train()
+            env_steps = _env_steps_sampled(result)
+            row = {"iteration": float(len(history) + 1), "env_steps": float(env_steps),
+                   "episode_return_mean": _episode_return(result), "time_s": time_before + time.monotonic() - start,
+                   "iteration_time_s": time.monotonic() - t, **_learner_stats(result)}
+            history.append(row)
+            run.log_metrics({f"train/{k}": v for k, v in row.items() if k != "iteration"}, step=env_steps)
+            progress(_progress_line(label, row, budget))
+        _save_checkpoint(algo, checkpoint, history)
+        saved_at = len(history)
+    except KeyboardInterrupt:
+        if len(history) > saved_at:  # keep the finished iterations: `--resume` continues from here
+            _save_checkpoint(algo, checkpoint, history)
+            progress(f"[{label}] interrupted: checkpoint saved at {int(history[-1]['env_steps'])} env steps "
+                     f"in {checkpoint}; continue with --resume")
+        raise
+    finally:
+        algo.stop()
+
+
+def _env_steps_sampled(result: dict[str, Any]) -> int:
+    value = result.get("env_runners", {}).get("num_env_steps_sampled_lifetime",
+                                              result.get("num_env_steps_sampled_lifetime"))
+    if value is None:
+        raise RuntimeError("RLlib's result has no num_env_steps_sampled_lifetime; cannot track the env-step budget")
+    return int(value)
+
+
+def _episode_return(result: dict[str, Any]) -> float:
+    value = result.get("env_runners", {}).get("episode_return_mean")
+    return float(value) if value is not None else math.nan  # no episode finished yet
+
+
+def _learner_stats(result: dict[str, Any]) -> dict[str, float]:
+    stats = result.get("learners", {}).get(MODULE_ID, {})
+    return {k: float(stats[k]) for k in LEARNER_STATS if isinstance(stats.get(k), (int, float))}
+
+
+def _progress_line(label: str, row: dict[str, float], budget: int) -> str:
+    ret = row["episode_return_mean"]
+    ret_s = f"{ret:10.2f}" if math.isfinite(ret) else f"{'n/a':>10}"
+    steps = int(row["env_steps"])
+    return (f"[{label}] iter {int(row['iteration']):4d}  env steps {steps:7d}/{budget} ({100 * steps / budget:3.0f}%)"
+            f"  episode return {ret_s}  elapsed {row['time_s']:7.1f} s")
+
+
+def _save_checkpoint(algo, checkpoint: Path, history: list[dict[str, float]]) -> None:
+    """Save next to the old checkpoint, then swap, so a crash never leaves a half-written ``checkpoint/``."""
+    fresh, old = checkpoint.with_name("checkpoint.tmp"), checkpoint.with_name("checkpoint.old")
+    shutil.rmtree(fresh, ignore_errors=True)
+    algo.save_to_path(fresh)
+    if checkpoint.exists():
+        checkpoint.rename(old)
+    fresh.rename(checkpoint)
+    shutil.rmtree(old, ignore_errors=True)
+    write_csv(history, checkpoint.parent / "history.csv")
+
+
+def read_history(path: Path) -> list[dict[str, float]]:
+    """A ``history.csv`` written by :func:`train_one` (empty when absent)."""
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """Rows with possibly different keys: the columns are their union, in first-seen order."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def evaluation_rows(result: EvaluationResult, scenario: ScenarioConfig) -> list[dict[str, Any]]:
+    """One row per evaluated (cell, day) episode, then the ``all`` row with the overall metrics."""
+    from aolo.envs.rollout import summarize
+
+    sv = scenario.service
+    rows: list[dict[str, Any]] = [{"policy": result.policy, "cell": r.cell, "day": r.day,
+                                   **summarize([r], sv.q_min, sv.q_floor, sv.t_max_s)} for r in result.records]
+    rows.append({"policy": result.policy, "cell": "all", "day": "", **result.metrics})
+    return rows
+
+
+def plot_learning_curve(history: list[dict[str, float]], path: Path, title: str) -> None:
+    """Episode return (summed over a cell's users) against env steps, as a PNG (no pyplot, no display)."""
+    from matplotlib.figure import Figure
+
+    points = [(h["env_steps"], h["episode_return_mean"]) for h in history
+              if math.isfinite(h.get("episode_return_mean", math.nan))]
+    fig = Figure(figsize=(6.4, 3.6), layout="constrained")
+    ax = fig.subplots()
+    if points:
+        ax.plot(*zip(*points), marker="o", markersize=3)
+    ax.set(xlabel="env steps", ylabel="episode return (sum over users)", title=title)
+    ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=110)
+
+
+def _log_outputs(run: TrackedRun, run_dir: Path, checkpoint: Path, history: list[dict[str, float]],
+                 evaluation: EvaluationResult, scenario: ScenarioConfig, title: str) -> None:
+    """Write evaluation.csv and learning_curve.png into the run directory and log them with the eval metrics."""
+    write_csv(evaluation_rows(evaluation, scenario), run_dir / "evaluation.csv")
+    plot_learning_curve(history, run_dir / "learning_curve.png", title)
+    steps = int(history[-1]["env_steps"]) if history else 0
+    run.log_metrics(eval_metrics_for_mlflow(evaluation.metrics), step=steps)
+    run.set_tags({"aolo.checkpoint": checkpoint})
+    run.log_text(f"{checkpoint}\n", "checkpoint.txt")
+    for name in ("evaluation.csv", "learning_curve.png", "history.csv"):
+        if (run_dir / name).exists():
+            run.log_artifact(run_dir / name)
