@@ -1,21 +1,15 @@
 """Each of sdrl, sac, td3, ppo builds on the cell env, trains 2 iterations, checkpoints, restores and acts the same."""
 
-import os
-
 import numpy as np
 import pytest
 import torch
+from ray.rllib.algorithms.algorithm import Algorithm
+from ray.rllib.core.columns import Columns
 
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-
-from ray.rllib.algorithms.algorithm import Algorithm  # noqa: E402
-from ray.rllib.core.columns import Columns  # noqa: E402
-
-from aolo.envs.cell_env import CellEnv  # noqa: E402
-from aolo.envs.config import ScenarioConfig  # noqa: E402
-from aolo.platform.algorithms import MODULE_ID, TrainingSettings, build_algorithm_config  # noqa: E402
-from aolo.platform.evaluation import ModulePolicy, evaluate, load_module  # noqa: E402
+from aolo.envs.cell_env import CellEnv
+from aolo.envs.config import ScenarioConfig
+from aolo.platform.algorithms import MODULE_ID, TrainingSettings, build_algorithm_config
+from aolo.platform.evaluation import ModulePolicy, evaluate, load_module
 
 TINY = ScenarioConfig.from_dict({
     "name": "tiny",
@@ -29,14 +23,6 @@ TINY = ScenarioConfig.from_dict({
 SETTINGS = TrainingSettings(env_steps=48, rollout_fragment_length=12, updates_per_env_step=0.25, train_batch_size=32,
                             learning_starts=12, hidden=(16, 16), ppo_minibatch_size=16, ppo_epochs=1,
                             popsan={"pop_in": 3, "pop_out": 3, "timesteps": 3})
-
-
-@pytest.fixture(scope="module")
-def ray_runtime():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-    yield
 
 
 def _obs_batch(n: int = 6) -> torch.Tensor:
@@ -57,7 +43,7 @@ def _deterministic_actions(module, obs: torch.Tensor) -> np.ndarray:
 
 
 @pytest.mark.parametrize("algo", ["sdrl", "sac", "td3", "ppo"])
-def test_build_train_checkpoint_restore(algo, tmp_path, ray_runtime):
+def test_build_train_checkpoint_restore(algo, tmp_path, ray_session):
     config = build_algorithm_config(algo, TINY, seed=1, settings=SETTINGS)
     algorithm = config.build_algo()
     try:
