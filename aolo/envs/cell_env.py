@@ -11,7 +11,7 @@ A whole episode's exogenous inputs (carbon intensities, channels, requests) are 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -54,11 +54,10 @@ class Episode:
     fading_gain_estimate: np.ndarray  #: (U, T) |ĥ|² seen by the agent
     prompt_tokens: np.ndarray  #: (U, T)
     ref_tokens: np.ndarray  #: (U, T)
+    channel_gain: np.ndarray = field(init=False)  #: (U, T) true end-to-end power gain
 
-    @property
-    def channel_gain(self) -> np.ndarray:
-        """(U, T) true end-to-end power gain."""
-        return self.large_scale_gain[:, None] * self.fading_gain
+    def __post_init__(self) -> None:
+        self.channel_gain = self.large_scale_gain[:, None] * self.fading_gain
 
 
 class CellEnv(MultiAgentEnv):
@@ -113,6 +112,7 @@ class CellEnv(MultiAgentEnv):
         self.fading_rho = channel.fading_correlation(radio.ue_speed_mps, radio.carrier_ghz, sc.epoch_s)
 
         self.agents = self.possible_agents = [f"user_{i}" for i in range(n)]
+        self._all_ids = [*self.agents, "__all__"]
         obs_space = gym.spaces.Box(-OBS_BOUND, OBS_BOUND, (len(OBS_FEATURES),), np.float32)
         act_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
         self.observation_spaces = {a: obs_space for a in self.agents}
@@ -168,7 +168,7 @@ class CellEnv(MultiAgentEnv):
         sv, radio = self.scenario.service, self.scenario.radio
         ref = self.episode.ref_tokens[:, self.t]
         f = sv.f_min + (actions[:, 0] + 1.0) * 0.5 * (sv.f_max - sv.f_min)
-        kappa = np.clip(np.rint(f * ref), 1, sv.kappa_max)
+        kappa = np.minimum(np.maximum(np.rint(f * ref), 1.0), sv.kappa_max)
         p_dbm = radio.p_min_dbm + (actions[:, 1] + 1.0) * 0.5 * (radio.p_max_dbm - radio.p_min_dbm)
         return kappa, channel.dbm_to_w(p_dbm)
 
@@ -270,15 +270,16 @@ class CellEnv(MultiAgentEnv):
         actions = np.asarray([action_dict[a] for a in self.agents], dtype=np.float64)
         if actions.shape != (self.num_users, 2):
             raise ValueError(f"CellEnv.step: each action must have shape (2,), got {actions.shape[1:]}")
-        bad = ~np.isfinite(actions).all(axis=1) | (np.abs(actions) > 1.0 + 1e-6).any(axis=1)
-        if bad.any():
+        within = np.abs(actions) <= 1.0 + 1e-6  # False for NaN too
+        if not within.all():
+            bad = ~within.all(axis=1)
             i = int(np.flatnonzero(bad)[0])
             raise ValueError(
                 f"CellEnv.step: {int(bad.sum())} action(s) outside [-1, 1] or not finite, first "
                 f"{self.agents[i]}={actions[i].tolist()}; actions are (answer length, power) in [-1, 1]^2 — "
                 "clip them in the policy (RLlib: config.environment(clip_actions=True))"
             )
-        return np.clip(actions, -1.0, 1.0)  # only float rounding (|excess| ≤ 1e-6) is clipped here
+        return np.minimum(np.maximum(actions, -1.0), 1.0)  # only float rounding (|excess| ≤ 1e-6) is clipped
 
     def step(self, action_dict: dict[str, Any]):
         if self.episode is None:
@@ -300,13 +301,11 @@ class CellEnv(MultiAgentEnv):
             deficit = np.maximum(0.0, sc.service.q_min - self._qoe_sum / self.t)
             rewards = rewards - sc.reward.deficit * deficit
         infos = self._infos(out, kappa, power_w, bool(power_clipped), t)
-        agent_ids = self.agents
-        obs = self._observations()
         return (
-            obs,
-            {a: float(rewards[i]) for i, a in enumerate(agent_ids)},
-            {"__all__": False, **{a: False for a in agent_ids}},
-            {"__all__": done, **{a: done for a in agent_ids}},
+            self._observations(),
+            dict(zip(self.agents, rewards.tolist())),
+            dict.fromkeys(self._all_ids, False),
+            dict.fromkeys(self._all_ids, done),
             infos,
         )
 
