@@ -56,7 +56,7 @@ def _processes_of(temp_dir: str) -> list[int]:
         found |= children
 
 
-def _stop_head(temp_dir: str, grace_s: float = 15.0) -> None:
+def _stop_head(temp_dir: str, grace_s: float = 5.0) -> None:
     pids = _processes_of(temp_dir)
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids:

@@ -48,7 +48,7 @@ examples:
   python -m aolo train --preset smoke                      # seconds: try the whole pipeline
   python -m aolo train --preset quick --algorithm sac      # one algorithm, one seed
   python -m aolo train --preset quick --resume             # continue the last checkpoint to the budget
-  python -m aolo compare --preset quick                    # 4 algorithms + 3 reference policies, ~15 min
+  python -m aolo compare --preset quick                    # 4 algorithms + 3 references, ~10 min on 2 cores
   python -m aolo sweep --preset reward_weights             # Ray Tune over the YAML's search_space
   python -m aolo evaluate --policy hindsight               # a reference policy on the held-out days
   python -m aolo evaluate --checkpoint aolo_runs/quick/sdrl_seed0/checkpoint
@@ -180,7 +180,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     print()
     print(format_metrics_table({algorithm: result.evaluation.metrics, "hindsight": bound.metrics}))
     print(f"\ncheckpoint: {result.checkpoint}")
-    _print_tracking(tracking_uri, experiment.scenario.name, result.run_id)
+    if tracking_uri is not None:
+        from aolo.platform.tracking import Tracker
+
+        print(f"MLflow: {Tracker(tracking_uri, experiment.scenario.name).run_url(result.run_id)}")
     return 0
 
 
@@ -225,7 +228,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     with tracker.mlflow_run(f"evaluate-{name}", params, {"aolo.command": "evaluate"}) as run:
         run.log_metrics(eval_metrics_for_mlflow(result.metrics))
         run.log_artifact(csv_path)
-    _print_tracking(tracking_uri, scenario.name, run.run_id)
+    if tracking_uri is not None:
+        print(f"MLflow: {tracker.run_url(run.run_id)}")
     return 0
 
 
@@ -278,14 +282,6 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.6g}"
 
 
-def _print_tracking(tracking_uri: str | None, scenario_name: str, run_id: str | None) -> None:
-    if tracking_uri is None:
-        return
-    from aolo.platform.tracking import Tracker
-
-    print(f"MLflow: {Tracker(tracking_uri, scenario_name).run_url(run_id)}")
-
-
 def _print_flush(line: str) -> None:
     print(line, flush=True)
 
@@ -294,10 +290,14 @@ def _setup_runtime() -> None:
     """One torch thread (2-core machines: 13x faster with Ray), Ray env defaults, terse warnings."""
     if not os.environ.get("RAY_ADDRESS"):
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local in-process Ray needs no token
+    import ray.rllib  # every command needs it; importing it (re)configures its logger, so quieten it after
     import torch
 
     torch.set_num_threads(1)
-    logging.getLogger("ray.rllib").setLevel(logging.ERROR)  # "You are running SAC on the new API stack!" etc.
+    # RLlib talk that is not for aolo's users: "You are running SAC on the new API stack!", RLlib's own
+    # deprecation notices ("RLModule(config=...) has been deprecated", DESIGN notes: harmless)
+    for noisy in ("ray.rllib", "ray._common.deprecation"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message=".*Overriding environment")
     warnings.showwarning = _show_warning

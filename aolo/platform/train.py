@@ -137,6 +137,9 @@ def train_one(experiment: Experiment, algorithm: str, seed: int, output_dir: Pat
             label = f"{algorithm} seed {seed}"
             progress(f"[{label}] training on {scenario.name!r} ({len(scenario.cells)} cells) to "
                      f"{experiment.training.env_steps} env steps{' (resuming)' if resume else ''} -> {run_dir}")
+            if not resume and has_checkpoint(checkpoint):
+                progress(f"[{label}] note: this run will replace the checkpoint of an earlier run in {run_dir} "
+                         f"(--resume continues that one instead)")
             _train(experiment, algorithm, seed, checkpoint, num_env_runners, resume, history, run, progress, label)
             if bound is None:
                 progress(f"[{label}] computing the hindsight bound on the held-out days")
