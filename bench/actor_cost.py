@@ -106,6 +106,32 @@ def energy_per_decision(modules, exp, sdrl_checkpoint: str | None):
     return out
 
 
+def energy_at_paper_size(exp):
+    """Energy per decision of untrained 256x256 actors (PopSAN's published size) on held-out cell-env days."""
+    import gymnasium as gym
+    from ray.rllib.algorithms.sac.torch.default_sac_torch_rl_module import DefaultSACTorchRLModule
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    from aolo.envs.cell_env import OBS_BOUND
+    from aolo.policies.sdrl import SDRLTorchRLModule
+
+    spaces = dict(observation_space=gym.spaces.Box(-OBS_BOUND, OBS_BOUND, (OBS_DIM,), np.float32),
+                  action_space=gym.spaces.Box(-1.0, 1.0, (ACT_DIM,), np.float32))
+    config = {"fcnet_hiddens": [256, 256], "popsan_hidden": [256, 256], "twin_q": True}
+    modules = {name: RLModuleSpec(module_class=cls, model_config=config, **spaces).build()
+               for name, cls in (("sdrl", SDRLTorchRLModule), ("sac", DefaultSACTorchRLModule))}
+    return energy_per_decision(modules, exp, None)
+
+
+def print_energy(metrics) -> None:
+    print("| actor | nJ/decision | MACs | synaptic ops |\n|---|---|---|---|")
+    for name, m in metrics.items():
+        print(f"| {name} | {m['actor_nj_per_decision']:.1f} | {m['actor_macs_per_decision']:.0f} | "
+              f"{m['actor_synops_per_decision']:.0f} |")
+    ratio = metrics["sdrl"]["actor_nj_per_decision"] / metrics["sac"]["actor_nj_per_decision"]
+    print(f"PopSAN / MLP energy per decision: {ratio:.3f} — target <= 0.333", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (default 5)")
@@ -128,15 +154,12 @@ def main() -> None:
     print(f"SDRL / SAC iteration time: median {statistics.median(ratios):.2f}x "
           f"(range {min(ratios):.2f}–{max(ratios):.2f}) — target <= 3x", flush=True)
 
-    print("\n3) actor energy per decision on held-out cell-env days")
-    metrics = energy_per_decision(modules, exp, args.sdrl_checkpoint)
-    print("| actor | nJ/decision | MACs | synaptic ops |\n|---|---|---|---|")
-    for name, m in metrics.items():
-        print(f"| {name} | {m['actor_nj_per_decision']:.1f} | {m['actor_macs_per_decision']:.0f} | "
-              f"{m['actor_synops_per_decision']:.0f} |")
-    ratio = metrics["sdrl"]["actor_nj_per_decision"] / metrics["sac"]["actor_nj_per_decision"]
-    print(f"PopSAN / MLP energy per decision: {ratio:.3f} — target <= 0.333")
-    print("(spikes from " + ("the given checkpoint" if args.sdrl_checkpoint else "the briefly trained actor") + ")")
+    print(f"\n3) actor energy per decision on held-out cell-env days, preset {args.preset!r} network size "
+          f"{list(exp.training.hidden)}; spikes from "
+          + ("the given checkpoint" if args.sdrl_checkpoint else "the actor trained above"))
+    print_energy(energy_per_decision(modules, exp, args.sdrl_checkpoint))
+    print("\n4) the same at PopSAN's published size, 256x256 (untrained actors)")
+    print_energy(energy_at_paper_size(exp))
 
 
 if __name__ == "__main__":
