@@ -10,6 +10,7 @@ torch thread per process.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -152,6 +153,15 @@ def build_algorithm_config(
         .fault_tolerance(restart_failed_env_runners=True)
         .debugging(seed=seed, log_level="ERROR")
     )
+
+
+def stop_algorithm(algo) -> None:
+    """``algo.stop()``, then remove the empty log directory Ray creates under ``~/ray_results`` for every
+    Algorithm built outside Tune (aolo logs to MLflow and checkpoints to ``--output`` instead)."""
+    algo.stop()
+    logdir = Path(getattr(algo, "logdir", "") or "")
+    if logdir.is_dir() and logdir.parent == Path("~/ray_results").expanduser() and not any(logdir.iterdir()):
+        logdir.rmdir()
 
 
 def _map_to_shared_module(agent_id, episode, **kwargs) -> str:

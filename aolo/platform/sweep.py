@@ -39,7 +39,7 @@ from ray import tune
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 
 from aolo.envs.config import ConfigError
-from aolo.platform.algorithms import ALGORITHMS, TrainingSettings, build_algorithm_config
+from aolo.platform.algorithms import ALGORITHMS, TrainingSettings, build_algorithm_config, stop_algorithm
 from aolo.platform.cli import EXIT_INTERRUPTED, resolve_tracking_uri
 from aolo.platform.evaluation import eval_metrics_for_mlflow, evaluate, evaluate_checkpoint
 from aolo.platform.presets import Experiment, experiment_from_raw, load_raw
@@ -308,7 +308,7 @@ def train_trial(config: dict[str, Any], *, base: Experiment, num_env_runners: in
             tune.report({**metrics, **eval_metrics_for_mlflow(evaluation.metrics)},
                         checkpoint=tune.Checkpoint.from_directory(tmp))
     finally:
-        algo.stop()
+        stop_algorithm(algo)
 
 
 def _save(algo: Any, path: str, env_steps: int) -> None:

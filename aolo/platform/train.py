@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from aolo.envs.config import ConfigError, ScenarioConfig
-from aolo.platform.algorithms import ALGORITHMS, MODULE_ID, build_algorithm_config
+from aolo.platform.algorithms import ALGORITHMS, MODULE_ID, build_algorithm_config, stop_algorithm
 from aolo.platform.evaluation import (
     CheckpointError,
     EvaluationResult,
@@ -193,7 +193,7 @@ def _train(experiment: Experiment, algorithm: str, seed: int, checkpoint: Path, 
                      f"in {checkpoint}; continue with --resume")
         raise
     finally:
-        algo.stop()
+        stop_algorithm(algo)
 
 
 def _env_steps_sampled(result: dict[str, Any]) -> int:
