@@ -134,6 +134,38 @@ def test_deficit_penalty_at_last_epoch():
         assert rew[a] == pytest.approx(step_r - w.deficit * (sv.q_min - mean_q), rel=1e-9)
 
 
+def test_accrued_deficit_charges_each_increment_and_keeps_the_episode_return():
+    """Short answers for 4 epochs (deficit builds), long answers for 4 (paid back): the accrued timing charges
+    w_deficit · ΔD_t each epoch, D_t = max(0, (t·Q_min − ΣQ)/T), and sums to the terminal timing's return."""
+    short, long_ = np.array([-1.0, 0.0], np.float32), np.array([1.0, 0.0], np.float32)
+    returns, rewards = {}, {}
+    for timing in ("terminal", "accrued"):
+        env = CellEnv({"scenario": {**SMALL, "reward": {"deficit_timing": timing}}})
+        env.reset(seed=4)
+        sv, w, T = env.scenario.service, env.scenario.reward, env.scenario.epochs_per_episode
+        qoe_sum, rewards[timing] = np.zeros(env.num_users), []
+        for t in range(T):
+            act = short if t < 4 else long_
+            _, rew, _, _, info = env.step({a: act for a in env.agents})
+            q = np.array([info[a]["qoe"] for a in env.agents])
+            step_r = np.array([-w.carbon * info[a]["carbon_total_g"] / w.carbon_scale_g for a in env.agents]) \
+                + w.qoe * (q - sv.q_min) - w.latency * np.array([info[a]["latency_s"] > sv.t_max_s for a in env.agents]) \
+                - w.floor * (q < sv.q_floor)
+            d_before = np.maximum(0.0, (t * sv.q_min - qoe_sum) / T)
+            qoe_sum = qoe_sum + q
+            d_after = np.maximum(0.0, ((t + 1) * sv.q_min - qoe_sum) / T)
+            got = np.array([rew[a] for a in env.agents])
+            if timing == "accrued":
+                np.testing.assert_allclose(got, step_r - w.deficit * (d_after - d_before), rtol=1e-9)
+            elif t < T - 1:
+                np.testing.assert_allclose(got, step_r, rtol=1e-9)
+            rewards[timing].append(got)
+        returns[timing] = np.sum(rewards[timing], axis=0)
+    assert np.all(rewards["accrued"][1] < rewards["terminal"][1] - 1.0)  # the shortfall is charged early...
+    assert np.any(rewards["accrued"][5] > rewards["terminal"][5])  # ...and refunded while it is paid back
+    np.testing.assert_allclose(returns["accrued"], returns["terminal"], rtol=1e-9)
+
+
 def test_per_copy_cell_choice_and_split():
     class Ctx(dict):
         def __init__(self, d, worker_index, vector_index):
@@ -174,6 +206,7 @@ def test_env_is_registered_with_tune():
         ({"service": {"q_min": 0.999}}, r"service.q_min: is unreachable"),
         ({"epochs": 3}, r"scenario: unknown key\(s\) \['epochs'\]"),
         ({"accounting": "marginal"}, r"accounting: must be one of"),
+        ({"reward": {"deficit_timing": "daily"}}, r"reward.deficit_timing: must be one of \['terminal', 'accrued'\]"),
     ],
 )
 def test_bad_scenarios_name_the_field(change, match):

@@ -294,12 +294,12 @@ class CellEnv(MultiAgentEnv):
             power_w = power_w * (self.cell.bs_power_budget_w / requested_w)
         out = self.outcomes(kappa, power_w, t)
         rewards = self.rewards(out)
+        deficit_before = self._deficit()
         self._qoe_sum += out.qoe
         self.t += 1
         done = self.t >= sc.epochs_per_episode
-        if done:
-            deficit = np.maximum(0.0, sc.service.q_min - self._qoe_sum / self.t)
-            rewards = rewards - sc.reward.deficit * deficit
+        if sc.reward.deficit_timing == "accrued" or done:
+            rewards = rewards - sc.reward.deficit * (self._deficit() - deficit_before)
         infos = self._infos(out, kappa, power_w, bool(power_clipped), t)
         return (
             self._observations(),
@@ -330,6 +330,15 @@ class CellEnv(MultiAgentEnv):
             radio=sc.radio,
             service=sc.service,
         )
+
+    def _deficit(self) -> np.ndarray:
+        """Per user, the mean-QoE shortfall the day has built so far: ``max(0, (t Q_min - Σ Q) / T)``; at the
+        last epoch this is the constraint's ``max(0, Q_min - mean Q)``. The terminal timing charges only that
+        last value (``D_{T-1}`` counts as 0), the accrued timing charges every increment."""
+        sc = self.scenario
+        if sc.reward.deficit_timing == "terminal" and self.t < sc.epochs_per_episode:
+            return np.zeros(self.num_users)
+        return np.maximum(0.0, (self.t * sc.service.q_min - self._qoe_sum) / sc.epochs_per_episode)
 
     def rewards(self, out: RequestOutcomes) -> np.ndarray:
         """Per-step reward of each user (DESIGN.md §3.5), without the end-of-episode deficit term."""

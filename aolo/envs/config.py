@@ -177,10 +177,19 @@ class ServiceConfig:
         _check_range(self.embodied_g_per_gpu_hour, f"{path}.embodied_g_per_gpu_hour", 0.0, 1000.0)
 
 
+DEFICIT_TIMINGS = ("terminal", "accrued")
+
+
 @dataclass(frozen=True)
 class RewardWeights:
     """``r = -w_carbon (C_I + C_C)/C_scale + w_qoe (Q - Q_min) - w_latency 1[T > T_max] - w_floor 1[Q < Q_floor]``,
-    plus ``- w_deficit max(0, Q_min - mean Q)`` at the last epoch (DESIGN.md §3.5)."""
+    plus ``- w_deficit max(0, Q_min - mean Q)`` at the last epoch (DESIGN.md §3.5).
+
+    ``deficit_timing = "accrued"`` pays that same deficit term as it builds up: each epoch is charged
+    ``w_deficit (D_{t+1} - D_t)`` with ``D_t = max(0, (t Q_min - Σ_{τ<t} Q_τ) / T)`` (a refund when the user pays
+    a shortfall back). The terms telescope to the terminal penalty, so every episode's undiscounted return is
+    unchanged; the learner just sees the constraint at the step that moves it instead of up to 95 steps later.
+    """
 
     carbon: float = 1.0
     qoe: float = 0.2  #: small: over-delivering QoE beyond Q_min should not pay for itself
@@ -188,8 +197,11 @@ class RewardWeights:
     floor: float = 1.0
     deficit: float = 300.0  #: ≈ 3 per unit of QoE per epoch over 96 epochs: keeps the mean-QoE constraint binding
     carbon_scale_g: float = 0.005  #: a typical per-request carbon (≈ 0.5–15 mg)
+    deficit_timing: str = "terminal"  #: ``terminal`` (DESIGN.md §3.5) | ``accrued`` (same return, dense)
 
     def validate(self, path: str = "reward") -> None:
+        _check(self.deficit_timing in DEFICIT_TIMINGS, f"{path}.deficit_timing",
+               f"must be one of {list(DEFICIT_TIMINGS)}, got {self.deficit_timing!r}")
         for f in ("carbon", "qoe", "latency", "floor", "deficit"):
             _check_range(getattr(self, f), f"{path}.{f}", 0.0, 1e6)
         _check_range(self.carbon_scale_g, f"{path}.carbon_scale_g", 0.0, 1e6, lo_open=True)

@@ -41,6 +41,11 @@ class TrainingSettings:
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4
     ppo_lr: float = 3e-4
+    #: SAC/SDRL entropy temperature: start value and learning rate. RLlib's defaults (1.0, 3e-4) are sized for
+    #: 1M-step runs; with a few thousand updates alpha barely moves and the entropy bonus swamps a per-step
+    #: reward of order 1, so the learned mean over-delivers QoE (a safety margin for the noisy actions).
+    initial_alpha: float = 1.0
+    alpha_lr: float = 3e-4
     ppo_epochs: int = 6
     ppo_minibatch_size: int = 256
     popsan: dict[str, Any] = field(default_factory=dict)  #: PopSAN overrides (pop_in, pop_out, timesteps, ...)
@@ -57,7 +62,9 @@ class TrainingSettings:
             raise ConfigError(f"training.updates_per_env_step: must be in (0, 64], got {self.updates_per_env_step!r}")
         if not 0 < self.gamma <= 1:
             raise ConfigError(f"training.gamma: must be in (0, 1], got {self.gamma!r}")
-        for name in ("actor_lr", "critic_lr", "ppo_lr"):
+        if not 0 < self.initial_alpha <= 100:
+            raise ConfigError(f"training.initial_alpha: must be in (0, 100], got {self.initial_alpha!r}")
+        for name in ("actor_lr", "critic_lr", "ppo_lr", "alpha_lr"):
             if not 0 < getattr(self, name) < 1:
                 raise ConfigError(f"training.{name}: must be in (0, 1), got {getattr(self, name)!r}")
         if not self.hidden or not all(isinstance(h, int) and h >= 1 for h in self.hidden):
@@ -115,12 +122,12 @@ def build_algorithm_config(
             config = TD3Config()
             module_spec = RLModuleSpec(model_config={"fcnet_hiddens": list(s.hidden)})
         elif algo == "sac":
-            config = SACConfig()
+            config = SACConfig().training(initial_alpha=s.initial_alpha, alpha_lr=s.alpha_lr)
             module_spec = RLModuleSpec(model_config={"fcnet_hiddens": list(s.hidden)})
         else:  # sdrl
             from aolo.policies.sdrl import SDRLTorchRLModule
 
-            config = SACConfig()
+            config = SACConfig().training(initial_alpha=s.initial_alpha, alpha_lr=s.alpha_lr)
             module_spec = RLModuleSpec(
                 module_class=SDRLTorchRLModule,
                 model_config={"fcnet_hiddens": list(s.hidden), "popsan_hidden": list(s.hidden), **s.popsan},
