@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from aolo.platform.cli import main
-from aolo.platform.compare import RunOutcome, format_table, reduction, summarize, t_interval
+from aolo.platform.compare import RunOutcome, format_table, reduction, reduction_interval, summarize, t_interval
 from aolo.platform.plots import pareto_front
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -34,6 +34,19 @@ def test_t_interval_on_hand_numbers():
 def test_reduction_is_relative_to_the_baseline():
     assert reduction(0.8, 1.0) == pytest.approx(0.2)
     assert reduction(1.25, 1.0) == pytest.approx(-0.25)
+
+
+def test_reduction_interval_by_hand():
+    # a = [0.8, 1.0], b = [1.0, 1.2]: s² = 0.02 each; squared relative standard errors 0.02 / (2 · 0.9²) =
+    # 0.0123457 and 0.02 / (2 · 1.1²) = 0.0082645; Welch df = 0.0206102² / (0.0123457² + 0.0082645²) = 1.92453;
+    # t_0.975(1.92453) = 4.46844; half-width = 4.46844 · (0.9 / 1.1) · sqrt(0.0206102) = 0.524864
+    value, half = reduction_interval([0.8, 1.0], [1.0, 1.2])
+    assert value == pytest.approx(1 - 0.9 / 1.1)
+    assert half == pytest.approx(0.524864, rel=1e-5)
+    assert reduction_interval([0.9], [1.0, 1.2]) == (pytest.approx(1 - 0.9 / 1.1), None)
+    assert reduction_interval([0.9, 0.9], [1.2, 1.2]) == (pytest.approx(0.25), 0.0)
+    # more seeds, less spread -> a narrower interval around the same reduction
+    assert reduction_interval([0.85, 0.95] * 5, [1.05, 1.15] * 5)[1] < 0.1
 
 
 def _metrics(carbon: float, qoe: float = 0.85, nj: float = 5.0) -> dict[str, float]:
@@ -61,13 +74,15 @@ def test_summarize_means_ci_reductions_and_failures():
     assert sdrl.reductions["sac"] == pytest.approx(1 - 0.9 / 1.1)
     assert sdrl.reductions["td3"] == pytest.approx(1 - 0.9 / 1.5)  # td3's one successful seed
     assert sdrl.reductions["ppo"] is None  # ppo has no successful run
+    assert sdrl.reduction_cis["sac"] == pytest.approx(0.524864, rel=1e-5)
+    assert sdrl.reduction_cis["td3"] is None and sdrl.reduction_cis["ppo"] is None
     assert (rows["td3"].n, rows["td3"].n_failed, rows["td3"].carbon_ci) == (1, 1, None)
     assert rows["ppo"].carbon_mean is None and rows["ppo"].errors == ["seed 0: bad settings"]
     assert rows["hindsight"].reductions["sac"] == pytest.approx(1 - 0.5 / 1.1)
 
     table = format_table(list(rows.values()))
     lines = {line.split()[0]: line for line in table.splitlines()[2:-1]}
-    assert "0.90000 ± 1.27062 (n=2)" in lines["sdrl"] and "+18.2%" in lines["sdrl"]
+    assert "0.90000 ± 1.27062 (n=2)" in lines["sdrl"] and "+18.2% ± 52.5" in lines["sdrl"]
     assert "1.50000 (n=1)" in lines["td3"] and "1 of 2 seeds FAILED" in lines["td3"]
     assert lines["ppo"].rstrip().endswith("FAILED")
     assert "reference" in lines["hindsight"]

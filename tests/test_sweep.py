@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from aolo.envs.config import ConfigError
 from aolo.platform.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, main
+from aolo.platform.plots import plot_sweep_tradeoff
 from aolo.platform.presets import experiment_from_raw, load_experiment
 from aolo.platform.sweep import (
     SELECTION_METRIC,
@@ -26,6 +27,7 @@ from aolo.platform.sweep import (
     parse_sweep,
     select_trial,
     sweep_raw,
+    trial_label,
 )
 
 SMOKE = load_experiment("smoke")
@@ -140,6 +142,16 @@ def test_selection_picks_lowest_carbon_within_thresholds():
     assert "* " in table.splitlines()[4] and table.splitlines()[4].split()[1] == "d"
 
 
+def test_trial_label_and_tradeoff_plot(tmp_path):
+    spec = parse_sweep({"search_space": {"scenario.reward.carbon": {"grid": [0.5, 2.0]},
+                                         "scenario.reward.deficit": {"choice": [150.0]}}}, SMOKE)
+    row = TrialRow("t0", "FINISHED", {"scenario.reward.carbon": 0.5, "scenario.reward.deficit": 150.0},
+                   {SELECTION_METRIC: 0.004, "qoe_mean": 0.81})
+    assert trial_label(row, spec) == "carbon=0.5 deficit=150"
+    path = plot_sweep_tradeoff([("a", 0.81, 0.004, True), ("b", 0.7, 0.003, False)], "a", tmp_path / "t.png", 0.8)
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
 def test_selection_when_no_trial_qualifies():
     rule = SelectionRule(max_qoe_violation_rate=0.0, max_latency_violation_rate=0.0)
     rows = [_row("a", 0.01, 0.2, 0.0), _row("b", 0.02, 0.0, 0.5), _row("c", None, None, None, status="ERROR")]
@@ -194,6 +206,7 @@ def test_smoke_sweep_logs_one_run_per_trial_selects_and_resumes(tmp_path, ray_se
     assert selection["selected"]["metrics"][SELECTION_METRIC] == pytest.approx(metrics[expected][SELECTION_METRIC])
     assert Path(selection["selected"]["checkpoint"]).is_dir()
     assert [r.data.tags.get("aolo.sweep.selected") for r in runs if r.info.run_id == expected] == ["true"]
+    assert (out / "smoke" / "sweep" / "tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # the same sweep again without --resume would mix two sweeps: refused
     assert main(args) == EXIT_USER_ERROR

@@ -7,7 +7,7 @@ the table reports it; the parent run ends FAILED only if no training succeeded.
 
 The table (printed, and written as ``table.csv``): per policy the mean held-out carbon per request with a 95 %
 t-interval over seeds (``n=1`` when there is one), the reduction ``1 - carbon / carbon_baseline`` versus SAC,
-PPO and TD3, the gap to the hindsight bound, mean QoE, QoE and latency violation rates and the actor's own
+PPO and TD3 with its 95 % interval (:func:`reduction_interval`), the gap to the hindsight bound, mean QoE, QoE and latency violation rates and the actor's own
 energy (nJ/decision). The parent run gets ``compare/reduction_vs_<baseline>`` for SDRL, the table and the plots
 of :mod:`aolo.platform.plots`; all files also go to ``<output>/<scenario>/compare/``.
 """
@@ -69,6 +69,7 @@ class PolicyRow:
     carbon_mean: float | None
     carbon_ci: float | None  #: 95 % t-interval half-width; None with fewer than 2 runs
     reductions: dict[str, float | None]  #: baseline -> 1 - carbon / carbon_baseline
+    reduction_cis: dict[str, float | None]  #: baseline -> 95 % half-width of the reduction (None if n < 2)
     means: dict[str, float]  #: :data:`MEAN_METRICS` averaged over the successful runs
     errors: list[str] = field(default_factory=list)
 
@@ -106,26 +107,50 @@ def reduction(carbon: float, baseline: float) -> float:
     return 1.0 - carbon / baseline
 
 
+def reduction_interval(values: Sequence[float], baseline_values: Sequence[float],
+                       confidence: float = CONFIDENCE) -> tuple[float, float | None]:
+    """The reduction ``1 - mean(values) / mean(baseline_values)`` and its confidence half-width.
+
+    The two samples are independent trainings (seed ``k`` of one algorithm has nothing in common with seed
+    ``k`` of another), so the interval is the delta-method one for a ratio of independent means,
+    ``se(R) = R sqrt(s_a²/(n_a ā²) + s_b²/(n_b b̄²))``, with Student-t quantile at the Welch–Satterthwaite
+    degrees of freedom. None when either sample has a single value.
+    """
+    a, b = np.asarray(values, dtype=float), np.asarray(baseline_values, dtype=float)
+    ratio = a.mean() / b.mean()
+    if a.size < 2 or b.size < 2:
+        return 1.0 - ratio, None
+    va = a.var(ddof=1) / (a.size * a.mean() ** 2)  # squared relative standard errors of the two means
+    vb = b.var(ddof=1) / (b.size * b.mean() ** 2)
+    if va + vb == 0.0:
+        return 1.0 - ratio, 0.0
+    df = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
+    half = stats.t.ppf(0.5 + confidence / 2, df=df) * ratio * math.sqrt(va + vb)
+    return 1.0 - ratio, float(half)
+
+
 def summarize(outcomes: Sequence[RunOutcome], baselines: Sequence[str] = BASELINES) -> list[PolicyRow]:
     """Table rows, in the order policies first appear in ``outcomes``; reductions against ``baselines``
     that have at least one successful run."""
     policies = list(dict.fromkeys(o.policy for o in outcomes))
-    carbon: dict[str, float] = {}
+    carbon: dict[str, list[float]] = {}  # per policy, the carbon of each successful run
     rows = []
     for policy in policies:
         mine = [o for o in outcomes if o.policy == policy]
         ok = [o.metrics for o in mine if o.metrics is not None]
         mean, ci = t_interval([m[CARBON] for m in ok]) if ok else (None, None)
-        if mean is not None:
-            carbon[policy] = mean
+        if ok:
+            carbon[policy] = [m[CARBON] for m in ok]
         rows.append(PolicyRow(
             policy=policy, kind=mine[0].kind, n=len(ok), n_failed=len(mine) - len(ok), carbon_mean=mean,
-            carbon_ci=ci, reductions={},
+            carbon_ci=ci, reductions={}, reduction_cis={},
             means={k: float(np.mean([m[k] for m in ok])) for k in MEAN_METRICS if ok and all(k in m for m in ok)},
             errors=[f"seed {o.seed}: {o.error}" for o in mine if o.metrics is None]))
     for row in rows:
-        row.reductions = {b: (reduction(row.carbon_mean, carbon[b]) if row.carbon_mean is not None and b in carbon
-                              else None) for b in baselines if b in policies}
+        for b in (b for b in baselines if b in policies):
+            both = row.policy in carbon and b in carbon
+            row.reductions[b], row.reduction_cis[b] = (reduction_interval(carbon[row.policy], carbon[b]) if both
+                                                      else (None, None))
     return rows
 
 
@@ -147,8 +172,7 @@ def format_table(rows: Sequence[PolicyRow]) -> str:
             carbon = f"{r.carbon_mean:.5f} ± {r.carbon_ci:.5f} (n={r.n})"
         lines.append([
             r.policy, carbon,
-            *("-" if b == r.policy or r.reductions[b] is None else f"{100 * r.reductions[b]:+.1f}%"
-              for b in baselines),
+            *(_reduction_cell(r, b) for b in baselines),
             _pct(r.means.get("gap_to_bound")), _num(r.means.get("qoe_mean"), ".3f"),
             _num(r.means.get("qoe_violation_rate"), ".3f"), _num(r.means.get("latency_violation_rate"), ".3f"),
             _num(r.means.get("actor_nj_per_decision"), ".1f"), _status(r),
@@ -156,9 +180,16 @@ def format_table(rows: Sequence[PolicyRow]) -> str:
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
     out.insert(1, "  ".join("-" * w for w in widths))
-    out.append("vs <baseline>: carbon reduction 1 - carbon / carbon_baseline (+ = less carbon); gap to bound: "
-               "carbon / carbon_hindsight - 1; CI: 95 % Student-t interval over seeds")
+    out.append("vs <baseline>: carbon reduction 1 - carbon / carbon_baseline (+ = less carbon) ± 95 % interval; "
+               "gap to bound: carbon / carbon_hindsight - 1; CI: 95 % Student-t interval over seeds")
     return "\n".join(out)
+
+
+def _reduction_cell(row: PolicyRow, baseline: str) -> str:
+    value, half = row.reductions[baseline], row.reduction_cis[baseline]
+    if baseline == row.policy or value is None:
+        return "-"
+    return f"{100 * value:+.1f}%" + ("" if half is None else f" ± {100 * half:.1f}")
 
 
 def _status(row: PolicyRow) -> str:
@@ -183,6 +214,7 @@ def table_records(rows: Sequence[PolicyRow]) -> list[dict[str, Any]]:
             "policy": r.policy, "kind": r.kind, "n": r.n, "n_failed": r.n_failed,
             CARBON: r.carbon_mean, f"{CARBON}_ci95": r.carbon_ci,
             **{f"reduction_vs_{b}": v for b, v in r.reductions.items()},
+            **{f"reduction_vs_{b}_ci95": v for b, v in r.reduction_cis.items()},
             **{k: r.means.get(k) for k in MEAN_METRICS},
             "errors": " | ".join(r.errors),
         })
@@ -307,6 +339,8 @@ def _log_parent(parent: TrackedRun, rows: Sequence[PolicyRow], files: Sequence[P
     proposed = next((r for r in rows if r.policy == PROPOSED), None)
     if proposed is not None:
         parent.log_metrics({f"compare/reduction_vs_{b}": v for b, v in proposed.reductions.items() if v is not None})
+        parent.log_metrics({f"compare/reduction_vs_{b}_ci95": v for b, v in proposed.reduction_cis.items()
+                            if v is not None})
     for path in files:
         parent.log_artifact(path)
 

@@ -5,7 +5,9 @@
 - :func:`plot_carbon_vs_qoe`: every evaluated policy (each seed a point) in the carbon–QoE plane with the
   Pareto front (lower carbon and higher QoE are better);
 - :func:`plot_learning_curves`: episode return vs env steps per algorithm, mean ± one standard deviation
-  over seeds.
+  over seeds;
+- :func:`plot_sweep_tradeoff` (``aolo sweep``): every trial in the carbon–QoE plane, labelled with its swept
+  values, the Pareto front, the trials that break the selection rule hollow and the selected one ringed.
 """
 
 from __future__ import annotations
@@ -113,6 +115,37 @@ def plot_learning_curves(histories: Mapping[str, Sequence[Sequence[Mapping[str, 
     ax.set_title("Learning curves (mean ± 1 sd over seeds)")
     if ax.has_data():
         ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def plot_sweep_tradeoff(points: Sequence[tuple[str, float, float, bool]], selected: str | None,
+                        path: str | Path, q_min: float | None = None) -> Path:
+    """``points``: ``(label, mean QoE, carbon per request, meets the selection rule)``, one per finished trial;
+    ``selected`` is the label of the chosen trial; ``q_min`` draws the QoE target as a vertical line."""
+    fig = Figure(figsize=(7.2, 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    for label, qoe, carbon, ok in points:
+        ax.scatter([qoe], [carbon], s=36, zorder=3, color="tab:green",
+                   facecolors="tab:green" if ok else "none", edgecolors="tab:green")
+        ax.annotate(label, (qoe, carbon), textcoords="offset points", xytext=(5, 3), fontsize=7)
+        if label == selected:
+            ax.scatter([qoe], [carbon], s=160, facecolors="none", edgecolors="black", linewidths=1.5, zorder=4)
+    front = pareto_front([(p[2], p[1]) for p in points])
+    if len(front) > 1:
+        ax.plot([points[i][1] for i in front], [points[i][2] for i in front], color="0.2", linestyle="--",
+                linewidth=1, zorder=2)
+    if q_min is not None:
+        ax.axvline(q_min, color="tab:red", linewidth=0.8, linestyle=":")
+    handles = [ax.scatter([], [], color="tab:green", label="meets the selection rule"),
+               ax.scatter([], [], facecolors="none", edgecolors="tab:green", label="violates it"),
+               ax.scatter([], [], s=160, facecolors="none", edgecolors="black", label="selected"),
+               ax.plot([], [], color="0.2", linestyle="--", label="Pareto front")[0]]
+    if q_min is not None:
+        handles.append(ax.plot([], [], color="tab:red", linestyle=":", label="Q_min")[0])
+    ax.legend(handles=handles, fontsize="small")
+    ax.set_xlabel("mean QoE on held-out days")
+    ax.set_ylabel("carbon per request [gCO2e]")
+    ax.set_title("Reward-weight sweep: carbon vs QoE per trial")
     return _save(fig, path)
 
 

@@ -42,6 +42,7 @@ from aolo.envs.config import ConfigError
 from aolo.platform.algorithms import ALGORITHMS, TrainingSettings, build_algorithm_config, stop_algorithm
 from aolo.platform.cli import EXIT_INTERRUPTED, resolve_tracking_uri
 from aolo.platform.evaluation import eval_metrics_for_mlflow, evaluate, evaluate_checkpoint
+from aolo.platform.plots import plot_sweep_tradeoff
 from aolo.platform.presets import Experiment, experiment_from_raw, load_raw
 from aolo.platform.tracking import TrackedRun, Tracker
 from aolo.platform.train import init_ray, preflight
@@ -352,6 +353,7 @@ class SweepResult:
     rows: list[TrialRow]
     selected: TrialRow | None
     selection_path: Path | None  #: None when the sweep was interrupted (nothing selected yet)
+    plot_path: Path | None = None  #: carbon vs QoE of every finished trial (``tradeoff.png``)
     interrupted: bool = False  #: Ctrl-C stopped Tune before every trial finished; ``--resume`` continues
 
 
@@ -416,9 +418,19 @@ def run_sweep(experiment: Experiment, spec: SweepSpec, output_dir: str | Path, *
     selected = select_trial(rows, spec.selection)
     selection_path = root / "selection.json"
     selection_path.write_text(json.dumps(_selection_record(rows, spec, selected), indent=2, default=str))
+    plot_path = plot_sweep_tradeoff(
+        [(trial_label(r, spec), r.metrics["qoe_mean"], r.metrics[SELECTION_METRIC], spec.selection.qualifies(r.metrics))
+         for r in rows if r.status == "FINISHED"],
+        None if selected is None else trial_label(selected, spec), root / "tradeoff.png",
+        q_min=experiment.scenario.service.q_min)
     if selected is not None and selected.run_id is not None:
         TrackedRun(tracker.client, selected.run_id).set_tags({"aolo.sweep.selected": "true"})
-    return SweepResult(rows, selected, selection_path)
+    return SweepResult(rows, selected, selection_path, plot_path)
+
+
+def trial_label(row: TrialRow, spec: SweepSpec) -> str:
+    """The trial's swept values, short: ``carbon=0.5 qoe=0.05 deficit=150``."""
+    return " ".join(f"{key.rsplit('.', 1)[-1]}={_fmt(row.params.get(key))}" for key in spec.keys)
 
 
 def sweep_line(experiment: Experiment, spec: SweepSpec) -> str:
@@ -506,5 +518,5 @@ def run(args: argparse.Namespace) -> int:
     run_id = f" (MLflow run {result.selected.run_id})" if result.selected.run_id else ""
     print(f"[sweep] selected {result.selected.name}{run_id}: {chosen} -> "
           f"{result.selected.metrics[SELECTION_METRIC]:.5f} gCO2e/request on held-out days")
-    print(f"[sweep] written: {result.selection_path}")
+    print(f"[sweep] written: {result.selection_path}, {result.plot_path}")
     return 0
