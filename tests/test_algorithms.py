@@ -7,7 +7,7 @@ from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.core.columns import Columns
 
 from aolo.envs.cell_env import CellEnv
-from aolo.envs.config import ScenarioConfig
+from aolo.envs.config import ConfigError, ScenarioConfig
 from aolo.platform.algorithms import MODULE_ID, TrainingSettings, build_algorithm_config
 from aolo.platform.evaluation import ModulePolicy, evaluate, load_module
 
@@ -73,3 +73,20 @@ def test_build_train_checkpoint_restore(algo, tmp_path, ray_session):
     assert result.metrics["actor_nj_per_decision"] > 0
     if algo == "sdrl":
         assert result.metrics["actor_synops_per_decision"] > 0  # spikes really counted
+
+
+@pytest.mark.parametrize("algo", ["sac", "sdrl"])
+def test_entropy_temperature_settings_reach_sac(algo):
+    settings = TrainingSettings(initial_alpha=0.02, alpha_lr=1e-3)
+    config = build_algorithm_config(algo, TINY, settings=settings)
+    assert (config.initial_alpha, config.alpha_lr) == (0.02, 1e-3)
+    assert (TrainingSettings().initial_alpha, TrainingSettings().alpha_lr) == (1.0, 3e-4)  # RLlib's defaults
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("initial_alpha", 0.0, r"training.initial_alpha: must be in \(0, 100\]"),
+    ("alpha_lr", 1.5, r"training.alpha_lr: must be in \(0, 1\)"),
+])
+def test_bad_entropy_settings_name_the_field(field, value, match):
+    with pytest.raises(ConfigError, match=match):
+        TrainingSettings(**{field: value})

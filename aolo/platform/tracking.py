@@ -115,6 +115,8 @@ def experiment_params(experiment: "Experiment", algorithm: str, seed: int) -> di
         keys += ["ppo_lr", "ppo_epochs", "ppo_minibatch_size"]
     else:
         keys += ["updates_per_env_step", "train_batch_size", "learning_starts", "actor_lr", "critic_lr"]
+    if algorithm in ("sac", "sdrl"):
+        keys += ["initial_alpha", "alpha_lr"]
     if algorithm == "sdrl" and training.popsan:
         keys.append("popsan")
     params.update({f"training.{k}": getattr(training, k) for k in keys})
