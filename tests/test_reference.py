@@ -117,3 +117,16 @@ def test_make_reference_policy_names():
     assert make_reference_policy("myopic").name == "myopic"
     with pytest.raises(ValueError, match="allowed: \\['fixed', 'myopic', 'hindsight'\\]"):
         make_reference_policy("oracle")
+
+
+def test_qoe_violation_rates_by_hand():
+    """4 user-days: fine; mean below Q_min only; one answer below the floor only; both."""
+    from aolo.envs.rollout import RECORDED_FIELDS, EpisodeRecord
+
+    qoe_by_user = np.array([[0.9, 0.8, 0.7, 0.8], [0.7, 0.8, 0.8, 0.8], [0.2, 1.0, 1.0, 1.0], [0.2, 0.5, 0.6, 0.6]])
+    fields = {f: np.zeros((4, 4)) for f in RECORDED_FIELDS}
+    fields["qoe"] = qoe_by_user
+    m = summarize([EpisodeRecord("c", 0, fields, np.zeros((4, 4)), np.zeros(4, bool))], 0.8, 0.3, 30.0)
+    assert m["qoe_mean_violation_rate"] == 0.5  # users 1 (0.775) and 3 (0.475)
+    assert m["qoe_floor_violation_rate"] == 0.5  # users 2 and 3 (an answer at 0.2)
+    assert m["qoe_violation_rate"] == 0.75
