@@ -9,8 +9,9 @@ re-evaluates the reference policies on the same held-out days (deterministic, se
 1. carbon per request per seed of every learned algorithm;
 2. carbon per request per cell (mean over seeds) and each cell's gap to the hindsight bound;
 3. mean QoE per cell;
-4. the carbon split of each policy: inference (operational), embodied (GPU manufacturing), radio, actor;
-5. with ``--sweep``: the reward-weight trials of ``aolo sweep`` (``RUNS/<scenario>/sweep/selection.json``).
+4. constraint satisfaction: QoE violations (mean below Q_min, an answer below the floor) and latency;
+5. the carbon split of each policy: inference (operational), embodied (GPU manufacturing), radio, actor;
+6. with ``--sweep``: the reward-weight trials of ``aolo sweep`` (``RUNS/<scenario>/sweep/selection.json``).
 """
 
 from __future__ import annotations
@@ -96,6 +97,16 @@ def main() -> None:
         per_run = [cell_means(run, "qoe_mean") for run in runs]
         lines.append([name, *(f"{np.mean([p[c] for p in per_run]):.3f}" for c in cells)])
     print(markdown(["policy", *cells], lines))
+
+    print("\n### Constraint satisfaction (fractions of user-days; latency: of requests)\n")
+    keys = ("qoe_violation_rate", "qoe_mean_violation_rate", "qoe_floor_violation_rate", "latency_violation_rate")
+    lines = []
+    for name, runs in policies.items():
+        lines.append([name, f"{np.mean([overall(run, 'qoe_mean') for run in runs]):.3f}",
+                      *(f"{np.mean([overall(run, k) for run in runs]):.3f}" if all(k in run[-1] for run in runs)
+                        else "-" for k in keys)])
+    print(markdown(["policy", "mean QoE", "QoE violated", "mean < Q_min", "an answer < Q_floor", "latency > T_max"],
+                   lines))
 
     print("\n### Where the carbon goes (share of each policy's total, actor included)\n")
     lines = []
