@@ -148,7 +148,8 @@ def test_trial_label_and_tradeoff_plot(tmp_path):
     row = TrialRow("t0", "FINISHED", {"scenario.reward.carbon": 0.5, "scenario.reward.deficit": 150.0},
                    {SELECTION_METRIC: 0.004, "qoe_mean": 0.81})
     assert trial_label(row, spec) == "carbon=0.5 deficit=150"
-    path = plot_sweep_tradeoff([("a", 0.81, 0.004, True), ("b", 0.7, 0.003, False)], "a", tmp_path / "t.png", 0.8)
+    path = plot_sweep_tradeoff([("a", 0.81, 0.004, True), ("b", 0.7, 0.003, False)], "a", tmp_path / "t.png", 0.8,
+                               references={"hindsight": (0.8, 0.0035)})
     assert path.read_bytes()[:4] == b"\x89PNG"
 
 

@@ -119,11 +119,17 @@ def plot_learning_curves(histories: Mapping[str, Sequence[Sequence[Mapping[str, 
 
 
 def plot_sweep_tradeoff(points: Sequence[tuple[str, float, float, bool]], selected: str | None,
-                        path: str | Path, q_min: float | None = None) -> Path:
+                        path: str | Path, q_min: float | None = None,
+                        references: Mapping[str, tuple[float, float]] | None = None) -> Path:
     """``points``: ``(label, mean QoE, carbon per request, meets the selection rule)``, one per finished trial;
-    ``selected`` is the label of the chosen trial; ``q_min`` draws the QoE target as a vertical line."""
-    fig = Figure(figsize=(7.2, 4.8), layout="constrained")
+    ``selected`` is the label of the chosen trial; ``q_min`` draws the QoE target as a vertical line;
+    ``references`` maps reference policies to their ``(mean QoE, carbon per request)`` (drawn as squares)."""
+    fig = Figure(figsize=(7.6, 5.0), layout="constrained")
     ax = fig.add_subplot()
+    for name, (qoe, carbon) in (references or {}).items():
+        ax.scatter([qoe], [carbon], marker="s", s=36, color=policy_color(name), zorder=3)
+        ax.annotate(name, (qoe, carbon), textcoords="offset points", xytext=(5, -9), fontsize=7,
+                    color=policy_color(name))
     for label, qoe, carbon, ok in points:
         ax.scatter([qoe], [carbon], s=36, zorder=3, color="tab:green",
                    facecolors="tab:green" if ok else "none", edgecolors="tab:green")
@@ -142,7 +148,10 @@ def plot_sweep_tradeoff(points: Sequence[tuple[str, float, float, bool]], select
                ax.plot([], [], color="0.2", linestyle="--", label="Pareto front")[0]]
     if q_min is not None:
         handles.append(ax.plot([], [], color="tab:red", linestyle=":", label="Q_min")[0])
-    ax.legend(handles=handles, fontsize="small")
+    if references:
+        handles.append(ax.scatter([], [], marker="s", color="0.4", label="reference policies"))
+    ax.margins(x=0.35, y=0.08)  # room for the labels right of the points
+    ax.legend(handles=handles, fontsize="small", loc="upper left")
     ax.set_xlabel("mean QoE on held-out days")
     ax.set_ylabel("carbon per request [gCO2e]")
     ax.set_title("Reward-weight sweep: carbon vs QoE per trial")

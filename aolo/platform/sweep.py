@@ -45,7 +45,7 @@ from aolo.platform.evaluation import eval_metrics_for_mlflow, evaluate, evaluate
 from aolo.platform.plots import plot_sweep_tradeoff
 from aolo.platform.presets import Experiment, experiment_from_raw, load_raw
 from aolo.platform.tracking import TrackedRun, Tracker
-from aolo.platform.train import init_ray, preflight
+from aolo.platform.train import init_ray, preflight, reference_results
 
 SEARCH_FORMS = ("grid", "choice", "uniform", "loguniform")
 FORMS_HELP = "{grid: [v1, v2, ...]}, {choice: [v1, v2, ...]}, {uniform: [lo, hi]} or {loguniform: [lo, hi]}"
@@ -418,11 +418,14 @@ def run_sweep(experiment: Experiment, spec: SweepSpec, output_dir: str | Path, *
     selected = select_trial(rows, spec.selection)
     selection_path = root / "selection.json"
     selection_path.write_text(json.dumps(_selection_record(rows, spec, selected), indent=2, default=str))
+    references = {name: (e.metrics["qoe_mean"], e.metrics[SELECTION_METRIC])
+                  for name, e in reference_results(experiment.scenario, experiment.days_per_cell).items()
+                  if name != "fixed"}  # fixed sits far above and would squash the trials' scale
     plot_path = plot_sweep_tradeoff(
         [(trial_label(r, spec), r.metrics["qoe_mean"], r.metrics[SELECTION_METRIC], spec.selection.qualifies(r.metrics))
          for r in rows if r.status == "FINISHED"],
         None if selected is None else trial_label(selected, spec), root / "tradeoff.png",
-        q_min=experiment.scenario.service.q_min)
+        q_min=experiment.scenario.service.q_min, references=references)
     if selected is not None and selected.run_id is not None:
         TrackedRun(tracker.client, selected.run_id).set_tags({"aolo.sweep.selected": "true"})
     return SweepResult(rows, selected, selection_path, plot_path)
