@@ -130,3 +130,4 @@ def test_qoe_violation_rates_by_hand():
     assert m["qoe_mean_violation_rate"] == 0.5  # users 1 (0.775) and 3 (0.475)
     assert m["qoe_floor_violation_rate"] == 0.5  # users 2 and 3 (an answer at 0.2)
     assert m["qoe_violation_rate"] == 0.75
+    assert m["qoe_shortfall"] == pytest.approx((0.025 + 0.325) / 4)

@@ -63,7 +63,8 @@ def summarize(records: list[EpisodeRecord], q_min: float, q_floor: float, t_max_
 
     ``qoe_violation_rate`` is the fraction of user-episodes whose mean QoE is below ``q_min`` or with any
     answer below ``q_floor`` (``qoe_mean_violation_rate`` and ``qoe_floor_violation_rate`` count the two
-    causes separately); ``latency_violation_rate`` the fraction of requests over ``t_max_s``.
+    causes separately, ``qoe_shortfall`` is the mean of ``max(0, q_min - mean QoE)`` over user-episodes: how
+    deep the mean-QoE violations go); ``latency_violation_rate`` the fraction of requests over ``t_max_s``.
     """
     cat = lambda f: np.concatenate([r.fields[f].ravel() for r in records])  # noqa: E731
     user_mean_q = np.concatenate([r.fields["qoe"].mean(axis=1) for r in records])
@@ -77,6 +78,7 @@ def summarize(records: list[EpisodeRecord], q_min: float, q_floor: float, t_max_
         "qoe_violation_rate": float(np.mean((user_mean_q < q_min - 1e-9) | (user_min_q < q_floor - 1e-9))),
         "qoe_mean_violation_rate": float(np.mean(user_mean_q < q_min - 1e-9)),
         "qoe_floor_violation_rate": float(np.mean(user_min_q < q_floor - 1e-9)),
+        "qoe_shortfall": float(np.mean(np.maximum(0.0, q_min - user_mean_q))),
         "latency_violation_rate": float(np.mean(cat("latency_s") > t_max_s)),
         "power_clipped_rate": float(np.mean(np.concatenate([r.power_clipped for r in records]))),
         "return_per_user": float(np.mean([r.rewards.sum(axis=1).mean() for r in records])),

@@ -41,7 +41,7 @@ BASELINES = ("sac", "ppo", "td3")
 PROPOSED = "sdrl"
 #: Metrics averaged over seeds in the table (besides carbon per request).
 MEAN_METRICS = ("gap_to_bound", "qoe_mean", "qoe_violation_rate", "qoe_mean_violation_rate", "qoe_floor_violation_rate",
-                "latency_violation_rate", "actor_nj_per_decision")
+                "qoe_shortfall", "latency_violation_rate", "actor_nj_per_decision")
 CARBON = "carbon_g_per_request"
 CONFIDENCE = 0.95
 
