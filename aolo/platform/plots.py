@@ -95,6 +95,7 @@ def plot_learning_curves(histories: Mapping[str, Sequence[Sequence[Mapping[str, 
     """
     fig = Figure(figsize=(6.4, 4.0), layout="constrained")
     ax = fig.add_subplot()
+    plotted: list[np.ndarray] = []
     for algo, runs in histories.items():
         curves = [_curve(h) for h in runs]
         curves = [c for c in curves if len(c[0])]
@@ -106,12 +107,16 @@ def plot_learning_curves(histories: Mapping[str, Sequence[Sequence[Mapping[str, 
         steps = steps[(steps >= lo) & (steps <= hi)]
         values = np.array([np.interp(steps, *c) for c in curves])
         mean, std = values.mean(axis=0), values.std(axis=0)
+        plotted.append(mean)
         color = policy_color(algo)
         ax.plot(steps, mean, color=color, marker="." if len(steps) < 20 else None, label=f"{algo} (n={len(curves)})")
         if len(curves) > 1:
             ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
+    if plotted:  # early returns are orders of magnitude below the late ones: linear near the end, log beyond
+        late = np.abs(np.concatenate([m[len(m) // 2:] for m in plotted]))
+        ax.set_yscale("symlog", linthresh=max(1.0, float(np.max(late))))
     ax.set_xlabel("env steps")
-    ax.set_ylabel("episode return (sum over users)")
+    ax.set_ylabel("episode return (sum over users, symlog)")
     ax.set_title("Learning curves (mean ± 1 sd over seeds)")
     if ax.has_data():
         ax.legend(fontsize="small")
