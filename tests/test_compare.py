@@ -76,6 +76,7 @@ def test_summarize_means_ci_reductions_and_failures():
     assert sdrl.reductions["ppo"] is None  # ppo has no successful run
     assert sdrl.reduction_cis["sac"] == pytest.approx(0.524864, rel=1e-5)
     assert sdrl.reduction_cis["td3"] is None and sdrl.reduction_cis["ppo"] is None
+    assert rows["sac"].reductions["sac"] is None and rows["sac"].reduction_cis["sac"] is None
     assert (rows["td3"].n, rows["td3"].n_failed, rows["td3"].carbon_ci) == (1, 1, None)
     assert rows["ppo"].carbon_mean is None and rows["ppo"].errors == ["seed 0: bad settings"]
     assert rows["hindsight"].reductions["sac"] == pytest.approx(1 - 0.5 / 1.1)

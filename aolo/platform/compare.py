@@ -149,7 +149,7 @@ def summarize(outcomes: Sequence[RunOutcome], baselines: Sequence[str] = BASELIN
             errors=[f"seed {o.seed}: {o.error}" for o in mine if o.metrics is None]))
     for row in rows:
         for b in (b for b in baselines if b in policies):
-            both = row.policy in carbon and b in carbon
+            both = row.policy in carbon and b in carbon and b != row.policy  # a policy vs itself: no entry
             row.reductions[b], row.reduction_cis[b] = (reduction_interval(carbon[row.policy], carbon[b]) if both
                                                       else (None, None))
     return rows
