@@ -112,9 +112,9 @@ def plot_learning_curves(histories: Mapping[str, Sequence[Sequence[Mapping[str, 
         ax.plot(steps, mean, color=color, marker="." if len(steps) < 20 else None, label=f"{algo} (n={len(curves)})")
         if len(curves) > 1:
             ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
-    if plotted:  # early returns are orders of magnitude below the late ones: linear near the end, log beyond
+    if plotted:  # early returns are orders of magnitude below the late ones: log scale, linear only near 0
         late = np.abs(np.concatenate([m[len(m) // 2:] for m in plotted]))
-        ax.set_yscale("symlog", linthresh=max(1.0, float(np.max(late))))
+        ax.set_yscale("symlog", linthresh=max(1.0, float(np.min(late)) / 2))
     ax.set_xlabel("env steps")
     ax.set_ylabel("episode return (sum over users, symlog)")
     ax.set_title("Learning curves (mean ± 1 sd over seeds)")
