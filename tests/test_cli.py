@@ -67,6 +67,14 @@ def _write(path: Path, text: str) -> str:
     return str(path)
 
 
+def _cell_preset(tmp: Path, **cell: str) -> str:
+    """A one-cell preset on top of ``smoke`` whose cell has the given fields (e.g. a missing trace file)."""
+    fields = {"name": "c0", "grid_region": "synthetic:hydro", "datacenter_region": "synthetic:hydro", "num_users": 2,
+              **cell}
+    flow = ", ".join(f"{k}: {v!r}" if isinstance(v, str) else f"{k}: {v}" for k, v in fields.items())
+    return _write(tmp / "cell.yaml", f"base: smoke\nscenario: {{cells: [{{{flow}}}]}}\n")
+
+
 ERROR_CASES = {
     "unknown preset": (lambda tmp, port: ["train", "--preset", "nope"], "unknown preset 'nope'"),
     "malformed yaml": (lambda tmp, port: ["train", "--preset", _write(tmp / "bad.yaml", "training: [1, 2\n")],
@@ -80,6 +88,10 @@ ERROR_CASES = {
                                      _write(tmp / "val.yaml", "base: smoke\ntraining: {env_steps: 0}\n")],
                   "training.env_steps"),
     "unknown algorithm": (lambda tmp, port: ["train", "--preset", "smoke", "--algorithm", "dqn"], "'dqn'"),
+    "missing carbon trace": (lambda tmp, port: ["train", "--preset", _cell_preset(tmp, grid_region=str(tmp / "no.csv"))],
+                             "no.csv"),
+    "missing fading trace": (lambda tmp, port: ["train", "--preset", _cell_preset(tmp, fading_trace=str(tmp / "no.npz"))],
+                             "no.npz: file not found"),
     "nothing to resume": (lambda tmp, port: ["train", "--preset", "smoke", "--resume"], "nothing to resume"),
     "missing checkpoint": (lambda tmp, port: ["evaluate", "--preset", "smoke", "--checkpoint", str(tmp / "nope")],
                            "does not exist"),
@@ -90,6 +102,25 @@ ERROR_CASES = {
                                                f"sqlite:///{_write(tmp / 'f.txt', 'x')}/mlruns.db"],
                             "cannot create the store"),
 }
+
+
+def test_every_user_error_is_one_aolo_error_importable_where_it_was():
+    from aolo import errors
+    from aolo.envs.channel import FadingTraceError
+    from aolo.envs.config import ConfigError
+    from aolo.envs.traces import TraceError
+    from aolo.envs.workload import WorkloadError
+    from aolo.platform.evaluation import CheckpointError
+    from aolo.platform.tracking import TrackingError
+
+    for cls in (ConfigError, TraceError, WorkloadError, FadingTraceError, CheckpointError, TrackingError):
+        assert issubclass(cls, errors.AoloError) and cls is getattr(errors, cls.__name__)
+    assert issubclass(FadingTraceError, ValueError) and issubclass(CheckpointError, FileNotFoundError)
+    # the CLI catches AoloError without loading numpy, Ray or torch: aolo.errors imports nothing
+    code = "import sys, aolo.errors; print(sorted(m for m in sys.modules if m.startswith(('numpy', 'ray', 'torch'))))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.stdout.strip() == "[]", done.stderr
 
 
 @pytest.mark.parametrize("case", ERROR_CASES)

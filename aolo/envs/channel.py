@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from scipy.special import j0
 
+from aolo.errors import FadingTraceError  # re-exported: aolo.envs.channel.FadingTraceError
+
 SPEED_OF_LIGHT_MPS = 299_792_458.0
 THERMAL_NOISE_DBM_PER_HZ = -174.0
 
@@ -149,11 +151,11 @@ class FadingTrace:
     def __post_init__(self) -> None:
         g = self.power_gain
         if g.ndim != 2 or g.size == 0:
-            raise ValueError(f"{self.source}: fading trace must be a non-empty 2-D array (users × steps)")
+            raise FadingTraceError(f"{self.source}: fading trace must be a non-empty 2-D array (users × steps)")
         bad = ~np.isfinite(g) | (g < 0)
         if bad.any():
             users, steps = np.nonzero(bad)
-            raise ValueError(
+            raise FadingTraceError(
                 f"{self.source}: {bad.sum()} fading gains are negative or not finite "
                 f"(first at user {users[0]}, step {steps[0]}); expected finite |h|² >= 0"
             )
@@ -162,7 +164,7 @@ class FadingTrace:
     def load(cls, path: str | Path) -> "FadingTrace":
         path = Path(path)
         if not path.exists():
-            raise FileNotFoundError(f"fading trace {path} not found")
+            raise FadingTraceError(f"fading trace {path}: file not found")
         if path.suffix == ".npz":
             with np.load(path) as data:
                 if "gain" in data:
@@ -170,7 +172,7 @@ class FadingTrace:
                 elif "h" in data:
                     gain = np.abs(data["h"]) ** 2
                 else:
-                    raise ValueError(f"{path}: expected an array named 'gain' (|h|²) or 'h' (complex), found {list(data)}")
+                    raise FadingTraceError(f"{path}: expected an array named 'gain' (|h|²) or 'h' (complex), found {list(data)}")
             return cls(np.atleast_2d(gain), str(path))
         if path.suffix == ".csv":
             with path.open(newline="", encoding="utf-8-sig") as f:
@@ -178,13 +180,13 @@ class FadingTrace:
             if rows and not _is_number(rows[0][0]):
                 rows = rows[1:]
             if not rows:
-                raise ValueError(f"{path}: no data rows; expected one row per step, one column per user")
+                raise FadingTraceError(f"{path}: no data rows; expected one row per step, one column per user")
             try:
                 gain = np.array([[float(x) for x in r] for r in rows], dtype=np.float64)
             except ValueError as e:
-                raise ValueError(f"{path}: every cell must be a number (|h|² per user and step): {e}") from None
+                raise FadingTraceError(f"{path}: every cell must be a number (|h|² per user and step): {e}") from None
             return cls(gain.T.copy(), str(path))
-        raise ValueError(f"{path}: fading traces must be .npz or .csv")
+        raise FadingTraceError(f"{path}: fading traces must be .npz or .csv")
 
     def window(self, n_users: int, start: int, n_steps: int) -> np.ndarray:
         """Gains for ``n_users`` over ``n_steps`` steps from ``start`` (wrapping around the trace)."""

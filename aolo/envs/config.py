@@ -17,16 +17,13 @@ import yaml
 
 from aolo.envs.channel import LINK_STATES, PATHLOSS_SCENARIOS
 from aolo.envs.serving import SERVING_PROFILES
+from aolo.errors import ConfigError  # re-exported: aolo.envs.config.ConfigError
 
 #: Bits sent over the radio per answer token for each modality preset.
 #: speech: the answer is spoken with a 24 kbit/s codec at ≈ 3 tokens/s ⇒ 8000 bit/token;
 #: text: ≈ 4 UTF-8 bytes per token ⇒ 32 bit/token.
 MODALITY_BITS_PER_TOKEN = {"speech": 8000.0, "text": 32.0}
 ACCOUNTING_MODES = ("direct", "life-cycle")
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing, of the wrong type or out of range."""
 
 
 def _check(cond: bool, path: str, message: str) -> None:

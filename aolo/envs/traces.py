@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import lfilter
 
+from aolo.errors import TraceError  # re-exported: aolo.envs.traces.TraceError
+
 HELDOUT_EVERY = 7
 ACCOUNTINGS = ("direct", "life-cycle")
 SECONDS_PER_HOUR = 3600
@@ -45,10 +47,6 @@ _ONE_US = timedelta(microseconds=1)
 _MAX_LISTED = 5  # how many offending rows an error message lists
 _TIMESTAMP_FORM = "ISO-8601, e.g. '2023-01-01 00:00:00' or '2023-01-01T00:00Z' (naive = UTC)"
 _VALUE_FORM = "a finite number >= 0 (gCO2eq/kWh)"
-
-
-class TraceError(ValueError):
-    """A carbon-intensity trace input is malformed; the message says where and what was expected."""
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,13 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from aolo.errors import WorkloadError  # re-exported: aolo.envs.workload.WorkloadError
+
 _PROMPT_COLUMNS = ("contexttokens", "prompt_tokens", "input_tokens")
 _OUTPUT_COLUMNS = ("generatedtokens", "output_tokens", "completion_tokens")
 _MAX_LISTED = 5  # how many offending rows an error message lists
-
-
-class WorkloadError(ValueError):
-    """A workload specification or trace file is malformed; the message says where and what was expected."""
 
 
 def _check_n(n: int) -> None:

@@ -5,9 +5,9 @@ Subcommands: ``train`` and ``evaluate`` live here; ``sweep`` and ``compare`` liv
 ``run(args) -> int``), imported only when their subcommand runs. This module adds the flags they share:
 ``--preset --output --tracking-uri`` (all subcommands) and ``--seed --num-env-runners --resume``.
 
-Errors a user can fix (bad preset or YAML key, missing checkpoint, unreachable tracking server, ...) print one
-line ``aolo: error: <what to fix>`` and exit with 2, before anything is written; Ctrl-C exits with 130 and
-marks the MLflow run KILLED.
+Errors a user can fix (:class:`aolo.errors.AoloError`: bad preset or YAML key, missing trace or checkpoint,
+unreachable tracking server, ...) print one line ``aolo: error: <what to fix>`` and exit with 2, before anything
+is written; Ctrl-C exits with 130 and marks the MLflow run KILLED.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import sys
 import warnings
 from pathlib import Path
 from typing import Callable, Sequence
+
+from aolo.errors import AoloError
 
 DEFAULT_PRESET = "quick"
 DEFAULT_OUTPUT = "./aolo_runs"
@@ -144,23 +146,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aolo: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception as e:
-        if not _is_user_error(e):
-            raise
+    except AoloError as e:
         message = " ".join(str(e).split()) or type(e).__name__
         print(f"aolo: error: {message}", file=sys.stderr)
         return EXIT_USER_ERROR
-
-
-#: Exceptions that mean "fix your input" (module, class), checked without importing the heavy modules.
-USER_ERRORS = (("aolo.envs.config", "ConfigError"), ("aolo.envs.traces", "TraceError"),
-               ("aolo.envs.workload", "WorkloadError"), ("aolo.platform.evaluation", "CheckpointError"))
-
-
-def _is_user_error(error: Exception) -> bool:
-    """Whether ``error`` is one of :data:`USER_ERRORS` (a class whose module is not loaded cannot be raised)."""
-    classes = tuple(getattr(sys.modules[m], c) for m, c in USER_ERRORS if m in sys.modules)
-    return isinstance(error, classes)
 
 
 # --- subcommands ------------------------------------------------------------------------------------------
@@ -241,7 +230,7 @@ def _external_handler(name: str, module: str) -> Callable[[argparse.Namespace], 
 
 
 def _import_command(name: str, module: str):
-    from aolo.envs.config import ConfigError
+    from aolo.errors import ConfigError
 
     try:
         return importlib.import_module(module)

@@ -19,12 +19,9 @@ from aolo.envs.config import ScenarioConfig
 from aolo.envs.physics import J_PER_KWH
 from aolo.envs.reference import REFERENCE_POLICIES, make_reference_policy
 from aolo.envs.rollout import EpisodeRecord, run_episode, summarize
+from aolo.errors import CheckpointError  # re-exported: aolo.platform.evaluation.CheckpointError
 from aolo.policies.energy import ActorEnergy, mlp_actor_energy
 from aolo.platform.algorithms import MODULE_ID
-
-
-class CheckpointError(FileNotFoundError):
-    """A checkpoint path does not exist or holds no aolo module."""
 
 
 def module_path(checkpoint: str | Path) -> Path:

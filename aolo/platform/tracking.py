@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 from urllib.parse import urlparse
 
 from aolo.envs.config import ConfigError
+from aolo.errors import TrackingError  # re-exported: aolo.platform.tracking.TrackingError
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -38,10 +39,6 @@ if TYPE_CHECKING:
 #: Tag MLflow uses to nest a run under its parent in the UI.
 PARENT_RUN_TAG = "mlflow.parentRunId"
 _BATCH = 100  # MLflow accepts at most 100 params / 1000 metrics per log_batch call
-
-
-class TrackingError(ConfigError):
-    """The tracking URI is unusable (server unreachable, store folder not writable, unsupported scheme)."""
 
 
 def default_tracking_uri(output_dir: str | Path) -> str:
