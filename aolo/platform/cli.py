@@ -56,7 +56,7 @@ examples:
   python -m aolo evaluate --checkpoint aolo_runs/quick/sdrl_seed0/checkpoint
   mlflow ui --backend-store-uri sqlite:///$PWD/aolo_runs/mlruns.db   # browse the runs
 
-presets: tune_configs/<name>.yaml (smoke, quick, paper, ...) or a path to your own YAML
+presets: a name shipped in aolo/tune_configs/ (smoke, quick, paper, ...) or a path to your own YAML
   (keys: scenario, training, evaluation, compare, algorithm; `base: quick` inherits a preset).
 
 on a Ray cluster:
@@ -81,7 +81,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     store = argparse.ArgumentParser(add_help=False)
     group = store.add_argument_group("experiment and outputs")
     group.add_argument("--preset", default=DEFAULT_PRESET, metavar="NAME|PATH.yaml",
-                       help=f"experiment preset in tune_configs/ or a YAML file (default: {DEFAULT_PRESET})")
+                       help=f"experiment preset shipped in aolo/tune_configs/ or a YAML file (default: {DEFAULT_PRESET})")
     group.add_argument("--output", default=DEFAULT_OUTPUT, type=Path, metavar="DIR",
                        help=f"where runs, checkpoints and the local MLflow store go (default: {DEFAULT_OUTPUT})")
     group.add_argument("--tracking-uri", metavar="URI",

@@ -1,4 +1,4 @@
-"""Experiment presets: ``tune_configs/<name>.yaml`` → a validated :class:`Experiment`.
+"""Experiment presets: ``aolo/tune_configs/<name>.yaml`` (package data) → a validated :class:`Experiment`.
 
 A preset YAML has up to five sections, all optional (defaults in brackets)::
 
@@ -8,13 +8,16 @@ A preset YAML has up to five sections, all optional (defaults in brackets)::
     compare:     {algorithms: [sdrl, sac, td3, ppo], seeds: [0, 1, ...]} [all four, seed 0]
     algorithm:   the algorithm ``train`` and ``sweep`` use                [sdrl]
 
-``base: <preset>`` starts from another preset and overrides only the keys given (merged per section).
+``base: <preset>`` starts from another preset and overrides only the keys given: mappings merge recursively
+(``scenario: {reward: {carbon: 2.0}}`` keeps the base's other reward keys), lists and scalars are replaced, and
+each ``search_space`` entry is replaced as a whole.
 Sweep files (``reward_weights.yaml``) add ``search_space`` and ``selection``; see :mod:`aolo.platform.sweep`.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.resources
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,8 @@ import yaml
 from aolo.envs.config import ConfigError, ScenarioConfig
 from aolo.platform.algorithms import ALGORITHMS, TrainingSettings
 
-TUNE_CONFIGS_DIR = Path(__file__).resolve().parents[2] / "tune_configs"
+#: The shipped presets, package data read through importlib.resources (works from a wheel as from a checkout).
+TUNE_CONFIGS_DIR = importlib.resources.files("aolo") / "tune_configs"
 EXPERIMENT_KEYS = ("base", "description", "scenario", "training", "evaluation", "compare", "algorithm",
                    "search_space", "selection", "sweep")
 
@@ -42,18 +46,18 @@ class Experiment:
 
 
 def available_presets() -> list[str]:
-    return sorted(p.stem for p in TUNE_CONFIGS_DIR.glob("*.yaml"))
+    return sorted(p.name.removesuffix(".yaml") for p in TUNE_CONFIGS_DIR.iterdir() if p.name.endswith(".yaml"))
 
 
-def resolve_preset_path(preset: str) -> Path:
-    """A preset name (``smoke``) or a path to a YAML file."""
+def resolve_preset_path(preset: str) -> Path | importlib.resources.abc.Traversable:
+    """A preset name (``smoke``, a shipped preset) or a path to a YAML file."""
     path = Path(preset)
     if path.suffix in (".yaml", ".yml"):
         if not path.exists():
             raise ConfigError(f"preset file {path} not found")
         return path
     path = TUNE_CONFIGS_DIR / f"{preset}.yaml"
-    if not path.exists():
+    if not path.is_file():
         raise ConfigError(f"unknown preset {preset!r}; available: {available_presets()} (or pass a .yaml path)")
     return path
 
@@ -77,11 +81,21 @@ def load_raw(preset: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
     for key, value in data.items():
         if key == "base":
             continue
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = {**merged[key], **value}
+        if key == "search_space" and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **copy.deepcopy(value)}  # an entry ({grid: ...}) is one value
         else:
-            merged[key] = copy.deepcopy(value)
-    merged["_name"] = path.stem
+            merged[key] = merge_recursive(merged.get(key), value)
+    merged["_name"] = path.name.rsplit(".", 1)[0]
+    return merged
+
+
+def merge_recursive(base: Any, override: Any) -> Any:
+    """``override`` over ``base``: mappings merge key by key at every depth; anything else replaces (a copy)."""
+    if not (isinstance(base, dict) and isinstance(override, dict)):
+        return copy.deepcopy(override)
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        merged[key] = merge_recursive(base.get(key), value)
     return merged
 
 

@@ -1,6 +1,6 @@
 """``aolo sweep``: Ray Tune over a YAML search space, selection by held-out carbon under the constraints.
 
-A sweep file (``tune_configs/reward_weights.yaml``) is a preset with three more sections::
+A sweep file (``aolo/tune_configs/reward_weights.yaml``) is a preset with three more sections::
 
     search_space:                        # dotted keys into the experiment -> one sampling form each
       scenario.reward.carbon: {grid: [0.5, 1.0, 2.0]}
@@ -487,7 +487,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "selection and sweep sections apply on top (default: the sweep file itself, with its `base`)")
     parser.add_argument(
         "--sweep-config", default="reward_weights", metavar="NAME|PATH.yaml",
-        help="sweep file in tune_configs/ or a YAML path with search_space / selection / sweep sections "
+        help="sweep file in aolo/tune_configs/ or a YAML path with search_space / selection / sweep sections "
              "(default: %(default)s)")
 
 
