@@ -7,13 +7,13 @@ fading σ) and Clarke/Jakes (``rho = J0(2π f_D T)``); see ``shared/reference/da
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy.special import j0
 
+from aolo.envs.csv_reader import read_csv
 from aolo.errors import FadingTraceError  # re-exported: aolo.envs.channel.FadingTraceError
 
 SPEED_OF_LIGHT_MPS = 299_792_458.0
@@ -175,12 +175,11 @@ class FadingTrace:
                     raise FadingTraceError(f"{path}: expected an array named 'gain' (|h|²) or 'h' (complex), found {list(data)}")
             return cls(np.atleast_2d(gain), str(path))
         if path.suffix == ".csv":
-            with path.open(newline="", encoding="utf-8-sig") as f:
-                rows = [r for r in csv.reader(f) if r]
-            if rows and not _is_number(rows[0][0]):
-                rows = rows[1:]
+            table = read_csv(path, FadingTraceError, header=False)
+            rows = table.rows[1:] if not _is_number(table.rows[0][0]) else table.rows  # optional header line
             if not rows:
                 raise FadingTraceError(f"{path}: no data rows; expected one row per step, one column per user")
+            table.check_width(len(rows[0]), FadingTraceError)
             try:
                 gain = np.array([[float(x) for x in r] for r in rows], dtype=np.float64)
             except ValueError as e:

@@ -14,7 +14,6 @@ Two models draw ``(prompt_tokens, ref_output_tokens)`` pairs, both int64 and >= 
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aolo.envs.csv_reader import read_csv
 from aolo.errors import WorkloadError  # re-exported: aolo.envs.workload.WorkloadError
 
 _PROMPT_COLUMNS = ("contexttokens", "prompt_tokens", "input_tokens")
@@ -155,38 +155,15 @@ class TraceWorkload:
         UTF-8 (BOM allowed), LF or CRLF; blank lines are skipped; other columns are ignored.
         """
         file = Path(path)
-        try:
-            with file.open(encoding="utf-8-sig", newline="") as fh:
-                reader = csv.reader(fh)
-                header = next(reader, None)
-                if header is None or not any(cell.strip() for cell in header):
-                    raise WorkloadError(f"{file}: empty file; expected a header line followed by data rows")
-                prompt_col = _find_column(file, header, _PROMPT_COLUMNS)
-                output_col = _find_column(file, header, _OUTPUT_COLUMNS)
-                width = max(prompt_col, output_col) + 1
-                lines: list[int] = []
-                prompt_cells: list[str] = []
-                output_cells: list[str] = []
-                for row in reader:
-                    if not any(cell.strip() for cell in row):
-                        continue
-                    if len(row) < width:
-                        raise WorkloadError(
-                            f"{file}: line {reader.line_num} has {len(row)} fields; expected at least {width}"
-                        )
-                    lines.append(reader.line_num)
-                    prompt_cells.append(row[prompt_col])
-                    output_cells.append(row[output_col])
-        except FileNotFoundError:
-            raise WorkloadError(f"{file}: file not found") from None
-        except UnicodeDecodeError as exc:
-            raise WorkloadError(f"{file}: byte {exc.start} is not valid UTF-8; expected a UTF-8 CSV file") from None
-        except csv.Error as exc:
-            raise WorkloadError(f"{file}: malformed CSV ({exc})") from None
-        if not lines:
-            raise WorkloadError(f"{file}: no data rows after the header (line 1); expected at least one row")
-        prompt = _parse_tokens(file, header[prompt_col].strip(), lines, prompt_cells)
-        output = _parse_tokens(file, header[output_col].strip(), lines, output_cells)
+        table = read_csv(file, WorkloadError)
+        header, lines = table.header, table.lines
+        prompt_col = _find_column(file, header, _PROMPT_COLUMNS)
+        output_col = _find_column(file, header, _OUTPUT_COLUMNS)
+        table.check_width(max(prompt_col, output_col) + 1, WorkloadError)
+        prompt_cells = [row[prompt_col] for row in table.rows]
+        output_cells = [row[output_col] for row in table.rows]
+        prompt = _parse_tokens(file, header[prompt_col], lines, prompt_cells)
+        output = _parse_tokens(file, header[output_col], lines, output_cells)
         return cls(prompt, output, str(file))
 
     def sample(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
