@@ -36,7 +36,7 @@ class CsvTable:
 
     def check_width(self, width: int, error: type[Exception]) -> None:
         """Raise ``error`` naming the first data row with fewer than ``width`` cells."""
-        for line, row in zip(self.lines, self.rows):
+        for line, row in zip(self.lines, self.rows, strict=True):
             if len(row) < width:
                 header = f" (header has {len(self.header)})" if self.header else ""
                 raise error(f"{self.path}: line {line} has {len(row)} fields; expected at least {width}{header}")

@@ -99,8 +99,11 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple
     mean = float(x.mean())
     if x.size < 2:
         return mean, None
-    half = stats.t.ppf(0.5 + confidence / 2, df=x.size - 1) * x.std(ddof=1) / math.sqrt(x.size)
-    return mean, float(half)
+    sem = float(stats.sem(x))
+    if sem == 0.0:  # identical values: scipy's t.interval needs scale > 0
+        return mean, 0.0
+    _, high = stats.t.interval(confidence, df=x.size - 1, loc=mean, scale=sem)
+    return mean, float(high) - mean
 
 
 def reduction(carbon: float, baseline: float) -> float:

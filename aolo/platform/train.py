@@ -16,7 +16,7 @@ above as artifacts and the checkpoint path as the ``aolo.checkpoint`` tag and ``
 from __future__ import annotations
 
 import csv
-import json
+import functools
 import logging
 import math
 import os
@@ -92,15 +92,13 @@ def preflight(scenario: ScenarioConfig) -> None:
             raise ConfigError(f"scenario {scenario.name!r}: {e}") from None
 
 
-_REFERENCES: dict[tuple[str, int | None], dict[str, EvaluationResult]] = {}
-
-
+@functools.lru_cache(maxsize=16)
 def reference_results(scenario: ScenarioConfig, days_per_cell: int | None) -> dict[str, EvaluationResult]:
-    """:func:`evaluate_references` on the held-out days, computed once per scenario and process."""
-    key = (json.dumps(scenario.to_dict(), sort_keys=True, default=str), days_per_cell)
-    if key not in _REFERENCES:
-        _REFERENCES[key] = evaluate_references(scenario, days_per_cell)
-    return _REFERENCES[key]
+    """:func:`evaluate_references` on the held-out days, computed once per scenario and process.
+
+    Cached by value: a :class:`ScenarioConfig` is a frozen dataclass of tuples, so equal scenarios hash equal.
+    """
+    return evaluate_references(scenario, days_per_cell)
 
 
 def train_one(experiment: Experiment, algorithm: str, seed: int, output_dir: Path, *, tracking_uri: str | None,
