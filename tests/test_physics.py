@@ -1,4 +1,4 @@
-"""The carbon model against hand-computed values (DESIGN.md §3.6) and the 38.901 / fading formulas."""
+"""The carbon model against hand-computed values (docs/design.md §3.6) and the 38.901 / fading formulas."""
 
 import math
 
@@ -15,7 +15,7 @@ REL = 1e-6
 
 
 def test_worked_example_matches_hand_computation():
-    """DESIGN.md §3.6, every number computed by hand below from the formulas, not from the code."""
+    """docs/design.md §3.6, every number computed by hand below from the formulas, not from the code."""
     # 3-D distance 300 m, h_BS 25 m, h_UT 1.5 m -> 2-D distance
     d3 = 300.0
     d2 = math.sqrt(d3**2 - 23.5**2)
@@ -54,7 +54,7 @@ def test_worked_example_matches_hand_computation():
     assert out.carbon_comm_g[0] == pytest.approx(e_comm_hand / 3.6e6 * 700.0, rel=REL)
     assert out.carbon_embodied_g[0] == 0.0
     assert out.qoe[0] == pytest.approx(q_hand, rel=REL)
-    # and the rounded figures quoted in DESIGN.md §3.6
+    # and the rounded figures quoted in docs/design.md §3.6
     assert rate_hand / 1e6 == pytest.approx(12.41, abs=0.005)
     assert airtime_hand == pytest.approx(0.129, abs=0.0005)
     assert e_inf_hand == pytest.approx(67.7, abs=0.05)

@@ -19,7 +19,7 @@ torch.set_num_threads(1)
 OBS_DIM, ACT_DIM, HIDDEN, POP_IN, POP_OUT, T = 5, 2, (32, 24), 10, 10, 5
 
 
-# --- Reference: popsan-notes 1.2-1.5 written out in plain torch --------------------------------
+# --- Reference: PopSAN (Tang et al., CoRL 2020) written out in plain torch --------------------------------
 class _EncoderSpike(torch.autograd.Function):
     @staticmethod
     def forward(ctx, v: Tensor) -> Tensor:  # type: ignore[override]

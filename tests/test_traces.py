@@ -25,7 +25,7 @@ from aolo.envs.traces import (
 
 START_2023_S = int(datetime(2023, 1, 1, tzinfo=timezone.utc).timestamp())
 
-# Annual means (gCO2eq/kWh) of the Electricity Maps 2023 files, data-notes.md §1.1.
+# Annual means (gCO2eq/kWh) of the Electricity Maps 2023 hourly files (direct, life-cycle).
 REAL_MEANS = {
     "IN-WE": (691.5, 749.6),
     "DE": (329.3, 395.1),

@@ -1,7 +1,7 @@
 """``CellEnv``: one cell (base station + its users' datacenter) as an RLlib ``MultiAgentEnv``.
 
 Each user is an agent (``user_0 … user_{U-1}``); every epoch each user issues one LLM request and its
-agent picks the answer length (``kappa``) and downlink power. DESIGN.md §3 is the specification.
+agent picks the answer length (``kappa``) and downlink power. docs/design.md §3 is the specification.
 
 Layering (after mobile-env): traces and workload give the exogenous inputs, ``channel`` the radio,
 ``physics`` the per-request carbon model; this module only wires them into an episode and the RL API.
@@ -71,7 +71,7 @@ class CellEnv(MultiAgentEnv):
         split: ``"train"`` (default) draws days from the training days, ``"heldout"`` from held-out days.
         seed: base seed (default 0); each copy offsets it by its copy index.
 
-    Observations, actions and rewards: DESIGN.md §3.3–§3.5; ``OBS_FEATURES`` names the observation entries.
+    Observations, actions and rewards: docs/design.md §3.3–§3.5; ``OBS_FEATURES`` names the observation entries.
     ``reset(options={"day": d})`` replays a given day. Each agent's ``info`` holds the carbon breakdown,
     QoE, latency, airtime and whether the BS power budget clipped the powers.
     """
@@ -341,7 +341,7 @@ class CellEnv(MultiAgentEnv):
         return np.maximum(0.0, (self.t * sc.service.q_min - self._qoe_sum) / sc.epochs_per_episode)
 
     def rewards(self, out: RequestOutcomes) -> np.ndarray:
-        """Per-step reward of each user (DESIGN.md §3.5), without the end-of-episode deficit term."""
+        """Per-step reward of each user (docs/design.md §3.5), without the end-of-episode deficit term."""
         w, sv = self.scenario.reward, self.scenario.service
         return (
             -w.carbon * out.carbon_total_g / w.carbon_scale_g

@@ -2,7 +2,7 @@
 
 Pure, vectorised numpy. Units are in the names: ``_m`` metres, ``_ghz``/``_hz`` frequency, ``_db``/``_dbm``
 logarithmic, ``_w`` watts, ``_bps`` bit/s. Formulas: 3GPP TR 38.901 v17 Table 7.4.1-1 (path loss, shadow
-fading σ) and Clarke/Jakes (``rho = J0(2π f_D T)``); see ``shared/reference/data-notes.md`` §3.
+fading σ) and Clarke/Jakes (``rho = J0(2π f_D T)``); see docs/design.md §3.2 (3GPP TR 38.901 Table 7.4.1-1).
 """
 
 from __future__ import annotations

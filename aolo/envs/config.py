@@ -1,6 +1,6 @@
 """Validated scenario configuration: cells, radio, LLM service, reward weights.
 
-Every field has a documented default (DESIGN.md §3) and a validated range; a bad value raises
+Every field has a documented default (docs/design.md §3) and a validated range; a bad value raises
 :class:`ConfigError` naming the field path (``cells[1].num_users``) and what is allowed. Scenarios load from
 YAML or plain dicts (``ScenarioConfig.from_dict``), unknown keys are rejected with the allowed keys listed.
 """
@@ -180,7 +180,7 @@ DEFICIT_TIMINGS = ("terminal", "accrued")
 @dataclass(frozen=True)
 class RewardWeights:
     """``r = -w_carbon (C_I + C_C)/C_scale + w_qoe (Q - Q_min) - w_latency 1[T > T_max] - w_floor 1[Q < Q_floor]``,
-    plus ``- w_deficit max(0, Q_min - mean Q)`` at the last epoch (DESIGN.md §3.5).
+    plus ``- w_deficit max(0, Q_min - mean Q)`` at the last epoch (docs/design.md §3.5).
 
     ``deficit_timing = "accrued"`` pays that same deficit term as it builds up: each epoch is charged
     ``w_deficit (D_{t+1} - D_t)`` with ``D_t = max(0, (t Q_min - Σ_{τ<t} Q_τ) / T)`` (a refund when the user pays
@@ -194,7 +194,7 @@ class RewardWeights:
     floor: float = 1.0
     deficit: float = 300.0  #: ≈ 3 per unit of QoE per epoch over 96 epochs: keeps the mean-QoE constraint binding
     carbon_scale_g: float = 0.005  #: a typical per-request carbon (≈ 0.5–15 mg)
-    deficit_timing: str = "terminal"  #: ``terminal`` (DESIGN.md §3.5) | ``accrued`` (same return, dense)
+    deficit_timing: str = "terminal"  #: ``terminal`` (docs/design.md §3.5) | ``accrued`` (same return, dense)
 
     def validate(self, path: str = "reward") -> None:
         _check(self.deficit_timing in DEFICIT_TIMINGS, f"{path}.deficit_timing",

@@ -1,4 +1,4 @@
-"""The end-to-end carbon model of one LLM answer (DESIGN.md §3.4), vectorised over users and epochs.
+"""The end-to-end carbon model of one LLM answer (docs/design.md §3.4), vectorised over users and epochs.
 
 Everything here is pure numpy on broadcastable arrays; the environment, the reference policies, the
 hindsight oracle and the benchmarks all call these functions, so each fact lives in one place.
@@ -112,7 +112,7 @@ def request_outcomes(
     radio: RadioConfig,
     service: ServiceConfig,
 ) -> RequestOutcomes:
-    """Energy, latency, carbon and QoE of answers of ``kappa`` tokens sent at ``power_w`` (DESIGN.md §3.4).
+    """Energy, latency, carbon and QoE of answers of ``kappa`` tokens sent at ``power_w`` (docs/design.md §3.4).
 
     ``channel_gain`` is the true linear power gain (path loss × shadowing × |h|²).
     """

@@ -1,4 +1,4 @@
-"""Reference policies of DESIGN.md §3.5: ``fixed``, ``myopic`` and the ``hindsight`` lower bound.
+"""Reference policies of docs/design.md §3.5: ``fixed``, ``myopic`` and the ``hindsight`` lower bound.
 
 All three act on a :class:`~aolo.envs.cell_env.CellEnv` through its normal ``step`` (so the same physics,
 rounding and budget rules apply) via ``env.action_for(kappa, power_w)``.

@@ -1,4 +1,4 @@
-"""Run whole episodes of a ``CellEnv`` under any policy and summarise them with DESIGN.md §6 metrics."""
+"""Run whole episodes of a ``CellEnv`` under any policy and summarise them with docs/design.md §6 metrics."""
 
 from __future__ import annotations
 

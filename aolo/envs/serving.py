@@ -7,7 +7,7 @@ Values between measured batch sizes are interpolated linearly in log(batch) — 
 ML.ENERGY authors warn that parametric fits have large residuals.
 
 Prefill energy and time per prompt token are FLOP-derived (``2 · params`` FLOP per token at ~50 % MFU on
-H100: 989 TFLOP/s dense BF16 at 700 W), see ``shared/reference/data-notes.md`` §2.2.
+H100: 989 TFLOP/s dense BF16 at 700 W), see docs/design.md §3.4.
 """
 
 from __future__ import annotations

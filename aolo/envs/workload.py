@@ -1,4 +1,4 @@
-"""LLM request workload: prompt length and reference answer length per request (DESIGN.md §3.3).
+"""LLM request workload: prompt length and reference answer length per request (docs/design.md §3.3).
 
 Two models draw ``(prompt_tokens, ref_output_tokens)`` pairs, both int64 and >= 1:
 

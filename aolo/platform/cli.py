@@ -32,7 +32,7 @@ EXTERNAL_COMMANDS = {
     "sweep": ("aolo.platform.sweep", "Ray Tune sweep over a YAML search space (reward weights, settings)"),
     "compare": ("aolo.platform.compare", "all algorithms x seeds + the reference policies -> one table"),
 }
-#: (metric, meaning) rows of the printed evaluation table, DESIGN.md §6 names.
+#: (metric, meaning) rows of the printed evaluation table, metric names of docs/design.md §6.
 TABLE_METRICS = (
     ("carbon_g_per_request", "gCO2e per request, all parts"),
     ("carbon_inference_g", "  datacenter GPU energy"),
@@ -284,7 +284,7 @@ def _setup_runtime() -> None:
 
     torch.set_num_threads(1)
     # RLlib talk that is not for aolo's users: "You are running SAC on the new API stack!", RLlib's own
-    # deprecation notices ("RLModule(config=...) has been deprecated", DESIGN notes: harmless)
+    # deprecation notices ("RLModule(config=...) has been deprecated": harmless)
     for noisy in ("ray.rllib", "ray._common.deprecation"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=DeprecationWarning)

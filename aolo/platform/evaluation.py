@@ -1,4 +1,4 @@
-"""Evaluate trained RLlib modules and the reference policies on held-out days (DESIGN.md §6 metrics).
+"""Evaluate trained RLlib modules and the reference policies on held-out days (docs/design.md §6 metrics).
 
 Learned policies act deterministically (``forward_inference``), on exactly the episodes (cell, day,
 seed) the reference policies see, so every algorithm is compared on the same requests and channels.
@@ -98,7 +98,7 @@ def mlp_layer_sizes(module) -> list[int]:
 @dataclass
 class EvaluationResult:
     policy: str
-    metrics: dict[str, float]  #: DESIGN §6 names without the ``eval/`` prefix
+    metrics: dict[str, float]  #: docs/design.md §6 names without the ``eval/`` prefix
     records: list[EpisodeRecord] = field(repr=False, default_factory=list)
 
 
@@ -166,5 +166,5 @@ def evaluate_references(scenario: ScenarioConfig, days_per_cell: int | None = 4)
 
 
 def eval_metrics_for_mlflow(metrics: dict[str, Any]) -> dict[str, float]:
-    """Prefix metric names with ``eval/`` (DESIGN §6 names)."""
+    """Prefix metric names with ``eval/`` (docs/design.md §6 names)."""
     return {f"eval/{k}": float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}

@@ -9,7 +9,7 @@ Everything a run produces lives in its run directory ``<output>/<scenario>/<algo
     learning_curve.png   episode return against env steps
 
 and in the MLflow run (when tracking is on): params (:func:`~aolo.platform.tracking.experiment_params`),
-per-iteration ``train/*`` metrics at ``step = env steps``, the ``eval/*`` metrics (DESIGN.md §6), the files
+per-iteration ``train/*`` metrics at ``step = env steps``, the ``eval/*`` metrics (docs/design.md §6), the files
 above as artifacts and the checkpoint path as the ``aolo.checkpoint`` tag and ``checkpoint.txt``.
 """
 

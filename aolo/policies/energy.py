@@ -1,7 +1,7 @@
 """Compute energy of one actor decision: ANN (MLP) versus PopSAN from its real spike counts.
 
 Analytic 45 nm CMOS model (Horowitz, "Computing's energy problem", ISSCC 2014; FP32 at 0.9 V),
-as in DESIGN section 5 and ``shared/reference/popsan-notes.md`` section 2.2:
+as in docs/design.md §5 (the usual recipe of SNN energy estimates, e.g. for PopSAN, Tang et al., CoRL 2020):
 
 * ANN: every dense layer costs fan_in * fan_out MACs at ``E_MAC_PJ`` (biases and activations are
   not counted, the usual convention).

@@ -16,8 +16,8 @@ Pipeline for one observation batch ``obs`` of shape (B, obs_dim), T spiking time
    pre-squash Gaussian mean.
 
 All neuron states start at zero on every forward call; the actor is stateless across env steps.
-Equations and the checked snntorch settings: ``shared/reference/popsan-notes.md`` sections 1.2-1.5
-and 3.4.
+Equations: Tang et al., "Deep Reinforcement Learning with Population-Coded Spiking Neural Network for
+Continuous Control", CoRL 2020 (arXiv:2010.09635), and its code github.com/combra-lab/pop-spiking-deep-rl.
 """
 
 from __future__ import annotations

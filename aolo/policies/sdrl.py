@@ -9,7 +9,7 @@ and both are kept in the inference-only copies on EnvRunners.
 
 Log-std choice. PopSAN's own SAC actor takes log_std from a separate obs -> 256 -> 256 -> act MLP,
 which costs as much as a whole ANN actor and so undoes the spiking actor's energy advantage
-(popsan-notes 2.3). Here, by default (``log_std_head="rates"``), log_std is a second grouped
+(docs/design.md §4). Here, by default (``log_std_head="rates"``), log_std is a second grouped
 linear readout on the output population's firing rates, exactly like the mean decoder: one
 readout of ``pop_out`` weights + 1 bias per action dimension. It stays state-dependent, as SAC
 assumes, and costs ``act_dim * pop_out`` MACs per decision (20 MACs = 92 pJ for 2 actions x 10

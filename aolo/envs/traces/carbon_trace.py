@@ -101,7 +101,7 @@ class CarbonTrace:
         return days[days % HELDOUT_EVERY == HELDOUT_EVERY - 1]
 
     def stats(self) -> dict[str, float]:
-        """Summary statistics with the definitions of data-notes §1.1.
+        """Summary statistics (the calibration targets of the synthetic archetypes).
 
         Keys: ``mean_gco2_per_kwh``, ``p5_gco2_per_kwh``, ``p95_gco2_per_kwh`` (linear-interpolated
         percentiles), ``daily_range_gco2_per_kwh`` (mean over whole days of max - min),
