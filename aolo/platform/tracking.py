@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 from urllib.parse import urlparse
 
-from aolo.envs.config import ConfigError
 from aolo.errors import TrackingError  # re-exported: aolo.platform.tracking.TrackingError
 
 if TYPE_CHECKING:
