@@ -33,7 +33,7 @@ def test_worked_example_matches_hand_computation():
     e_comm_hand = ((130 - 75) / 8 + 4.7 * 2.0) * airtime_hand
     q_hand = 1 - math.exp(-3 * 200 / 250)
 
-    radio = RadioConfig()
+    radio = RadioConfig(fading_average="instantaneous")  # the example's |h|² = 1 is one fading draw
     service = ServiceConfig(embodied=False)
     inference = InferenceCoefficients(
         prefill_j_per_token=0.023, decode_j_per_token=0.12, overhead=1.2 * 1.2, ttft_overhead_s=0.05,

@@ -54,10 +54,13 @@ class Episode:
     fading_gain_estimate: np.ndarray  #: (U, T) |ĥ|² seen by the agent
     prompt_tokens: np.ndarray  #: (U, T)
     ref_tokens: np.ndarray  #: (U, T)
-    channel_gain: np.ndarray = field(init=False)  #: (U, T) true end-to-end power gain
+    #: whether answers see the fading-averaged (ergodic) rate; then ``channel_gain`` leaves out ``|h|²``
+    ergodic: bool = False
+    channel_gain: np.ndarray = field(init=False)  #: (U, T) true power gain the delivery rate is computed from
 
     def __post_init__(self) -> None:
-        self.channel_gain = self.large_scale_gain[:, None] * self.fading_gain
+        fading = np.ones_like(self.fading_gain) if self.ergodic else self.fading_gain
+        self.channel_gain = self.large_scale_gain[:, None] * fading
 
 
 class CellEnv(MultiAgentEnv):
@@ -118,7 +121,7 @@ class CellEnv(MultiAgentEnv):
         self.observation_spaces = {a: obs_space for a in self.agents}
         self.action_spaces = {a: act_space for a in self.agents}
 
-        self._rng = np.random.default_rng([int(config.get("seed", 0)), self.copy_index])
+        self._rng = self._episode_rng(int(config.get("seed", 0)))
         self.episode: Episode | None = None
         self.t = 0
         self._qoe_sum = np.zeros(n)
@@ -147,6 +150,13 @@ class CellEnv(MultiAgentEnv):
                     f"cover {n_days} day(s): no {k} day fits an episode of {span_days} day(s)"
                 )
         return days
+
+    def _episode_rng(self, seed: int) -> np.random.Generator:
+        """The random stream of this env copy: a function of (seed, copy index, cell index), so cells never share
+        user placements, fading or requests — not even evaluation envs, which all are copy 0 — and the same
+        (seed, copy, cell) always replays the same episodes (evaluation seeds with the day: one draw per
+        (cell, day), identical for every policy)."""
+        return np.random.default_rng([seed, self.copy_index, self.cell_index])
 
     @property
     def num_users(self) -> int:
@@ -178,11 +188,17 @@ class CellEnv(MultiAgentEnv):
         sc, radio, cell, rng = self.scenario, self.scenario.radio, self.cell, self._rng
         n, T = cell.num_users, sc.epochs_per_episode
         hours = day * 24.0 + np.arange(T) * sc.epoch_s / 3600.0
+        # Every carbon value an episode reads comes from its own day(s): reads past the last hourly point of
+        # the episode's span hold that point. Otherwise the last epochs (interpolation towards midnight, the
+        # 1 h / 3 h look-aheads) would read the next day, which is a held-out day for many training days.
+        span_days = int(np.ceil(T * sc.epoch_s / 86_400.0))
+        last_hour = day * 24.0 + span_days * 24.0 - 1.0
+        own = lambda h: np.minimum(h, last_hour)  # noqa: E731
         features = []
         ci_now = {}
         for key, trace in (("cell", self.trace_cell), ("dc", self.trace_dc)):
-            now = trace.values_at(hours)
-            ahead = [trace.values_at(hours + h) for h in _FORECAST_HOURS]
+            now = trace.values_at(own(hours))
+            ahead = [trace.values_at(own(hours + h)) for h in _FORECAST_HOURS]
             day_mean = np.full(T, now.mean())  # a day-ahead forecast of the episode's mean intensity
             features += [now, *ahead, day_mean]
             ci_now[key] = now
@@ -214,6 +230,7 @@ class CellEnv(MultiAgentEnv):
             fading_gain_estimate=estimate,
             prompt_tokens=prompt.reshape(n, T).astype(np.float64),
             ref_tokens=ref.reshape(n, T).astype(np.float64),
+            ergodic=radio.fading_average == "ergodic",
         )
 
     # --- gymnasium / RLlib API ------------------------------------------------------------------------
@@ -221,7 +238,7 @@ class CellEnv(MultiAgentEnv):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed, options=options)
         if seed is not None:
-            self._rng = np.random.default_rng([int(seed), self.copy_index])
+            self._rng = self._episode_rng(int(seed))
         options = options or {}
         split = options.get("split", self.split)
         if split not in SPLITS:

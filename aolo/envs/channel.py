@@ -213,6 +213,80 @@ def noise_power_w(bandwidth_hz: float | np.ndarray, noise_figure_db: float) -> n
     return dbm_to_w(THERMAL_NOISE_DBM_PER_HZ + 10.0 * np.log10(bandwidth_hz) + noise_figure_db)
 
 
-def shannon_rate_bps(bandwidth_hz, power_w, channel_gain, noise_w, interference_w=0.0):
-    """``R = B log2(1 + P g / (N + I))``; ``channel_gain`` is the linear end-to-end power gain."""
-    return bandwidth_hz * np.log2(1.0 + power_w * channel_gain / (noise_w + interference_w))
+#: Spectral efficiency of NR's highest MCS (256-QAM, code rate 948/1024: 7.4063 bit/s/Hz, 3GPP TS 38.214
+#: Table 5.1.3.1-2): no SNR delivers more.
+NR_PEAK_SPECTRAL_EFFICIENCY = 7.4063
+FADING_AVERAGES = ("ergodic", "instantaneous")
+
+
+def shannon_rate_bps(bandwidth_hz, power_w, channel_gain, noise_w, interference_w=0.0,
+                     max_spectral_efficiency=np.inf):
+    """``R = B min(log2(1 + P g / (N + I)), η_max)``; ``channel_gain`` is the linear end-to-end power gain."""
+    se = np.log2(1.0 + power_w * channel_gain / (noise_w + interference_w))
+    return bandwidth_hz * np.minimum(se, max_spectral_efficiency)
+
+
+def ergodic_spectral_efficiency(mean_snr, max_spectral_efficiency=np.inf):
+    """``E[min(log2(1 + s X), η)]`` over Rayleigh fading (``X ~ Exp(1)``) at mean SNR ``s`` [bit/s/Hz].
+
+    Closed form: ``(e^{1/s} / ln 2) · (E1(1/s) - E1(1/s + x_c))`` with ``x_c = (2^η - 1)/s`` the fade above
+    which the cap binds (integration by parts of ``∫ log2(1+sx) e^{-x} dx``). ``e^{a} E1(a)`` is evaluated as
+    ``scipy.special.exp1`` × ``exp`` for moderate ``a`` and by its
+    asymptotic series ``1/a - 1/a² + 2/a³ - 6/a⁴`` for ``a > 500`` (SNR below -27 dB), where the product
+    would overflow.
+    """
+    from scipy.special import exp1
+
+    s = np.maximum(np.asarray(mean_snr, dtype=np.float64), 1e-300)
+    a = 1.0 / s
+
+    def scaled_e1(x):  # e^{a} E1(x) for x >= a
+        x = np.asarray(x, dtype=np.float64)
+        small = x <= 500.0
+        direct = np.exp(np.where(small, a, 0.0)) * exp1(np.where(small, x, 1.0))
+        # for x > 500: E1(x) ≈ e^{-x}(1/x - 1/x² + 2/x³ - 6/x⁴), so e^{a} E1(x) ≈ e^{a-x}(...)
+        asym = np.exp(a - x) * (1.0 / x - 1.0 / x**2 + 2.0 / x**3 - 6.0 / x**4)
+        return np.where(small, direct, asym)
+
+    if np.isinf(max_spectral_efficiency):
+        tail = 0.0
+    else:
+        tail = scaled_e1(a + np.expm1(max_spectral_efficiency * np.log(2.0)) * a)
+    return (scaled_e1(a) - tail) / np.log(2.0)
+
+
+def delivery_rate_bps(bandwidth_hz, power_w, channel_gain, noise_w, interference_w, radio) -> np.ndarray:
+    """The rate an answer is delivered at (docs/design.md §3.2), capped at ``radio.max_spectral_efficiency``.
+
+    ``radio.fading_average == "ergodic"`` (default): ``channel_gain`` is the mean (large-scale) gain and the
+    rate is the ergodic one, the average over the Rayleigh fading seen during the airtime. Rule: at the
+    default pedestrian Doppler the coherence time is ``0.423 / f_D ≈ 43 ms`` and a spoken answer's airtime
+    (≥ ~0.1 s) spans several coherence times, so its rate is the fading average — a single deep fade cannot
+    stretch one answer to minutes. ``"instantaneous"``: ``channel_gain`` includes this epoch's ``|h|²`` and the
+    answer sees that one draw (right for airtimes shorter than a coherence time: text answers, fast replays).
+    """
+    eta = radio.max_spectral_efficiency
+    if radio.fading_average == "ergodic":
+        snr = power_w * channel_gain / (noise_w + interference_w)
+        return bandwidth_hz * ergodic_spectral_efficiency(snr, eta)
+    return shannon_rate_bps(bandwidth_hz, power_w, channel_gain, noise_w, interference_w, eta)
+
+
+def power_for_rate_w(rate_bps, bandwidth_hz, channel_gain, noise_w, interference_w, radio) -> np.ndarray:
+    """Least power delivering ``rate_bps`` (inverse of :func:`delivery_rate_bps`); ``inf`` above the cap."""
+    rate_bps = np.asarray(rate_bps, dtype=np.float64)
+    se = rate_bps / bandwidth_hz
+    unit = (noise_w + interference_w) / channel_gain  # power giving SNR 1
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if radio.fading_average == "instantaneous":
+            snr = np.expm1(se * np.log(2.0))
+        else:  # ergodic SE is increasing in the mean SNR: bisection on log SNR, vectorised
+            lo, hi = np.full(np.shape(se), -30.0), np.full(np.shape(se), 80.0)  # ln SNR
+            for _ in range(80):
+                mid = 0.5 * (lo + hi)
+                ok = ergodic_spectral_efficiency(np.exp(mid), radio.max_spectral_efficiency) >= se
+                hi, lo = np.where(ok, mid, hi), np.where(ok, lo, mid)
+            snr = np.exp(hi)
+        power = snr * unit
+    reachable = se < radio.max_spectral_efficiency * (1.0 - 1e-9)
+    return np.where(reachable & np.isfinite(power), power, np.inf)

@@ -108,6 +108,11 @@ class RadioConfig:
     earth_p_sleep_w: float = 75.0
     earth_delta_p: float = 4.7  #: slope of the load-dependent power
     ue_receive_power_w: float = 0.0  #: optional UE receive power charged over the airtime
+    #: spectral-efficiency cap [bit/s/Hz]: NR peak, 256-QAM (``channel.NR_PEAK_SPECTRAL_EFFICIENCY``)
+    max_spectral_efficiency: float = 7.4063
+    #: ``ergodic``: answers see the rate averaged over the fading during their airtime (default);
+    #: ``instantaneous``: one fading draw per answer (``channel.delivery_rate_bps`` states the rule)
+    fading_average: str = "ergodic"
 
     def validate(self, path: str = "radio") -> None:
         _check_range(self.carrier_ghz, f"{path}.carrier_ghz", 0.5, 100.0)
@@ -127,6 +132,8 @@ class RadioConfig:
                f"must not exceed earth_p0_w ({self.earth_p0_w:g}), got {self.earth_p_sleep_w:g}")
         _check_range(self.earth_delta_p, f"{path}.earth_delta_p", 0.0, 100.0)
         _check_range(self.ue_receive_power_w, f"{path}.ue_receive_power_w", 0.0, 100.0)
+        _check_range(self.max_spectral_efficiency, f"{path}.max_spectral_efficiency", 0.5, 30.0)
+        _check_choice(self.fading_average, f"{path}.fading_average", ("ergodic", "instantaneous"))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aolo.envs.channel import shannon_rate_bps
+from aolo.envs.channel import delivery_rate_bps
 from aolo.envs.config import RadioConfig, ServiceConfig
 from aolo.envs.serving import ServingProfile
 
@@ -114,9 +114,10 @@ def request_outcomes(
 ) -> RequestOutcomes:
     """Energy, latency, carbon and QoE of answers of ``kappa`` tokens sent at ``power_w`` (docs/design.md §3.4).
 
-    ``channel_gain`` is the true linear power gain (path loss × shadowing × |h|²).
+    ``channel_gain`` is the true linear power gain the delivery sees (path loss × shadowing, × |h|² when
+    ``radio.fading_average == "instantaneous"``; see :func:`~aolo.envs.channel.delivery_rate_bps`).
     """
-    rate = shannon_rate_bps(bandwidth_per_user_hz, power_w, channel_gain, noise_w, interference_w)
+    rate = delivery_rate_bps(bandwidth_per_user_hz, power_w, channel_gain, noise_w, interference_w, radio)
     airtime = kappa * service.payload_bits_per_token / rate
     t_inf = inference.latency_s(prompt_tokens, kappa)
     e_inf = inference.energy_j(prompt_tokens, kappa)

@@ -37,7 +37,8 @@ REFERENCE_POLICIES = ("fixed", "myopic", "hindsight")
 def marginal_comm_carbon_g_per_token(env: CellEnv, power_w, gain, t) -> np.ndarray:
     """Radio carbon per answer token [g] at ``power_w`` on true channel ``gain`` at epoch ``t``."""
     sv = env.scenario.service
-    rate = channel.shannon_rate_bps(env.bandwidth_per_user_hz, power_w, gain, env.noise_w, env.interference_w)
+    rate = channel.delivery_rate_bps(env.bandwidth_per_user_hz, power_w, gain, env.noise_w, env.interference_w,
+                                     env.scenario.radio)
     joules = comm_energy_j(power_w, sv.payload_bits_per_token / rate, env.num_users, env.scenario.radio)
     return joules / J_PER_KWH * env.episode.ci_cell_g_per_kwh[t]
 
@@ -63,8 +64,8 @@ def latency_power_w(env: CellEnv, kappa, prompt_tokens, gain) -> np.ndarray:
     slack_s = sv.t_max_s - env.inference.latency_s(prompt_tokens, kappa)
     with np.errstate(divide="ignore", invalid="ignore"):
         rate_needed = np.where(slack_s > 0, kappa * sv.payload_bits_per_token / slack_s, np.inf)
-        snr_needed = np.expm1(rate_needed / env.bandwidth_per_user_hz * np.log(2.0))
-        return snr_needed * (env.noise_w + env.interference_w) / gain
+    return channel.power_for_rate_w(rate_needed, env.bandwidth_per_user_hz, gain, env.noise_w, env.interference_w,
+                                    env.scenario.radio)
 
 
 def power_for_length_w(env: CellEnv, kappa, p_star_w, prompt_tokens, gain) -> tuple[np.ndarray, np.ndarray]:

@@ -58,6 +58,18 @@ def run_episode(env: CellEnv, policy: Policy, *, day: int | None = None, split: 
     return EpisodeRecord(env.cell.name, env.episode.day, fields, rewards, clipped)
 
 
+def spread_days(days: np.ndarray, k: int | None) -> np.ndarray:
+    """``k`` of ``days`` evenly spaced over the whole set (first and last included), so a few evaluation days
+    still cover every season; ``None`` (or ``k >= len(days)``) keeps them all. With the 52 held-out days of a
+    year (every 7th) and ``k = 4`` this picks days 6, 125, 244, 363: January, May, September, December."""
+    days = np.asarray(days)
+    if k is None or k >= len(days):
+        return days
+    if k < 1:
+        raise ValueError(f"days_per_cell must be >= 1 or None, got {k!r}")
+    return days[np.unique(np.rint(np.linspace(0, len(days) - 1, k)).astype(int))]
+
+
 def summarize(records: list[EpisodeRecord], q_min: float, q_floor: float, t_max_s: float) -> dict[str, float]:
     """Evaluation metrics over episodes (names without the ``eval/`` prefix).
 
@@ -92,7 +104,7 @@ def evaluate_policy(make_env: Callable[[int], CellEnv], policy: Policy, num_cell
     records = []
     for c in range(num_cells):
         env = make_env(c)
-        days = env.days[split] if days_per_cell is None else env.days[split][:days_per_cell]
+        days = spread_days(env.days[split], days_per_cell)
         for d in days:
             records.append(run_episode(env, policy, day=int(d), split=split, seed=int(d)))
     sv = env.scenario.service

@@ -18,7 +18,7 @@ from aolo.envs.cell_env import CellEnv
 from aolo.envs.config import ScenarioConfig
 from aolo.envs.physics import J_PER_KWH
 from aolo.envs.reference import REFERENCE_POLICIES, make_reference_policy
-from aolo.envs.rollout import EpisodeRecord, run_episode, summarize
+from aolo.envs.rollout import EpisodeRecord, run_episode, spread_days, summarize
 from aolo.errors import CheckpointError  # re-exported: aolo.platform.evaluation.CheckpointError
 from aolo.policies.energy import ActorEnergy, mlp_actor_energy
 from aolo.platform.algorithms import MODULE_ID
@@ -103,11 +103,12 @@ class EvaluationResult:
 
 
 def evaluation_episodes(scenario: ScenarioConfig, days_per_cell: int | None) -> list[tuple[int, int]]:
-    """(cell index, held-out day) pairs: the first ``days_per_cell`` held-out days of every cell."""
+    """(cell index, held-out day) pairs: ``days_per_cell`` held-out days of every cell, evenly spread over the
+    year (:func:`~aolo.envs.rollout.spread_days`), so every season is evaluated."""
     pairs = []
     for c in range(len(scenario.cells)):
         days = CellEnv({"scenario": scenario, "cell_index": c}).days["heldout"]
-        pairs += [(c, int(d)) for d in (days if days_per_cell is None else days[:days_per_cell])]
+        pairs += [(c, int(d)) for d in spread_days(days, days_per_cell)]
     return pairs
 
 
