@@ -59,15 +59,16 @@ def run_episode(env: CellEnv, policy: Policy, *, day: int | None = None, split: 
 
 
 def spread_days(days: np.ndarray, k: int | None) -> np.ndarray:
-    """``k`` of ``days`` evenly spaced over the whole set (first and last included), so a few evaluation days
-    still cover every season; ``None`` (or ``k >= len(days)``) keeps them all. With the 52 held-out days of a
-    year (every 7th) and ``k = 4`` this picks days 6, 125, 244, 363: January, May, September, December."""
+    """``k`` of ``days`` evenly spread over the whole set: the middle day of each of ``k`` equal strata, so a
+    few evaluation days still cover every season; ``None`` (or ``k >= len(days)``) keeps them all. With the 52
+    held-out days of a year (every 7th) and ``k = 4`` this picks days 48, 139, 230, 321 (17 Feb, 20 May,
+    19 Aug, 18 Nov of 2023): one day per season."""
     days = np.asarray(days)
     if k is None or k >= len(days):
         return days
     if k < 1:
         raise ValueError(f"days_per_cell must be >= 1 or None, got {k!r}")
-    return days[np.unique(np.rint(np.linspace(0, len(days) - 1, k)).astype(int))]
+    return days[((np.arange(k) + 0.5) * len(days) / k).astype(int)]
 
 
 def summarize(records: list[EpisodeRecord], q_min: float, q_floor: float, t_max_s: float) -> dict[str, float]:
