@@ -7,6 +7,8 @@ fading σ) and Clarke/Jakes (``rho = J0(2π f_D T)``); see docs/design.md §3.2 
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -272,21 +274,26 @@ def delivery_rate_bps(bandwidth_hz, power_w, channel_gain, noise_w, interference
     return shannon_rate_bps(bandwidth_hz, power_w, channel_gain, noise_w, interference_w, eta)
 
 
+@functools.lru_cache(maxsize=8)
+def _ergodic_inverse_table(max_spectral_efficiency: float) -> tuple[np.ndarray, np.ndarray]:
+    """(spectral efficiency, ln mean SNR) on a fine grid of ln SNR in [-35, 60], for inverting the ergodic rate
+    by interpolation (strictly increasing below the cap; grid step 1e-3 in ln SNR)."""
+    ln_snr = np.arange(-35.0, 60.0, 1e-3)
+    return ergodic_spectral_efficiency(np.exp(ln_snr), max_spectral_efficiency), ln_snr
+
+
 def power_for_rate_w(rate_bps, bandwidth_hz, channel_gain, noise_w, interference_w, radio) -> np.ndarray:
-    """Least power delivering ``rate_bps`` (inverse of :func:`delivery_rate_bps`); ``inf`` above the cap."""
+    """Least power delivering ``rate_bps`` (inverse of :func:`delivery_rate_bps`); ``inf`` at or above the cap."""
     rate_bps = np.asarray(rate_bps, dtype=np.float64)
     se = rate_bps / bandwidth_hz
     unit = (noise_w + interference_w) / channel_gain  # power giving SNR 1
+    eta = radio.max_spectral_efficiency
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         if radio.fading_average == "instantaneous":
             snr = np.expm1(se * np.log(2.0))
-        else:  # ergodic SE is increasing in the mean SNR: bisection on log SNR, vectorised
-            lo, hi = np.full(np.shape(se), -30.0), np.full(np.shape(se), 80.0)  # ln SNR
-            for _ in range(80):
-                mid = 0.5 * (lo + hi)
-                ok = ergodic_spectral_efficiency(np.exp(mid), radio.max_spectral_efficiency) >= se
-                hi, lo = np.where(ok, mid, hi), np.where(ok, lo, mid)
-            snr = np.exp(hi)
+        else:  # the ergodic SE is increasing in the mean SNR: interpolate its inverse
+            table_se, table_ln_snr = _ergodic_inverse_table(float(eta))
+            snr = np.exp(np.interp(se, table_se, table_ln_snr, left=-np.inf, right=np.inf))
         power = snr * unit
-    reachable = se < radio.max_spectral_efficiency * (1.0 - 1e-9)
+    reachable = se < eta * (1.0 - 1e-9)
     return np.where(reachable & np.isfinite(power), power, np.inf)
