@@ -131,7 +131,9 @@ def test_compare_on_smoke_logs_parent_children_table_and_plots(tmp_path, ray_ses
     code = main(["compare", "--preset", str(_preset(tmp_path, ["sdrl", "sac", "ppo"])), "--output", str(out)])
     assert code == 1  # ppo failed, the others went on
     printed = capsys.readouterr().out
-    assert "[compare] 1/3: sdrl seed 0" in printed and "ppo seed 0 FAILED" in printed
+    assert "[compare] started sdrl seed 0" in printed and "ppo seed 0 FAILED" in printed
+    assert "[compare] sdrl seed 0 finished in" in printed
+    assert "iter " not in printed  # no per-iteration lines from concurrent trials
     assert "carbon g/request (95% CI)" in printed and "(n=1)" in printed
 
     client, parent, children = _runs(out / "mlruns.db")
@@ -169,3 +171,43 @@ def test_compare_parent_run_fails_when_nothing_trains(tmp_path, ray_session, cap
     assert children["ppo-seed0"].info.status == "FAILED"
     assert children["reference-hindsight"].info.status == "FINISHED"
     assert (out / "smoke" / "compare" / "table.csv").is_file()
+
+
+# --- cluster settings and progress ------------------------------------------------------------------------
+
+
+def test_cluster_settings_validate_the_field_and_range():
+    from aolo.envs.config import ConfigError
+    from aolo.platform.compare import ClusterSettings
+
+    with pytest.raises(ConfigError, match="max_concurrent: must be an integer >= 1"):
+        ClusterSettings(max_concurrent=0)
+    with pytest.raises(ConfigError, match="num_learners: must be an integer >= 0"):
+        ClusterSettings(num_learners=-1)
+    with pytest.raises(ConfigError, match="num_gpus_per_learner: must be a number >= 0"):
+        ClusterSettings(num_gpus_per_learner=-0.5)
+
+
+def test_summary_line_counts_and_eta():
+    from types import SimpleNamespace
+
+    from aolo.platform.compare import summary_line
+
+    trials = [SimpleNamespace(status=s) for s in ("TERMINATED",) * 3 + ("RUNNING",) * 2 + ("PENDING",) * 15]
+    # 17 left, mean 100 s, 2 at a time -> 17 * 100 / 2 = 850 s = 14m10s
+    assert summary_line(3, 20, trials, [90.0, 100.0, 110.0]) == "3/20 done, 2 running, 15 pending, ETA 14m10s"
+    assert summary_line(0, 4, trials[:0], []) == "0/4 done, 0 running, 4 pending"
+
+
+def test_gpu_learners_without_a_gpu_are_a_clear_error(tmp_path, ray_session, capsys):
+    """No GPU in the cluster: the GPU learner path is skipped with an error naming the flag (no CPU fallback)."""
+    import ray
+
+    if ray.cluster_resources().get("GPU", 0) > 0:
+        pytest.skip("this machine has a GPU: the GPU learner path runs instead")
+    out = tmp_path / "out"
+    code = main(["compare", "--preset", str(_preset(tmp_path, ["sac"])), "--output", str(out),
+                 "--num-gpus-per-learner", "1", "--tracking-uri", "none"])
+    assert code == 2  # a user error, before anything trains
+    err = capsys.readouterr().err
+    assert "num_gpus_per_learner" in err and "no GPU" in err and "skipped" in err

@@ -93,6 +93,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     group.add_argument("--num-env-runners", type=_non_negative_int, default=0, metavar="N",
                        help="remote EnvRunner actors sampling in parallel; 0 samples in this process, the "
                             "fastest on a laptop (default: 0)")
+    group.add_argument("--num-learners", type=_non_negative_int, default=0, metavar="N",
+                       help="remote Learner actors (RLlib config.learners); 0 updates in the algorithm's own "
+                            "process (default: 0)")
+    group.add_argument("--num-gpus-per-learner", type=_non_negative_float, default=0.0, metavar="G",
+                       help="GPUs per learner; with none in the Ray cluster this is an error, not a silent CPU "
+                            "fallback (default: 0)")
     group.add_argument("--resume", action="store_true",
                        help="continue from the checkpoint in the run directory up to the budget")
 
@@ -164,7 +170,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     seed = experiment.seeds[0] if args.seed is None else args.seed
     tracking_uri = resolve_tracking_uri(args)
     result = train_one(experiment, algorithm, seed, args.output, tracking_uri=tracking_uri,
-                       num_env_runners=args.num_env_runners, resume=args.resume, progress=_print_flush)
+                       num_env_runners=args.num_env_runners, resume=args.resume, progress=_print_flush,
+                       num_learners=args.num_learners, num_gpus_per_learner=args.num_gpus_per_learner)
     bound = reference_results(experiment.scenario, experiment.days_per_cell)["hindsight"]  # cached by train_one
     print()
     print(format_metrics_table({algorithm: result.evaluation.metrics, "hindsight": bound.metrics}))
@@ -300,6 +307,13 @@ def _non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
     return value
 
 

@@ -17,23 +17,39 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import functools
 import math
+import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+from ray import tune
 from scipy import stats
 
 from aolo.envs.config import ConfigError
-from aolo.platform.algorithms import ALGORITHMS
+from aolo.platform.algorithms import ALGORITHMS, build_algorithm_config
 from aolo.platform.cli import resolve_tracking_uri
 from aolo.platform.evaluation import EvaluationResult, eval_metrics_for_mlflow
 from aolo.platform.plots import plot_carbon, plot_carbon_vs_qoe, plot_learning_curves
 from aolo.platform.presets import Experiment, load_experiment
 from aolo.platform.tracking import Tracker, TrackedRun, scenario_params
-from aolo.platform.train import has_checkpoint, preflight, reference_results, run_directory, train_one
+from aolo.platform.train import (
+    check_gpus,
+    configure_learners,
+    has_checkpoint,
+    init_ray,
+    learner_params,
+    preflight,
+    read_history,
+    reference_results,
+    run_directory,
+    train_one,
+    trial_resources,
+)
 
 #: Learned baselines the reductions are measured against, when the preset trains them.
 BASELINES = ("sac", "ppo", "td3")
@@ -57,6 +73,8 @@ class RunOutcome:
     history: list[dict[str, float]] = field(default_factory=list)
     run_id: str | None = None
     error: str | None = None
+    node_id: str | None = None  #: the Ray node the training (its last attempt) ran on
+    attempts: int = 1  #: Tune trial starts (> 1: restarted after a lost node or worker)
 
 
 @dataclass
@@ -259,32 +277,64 @@ def compare_dir(output_dir: str | Path, experiment: Experiment) -> Path:
     return Path(output_dir).expanduser().resolve() / experiment.scenario.name / "compare"
 
 
+@dataclass(frozen=True)
+class ClusterSettings:
+    """How ``compare`` spreads its trainings over the Ray cluster (docs/design.md, the cluster section)."""
+
+    max_concurrent: int | None = None  #: trials at a time; None = as many as the cluster's resources fit
+    num_learners: int = 0
+    num_gpus_per_learner: float = 0.0
+    max_failures: int = 2  #: restarts of a trial lost with its node or worker (Tune ``FailureConfig``)
+    checkpoint_every_s: float | None = 60.0  #: checkpoint during training, so a restart loses at most this
+    summary_every_s: float = 30.0  #: period of the ``3/20 done, 2 running, ETA ...`` line
+
+    def __post_init__(self) -> None:
+        if self.max_concurrent is not None and not (isinstance(self.max_concurrent, int) and self.max_concurrent >= 1):
+            raise ConfigError(f"max_concurrent: must be an integer >= 1 (or None: as many as fit), "
+                              f"got {self.max_concurrent!r}")
+        learner_params(self.num_learners, self.num_gpus_per_learner)
+        if not (isinstance(self.max_failures, int) and self.max_failures >= 0):
+            raise ConfigError(f"max_failures: must be an integer >= 0, got {self.max_failures!r}")
+
+
 def run_compare(experiment: Experiment, output_dir: str | Path, *, tracking_uri: str | None,
                 num_env_runners: int = 0, resume: bool = False,
-                progress: Callable[[str], None] = print) -> CompareResult:
+                progress: Callable[[str], None] = print, cluster: ClusterSettings | None = None) -> CompareResult:
     """Train ``experiment.algorithms × experiment.seeds``, evaluate the reference policies, build the table.
 
-    ``resume`` continues each (algorithm, seed) from its run directory's checkpoint if it has one (a run that
-    reached the budget is only evaluated again) and trains the others from scratch.
+    Every (algorithm, seed) is one Ray Tune trial (:func:`compare_trial`, which runs
+    :func:`~aolo.platform.train.train_one`), as many at a time as ``cluster`` allows; the reference policies
+    are evaluated by a Ray task meanwhile. ``resume`` continues each (algorithm, seed) from its run
+    directory's checkpoint if it has one (a run that reached the budget is only evaluated again) and trains
+    the others from scratch.
     """
+    cluster = cluster or ClusterSettings()
     scenario = experiment.scenario
     out_dir = compare_dir(output_dir, experiment)
     out_dir.mkdir(parents=True, exist_ok=True)
     tracker = Tracker(tracking_uri, scenario.name)
     params = {"preset": experiment.name, **scenario_params(scenario), "algorithms": ",".join(experiment.algorithms),
               "seeds": ",".join(map(str, experiment.seeds)), "env_steps": experiment.training.env_steps,
-              "evaluation.days_per_cell": experiment.days_per_cell if experiment.days_per_cell is not None else "all"}
+              "evaluation.days_per_cell": experiment.days_per_cell if experiment.days_per_cell is not None else "all",
+              "num_env_runners": num_env_runners, "max_concurrent": cluster.max_concurrent or "auto",
+              **learner_params(cluster.num_learners, cluster.num_gpus_per_learner)}
+    init_ray()
+    check_gpus(cluster.num_gpus_per_learner)
     outcomes: list[RunOutcome] = []
     result = CompareResult([], outcomes, [], None, False)
     try:
         with tracker.mlflow_run(f"compare-{experiment.name}", params, {"aolo.command": "compare"}) as parent:
             result.parent_run_id = parent.run_id
-            progress(f"[compare] evaluating the reference policies on the held-out days of {scenario.name!r}")
-            evaluations = reference_results(scenario, experiment.days_per_cell)
-            references = _log_references(experiment, evaluations, tracker, parent.run_id)
+            import ray
+
+            progress(f"[compare] evaluating the reference policies on the held-out days of {scenario.name!r} "
+                     f"while the trainings run")
+            evaluations_ref = ray.remote(num_cpus=0, max_retries=3)(_reference_task).remote(
+                scenario, experiment.days_per_cell)
             outcomes += _trainings(experiment, output_dir, tracking_uri, parent.run_id, num_env_runners, resume,
-                                   evaluations["hindsight"], progress)
-            outcomes += references  # the table lists the learned policies first
+                                   evaluations_ref, progress, cluster)
+            evaluations = ray.get(evaluations_ref)
+            outcomes += _log_references(experiment, evaluations, tracker, parent.run_id)  # learned rows first
             result.rows = summarize(outcomes)
             result.files = [write_table_csv(result.rows, out_dir / "table.csv"),
                             *write_plots(result.rows, outcomes, out_dir)]
@@ -295,6 +345,11 @@ def run_compare(experiment: Experiment, output_dir: str | Path, *, tracking_uri:
     except NothingSucceeded:
         pass  # the parent run is FAILED; the caller reports it from the table
     return result
+
+
+def _reference_task(scenario: Any, days_per_cell: int | None) -> dict[str, EvaluationResult]:
+    """:func:`reference_results` as a Ray task (0 CPUs: it runs beside the trainings, not instead of one)."""
+    return reference_results(scenario, days_per_cell)
 
 
 def _log_references(experiment: Experiment, evaluations: dict[str, EvaluationResult], tracker: Tracker,
@@ -312,31 +367,171 @@ def _log_references(experiment: Experiment, evaluations: dict[str, EvaluationRes
     return outcomes
 
 
+ATTEMPTS_DIR = "attempts"  #: ``compare/attempts/<algorithm>_seed<seed>``: the compare session a trial started in
+
+
 def _trainings(experiment: Experiment, output_dir: str | Path, tracking_uri: str | None, parent_run_id: str | None,
-               num_env_runners: int, resume: bool, bound: EvaluationResult,
-               progress: Callable[[str], None]) -> list[RunOutcome]:
-    """Train every (algorithm, seed); a failure is recorded and the next one starts."""
+               num_env_runners: int, resume: bool, bound: Any, progress: Callable[[str], None],
+               cluster: ClusterSettings) -> list[RunOutcome]:
+    """Train every (algorithm, seed) as a Tune trial; a failure is recorded and the others go on.
+
+    ``bound`` is the hindsight evaluation, or a Ray ObjectRef to :func:`reference_results` (trials wait for it
+    only when they evaluate). A trial lost with its node is restarted by Tune (``cluster.max_failures``) and
+    continues from the checkpoint its run directory holds.
+    """
+    import uuid
+
     jobs = [(a, s) for a in experiment.algorithms for s in experiment.seeds]
-    outcomes = []
-    durations: list[float] = []
-    for i, (algorithm, seed) in enumerate(jobs):
-        eta = f", ETA {_duration(np.mean(durations) * (len(jobs) - i))}" if durations else ""
-        progress(f"[compare] {i + 1}/{len(jobs)}: {algorithm} seed {seed}{eta}")
-        checkpoint = run_directory(output_dir, experiment.scenario, algorithm, seed) / "checkpoint"
-        start = time.monotonic()
-        try:
-            trained = train_one(experiment, algorithm, seed, Path(output_dir), tracking_uri=tracking_uri,
-                                parent_run_id=parent_run_id, num_env_runners=num_env_runners, bound=bound,
-                                progress=progress, resume=resume and has_checkpoint(checkpoint))
-        except Exception as e:  # recorded in the table; its MLflow child run ended FAILED
-            message = " ".join(str(e).split()) or type(e).__name__
-            progress(f"[compare] {algorithm} seed {seed} FAILED: {message}")
-            outcomes.append(RunOutcome(algorithm, "learned", seed, None, error=message))
+    root = compare_dir(output_dir, experiment)
+    shutil.rmtree(root / TUNE_DIR_NAME, ignore_errors=True)  # Tune's bookkeeping only; results live in run dirs
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # relative trace paths keep working in trials
+    bundles = {a: trial_resources(configure_learners(
+        build_algorithm_config(a, experiment.scenario, settings=experiment.training, num_env_runners=num_env_runners),
+        cluster.num_learners, cluster.num_gpus_per_learner)).bundles for a in experiment.algorithms}
+    trainable = tune.with_resources(
+        tune.with_parameters(compare_trial, experiment=experiment, output_dir=str(Path(output_dir).resolve()),
+                             tracking_uri=tracking_uri, parent_run_id=parent_run_id, num_env_runners=num_env_runners,
+                             resume=resume, bound=bound, session=uuid.uuid4().hex, cluster=cluster, jobs=jobs),
+        lambda config: tune.PlacementGroupFactory(bundles[jobs[config["job"]][0]]))
+    order = {job: i for i, job in enumerate(jobs)}
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"job": tune.grid_search(list(range(len(jobs))))},  # job i = jobs[i] = (algorithm, seed)
+        tune_config=tune.TuneConfig(max_concurrent_trials=cluster.max_concurrent,
+                                    trial_name_creator=functools.partial(_trial_name, jobs),
+                                    trial_dirname_creator=functools.partial(_trial_name, jobs)),
+        run_config=tune.RunConfig(
+            name=TUNE_DIR_NAME, storage_path=str(root), verbose=0,
+            callbacks=[CompareProgress(jobs, progress, cluster.summary_every_s)],
+            failure_config=tune.FailureConfig(max_failures=cluster.max_failures)),
+    )
+    concurrency = cluster.max_concurrent or "as many as fit"
+    progress(f"[compare] {len(jobs)} trainings as Tune trials ({concurrency} at a time; per trial "
+             f"{_bundles_text(bundles)})")
+    outcomes: dict[tuple[str, int], RunOutcome] = {}
+    for result in tuner.fit():
+        algorithm, seed = jobs[result.config["job"]]
+        m = result.metrics or {}
+        history = read_history(run_directory(output_dir, experiment.scenario, algorithm, seed) / "history.csv")
+        if result.error is not None or m.get("error") or "eval/carbon_g_per_request" not in m:
+            error = m.get("error") or (" ".join(str(result.error).split()[:40]) if result.error else "no result")
+            outcomes[algorithm, seed] = RunOutcome(algorithm, "learned", seed, None, history, m.get("run_id") or None,
+                                                   error=error, node_id=m.get("node_id"),
+                                                   attempts=int(m.get("attempt", 1)))
         else:
-            outcomes.append(RunOutcome(algorithm, "learned", seed, dict(trained.evaluation.metrics),
-                                       trained.history, trained.run_id))
-        durations.append(time.monotonic() - start)
-    return outcomes
+            metrics = {k.removeprefix("eval/"): float(v) for k, v in m.items() if k.startswith("eval/")}
+            outcomes[algorithm, seed] = RunOutcome(algorithm, "learned", seed, metrics, history, m.get("run_id"),
+                                                   node_id=m.get("node_id"), attempts=int(m.get("attempt", 1)))
+    return [outcomes[job] for job in sorted(outcomes, key=order.__getitem__)]
+
+
+TUNE_DIR_NAME = "tune"
+
+
+def compare_trial(config: dict[str, Any], *, experiment: Experiment, output_dir: str, tracking_uri: str | None,
+                  parent_run_id: str | None, num_env_runners: int, resume: bool, bound: Any, session: str,
+                  cluster: ClusterSettings, jobs: Sequence[tuple[str, int]]) -> None:
+    """Tune function trainable: one (algorithm, seed) of a comparison through :func:`train_one`.
+
+    Reports once, at the end: ``eval/*`` metrics, ``run_id``, ``node_id``, ``attempt``, or ``error`` (a failed
+    training is a result, not a Tune error, so it is not retried). A restart of this trial in the same compare
+    session (Tune retrying after its node died) continues from the run directory's checkpoint.
+    """
+    import ray
+    import torch
+
+    torch.set_num_threads(1)  # 2-core machines: torch's default threads oversubscribe with Ray (13x slower)
+    algorithm, seed = jobs[config["job"]]
+    checkpoint = run_directory(output_dir, experiment.scenario, algorithm, seed) / "checkpoint"
+    marker = compare_dir(output_dir, experiment) / ATTEMPTS_DIR / f"{algorithm}_seed{seed}"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    previous = marker.read_text().split() if marker.is_file() else []
+    attempt = int(previous[1]) + 1 if previous[:1] == [session] else 1
+    marker.write_text(f"{session} {attempt}\n")
+    node_id = ray.get_runtime_context().get_node_id()
+    report: dict[str, Any] = {"node_id": node_id, "attempt": attempt, "run_id": "", "error": ""}
+
+    def hindsight() -> EvaluationResult:
+        return (ray.get(bound) if isinstance(bound, ray.ObjectRef) else bound)["hindsight"]
+
+    try:
+        trained = train_one(experiment, algorithm, seed, Path(output_dir), tracking_uri=tracking_uri,
+                            parent_run_id=parent_run_id, num_env_runners=num_env_runners, bound=hindsight,
+                            progress=lambda line: None, resume=(resume or attempt > 1) and has_checkpoint(checkpoint),
+                            num_learners=cluster.num_learners, num_gpus_per_learner=cluster.num_gpus_per_learner,
+                            checkpoint_every_s=cluster.checkpoint_every_s,
+                            tags={"aolo.node_id": node_id, "aolo.attempt": attempt})
+    except Exception as e:  # recorded in the table; its MLflow child run ended FAILED
+        report["error"] = " ".join(str(e).split()) or type(e).__name__
+    else:
+        report["run_id"] = trained.run_id or ""
+        report.update(eval_metrics_for_mlflow(trained.evaluation.metrics))
+    tune.report(report)
+
+
+def _trial_name(jobs: Sequence[tuple[str, int]], trial: Any) -> str:
+    algorithm, seed = jobs[trial.config["job"]]
+    return f"{algorithm}_seed{seed}"
+
+
+def _bundles_text(bundles: dict[str, list[dict[str, float]]]) -> str:
+    def total(bs: list[dict[str, float]]) -> str:
+        cpus, gpus = sum(b.get("CPU", 0) for b in bs), sum(b.get("GPU", 0) for b in bs)
+        return f"{cpus:g} CPU" + (f" + {gpus:g} GPU" if gpus else "")
+    return ", ".join(f"{a}: {total(b)}" for a, b in bundles.items())
+
+
+class CompareProgress(tune.Callback):
+    """Tune callback printing one line per trial state change and, every ``every_s``, a summary line
+    ``3/20 done, 2 running, 15 pending, ETA 4m10s`` (Tune's own per-iteration reporter is off)."""
+
+    def __init__(self, jobs: Sequence[tuple[str, int]], progress: Callable[[str], None], every_s: float = 30.0) -> None:
+        self.jobs, self.total, self.progress, self.every_s = jobs, len(jobs), progress, every_s
+        self.started: dict[str, float] = {}
+        self.durations: list[float] = []
+        self.done = 0
+        self.last_summary = time.monotonic()
+
+    def _label(self, trial: Any) -> str:
+        algorithm, seed = self.jobs[trial.config["job"]]
+        return f"{algorithm} seed {seed}"
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.started[trial.trial_id] = time.monotonic()
+        self.progress(f"[compare] started {self._label(trial)} ({self.done}/{self.total} done)")
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.progress(f"[compare] {self._label(trial)} lost its worker or node: restarting it from its last "
+                      f"checkpoint")
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        elapsed = time.monotonic() - self.started.get(trial.trial_id, time.monotonic())
+        self.durations.append(elapsed)
+        self.done += 1
+        error = (trial.last_result or {}).get("error")
+        state = f"FAILED: {error}" if error else "finished"
+        self.progress(f"[compare] {self._label(trial)} {state} in {_duration(elapsed)} "
+                      f"({self.done}/{self.total} done)")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.done += 1
+        self.progress(f"[compare] {self._label(trial)} FAILED (out of restarts) ({self.done}/{self.total} done)")
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        if time.monotonic() - self.last_summary >= self.every_s:
+            self.last_summary = time.monotonic()
+            self.progress(f"[compare] {summary_line(self.done, self.total, trials, self.durations)}")
+
+
+def summary_line(done: int, total: int, trials: list, durations: Sequence[float]) -> str:
+    """``3/20 done, 2 running, 15 pending, ETA 4m10s``: the ETA assumes the remaining trainings take the mean
+    duration of the finished ones, ``running`` at a time."""
+    running = sum(getattr(t, "status", "") == "RUNNING" for t in trials)
+    pending = total - done - running
+    eta = ""
+    if durations and done < total:
+        eta = f", ETA {_duration(float(np.mean(durations)) * (total - done) / max(running, 1))}"
+    return f"{done}/{total} done, {running} running, {pending} pending{eta}"
 
 
 def _log_parent(parent: TrackedRun, rows: Sequence[PolicyRow], files: Sequence[Path]) -> None:
@@ -364,6 +559,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"compare.algorithms)")
     parser.add_argument("--seeds", type=_seeds, metavar="N,M,...",
                         help="comma-separated seeds (default: the preset's compare.seeds)")
+    parser.add_argument("--max-concurrent", type=int, default=None, metavar="N",
+                        help="trainings (Tune trials) at a time; 1 trains one after another (default: as many as "
+                             "the cluster's CPUs/GPUs fit)")
+    parser.add_argument("--max-failures", type=int, default=2, metavar="N",
+                        help="restarts of a training lost with its node or worker (default: %(default)s)")
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -402,8 +602,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"[compare] {experiment.name}: {', '.join(experiment.algorithms)} x seeds "
           f"{list(experiment.seeds)} ({jobs} trainings of {experiment.training.env_steps} env steps) "
           f"+ the reference policies", flush=True)
+    cluster = ClusterSettings(max_concurrent=args.max_concurrent, num_learners=args.num_learners,
+                              num_gpus_per_learner=args.num_gpus_per_learner, max_failures=args.max_failures)
     result = run_compare(experiment, args.output, tracking_uri=tracking_uri, num_env_runners=args.num_env_runners,
-                         resume=args.resume, progress=lambda line: print(line, flush=True))
+                         resume=args.resume, progress=lambda line: print(line, flush=True), cluster=cluster)
     print()
     print(format_table(result.rows))
     for row in result.rows:

@@ -101,20 +101,63 @@ def reference_results(scenario: ScenarioConfig, days_per_cell: int | None) -> di
     return evaluate_references(scenario, days_per_cell)
 
 
+def learner_params(num_learners: int, num_gpus_per_learner: float) -> dict[str, Any]:
+    """Validate the learner flags; the MLflow params they are recorded as."""
+    if not (isinstance(num_learners, int) and num_learners >= 0):
+        raise ConfigError(f"num_learners: must be an integer >= 0, got {num_learners!r}")
+    if not (isinstance(num_gpus_per_learner, (int, float)) and num_gpus_per_learner >= 0):
+        raise ConfigError(f"num_gpus_per_learner: must be a number >= 0, got {num_gpus_per_learner!r}")
+    return {"num_learners": num_learners, "num_gpus_per_learner": num_gpus_per_learner}
+
+
+def check_gpus(num_gpus_per_learner: float) -> None:
+    """A GPU learner needs a GPU in the Ray cluster: without one this is a clear error (no silent CPU fallback,
+    which would make a run labelled GPU train on CPU). Call with Ray connected."""
+    import ray
+
+    if num_gpus_per_learner > 0 and ray.cluster_resources().get("GPU", 0) <= 0:
+        raise ConfigError(f"num_gpus_per_learner: {num_gpus_per_learner:g} GPU(s) per learner requested but the "
+                          f"Ray cluster has no GPU; GPU learner path skipped. Use --num-gpus-per-learner 0 "
+                          f"(CPU learners) or connect to a cluster with GPU nodes")
+
+
+def configure_learners(config: Any, num_learners: int = 0, num_gpus_per_learner: float = 0.0) -> Any:
+    """``config.learners(num_learners=..., num_gpus_per_learner=...)``; 0 learners = the learner runs in the
+    algorithm's own process (best on small machines)."""
+    learner_params(num_learners, num_gpus_per_learner)
+    return config.learners(num_learners=num_learners, num_gpus_per_learner=num_gpus_per_learner)
+
+
+def trial_resources(config: Any) -> Any:
+    """The Tune placement group one training needs: the algorithm process, its EnvRunners and its learners
+    (``Algorithm.default_resource_request``). Settings RLlib rejects are not checked here: the training itself
+    fails with RLlib's message, and is recorded like any failed training."""
+    unchecked = config.copy(copy_frozen=False).experimental(_validate_config=False)
+    return config.algo_class.default_resource_request(unchecked)
+
+
 def train_one(experiment: Experiment, algorithm: str, seed: int, output_dir: Path, *, tracking_uri: str | None,
-              parent_run_id: str | None = None, num_env_runners: int = 0, bound: EvaluationResult | None = None,
-              progress: Callable[[str], None] = print, resume: bool = False) -> TrainResult:
+              parent_run_id: str | None = None, num_env_runners: int = 0,
+              bound: EvaluationResult | Callable[[], EvaluationResult] | None = None,
+              progress: Callable[[str], None] = print, resume: bool = False, num_learners: int = 0,
+              num_gpus_per_learner: float = 0.0, checkpoint_every_s: float | None = None,
+              tags: dict[str, Any] | None = None) -> TrainResult:
     """Train ``algorithm`` with ``seed`` until ``experiment.training.env_steps`` env steps, save, evaluate, log.
 
-    ``bound`` is the hindsight evaluation the gap is measured against (computed and cached when None).
+    ``bound`` is the hindsight evaluation the gap is measured against (computed and cached when None; a
+    callable is called only when the evaluation needs it, so the bound can still be in the making meanwhile).
     ``resume`` continues from the run directory's checkpoint up to the budget (nothing left: evaluate only).
     ``tracking_uri`` None turns MLflow off; ``parent_run_id`` nests the MLflow run under a parent run.
+    ``num_learners`` / ``num_gpus_per_learner`` go to ``config.learners`` and the MLflow params.
+    ``checkpoint_every_s`` also saves the checkpoint (and history.csv) during training, at most this often, so
+    a lost process (a dead node) continues from there; None saves at the end (and on Ctrl-C) only.
     If the run fails before its first checkpoint, a run directory it created is removed again.
     """
     if algorithm not in ALGORITHMS:
         raise ConfigError(f"algorithm: must be one of {list(ALGORITHMS)}, got {algorithm!r}")
     if not (isinstance(num_env_runners, int) and num_env_runners >= 0):
         raise ConfigError(f"num_env_runners: must be an integer >= 0, got {num_env_runners!r}")
+    learners = learner_params(num_learners, num_gpus_per_learner)
     scenario = experiment.scenario
     run_dir = run_directory(output_dir, scenario, algorithm, seed)
     checkpoint = run_dir / "checkpoint"
@@ -126,19 +169,22 @@ def train_one(experiment: Experiment, algorithm: str, seed: int, output_dir: Pat
     tracker = Tracker(tracking_uri, scenario.name)
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
-    tags = {"aolo.command": "train", "aolo.algorithm": algorithm, "aolo.run_dir": run_dir}
+    tags = {"aolo.command": "train", "aolo.algorithm": algorithm, "aolo.run_dir": run_dir, **(tags or {})}
     if resume:
         tags["aolo.resumed_at_env_steps"] = int(history[-1]["env_steps"]) if history else 0
     try:
-        with tracker.mlflow_run(f"{algorithm}-seed{seed}", experiment_params(experiment, algorithm, seed), tags,
-                                parent_run_id=parent_run_id) as run:
+        with tracker.mlflow_run(f"{algorithm}-seed{seed}", {**experiment_params(experiment, algorithm, seed),
+                                                            **learners}, tags, parent_run_id=parent_run_id) as run:
             label = f"{algorithm} seed {seed}"
             progress(f"[{label}] training on {scenario.name!r} ({len(scenario.cells)} cells) to "
                      f"{experiment.training.env_steps} env steps{' (resuming)' if resume else ''} -> {run_dir}")
             if not resume and has_checkpoint(checkpoint):
                 progress(f"[{label}] note: this run will replace the checkpoint of an earlier run in {run_dir} "
                          f"(--resume continues that one instead)")
-            _train(experiment, algorithm, seed, checkpoint, num_env_runners, resume, history, run, progress, label)
+            _train(experiment, algorithm, seed, checkpoint, num_env_runners, resume, history, run, progress, label,
+                   learners, checkpoint_every_s)
+            if callable(bound):
+                bound = bound()
             if bound is None:
                 progress(f"[{label}] computing the hindsight bound on the held-out days")
                 bound = reference_results(scenario, experiment.days_per_cell)["hindsight"]
@@ -153,12 +199,16 @@ def train_one(experiment: Experiment, algorithm: str, seed: int, output_dir: Pat
 
 
 def _train(experiment: Experiment, algorithm: str, seed: int, checkpoint: Path, num_env_runners: int, resume: bool,
-           history: list[dict[str, float]], run: TrackedRun, progress: Callable[[str], None], label: str) -> None:
+           history: list[dict[str, float]], run: TrackedRun, progress: Callable[[str], None], label: str,
+           learners: dict[str, Any] | None = None, checkpoint_every_s: float | None = None) -> None:
     """Build the algorithm, (restore,) train to the budget appending to ``history``, save the checkpoint."""
     budget = experiment.training.env_steps
     init_ray()
-    config = build_algorithm_config(algorithm, experiment.scenario, seed=seed, settings=experiment.training,
-                                    num_env_runners=num_env_runners)
+    learners = learners or {}
+    check_gpus(learners.get("num_gpus_per_learner", 0))
+    config = configure_learners(build_algorithm_config(algorithm, experiment.scenario, seed=seed,
+                                                       settings=experiment.training, num_env_runners=num_env_runners),
+                                **learners)
     try:
         algo = config.build_algo()
     except ValueError as e:  # RLlib's config validation, e.g. a PPO minibatch larger than the train batch
@@ -169,7 +219,7 @@ def _train(experiment: Experiment, algorithm: str, seed: int, checkpoint: Path, 
             algo.restore_from_path(checkpoint)
         env_steps = int(history[-1]["env_steps"]) if history else 0
         time_before = history[-1]["time_s"] if history else 0.0
-        start = time.monotonic()
+        start = saved_time = time.monotonic()
         if env_steps >= budget:
             progress(f"[{label}] checkpoint already has {env_steps} >= {budget} env steps; nothing to train")
         while env_steps < budget:
@@ -182,6 +232,10 @@ def _train(experiment: Experiment, algorithm: str, seed: int, checkpoint: Path, 
             history.append(row)
             run.log_metrics({f"train/{k}": v for k, v in row.items() if k != "iteration"}, step=env_steps)
             progress(_progress_line(label, row, budget))
+            due = checkpoint_every_s is not None and time.monotonic() - saved_time >= checkpoint_every_s
+            if due and env_steps < budget:
+                _save_checkpoint(algo, checkpoint, history)
+                saved_at, saved_time = len(history), time.monotonic()
         _save_checkpoint(algo, checkpoint, history)
         saved_at = len(history)
     except KeyboardInterrupt:
