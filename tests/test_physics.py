@@ -10,6 +10,7 @@ from aolo.envs import channel
 from aolo.envs.config import RadioConfig, ServiceConfig
 from aolo.envs.physics import InferenceCoefficients, request_outcomes, tokens_for_qoe
 from aolo.envs.serving import get_serving_profile
+from aolo.errors import AoloError
 
 REL = 1e-6
 
@@ -29,14 +30,14 @@ def test_worked_example_matches_hand_computation():
     gain = 10 ** (-pl_hand / 10)
     rate_hand = b_u * math.log2(1 + 2.0 * gain / noise_w)
     airtime_hand = 200 * 8000 / rate_hand
-    e_inf_hand = 1.2 * 1.2 * (0.023 * 1000 + 0.12 * 200)
+    e_inf_hand = 1.2 * 1.2 * (0.023 * 1000 + 0.107 * 200)  # e_dec net of the measured prefill share
     e_comm_hand = ((130 - 75) / 8 + 4.7 * 2.0) * airtime_hand
     q_hand = 1 - math.exp(-3 * 200 / 250)
 
     radio = RadioConfig(fading_average="instantaneous")  # the example's |h|² = 1 is one fading draw
     service = ServiceConfig(embodied=False)
     inference = InferenceCoefficients(
-        prefill_j_per_token=0.023, decode_j_per_token=0.12, overhead=1.2 * 1.2, ttft_overhead_s=0.05,
+        prefill_j_per_token=0.023, decode_j_per_token=0.107, overhead=1.2 * 1.2, ttft_overhead_s=0.05,
         prefill_s_per_token=3.2e-5, itl_s=0.0115, gpu_share=1 / 64, embodied_g_per_gpu_s=0.0,
     )
     out = request_outcomes(
@@ -57,18 +58,56 @@ def test_worked_example_matches_hand_computation():
     # and the rounded figures quoted in docs/design.md §3.6
     assert rate_hand / 1e6 == pytest.approx(12.41, abs=0.005)
     assert airtime_hand == pytest.approx(0.129, abs=0.0005)
-    assert e_inf_hand == pytest.approx(67.7, abs=0.05)
+    assert e_inf_hand == pytest.approx(63.9, abs=0.05)
     assert e_comm_hand == pytest.approx(2.10, abs=0.005)
-    assert out.carbon_inference_g[0] == pytest.approx(0.00017, abs=5e-6)
+    assert out.carbon_inference_g[0] == pytest.approx(0.00016, abs=5e-6)
+    # the example's e_dec is the default profile's at b = 64 under the default (net) prefill accounting
+    net = InferenceCoefficients.build(get_serving_profile("llama-3.1-8b-h100"), 64, ServiceConfig())
+    assert net.decode_j_per_token == pytest.approx(0.107, abs=5e-4)
     assert out.carbon_comm_g[0] == pytest.approx(0.00041, abs=5e-6)
 
 
 def test_embodied_share_is_gpu_seconds_times_rate():
+    # H100 slot: (1312 kg HGX H100 baseboard + 3000 kg host server) / 8 GPUs over 5 years = 539 kg / 43 800 h
+    g_per_gpu_hour = 539_000.0 / 43_800.0
+    assert g_per_gpu_hour == pytest.approx(12.306, abs=5e-4)
     profile = get_serving_profile("llama-3.1-8b-h100")
     inf = InferenceCoefficients.build(profile, 64, ServiceConfig())
     t_inf = 0.05 + 3.2e-5 * 1000 + profile.inter_token_latency_s(64) * 200
     assert inf.latency_s(1000, 200) == pytest.approx(t_inf, rel=REL)
-    assert inf.embodied_g(t_inf) == pytest.approx(12.0 / 3600 * t_inf * 1 / 64, rel=REL)
+    assert inf.embodied_g(t_inf) == pytest.approx(g_per_gpu_hour / 3600 * t_inf * 1 / 64, rel=REL)
+    # the 70B profile holds four H100 slots of the same server: 4 × 12.31 g per replica-hour, shared by the batch
+    big = get_serving_profile("llama-3.1-70b-4xh100")
+    inf70 = InferenceCoefficients.build(big, 64, ServiceConfig())
+    assert inf70.embodied_g(1.0) == pytest.approx(g_per_gpu_hour / 3600 * 4 / 64, rel=REL)
+    # an explicit rate still overrides the profile's
+    inf12 = InferenceCoefficients.build(profile, 64, ServiceConfig(embodied_g_per_gpu_hour=12.0))
+    assert inf12.embodied_g(t_inf) == pytest.approx(12.0 / 3600 * t_inf / 64, rel=REL)
+
+
+def test_prefill_is_charged_once():
+    """ML.ENERGY's e_dec already holds its own prompts' prefill; ``net`` removes that share (docs/design.md §3.4)."""
+    profile = get_serving_profile("llama-3.1-8b-h100")
+    share_hand = 0.023 * 200 / 397  # e_pre · L_p,ref / L_out,ref = 0.01159 J per output token
+    coef = {mode: InferenceCoefficients.build(profile, 64, ServiceConfig(prefill_accounting=mode))
+            for mode in ("net", "additive", "measured")}
+    assert coef["additive"].decode_j_per_token == pytest.approx(0.1186, rel=REL)
+    assert coef["net"].decode_j_per_token == pytest.approx(0.1186 - share_hand, rel=REL)
+    assert coef["net"].prefill_j_per_token == coef["additive"].prefill_j_per_token == 0.023
+    assert coef["measured"].prefill_j_per_token == 0.0
+    # Azure conversation median request: L_p = 1020, kappa = 129; GPU energy (overhead 1.44 divided out)
+    gpu_j = {m: c.energy_j(1020, 129) / 1.44 for m, c in coef.items()}
+    assert gpu_j["additive"] == pytest.approx(23.46 + 129 * 0.1186, rel=REL)  # 38.76 J
+    assert gpu_j["net"] == pytest.approx(23.46 + 129 * (0.1186 - share_hand), rel=REL)  # 37.26 J
+    assert gpu_j["additive"] - gpu_j["net"] == pytest.approx(129 * share_hand, rel=REL)  # the double count
+    assert gpu_j["measured"] == pytest.approx(129 * 0.1186, rel=REL)
+    # a request exactly like the measured runs' mean costs what was measured: e_dec · L_out,ref
+    assert coef["net"].energy_j(200, 397) / 1.44 == pytest.approx(0.1186 * 397, rel=REL)
+    # the net figure stays positive at every measured batch of both profiles
+    for p in (profile, get_serving_profile("llama-3.1-70b-4xh100")):
+        assert min(p.decode_net_j_per_token(b) for b in p.batch_sizes) > 0.0
+    with pytest.raises(AoloError, match="service.prefill_accounting"):
+        ServiceConfig(prefill_accounting="twice").validate()
 
 
 def test_serving_profile_interpolates_measured_points_only():

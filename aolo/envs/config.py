@@ -24,6 +24,7 @@ from aolo.errors import ConfigError  # re-exported: aolo.envs.config.ConfigError
 #: text: ≈ 4 UTF-8 bytes per token ⇒ 32 bit/token.
 MODALITY_BITS_PER_TOKEN = {"speech": 8000.0, "text": 32.0}
 ACCOUNTING_MODES = ("direct", "life-cycle")
+PREFILL_ACCOUNTING = ("net", "additive", "measured")
 
 
 def _check(cond: bool, path: str, message: str) -> None:
@@ -152,7 +153,12 @@ class ServiceConfig:
     pue: float = 1.2
     k_host: float = 1.2  #: non-GPU server power on top of GPU energy
     embodied: bool = True
-    embodied_g_per_gpu_hour: float = 12.0
+    #: embodied carbon per GPU-hour; None = the serving profile's figure (H100: 12.31 g, docs/design.md §3.4)
+    embodied_g_per_gpu_hour: float | None = None
+    #: how prompt tokens are charged (docs/design.md §3.4): ``net`` = e_pre · L_p plus the measured e_dec net of
+    #: its own prefill share; ``additive`` = e_pre · L_p on top of the measured e_dec (counts the measured runs'
+    #: prefill twice; the pre-fix model); ``measured`` = the measured e_dec alone (no prompt-length term)
+    prefill_accounting: str = "net"
     workload: str | None = None  #: None = log-normal fit of the Azure conv trace; else a CSV trace path
 
     @property
@@ -178,7 +184,9 @@ class ServiceConfig:
         _check_range(self.t_max_s, f"{path}.t_max_s", 0.0, 3600.0, lo_open=True)
         _check_range(self.pue, f"{path}.pue", 1.0, 3.0)
         _check_range(self.k_host, f"{path}.k_host", 1.0, 3.0)
-        _check_range(self.embodied_g_per_gpu_hour, f"{path}.embodied_g_per_gpu_hour", 0.0, 1000.0)
+        if self.embodied_g_per_gpu_hour is not None:
+            _check_range(self.embodied_g_per_gpu_hour, f"{path}.embodied_g_per_gpu_hour", 0.0, 1000.0)
+        _check_choice(self.prefill_accounting, f"{path}.prefill_accounting", PREFILL_ACCOUNTING)
 
 
 DEFICIT_TIMINGS = ("terminal", "accrued")

@@ -31,8 +31,17 @@ def tokens_for_qoe(q: float, ref_tokens: np.ndarray, alpha: float) -> np.ndarray
 class InferenceCoefficients:
     """Per-request inference model of one cell at its serving batch, in closed form.
 
-    ``E_I = e0_j + e1_j_per_token · kappa``, ``T_I = t0_s + itl_s · kappa``, embodied carbon
-    ``= g_per_gpu_s · num_gpus · T_I / batch``.
+    ``E_I = overhead · (e_pre · L_p + e_dec · kappa)``, ``T_I = ttft + prefill_s · L_p + itl_s · kappa``,
+    embodied carbon ``= g_per_gpu_s · num_gpus · T_I / batch``.
+
+    ``decode_j_per_token`` follows ``service.prefill_accounting`` (docs/design.md §3.4). The measured ML.ENERGY
+    figure is whole-window GPU energy over output tokens, so it already holds the prefill of the benchmark's
+    own prompts (≈ 200 tokens): ``net`` (default) charges every prompt token once, ``e_pre · L_p`` plus
+    ``e_dec(b) - e_pre · L_p,ref / L_out,ref``; ``additive`` is the pre-fix model, ``e_pre · L_p`` on top of the
+    measured ``e_dec(b)``; ``measured`` drops the prompt term and keeps the measured ``e_dec(b)``. For the 8B
+    profile at b = 64 and the Azure conversation median request (L_p = 1020, kappa = 129): additive
+    23.46 + 15.30 = 38.76 J of GPU energy, net 23.46 + 13.80 = 37.26 J (-3.9 %), measured 15.30 J (-61 %:
+    it would price a 1020-token prompt like a 200-token one).
     """
 
     prefill_j_per_token: float
@@ -46,15 +55,26 @@ class InferenceCoefficients:
 
     @classmethod
     def build(cls, profile: ServingProfile, batch: float, service: ServiceConfig) -> "InferenceCoefficients":
+        if service.prefill_accounting == "net":
+            prefill_j, decode_j = profile.prefill_j_per_token, profile.decode_net_j_per_token(batch)
+        elif service.prefill_accounting == "additive":
+            prefill_j, decode_j = profile.prefill_j_per_token, profile.decode_energy_j_per_token(batch)
+        elif service.prefill_accounting == "measured":
+            prefill_j, decode_j = 0.0, profile.decode_energy_j_per_token(batch)
+        else:
+            raise ValueError(f"service.prefill_accounting must be one of ['additive', 'measured', 'net'], "
+                             f"got {service.prefill_accounting!r}")
+        g_per_gpu_hour = (profile.embodied_g_per_gpu_hour if service.embodied_g_per_gpu_hour is None
+                          else service.embodied_g_per_gpu_hour)
         return cls(
-            prefill_j_per_token=profile.prefill_j_per_token,
-            decode_j_per_token=profile.decode_energy_j_per_token(batch),
+            prefill_j_per_token=prefill_j,
+            decode_j_per_token=decode_j,
             overhead=service.pue * service.k_host,
             ttft_overhead_s=profile.ttft_overhead_s,
             prefill_s_per_token=profile.prefill_s_per_token,
             itl_s=profile.inter_token_latency_s(batch),
             gpu_share=profile.num_gpus / batch,
-            embodied_g_per_gpu_s=service.embodied_g_per_gpu_hour / 3600.0 if service.embodied else 0.0,
+            embodied_g_per_gpu_s=g_per_gpu_hour / 3600.0 if service.embodied else 0.0,
         )
 
     def energy_j(self, prompt_tokens, kappa):
@@ -85,8 +105,8 @@ class RequestOutcomes:
     latency_s: np.ndarray
     energy_inference_j: np.ndarray
     energy_comm_j: np.ndarray
-    carbon_inference_g: np.ndarray  #: operational inference carbon (datacenter grid)
-    carbon_embodied_g: np.ndarray
+    carbon_inference_g: np.ndarray  #: operational inference carbon (datacenter grid); C_I = this + embodied
+    carbon_embodied_g: np.ndarray  #: embodied (GPU/server manufacturing) share of the request
     carbon_comm_g: np.ndarray  #: radio delivery carbon (cell grid)
     qoe: np.ndarray
 
