@@ -74,6 +74,10 @@ def spread_days(days: np.ndarray, k: int | None) -> np.ndarray:
 def summarize(records: list[EpisodeRecord], q_min: float, q_floor: float, t_max_s: float) -> dict[str, float]:
     """Evaluation metrics over episodes (names without the ``eval/`` prefix).
 
+    Carbon, mean per request [g]: ``carbon_g_per_request`` is the total; ``carbon_inference_g`` the operational
+    inference carbon (datacenter energy × grid intensity) and ``carbon_embodied_g`` the embodied GPU/server
+    share, which together make docs/design.md's ``C_I`` (§3.4); ``carbon_comm_g`` is the radio's ``C_C``.
+
     ``qoe_violation_rate`` is the fraction of user-episodes whose mean QoE is below ``q_min`` or with any
     answer below ``q_floor`` (``qoe_mean_violation_rate`` and ``qoe_floor_violation_rate`` count the two
     causes separately, ``qoe_shortfall`` is the mean of ``max(0, q_min - mean QoE)`` over user-episodes: how
