@@ -74,6 +74,7 @@ class RunOutcome:
     run_id: str | None = None
     error: str | None = None
     node_id: str | None = None  #: the Ray node the training (its last attempt) ran on
+    node_ids: tuple[str, ...] = ()  #: the Ray node of every attempt, in order
     attempts: int = 1  #: Tune trial starts (> 1: restarted after a lost node or worker)
 
 
@@ -417,11 +418,13 @@ def _trainings(experiment: Experiment, output_dir: str | Path, tracking_uri: str
             error = m.get("error") or (" ".join(str(result.error).split()[:40]) if result.error else "no result")
             outcomes[algorithm, seed] = RunOutcome(algorithm, "learned", seed, None, history, m.get("run_id") or None,
                                                    error=error, node_id=m.get("node_id"),
+                                                   node_ids=tuple(filter(None, str(m.get("node_ids", "")).split(","))),
                                                    attempts=int(m.get("attempt", 1)))
         else:
             metrics = {k.removeprefix("eval/"): float(v) for k, v in m.items() if k.startswith("eval/")}
             outcomes[algorithm, seed] = RunOutcome(algorithm, "learned", seed, metrics, history, m.get("run_id"),
-                                                   node_id=m.get("node_id"), attempts=int(m.get("attempt", 1)))
+                                                   node_id=m.get("node_id"), attempts=int(m.get("attempt", 1)),
+                                                   node_ids=tuple(str(m.get("node_ids", "")).split(",")))
     return [outcomes[job] for job in sorted(outcomes, key=order.__getitem__)]
 
 
@@ -445,11 +448,14 @@ def compare_trial(config: dict[str, Any], *, experiment: Experiment, output_dir:
     checkpoint = run_directory(output_dir, experiment.scenario, algorithm, seed) / "checkpoint"
     marker = compare_dir(output_dir, experiment) / ATTEMPTS_DIR / f"{algorithm}_seed{seed}"
     marker.parent.mkdir(parents=True, exist_ok=True)
-    previous = marker.read_text().split() if marker.is_file() else []
-    attempt = int(previous[1]) + 1 if previous[:1] == [session] else 1
-    marker.write_text(f"{session} {attempt}\n")
     node_id = ray.get_runtime_context().get_node_id()
-    report: dict[str, Any] = {"node_id": node_id, "attempt": attempt, "run_id": "", "error": ""}
+    previous = marker.read_text().split() if marker.is_file() else []
+    if previous[:1] == [session]:  # a restart in this compare session: continue from the checkpoint
+        attempt, nodes = int(previous[1]) + 1, f"{previous[2]},{node_id}"
+    else:
+        attempt, nodes = 1, node_id
+    marker.write_text(f"{session} {attempt} {nodes}\n")
+    report: dict[str, Any] = {"node_id": node_id, "node_ids": nodes, "attempt": attempt, "run_id": "", "error": ""}
 
     def hindsight() -> EvaluationResult:
         return (ray.get(bound) if isinstance(bound, ray.ObjectRef) else bound)["hindsight"]
