@@ -195,6 +195,8 @@ def test_smoke_sweep_logs_one_run_per_trial_selects_and_resumes(tmp_path, ray_se
     assert {float(r.data.params["scenario.reward.carbon"]) for r in runs} == {0.5, 2.0}
     assert all(r.info.status == "FINISHED" for r in runs)
     assert all(r.data.params["algorithm"] == "sac" and r.data.params["training.env_steps"] == "96" for r in runs)
+    assert all((r.data.params["num_learners"], r.data.params["num_gpus_per_learner"]) == ("0", "0.0") for r in runs)
+    assert all("train/iteration_time_s" in r.data.metrics for r in runs)  # train.iteration_metrics
     assert all(not any(k.startswith("config/") or k == "pid" for k in r.data.metrics) for r in runs)
 
     # the selection rule, recomputed from what MLflow holds

@@ -21,7 +21,7 @@ from ray.tune.registry import register_env
 
 from aolo.envs import channel
 from aolo.envs.config import CellSpec, ScenarioConfig
-from aolo.envs.physics import InferenceCoefficients, RequestOutcomes, request_outcomes
+from aolo.envs.physics import InferenceCoefficients, RequestOutcomes, qoe, request_outcomes, tokens_for_qoe
 from aolo.envs.serving import get_serving_profile
 from aolo.envs.traces import CarbonTrace, load_trace
 from aolo.envs.workload import make_workload
@@ -39,6 +39,15 @@ OBS_FEATURES = (
 OBS_BOUND = 10.0
 _CI_REF_G_PER_KWH = 100.0  # carbon features are ln(CI / 100 g/kWh): 9 g → -2.4, 700 g → +1.9
 _FORECAST_HOURS = (1.0, 3.0)
+
+
+def least_length_for_qoe(q, ref_tokens, alpha: float) -> np.ndarray:
+    """The least integer answer length (≥ 1) whose QoE ``1 - exp(-α κ / L_ref)`` reaches ``q`` (exact in floats:
+    the real inverse is rounded up, then corrected by one token either way against :func:`qoe` itself)."""
+    q = np.asarray(q, dtype=np.float64)
+    k = np.maximum(np.ceil(tokens_for_qoe(q, ref_tokens, alpha)), 1.0)
+    k = np.where(qoe(k, ref_tokens, alpha) < q, k + 1.0, k)
+    return np.where((k > 1.0) & (qoe(k - 1.0, ref_tokens, alpha) >= q), k - 1.0, k)
 
 
 @dataclass
@@ -162,23 +171,67 @@ class CellEnv(MultiAgentEnv):
     def num_users(self) -> int:
         return self.cell.num_users
 
+    def length_limits(self, ref_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The answer lengths of the actions a = -1 and a = +1 for reference lengths ``ref_tokens``.
+
+        ``qoe`` mode: ``kappa_floor`` = the least integer length with QoE ≥ ``q_floor`` and the least length
+        reaching ``q_max`` capped at ``kappa_max`` (never below ``kappa_floor``: the floor wins over the cap).
+        ``tokens`` mode: ``max(1, round(f_min L_ref))`` and ``round(f_max L_ref)``, both capped at ``kappa_max``.
+        """
+        sv = self.scenario.service
+        ref = np.asarray(ref_tokens, dtype=np.float64)
+        if sv.length_action == "tokens":
+            lo = np.minimum(np.maximum(np.rint(sv.f_min * ref), 1.0), sv.kappa_max)
+            return lo, np.minimum(np.maximum(np.rint(sv.f_max * ref), 1.0), sv.kappa_max)
+        k_floor = least_length_for_qoe(sv.q_floor, ref, sv.qoe_alpha)
+        k_top = np.maximum(np.minimum(least_length_for_qoe(sv.q_max_effective, ref, sv.qoe_alpha), sv.kappa_max),
+                           k_floor)
+        return k_floor, k_top
+
+    def _target_qoe(self, a: np.ndarray) -> np.ndarray:
+        """``qoe`` mode: action → target QoE, piecewise linear, -1 ↦ q_floor, 0 ↦ q_min, +1 ↦ q_max."""
+        sv = self.scenario.service
+        return np.where(a < 0.0, sv.q_min + a * (sv.q_min - sv.q_floor), sv.q_min + a * (sv.q_max_effective - sv.q_min))
+
     def action_for(self, kappa: np.ndarray, power_w: np.ndarray) -> dict[str, np.ndarray]:
-        """The action dict that makes the env use answer lengths ``kappa`` and powers ``power_w`` this epoch."""
+        """The action dict that makes the env use answer lengths ``kappa`` and powers ``power_w`` this epoch
+        (the inverse of :meth:`decode_actions`; lengths outside :meth:`length_limits` are clipped to them).
+
+        ``qoe`` mode aims at the QoE halfway between ``kappa - 1`` and ``kappa`` tokens, whose least length is
+        exactly ``kappa`` — a margin far above float32 action resolution."""
         sv, radio = self.scenario.service, self.scenario.radio
         ref = self.episode.ref_tokens[:, self.t]
-        f = np.asarray(kappa, dtype=np.float64) / ref
-        a_len = 2.0 * (f - sv.f_min) / (sv.f_max - sv.f_min) - 1.0
+        kappa = np.asarray(kappa, dtype=np.float64)
+        if sv.length_action == "tokens":
+            f = kappa / ref
+            a_len = 2.0 * (f - sv.f_min) / (sv.f_max - sv.f_min) - 1.0
+        else:
+            lo, hi = self.length_limits(ref)
+            k = np.clip(np.rint(kappa), lo, hi)
+            target = 0.5 * (qoe(k - 1.0, ref, sv.qoe_alpha) + qoe(k, ref, sv.qoe_alpha))
+            target = np.clip(target, sv.q_floor, sv.q_max_effective)
+            a_len = np.where(target < sv.q_min, (target - sv.q_min) / max(sv.q_min - sv.q_floor, 1e-12),
+                             (target - sv.q_min) / (sv.q_max_effective - sv.q_min))
+            a_len = np.where(k <= lo, -1.0, np.where(k >= hi, 1.0, a_len))
         p_dbm = channel.w_to_dbm(np.asarray(power_w, dtype=np.float64))
         a_pow = 2.0 * (p_dbm - radio.p_min_dbm) / (radio.p_max_dbm - radio.p_min_dbm) - 1.0
         acts = np.clip(np.stack([a_len, a_pow], axis=1), -1.0, 1.0)
         return {a: acts[i].astype(np.float32) for i, a in enumerate(self.agents)}
 
     def decode_actions(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Map actions in ``[-1, 1]^2`` to (``kappa`` tokens, requested power [W]) for the current epoch."""
+        """Map actions in ``[-1, 1]^2`` to (``kappa`` tokens, requested power [W]) for the current epoch.
+
+        ``qoe`` mode: the least length whose QoE meets the action's target QoE, within :meth:`length_limits`
+        (so every answer has QoE ≥ ``q_floor``); ``tokens`` mode: ``round(f · L_ref)``."""
         sv, radio = self.scenario.service, self.scenario.radio
         ref = self.episode.ref_tokens[:, self.t]
-        f = sv.f_min + (actions[:, 0] + 1.0) * 0.5 * (sv.f_max - sv.f_min)
-        kappa = np.minimum(np.maximum(np.rint(f * ref), 1.0), sv.kappa_max)
+        if sv.length_action == "tokens":
+            f = sv.f_min + (actions[:, 0] + 1.0) * 0.5 * (sv.f_max - sv.f_min)
+            kappa = np.minimum(np.maximum(np.rint(f * ref), 1.0), sv.kappa_max)
+        else:
+            lo, hi = self.length_limits(ref)
+            target = self._target_qoe(np.asarray(actions[:, 0], dtype=np.float64))
+            kappa = np.clip(least_length_for_qoe(target, ref, sv.qoe_alpha), lo, hi)
         p_dbm = radio.p_min_dbm + (actions[:, 1] + 1.0) * 0.5 * (radio.p_max_dbm - radio.p_min_dbm)
         return kappa, channel.dbm_to_w(p_dbm)
 
@@ -313,9 +366,12 @@ class CellEnv(MultiAgentEnv):
         rewards = self.rewards(out)
         deficit_before = self._deficit()
         self._qoe_sum += out.qoe
+        if t == 0:
+            self._late_count = np.zeros(self.num_users)
+        self._late_count += out.latency_s > sc.service.t_max_s
         self.t += 1
         done = self.t >= sc.epochs_per_episode
-        if sc.reward.deficit_timing == "accrued" or done:
+        if sc.reward.terms == "all" and (sc.reward.deficit_timing == "accrued" or done):
             rewards = rewards - sc.reward.deficit * (self._deficit() - deficit_before)
         infos = self._infos(out, kappa, power_w, bool(power_clipped), t)
         return (
@@ -360,6 +416,8 @@ class CellEnv(MultiAgentEnv):
     def rewards(self, out: RequestOutcomes) -> np.ndarray:
         """Per-step reward of each user (docs/design.md §3.5), without the end-of-episode deficit term."""
         w, sv = self.scenario.reward, self.scenario.service
+        if w.terms == "carbon":  # the QoE-mean and latency rules are priced by learned multipliers (costs in infos)
+            return -w.carbon * out.carbon_total_g / w.carbon_scale_g - w.floor * (out.qoe < sv.q_floor - 1e-12)
         return (
             -w.carbon * out.carbon_total_g / w.carbon_scale_g
             + w.qoe * (out.qoe - sv.q_min)
@@ -383,6 +441,13 @@ class CellEnv(MultiAgentEnv):
             "kappa": kappa,
             "power_w": power_w,
         }
+        # Constraint cost signals (aolo.platform.constraints): per step, and the day so far (the day's value at
+        # the last epoch): cost_qoe's day mean is the mean-QoE rule's Q_min - mean Q.
+        sv = self.scenario.service
+        columns["cost_qoe"] = sv.q_min - out.qoe
+        columns["cost_latency"] = (out.latency_s > sv.t_max_s).astype(np.float64)
+        columns["cost_qoe_day_mean"] = sv.q_min - self._qoe_sum / self.t
+        columns["cost_latency_day_mean"] = self._late_count / self.t
         rows = np.stack(list(columns.values()), axis=1).tolist()
         names = list(columns)
         common = {"epoch": t, "power_clipped": power_clipped,

@@ -25,6 +25,7 @@ from aolo.errors import ConfigError  # re-exported: aolo.envs.config.ConfigError
 MODALITY_BITS_PER_TOKEN = {"speech": 8000.0, "text": 32.0}
 ACCOUNTING_MODES = ("direct", "life-cycle")
 PREFILL_ACCOUNTING = ("net", "additive", "measured")
+LENGTH_ACTIONS = ("qoe", "tokens")
 
 
 def _check(cond: bool, path: str, message: str) -> None:
@@ -143,7 +144,13 @@ class ServiceConfig:
 
     modality: str = "speech"  #: ``speech`` | ``text`` (sets bits per token)
     bits_per_token: float | None = None  #: overrides the modality preset
-    f_min: float = 0.05  #: shortest answer as a fraction of the reference length
+    #: answer-length action mapping (docs/design.md §3.3): ``qoe`` = a ∈ [-1, 1] → target QoE in
+    #: [q_floor, q_max] (piecewise linear, a = 0 ↦ q_min) → the least length meeting it, so no action breaks the
+    #: floor; ``tokens`` = a → f ∈ [f_min, f_max] → round(f · L_ref) (the old mapping, kept for the ablation)
+    length_action: str = "qoe"
+    #: target QoE of a = +1 in ``qoe`` mode; None = the QoE of f_max · L_ref, ``1 - exp(-alpha f_max)``
+    q_max: float | None = None
+    f_min: float = 0.05  #: shortest answer as a fraction of the reference length (``tokens`` mode)
     f_max: float = 1.5
     kappa_max: int = 1500  #: hard cap on answer tokens
     qoe_alpha: float = 3.0  #: Q(kappa) = 1 - exp(-alpha kappa / L_ref)
@@ -160,6 +167,11 @@ class ServiceConfig:
     #: prefill twice; the pre-fix model); ``measured`` = the measured e_dec alone (no prompt-length term)
     prefill_accounting: str = "net"
     workload: str | None = None  #: None = log-normal fit of the Azure conv trace; else a CSV trace path
+
+    @property
+    def q_max_effective(self) -> float:
+        """Target QoE of the action a = +1 in ``qoe`` mode."""
+        return self.q_max if self.q_max is not None else 1.0 - math.exp(-self.qoe_alpha * self.f_max)
 
     @property
     def payload_bits_per_token(self) -> float:
@@ -181,6 +193,11 @@ class ServiceConfig:
         q_best = 1.0 - math.exp(-self.qoe_alpha * self.f_max)
         _check(self.q_min < q_best, f"{path}.q_min",
                f"is unreachable: the longest answer (f_max={self.f_max:g}) gives QoE {q_best:.3f}")
+        _check_choice(self.length_action, f"{path}.length_action", LENGTH_ACTIONS)
+        if self.q_max is not None:
+            _check_range(self.q_max, f"{path}.q_max", 0.0, 1.0)
+        _check(self.q_min < self.q_max_effective < 1.0, f"{path}.q_max",
+               f"must lie in (q_min={self.q_min:g}, 1), got {self.q_max_effective:g}")
         _check_range(self.t_max_s, f"{path}.t_max_s", 0.0, 3600.0, lo_open=True)
         _check_range(self.pue, f"{path}.pue", 1.0, 3.0)
         _check_range(self.k_host, f"{path}.k_host", 1.0, 3.0)
@@ -190,6 +207,7 @@ class ServiceConfig:
 
 
 DEFICIT_TIMINGS = ("terminal", "accrued")
+REWARD_TERMS = ("all", "carbon")
 
 
 @dataclass(frozen=True)
@@ -210,8 +228,12 @@ class RewardWeights:
     deficit: float = 300.0  #: ≈ 3 per unit of QoE per epoch over 96 epochs: keeps the mean-QoE constraint binding
     carbon_scale_g: float = 0.005  #: a typical per-request carbon (≈ 0.5–15 mg)
     deficit_timing: str = "terminal"  #: ``terminal`` (docs/design.md §3.5) | ``accrued`` (same return, dense)
+    #: ``all``: the penalty reward above; ``carbon``: only ``-w_carbon C/C_scale - w_floor 1[Q < Q_floor]``, the
+    #: QoE-mean and latency rules left to learned multipliers (``constraints.method: lagrangian``, which sets it)
+    terms: str = "all"
 
     def validate(self, path: str = "reward") -> None:
+        _check(self.terms in REWARD_TERMS, f"{path}.terms", f"must be one of {list(REWARD_TERMS)}, got {self.terms!r}")
         _check(self.deficit_timing in DEFICIT_TIMINGS, f"{path}.deficit_timing",
                f"must be one of {list(DEFICIT_TIMINGS)}, got {self.deficit_timing!r}")
         for f in ("carbon", "qoe", "latency", "floor", "deficit"):

@@ -45,7 +45,16 @@ from aolo.platform.evaluation import eval_metrics_for_mlflow, evaluate, evaluate
 from aolo.platform.plots import plot_sweep_tradeoff
 from aolo.platform.presets import Experiment, experiment_from_raw, load_raw
 from aolo.platform.tracking import TrackedRun, Tracker
-from aolo.platform.train import init_ray, preflight, reference_results
+from aolo.platform.train import (
+    check_gpus,
+    configure_learners,
+    init_ray,
+    iteration_metrics,
+    learner_params,
+    preflight,
+    reference_results,
+    trial_resources,
+)
 
 SEARCH_FORMS = ("grid", "choice", "uniform", "loguniform")
 FORMS_HELP = "{grid: [v1, v2, ...]}, {choice: [v1, v2, ...]}, {uniform: [lo, hi]} or {loguniform: [lo, hi]}"
@@ -56,6 +65,7 @@ SWEEP_SECTIONS = ("search_space", "selection", "sweep")
 BUDGET_PARAM = "training.env_steps"
 TUNE_DIR_NAME = "tune"
 _STATE_FILE = "aolo_trial_state.json"
+LEARNER_PARAMS = ("num_learners", "num_gpus_per_learner")  #: in every trial's config (MLflow params), not swept
 
 
 # --- search space -----------------------------------------------------------------------------------
@@ -270,7 +280,8 @@ def _fmt(value: Any, spec: str = "") -> str:
 # --- the trial ------------------------------------------------------------------------------------------
 
 
-def train_trial(config: dict[str, Any], *, base: Experiment, num_env_runners: int) -> None:
+def train_trial(config: dict[str, Any], *, base: Experiment, num_env_runners: int, num_learners: int = 0,
+                num_gpus_per_learner: float = 0.0) -> None:
     """Tune function trainable: train one sampled experiment to its budget, then evaluate on held-out days.
 
     Reports ``train/env_steps``, ``train/episode_return_mean`` and ``train/iteration_time_s`` (the names
@@ -278,10 +289,14 @@ def train_trial(config: dict[str, Any], *, base: Experiment, num_env_runners: in
     checkpoint. ``timesteps_total`` (= env steps) is the MLflow step. When Tune retries or resumes the trial,
     it continues from the trial's last checkpoint.
     """
-    experiment = apply_params(base, config)
+    import torch
+
+    torch.set_num_threads(1)  # 2-core machines: torch's default threads oversubscribe with Ray (13x slower)
+    experiment = apply_params(base, {k: v for k, v in config.items() if k not in LEARNER_PARAMS})
     budget = experiment.training.env_steps
-    algo = build_algorithm_config(experiment.algorithm, experiment.scenario, seed=int(config["seed"]),
-                                  settings=experiment.training, num_env_runners=num_env_runners).build_algo()
+    config_ = build_algorithm_config(experiment.algorithm, experiment.scenario, seed=int(config["seed"]),
+                                     settings=experiment.training, num_env_runners=num_env_runners)
+    algo = configure_learners(config_, num_learners, num_gpus_per_learner).build_algo()
     try:
         env_steps = 0
         start = tune.get_checkpoint()
@@ -293,10 +308,9 @@ def train_trial(config: dict[str, Any], *, base: Experiment, num_env_runners: in
         while env_steps < budget:
             t = time.monotonic()
             result = algo.train()
-            env_steps = int(result["env_runners"]["num_env_steps_sampled_lifetime"])
-            metrics = {"train/env_steps": env_steps, "timesteps_total": env_steps,
-                       "train/episode_return_mean": float(result["env_runners"].get("episode_return_mean", math.nan)),
-                       "train/iteration_time_s": time.monotonic() - t}
+            row = iteration_metrics(result, time.monotonic() - t)
+            env_steps = int(row["env_steps"])
+            metrics = {**{f"train/{k}": v for k, v in row.items()}, "timesteps_total": env_steps}
             if env_steps < budget:
                 with tempfile.TemporaryDirectory() as tmp:
                     _save(algo, tmp, env_steps)
@@ -364,7 +378,8 @@ def sweep_dir(output_dir: str | Path, experiment: Experiment) -> Path:
 
 def run_sweep(experiment: Experiment, spec: SweepSpec, output_dir: str | Path, *, tracking_uri: str | None,
               seed: int = 0, num_env_runners: int = 0, resume: bool = False,
-              progress: Callable[[str], None] = print) -> SweepResult:
+              progress: Callable[[str], None] = print, num_learners: int = 0,
+              num_gpus_per_learner: float = 0.0) -> SweepResult:
     """Run (or, with ``resume``, continue) the sweep; write and return the selection.
 
     ``tracking_uri`` None turns MLflow off. Without ``resume`` an existing sweep in the same folder is an
@@ -377,10 +392,15 @@ def run_sweep(experiment: Experiment, spec: SweepSpec, output_dir: str | Path, *
     tracker = Tracker(tracking_uri, experiment.scenario.name)  # creates the scenario's MLflow experiment
     # trials keep the caller's working directory, so relative paths in scenarios (traces, workloads) still work
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    learners = learner_params(num_learners, num_gpus_per_learner)
     init_ray()
-    resources = tune.PlacementGroupFactory([{"CPU": 1}] * (1 + num_env_runners))
+    check_gpus(num_gpus_per_learner)
+    # driver + EnvRunners + learners, as the algorithm asks (Algorithm.default_resource_request)
+    resources = trial_resources(configure_learners(
+        build_algorithm_config(experiment.algorithm, experiment.scenario, settings=experiment.training,
+                               num_env_runners=num_env_runners), num_learners, num_gpus_per_learner))
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, base=experiment, num_env_runners=num_env_runners), resources)
+        tune.with_parameters(train_trial, base=experiment, num_env_runners=num_env_runners, **learners), resources)
     exists = tune.Tuner.can_restore(str(path))
     if resume and exists:
         progress(f"[sweep] resuming {path}")
@@ -392,7 +412,8 @@ def run_sweep(experiment: Experiment, spec: SweepSpec, output_dir: str | Path, *
         callbacks = [] if tracking_uri is None else [TrialMetricsLogger(
             tracking_uri=tracking_uri, experiment_name=experiment.scenario.name,
             tags={"aolo.command": "sweep", "aolo.preset": experiment.name}, save_artifact=False)]
-        fixed = {"algorithm": experiment.algorithm, "seed": seed, BUDGET_PARAM: experiment.training.env_steps}
+        fixed = {"algorithm": experiment.algorithm, "seed": seed, BUDGET_PARAM: experiment.training.env_steps,
+                 **learners}  # the learner flags: recorded as MLflow params of every trial
         tuner = tune.Tuner(
             trainable,
             param_space={**fixed, **{d.key: d.to_tune() for d in spec.dimensions}},
@@ -501,7 +522,8 @@ def run(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else experiment.seeds[0]
     result = run_sweep(experiment, spec, args.output, tracking_uri=tracking_uri, seed=seed,
                        num_env_runners=args.num_env_runners, resume=args.resume,
-                       progress=lambda line: print(line, flush=True))
+                       progress=lambda line: print(line, flush=True), num_learners=args.num_learners,
+                       num_gpus_per_learner=args.num_gpus_per_learner)
     print()
     print(format_table(result.rows, spec.selection, result.selected))
     if result.interrupted:

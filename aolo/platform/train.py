@@ -226,9 +226,8 @@ def _train(experiment: Experiment, algorithm: str, seed: int, checkpoint: Path, 
             t = time.monotonic()
             result = algo.train()
             env_steps = _env_steps_sampled(result)
-            row = {"iteration": float(len(history) + 1), "env_steps": float(env_steps),
-                   "episode_return_mean": _episode_return(result), "time_s": time_before + time.monotonic() - start,
-                   "iteration_time_s": time.monotonic() - t, **_learner_stats(result)}
+            row = {"iteration": float(len(history) + 1), "time_s": time_before + time.monotonic() - start,
+                   **iteration_metrics(result, time.monotonic() - t)}
             history.append(row)
             run.log_metrics({f"train/{k}": v for k, v in row.items() if k != "iteration"}, step=env_steps)
             progress(_progress_line(label, row, budget))
@@ -246,6 +245,13 @@ def _train(experiment: Experiment, algorithm: str, seed: int, checkpoint: Path, 
         raise
     finally:
         stop_algorithm(algo)
+
+
+def iteration_metrics(result: dict[str, Any], iteration_time_s: float) -> dict[str, float]:
+    """The per-iteration training metrics (logged as ``train/<name>``) of one ``algo.train()`` result: the one
+    place train, sweep and compare take them from."""
+    return {"env_steps": float(_env_steps_sampled(result)), "episode_return_mean": _episode_return(result),
+            "iteration_time_s": iteration_time_s, **_learner_stats(result)}
 
 
 def _env_steps_sampled(result: dict[str, Any]) -> int:
