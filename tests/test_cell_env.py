@@ -105,10 +105,12 @@ def test_action_mapping_and_reward_formula():
     act = {a: np.array([0.2, -0.5], np.float32) for a in env.agents}
     ref = ep.ref_tokens[:, 0].copy()
     _, rew, _, _, info = env.step(act)
-    f = sv.f_min + (np.float32(0.2) + 1) / 2 * (sv.f_max - sv.f_min)
+    # QoE-space length action: a = 0.2 → target Q = q_min + 0.2 (q_max - q_min), q_max = 1 - exp(-alpha f_max)
+    q_target = sv.q_min + np.float32(0.2) * (1 - np.exp(-sv.qoe_alpha * sv.f_max) - sv.q_min)
     p_dbm = 0.0 + (np.float32(-0.5) + 1) / 2 * 43.0
     for i, a in enumerate(env.agents):
-        assert info[a]["kappa"] == np.clip(np.rint(f * ref[i]), 1, sv.kappa_max)
+        k = info[a]["kappa"]  # the least length reaching the target
+        assert 1 - np.exp(-sv.qoe_alpha * k / ref[i]) >= q_target > 1 - np.exp(-sv.qoe_alpha * (k - 1) / ref[i])
         assert info[a]["power_w"] == pytest.approx(10 ** ((p_dbm - 30) / 10), rel=1e-5)
         q = 1 - np.exp(-sv.qoe_alpha * info[a]["kappa"] / ref[i])
         expected = (-w.carbon * info[a]["carbon_total_g"] / w.carbon_scale_g + w.qoe * (q - sv.q_min)
