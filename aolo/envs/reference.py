@@ -78,8 +78,13 @@ def power_for_length_w(env: CellEnv, kappa, p_star_w, prompt_tokens, gain) -> tu
 
 
 def length_bounds(env: CellEnv, ref_tokens) -> tuple[np.ndarray, np.ndarray]:
-    """Integer answer-length range reachable by the action space and meeting the QoE floor."""
+    """Integer answer-length range reachable by the action space and meeting the QoE floor.
+
+    ``qoe`` action mode: exactly the lengths of the actions a = -1 and a = +1 (:meth:`CellEnv.length_limits`),
+    every length between them is reachable. ``tokens`` mode: the f-range raised to the floor's least length."""
     sv = env.scenario.service
+    if sv.length_action == "qoe":
+        return env.length_limits(ref_tokens)
     k_lo = np.maximum(np.ceil(tokens_for_qoe(sv.q_floor, ref_tokens, sv.qoe_alpha) - 1e-9),
                       np.maximum(1, np.ceil(sv.f_min * ref_tokens - 1e-9)))
     k_hi = np.minimum(sv.kappa_max, np.floor(sv.f_max * ref_tokens + 1e-9))
@@ -157,25 +162,40 @@ class MyopicPolicy:
 
 @dataclass
 class HindsightPlan:
-    kappa: np.ndarray  #: (U, T)
-    power_w: np.ndarray  #: (U, T)
-    carbon_g: np.ndarray  #: (U, T) planned carbon
+    kappa: np.ndarray  #: (U, T) played answer lengths
+    power_w: np.ndarray  #: (U, T) played powers (Σ_u ≤ the BS budget in every epoch)
+    carbon_g: np.ndarray  #: (U, T) carbon of the played plan
     qoe: np.ndarray  #: (U, T)
     multiplier: np.ndarray  #: (U,) λ of each user's mean-QoE constraint
-    dual_bound_g: float  #: Lagrangian lower bound on Σ carbon (before the budget repair)
-    feasible: np.ndarray  #: (U,) whether the user's constraints can all be met
+    dual_bound_g: float  #: strict Lagrangian lower bound on Σ carbon over every feasible plan
+    feasible: np.ndarray  #: (U,) whether the PLAYED plan meets the user's mean-QoE and latency constraints
+    repaired_epochs: int = 0  #: epochs whose lengths and powers were re-optimised jointly (repair (b) played)
 
 
-def solve_hindsight(env: CellEnv, bisection_steps: int = 60) -> HindsightPlan:
-    """The hindsight-optimal plan for the env's current episode (all carbon, channels, requests known)."""
+def solve_hindsight(env: CellEnv, bisection_steps: int = 60, budget_grid_db: float = 0.05) -> HindsightPlan:
+    """The hindsight plan for the env's current episode (all carbon, channels, requests known) and its bound.
+
+    1. Budget relaxed: per user, bisection on λ of ``min Σ_t C_t(κ_t) − λ Q_t(κ_t)`` over the reachable integer
+       lengths, each at its exact best power ``max(P*, P_lat(κ))``. Its dual value
+       ``Σ_u [Σ_t min_κ (C − λ_u Q) + λ_u T Q_min]`` is a strict lower bound on every plan that meets the
+       constraints (weak duality; relaxing the BS budget only lowers it): ``dual_bound_g``.
+    2. Where this plan's powers exceed the BS budget, two repairs are built and the better one that meets the
+       constraints is played: (a) the relaxed lengths kept, powers re-allocated under the budget and the
+       latency limit (:func:`allocate_budget`, 0.01 dB grid); (b) lengths AND powers re-optimised jointly —
+       with a budget multiplier μ_t each user picks ``(κ, P)`` minimising ``C − λ_u Q + μ_t P`` over its
+       lengths and a ``budget_grid_db`` power grid, μ_t bisected so the epoch fits, then the λ bisection
+       re-run with these epochs' costs (up to 4 rounds), (a)'s power step for what still exceeds.
+       Checked against an exact MILP in the tests: within 0.2 % of the optimum in default cells and within
+       1 % in a cell whose budget binds in every epoch.
+    ``feasible`` is measured on the played plan (the old code measured it before the repair).
+    """
     ep, sv, T = env.episode, env.scenario.service, env.scenario.epochs_per_episode
     ref, prompt, gain = ep.ref_tokens, ep.prompt_tokens, ep.channel_gain  # (U, T)
     k_lo, k_hi = length_bounds(env, ref)
     span = int((k_hi - k_lo).max()) + 1
     kappa = k_lo[..., None] + np.arange(span)  # (U, T, K) candidate lengths
     valid = kappa <= k_hi[..., None]
-    t_idx = np.arange(T)
-    p_star = np.stack([most_efficient_power_w(env, gain[:, t], t) for t in t_idx], axis=1)  # (U, T)
+    p_star = np.stack([most_efficient_power_w(env, gain[:, t], t) for t in range(T)], axis=1)  # (U, T)
     power, latency_ok = power_for_length_w(env, kappa, p_star[..., None], prompt[..., None], gain[..., None])
     carbon = _carbon_g(env, kappa, power, prompt[..., None], gain[..., None])
     feasible_k = valid & latency_ok
@@ -185,41 +205,117 @@ def solve_hindsight(env: CellEnv, bisection_steps: int = 60) -> HindsightPlan:
     carbon = np.where(feasible_k, carbon, np.inf)
     q = qoe(kappa, ref[..., None], sv.qoe_alpha)
 
+    lam, idx = _bisect_multipliers(carbon, q, sv.q_min, bisection_steps)
+    lagrangian = (carbon - lam[:, None, None] * q).min(axis=2).sum(axis=1) + lam * T * sv.q_min
+    dual_bound = float(np.where(np.isfinite(lagrangian), lagrangian, 0.0).sum())
+
+    # 2. the epochs where the budget binds: two repairs, the better feasible one is played
+    budget = env.cell.bs_power_budget_w
+    pick = lambda a, i: np.take_along_axis(a, i[..., None], axis=2)[..., 0]  # noqa: E731
+
+    def fit_budget(plan_kappa, plan_power):  # lengths kept, latency-feasible powers on a 0.01 dB grid
+        plan_power = plan_power.copy()
+        for t in np.flatnonzero(plan_power.sum(axis=0) > budget * (1 + 1e-9)):
+            plan_power[:, t] = allocate_budget(env, plan_kappa[:, t], plan_power[:, t], t, prompt[:, t], gain[:, t])
+        return plan_kappa, plan_power
+
+    candidates = [fit_budget(pick(kappa, idx).astype(np.float64), pick(np.broadcast_to(power, kappa.shape), idx))]
+    carbon_played, power_played = carbon.copy(), np.broadcast_to(power, carbon.shape).copy()
+    lam_joint, idx_joint, repaired = lam, idx, set()
+    for _ in range(4):
+        binding = np.flatnonzero(pick(power_played, idx_joint).sum(axis=0) > budget * (1 + 1e-9))
+        if len(binding) == 0:
+            break
+        for t in binding:
+            carbon_played[:, t], power_played[:, t] = _budget_epoch(
+                env, t, lam_joint, kappa[:, t], feasible_k[:, t], q[:, t], budget_grid_db)
+            repaired.add(int(t))
+        lam_joint, idx_joint = _bisect_multipliers(carbon_played, q, sv.q_min, bisection_steps)
+    if repaired:
+        candidates.append(fit_budget(pick(kappa, idx_joint).astype(np.float64), pick(power_played, idx_joint)))
+
+    def score(candidate):
+        plan_kappa, plan_power = candidate
+        out = _outcomes(env, plan_kappa, plan_power, prompt, gain)
+        plan_q = qoe(plan_kappa, ref, sv.qoe_alpha)
+        feasible = (plan_q.mean(axis=1) >= sv.q_min - 1e-9) & (out.latency_s <= sv.t_max_s * (1 + 1e-9)).all(axis=1)
+        return (-int(feasible.sum()), float(out.carbon_total_g.sum())), out, plan_q, feasible
+
+    scores = [score(c) for c in candidates]
+    best = min(range(len(candidates)), key=lambda i: scores[i][0])
+    (_, out, plan_q, feasible), (plan_kappa, plan_power) = scores[best], candidates[best]
+    return HindsightPlan(
+        kappa=plan_kappa, power_w=plan_power, carbon_g=out.carbon_total_g, qoe=plan_q,
+        multiplier=(lam, lam_joint)[best], dual_bound_g=dual_bound, feasible=feasible,
+        repaired_epochs=len(repaired) if best == 1 else 0,
+    )
+
+
+def _bisect_multipliers(carbon, q, q_min: float, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per user the least λ ≥ 0 whose per-epoch choices ``argmin_κ C − λ Q`` meet mean QoE ≥ ``q_min``."""
+    n = carbon.shape[0]
+
     def choose(lam: np.ndarray) -> np.ndarray:
         return np.argmin(carbon - lam[:, None, None] * q, axis=2)  # (U, T)
 
     def mean_q(idx: np.ndarray) -> np.ndarray:
         return np.take_along_axis(q, idx[..., None], axis=2)[..., 0].mean(axis=1)
 
-    n = env.num_users
     lam_lo, lam_hi = np.zeros(n), np.full(n, 1e-6)
     for _ in range(200):  # grow the upper bracket until every user meets Q_min (or cannot)
-        short = mean_q(choose(lam_hi)) < sv.q_min
+        short = mean_q(choose(lam_hi)) < q_min
         if not short.any() or lam_hi.max() > 1e6:
             break
         lam_hi = np.where(short, lam_hi * 4.0, lam_hi)
-    feasible = mean_q(choose(lam_hi)) >= sv.q_min - 1e-12
-    lam_lo = np.where(mean_q(choose(lam_lo)) >= sv.q_min, lam_hi, lam_lo)
-    for _ in range(bisection_steps):
+    lam_lo = np.where(mean_q(choose(lam_lo)) >= q_min, lam_hi, lam_lo)
+    for _ in range(steps):
         lam = 0.5 * (lam_lo + lam_hi)
-        ok = mean_q(choose(lam)) >= sv.q_min
+        ok = mean_q(choose(lam)) >= q_min
         lam_hi = np.where(ok, lam, lam_hi)
         lam_lo = np.where(ok, lam_lo, lam)
-    idx = choose(lam_hi)
-    pick = lambda a: np.take_along_axis(a, idx[..., None], axis=2)[..., 0]  # noqa: E731
-    lagrangian = (carbon - lam_hi[:, None, None] * q).min(axis=2).sum(axis=1) + lam_hi * T * sv.q_min
-    plan_kappa, plan_power = pick(kappa).astype(np.float64), pick(power)
-    for t in t_idx:
-        plan_power[:, t] = allocate_budget(env, plan_kappa[:, t], plan_power[:, t], t, prompt[:, t], gain[:, t])
-    plan_carbon = _carbon_g(env, plan_kappa, plan_power, prompt, gain)
-    return HindsightPlan(
-        kappa=plan_kappa, power_w=plan_power, carbon_g=plan_carbon, qoe=pick(q), multiplier=lam_hi,
-        dual_bound_g=float(np.where(np.isfinite(lagrangian), lagrangian, 0.0).sum()), feasible=feasible,
-    )
+    lam_hi = np.where(mean_q(choose(np.zeros(n))) >= q_min, 0.0, lam_hi)
+    return lam_hi, choose(lam_hi)
 
 
-def _carbon_g(env: CellEnv, kappa, power_w, prompt_tokens, gain) -> np.ndarray:
-    """Total carbon [g] of answers over the whole episode (broadcasts over a trailing candidate axis)."""
+def _budget_epoch(env: CellEnv, t: int, lam, kappa, allowed, q, grid_db: float):
+    """Carbon and power of every candidate length of epoch ``t`` when the users share the BS budget.
+
+    Each user's candidate ``(κ, P)`` pairs: its lengths × a ``grid_db`` power grid, latency-feasible only.
+    μ ≥ 0 is bisected so the users' choices ``argmin C − λ_u Q + μ P`` fit the budget; returned per length is
+    the carbon and power of the best power at that μ (what the λ bisection then chooses from).
+    """
+    ep, sv, radio = env.episode, env.scenario.service, env.scenario.radio
+    grid_w = channel.dbm_to_w(np.arange(radio.p_min_dbm, radio.p_max_dbm + 1e-9, grid_db))  # (G,)
+    out = request_outcomes(
+        kappa=kappa[:, :, None], prompt_tokens=ep.prompt_tokens[:, t, None, None], ref_tokens=1.0,
+        power_w=grid_w, channel_gain=ep.channel_gain[:, t, None, None], noise_w=env.noise_w,
+        interference_w=env.interference_w, ci_datacenter_g_per_kwh=ep.ci_dc_g_per_kwh[t],
+        ci_cell_g_per_kwh=ep.ci_cell_g_per_kwh[t], users_in_cell=env.num_users,
+        bandwidth_per_user_hz=env.bandwidth_per_user_hz, inference=env.inference, radio=radio, service=sv,
+    )  # (U, K, G)
+    ok = allowed[:, :, None] & (out.latency_s <= sv.t_max_s)
+    carbon = np.where(ok, out.carbon_total_g, np.inf)  # (U, K, G)
+    objective = carbon - lam[:, None, None] * q[:, :, None]
+
+    def choice(mu: float):
+        flat = (objective + mu * grid_w).reshape(len(lam), -1)
+        best = np.argmin(flat, axis=1)
+        return best // len(grid_w), best % len(grid_w)
+
+    budget = env.cell.bs_power_budget_w
+    mu_lo, mu_hi = 0.0, 1e-9
+    while grid_w[choice(mu_hi)[1]].sum() > budget and mu_hi < 1e6:
+        mu_hi *= 4.0
+    for _ in range(50):
+        mu = 0.5 * (mu_lo + mu_hi)
+        mu_lo, mu_hi = (mu, mu_hi) if grid_w[choice(mu)[1]].sum() > budget else (mu_lo, mu)
+    g_best = np.argmin(carbon + mu_hi * grid_w, axis=2)  # (U, K): best power of each length at μ
+    carbon_k = np.take_along_axis(carbon, g_best[..., None], axis=2)[..., 0]
+    return carbon_k, grid_w[g_best]
+
+
+def _outcomes(env: CellEnv, kappa, power_w, prompt_tokens, gain):
+    """Outcomes of answers over the whole episode (broadcasts over a trailing candidate axis)."""
     ep = env.episode
     shape = (1, env.scenario.epochs_per_episode) + (1,) * (np.ndim(kappa) - 2)
     return request_outcomes(
@@ -228,7 +324,12 @@ def _carbon_g(env: CellEnv, kappa, power_w, prompt_tokens, gain) -> np.ndarray:
         ci_datacenter_g_per_kwh=ep.ci_dc_g_per_kwh.reshape(shape), ci_cell_g_per_kwh=ep.ci_cell_g_per_kwh.reshape(shape),
         users_in_cell=env.num_users, bandwidth_per_user_hz=env.bandwidth_per_user_hz,
         inference=env.inference, radio=env.scenario.radio, service=env.scenario.service,
-    ).carbon_total_g
+    )
+
+
+def _carbon_g(env: CellEnv, kappa, power_w, prompt_tokens, gain) -> np.ndarray:
+    """Total carbon [g] of answers over the whole episode (broadcasts over a trailing candidate axis)."""
+    return _outcomes(env, kappa, power_w, prompt_tokens, gain).carbon_total_g
 
 
 class HindsightPolicy:

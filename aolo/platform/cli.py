@@ -41,7 +41,7 @@ TABLE_METRICS = (
     ("qoe_mean", "mean QoE of the answers"),
     ("qoe_violation_rate", "user-days missing Q_min / Q_floor"),
     ("latency_violation_rate", "answers over T_max"),
-    ("gap_to_bound", "carbon above the hindsight bound"),
+    ("gap_to_bound", "carbon above the strict lower bound"),
     ("actor_nj_per_decision", "policy's own energy, nJ/decision"),
 )
 
