@@ -21,6 +21,7 @@ from ray.tune.registry import register_env
 
 from aolo.envs import channel
 from aolo.envs.config import CellSpec, ScenarioConfig
+from aolo.envs.forecast import FORECAST_HOURS, make_forecasts
 from aolo.envs.physics import InferenceCoefficients, RequestOutcomes, qoe, request_outcomes, tokens_for_qoe
 from aolo.envs.serving import get_serving_profile
 from aolo.envs.traces import CarbonTrace, load_trace
@@ -38,7 +39,6 @@ OBS_FEATURES = (
 )
 OBS_BOUND = 10.0
 _CI_REF_G_PER_KWH = 100.0  # carbon features are ln(CI / 100 g/kWh): 9 g → -2.4, 700 g → +1.9
-_FORECAST_HOURS = (1.0, 3.0)
 
 
 def least_length_for_qoe(q, ref_tokens, alpha: float) -> np.ndarray:
@@ -65,6 +65,9 @@ class Episode:
     ref_tokens: np.ndarray  #: (U, T)
     #: whether answers see the fading-averaged (ergodic) rate; then ``channel_gain`` leaves out ``|h|²``
     ergodic: bool = False
+    #: (T, 3) forecasts the agent sees at each epoch: 1 h ahead, 3 h ahead, the day mean (FORECAST_COLUMNS)
+    forecast_cell_g_per_kwh: np.ndarray | None = None
+    forecast_dc_g_per_kwh: np.ndarray | None = None  #: (T, 3)
     channel_gain: np.ndarray = field(init=False)  #: (U, T) true power gain the delivery rate is computed from
 
     def __post_init__(self) -> None:
@@ -247,14 +250,16 @@ class CellEnv(MultiAgentEnv):
         span_days = int(np.ceil(T * sc.epoch_s / 86_400.0))
         last_hour = day * 24.0 + span_days * 24.0 - 1.0
         own = lambda h: np.minimum(h, last_hour)  # noqa: E731
+        # The "now" feature is exact; the 1 h / 3 h / day-mean features are the forecasts of ``scenario.forecast``
+        # (aolo.envs.forecast: the truth if ``perfect``; a draw fixed by (forecast seed, cell, day) if ``noisy``).
         features = []
-        ci_now = {}
-        for key, trace in (("cell", self.trace_cell), ("dc", self.trace_dc)):
+        ci_now, forecasts = {}, {}
+        for i, (key, trace) in enumerate((("cell", self.trace_cell), ("dc", self.trace_dc))):
             now = trace.values_at(own(hours))
-            ahead = [trace.values_at(own(hours + h)) for h in _FORECAST_HOURS]
-            day_mean = np.full(T, now.mean())  # a day-ahead forecast of the episode's mean intensity
-            features += [now, *ahead, day_mean]
-            ci_now[key] = now
+            ahead = [trace.values_at(own(hours + h)) for h in FORECAST_HOURS]
+            fc = make_forecasts(sc.forecast, now, ahead, sc.epoch_s, (sc.forecast.seed, self.cell_index, int(day), i))
+            features += [now, *fc.T]
+            ci_now[key], forecasts[key] = now, fc
         ci_features = np.log(np.maximum(np.stack(features, axis=1), 1e-3) / _CI_REF_G_PER_KWH)
 
         distance_m = channel.place_users_m(rng, n, cell.min_distance_m, cell.radius_m)
@@ -284,6 +289,8 @@ class CellEnv(MultiAgentEnv):
             prompt_tokens=prompt.reshape(n, T).astype(np.float64),
             ref_tokens=ref.reshape(n, T).astype(np.float64),
             ergodic=radio.fading_average == "ergodic",
+            forecast_cell_g_per_kwh=forecasts["cell"],
+            forecast_dc_g_per_kwh=forecasts["dc"],
         )
 
     # --- gymnasium / RLlib API ------------------------------------------------------------------------

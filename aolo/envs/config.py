@@ -206,6 +206,32 @@ class ServiceConfig:
         _check_choice(self.prefill_accounting, f"{path}.prefill_accounting", PREFILL_ACCOUNTING)
 
 
+FORECAST_KINDS = ("perfect", "noisy")
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    """Carbon-intensity forecasts in the observation (docs/design.md §3.3; model in :mod:`aolo.envs.forecast`).
+
+    ``noisy``: multiplicative log-normal error, σ(h) = σ_24 (h / 24)^growth with σ_24 set by ``mape_24h``
+    (CarbonX, arXiv 2510.01521: day-ahead MAPE 15.8 % zero-shot, 9.6 % on benchmark grids), AR(1) over epochs
+    with ``correlation_hours``; the draw is a function of (``seed``, cell, day)."""
+
+    kind: str = "perfect"  #: ``perfect`` | ``noisy``
+    mape_24h: float = 0.13  #: mean absolute percentage error of a 24 h-ahead forecast
+    growth: float = 0.5  #: σ grows as (horizon / 24 h)^growth
+    correlation_hours: float = 6.0  #: AR(1) correlation time of the error over epochs
+    seed: int = 0
+
+    def validate(self, path: str = "forecast") -> None:
+        _check_choice(self.kind, f"{path}.kind", FORECAST_KINDS)
+        _check_range(self.mape_24h, f"{path}.mape_24h", 0.0, 1.0)
+        _check_range(self.growth, f"{path}.growth", 0.0, 3.0)
+        _check_range(self.correlation_hours, f"{path}.correlation_hours", 0.0, 1000.0, lo_open=True)
+        _check(isinstance(self.seed, int) and not isinstance(self.seed, bool), f"{path}.seed",
+               f"must be an integer, got {self.seed!r}")
+
+
 DEFICIT_TIMINGS = ("terminal", "accrued")
 REWARD_TERMS = ("all", "carbon")
 
@@ -253,6 +279,7 @@ class ScenarioConfig:
     radio: RadioConfig = field(default_factory=RadioConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
     reward: RewardWeights = field(default_factory=RewardWeights)
+    forecast: ForecastConfig = field(default_factory=ForecastConfig)
     epoch_s: float = 900.0
     epochs_per_episode: int = 96
     accounting: str = "direct"  #: carbon-intensity accounting: ``direct`` | ``life-cycle``
@@ -271,6 +298,7 @@ class ScenarioConfig:
         self.radio.validate()
         self.service.validate()
         self.reward.validate()
+        self.forecast.validate()
         _check_range(self.epoch_s, "epoch_s", 0.001, 86_400.0)
         _check(isinstance(self.epochs_per_episode, int) and self.epochs_per_episode >= 1, "epochs_per_episode",
                f"must be an integer >= 1, got {self.epochs_per_episode!r}")
@@ -282,7 +310,7 @@ class ScenarioConfig:
     def from_dict(cls, data: dict[str, Any] | None) -> "ScenarioConfig":
         data = dict(data or {})
         kwargs = _pick(cls, data, "scenario", nested={"radio": RadioConfig, "service": ServiceConfig,
-                                                      "reward": RewardWeights})
+                                                      "reward": RewardWeights, "forecast": ForecastConfig})
         if "cells" in data:
             cells = data["cells"]
             _check(isinstance(cells, (list, tuple)) and len(cells) > 0, "cells", "must be a non-empty list of cells")
