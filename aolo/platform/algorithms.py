@@ -22,6 +22,12 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 from aolo.envs.cell_env import CellEnv
 from aolo.envs.config import ConfigError, ScenarioConfig
+from aolo.platform.constraints import (
+    ConstraintCallbacks,
+    ConstraintSettings,
+    lagrangian_algo_class,
+    learner_connector,
+)
 
 ALGORITHMS = ("sdrl", "sac", "td3", "ppo")
 MODULE_ID = "shared"
@@ -91,18 +97,27 @@ def build_algorithm_config(
     seed: int = 0,
     settings: TrainingSettings | None = None,
     num_env_runners: int = 0,
+    constraints: ConstraintSettings | None = None,
 ) -> AlgorithmConfig:
     """An ``AlgorithmConfig`` training ``algo`` on ``scenario``: one shared module, one env copy per cell.
 
     With ``num_env_runners == 0`` everything samples in the driver process (best on 2 cores); with
     ``N > 0`` remote EnvRunners, each runner holds one env copy per cell.
+    ``constraints`` (default: ``penalty``, the scenario's fixed reward weights): with ``method: lagrangian`` the
+    env rewards carbon only (``reward.terms: carbon``), the learner prices the QoE-mean and latency costs with
+    PID-learned multipliers, and the algorithm class is the matching ``Lagrangian*`` subclass
+    (:mod:`aolo.platform.constraints`).
     """
     if algo not in ALGORITHMS:
         raise ConfigError(f"algorithm: must be one of {list(ALGORITHMS)}, got {algo!r}")
     s = settings or TrainingSettings()
+    constraints = constraints or ConstraintSettings()
     torch.set_num_threads(1)  # 2-core machines: torch's default threads oversubscribe with Ray (13× slower)
     num_envs = len(scenario.cells)
-    env_config = {"scenario": scenario.to_dict(), "seed": seed, "num_envs_per_env_runner": num_envs}
+    if constraints.lagrangian:
+        scenario = scenario.replace(**{"reward.terms": "carbon"})
+    env_config = {"scenario": scenario.to_dict(), "seed": seed, "num_envs_per_env_runner": num_envs,
+                  "constraints": constraints.to_dict()}
 
     if algo == "ppo":
         config = PPOConfig().training(
@@ -144,6 +159,9 @@ def build_algorithm_config(
             replay_buffer_config={"type": "MultiAgentEpisodeReplayBuffer", "capacity": 200_000},
         )
 
+    if constraints.lagrangian:
+        config.algo_class = lagrangian_algo_class(config.algo_class)
+        config = config.learners(learner_connector=learner_connector).callbacks(ConstraintCallbacks)
     return (
         config.environment(CellEnv, env_config=env_config, clip_actions=True, normalize_actions=True)
         .framework("torch")

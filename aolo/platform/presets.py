@@ -1,9 +1,10 @@
 """Experiment presets: ``aolo/tune_configs/<name>.yaml`` (package data) → a validated :class:`Experiment`.
 
-A preset YAML has up to five sections, all optional (defaults in brackets)::
+A preset YAML has up to six sections, all optional (defaults in brackets)::
 
     scenario:    ScenarioConfig fields (aolo.envs.config)                [the default 2-cell scenario]
     training:    TrainingSettings fields (aolo.platform.algorithms)      [TrainingSettings()]
+    constraints: ConstraintSettings (aolo.platform.constraints)          [method: penalty]
     evaluation:  {days_per_cell: int | null}                             [4; null = every held-out day]
     compare:     {algorithms: [sdrl, sac, td3, ppo], seeds: [0, 1, ...]} [all four, seed 0]
     algorithm:   the algorithm ``train`` and ``sweep`` use                [sdrl]
@@ -26,11 +27,12 @@ import yaml
 
 from aolo.envs.config import ConfigError, ScenarioConfig
 from aolo.platform.algorithms import ALGORITHMS, TrainingSettings
+from aolo.platform.constraints import ConstraintSettings
 
 #: The shipped presets, package data read through importlib.resources (works from a wheel as from a checkout).
 TUNE_CONFIGS_DIR = importlib.resources.files("aolo") / "tune_configs"
-EXPERIMENT_KEYS = ("base", "description", "scenario", "training", "evaluation", "compare", "algorithm",
-                   "search_space", "selection", "sweep")
+EXPERIMENT_KEYS = ("base", "description", "scenario", "training", "constraints", "evaluation", "compare",
+                   "algorithm", "search_space", "selection", "sweep")
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class Experiment:
     algorithms: tuple[str, ...] = ALGORITHMS
     seeds: tuple[int, ...] = (0,)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  #: merged YAML
+    #: how the QoE-mean / latency rules are enforced (fixed penalty weights or learned multipliers)
+    constraints: ConstraintSettings = field(default_factory=ConstraintSettings)
 
 
 def available_presets() -> list[str]:
@@ -129,6 +133,7 @@ def experiment_from_raw(raw: dict[str, Any], name: str | None = None) -> Experim
         name=name or raw.get("_name", "custom"),
         scenario=ScenarioConfig.from_dict(scenario),
         training=TrainingSettings.from_dict(raw.get("training")),
+        constraints=ConstraintSettings.from_dict(raw.get("constraints")),
         algorithm=algorithm,
         days_per_cell=days,
         algorithms=algorithms,

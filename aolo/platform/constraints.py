@@ -1,0 +1,306 @@
+"""Constraints as constraints: PID-Lagrangian multipliers for the mean-QoE and latency rules (docs/design.md §3.5).
+
+Two methods, chosen by the experiment's ``constraints`` section:
+
+* ``penalty``: the fixed reward weights of :class:`aolo.envs.config.RewardWeights` price the rules (the
+  reward sweep and the ablation).
+* ``lagrangian``: the env's reward is the carbon term ``-w_carbon C/C_scale`` (plus the per-answer floor
+  penalty, which the QoE-space action mapping makes zero), and every agent's step info carries two cost
+  signals: ``cost_qoe = Q_min - Q_t`` (its day mean is the constraint's ``Q_min - mean Q``) and
+  ``cost_latency = 1[T_t > T_max]``. The learner trains on
+
+      r'_t = r_t - λ_qoe · cost_qoe_t - λ_latency · cost_latency_t
+
+  formed by :class:`LagrangianReward`, a learner ConnectorV2 piece, from the stored reward and the costs in
+  the sampled episodes' infos, with the learner's *current* multipliers. The replay buffer (SAC, SDRL, TD3)
+  therefore never holds a stale price: a transition sampled under old multipliers is trained with the new
+  ones. PPO's learner pipeline also runs on episodes, so the same piece serves all four algorithms.
+
+The multipliers follow PID dual ascent (Stooke, Achiam, Abbeel, ICML 2020, Alg. 2) on the violation measured
+once per training iteration on that iteration's completed user-days::
+
+    e_qoe = mean_user-days (Q_min - mean_day Q) + margin        (a margin: the rule must hold on *every* day)
+    e_lat = mean_user-days (share of answers with T > T_max) - limit
+    I ← max(0, I + K_I e);   λ = min(λ_max, max(0, K_P e + I + K_D max(0, e - e_prev)))
+
+``I`` starts at the initial multiplier, so training starts at the price given in the preset. The state
+(``I``, ``e_prev``, ``λ``) lives in the Algorithm (the ``Lagrangian*`` subclasses below): it goes into
+``Algorithm.save_to_path`` checkpoints, is restored by ``restore_from_path`` / ``from_checkpoint``, is
+pushed to every learner's connector after each update and after a restore, and is reported in each
+iteration's result under ``constraints`` (``train/lambda_qoe``, ``train/lambda_latency`` in MLflow).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from ray.rllib.algorithms.algorithm import Algorithm
+from ray.rllib.algorithms.ppo import PPO
+from ray.rllib.algorithms.sac import SAC
+from ray.rllib.callbacks.callbacks import RLlibCallback
+from ray.rllib.connectors.connector_v2 import ConnectorV2
+from ray.rllib.core.columns import Columns
+from ray.rllib.utils.replay_buffers.multi_agent_episode_buffer import MultiAgentEpisodeReplayBuffer
+
+from aolo.envs.config import ConfigError
+from aolo.policies.td3 import TD3
+
+METHODS = ("lagrangian", "penalty")
+#: The constraint names, their info cost keys and their end-of-day info statistics.
+CONSTRAINTS = ("qoe", "latency")
+COST_KEYS = {"qoe": "cost_qoe", "latency": "cost_latency"}
+DAY_KEYS = {"qoe": "cost_qoe_day_mean", "latency": "cost_latency_day_mean"}
+#: Keys of the per-iteration ``result["constraints"]`` dict (and ``train/<key>`` in MLflow).
+RESULT_KEY = "constraints"
+
+
+@dataclass(frozen=True)
+class PIDGains:
+    """One multiplier's PID dual-ascent settings. ``target`` is the allowed day-mean cost: ``-margin`` for the
+    QoE rule (aim ``margin`` above ``Q_min``), the allowed late-answer share for the latency rule."""
+
+    initial: float  #: λ at the start (also the integral's start value)
+    target: float  #: the allowed day-mean cost d in e = J_c - d
+    kp: float = 0.0
+    ki: float = 1.0
+    kd: float = 0.0
+
+    def validate(self, path: str) -> None:
+        for name, lo, hi in (("initial", 0.0, 1e4), ("kp", 0.0, 1e4), ("ki", 0.0, 1e4), ("kd", 0.0, 1e4),
+                             ("target", -1.0, 1.0)):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and not isinstance(v, bool) and lo <= v <= hi):
+                raise ConfigError(f"{path}.{name}: must be a number in [{lo:g}, {hi:g}], got {v!r}")
+
+
+@dataclass(frozen=True)
+class ConstraintSettings:
+    """The experiment YAML's ``constraints`` section (validated; errors name the field and range)."""
+
+    method: str = "penalty"
+    #: QoE rule: start at ≈ the penalty weights' price (w_deficit / T ≈ 3 per unit QoE per step), aim 0.01 above
+    #: Q_min; e is in QoE units (≈ ±0.05), so K_I = 5 moves λ by ≈ 0.25 per iteration.
+    qoe: PIDGains = field(default_factory=lambda: PIDGains(initial=3.0, target=-0.01, kp=5.0, ki=5.0, kd=0.0))
+    #: latency rule: e is a share of answers (≈ 0.01), hence the larger gains.
+    latency: PIDGains = field(default_factory=lambda: PIDGains(initial=2.0, target=0.001, kp=20.0, ki=50.0, kd=0.0))
+    lambda_max: float = 100.0
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"constraints.method: must be one of {list(METHODS)}, got {self.method!r}")
+        self.qoe.validate("constraints.qoe")
+        self.latency.validate("constraints.latency")
+        if not (isinstance(self.lambda_max, (int, float)) and 0 < self.lambda_max <= 1e6):
+            raise ConfigError(f"constraints.lambda_max: must be a number in (0, 1e6], got {self.lambda_max!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "ConstraintSettings":
+        if data is None:
+            return cls()
+        if not isinstance(data, dict):
+            raise ConfigError(f"constraints: must be a mapping with keys {sorted(cls.__dataclass_fields__)}")
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(f"constraints: unknown key(s) {unknown}; allowed: {sorted(cls.__dataclass_fields__)}")
+        kwargs: dict[str, Any] = dict(data)
+        defaults = cls()
+        for name in CONSTRAINTS:
+            if name in kwargs:
+                sub = kwargs[name]
+                allowed = set(PIDGains.__dataclass_fields__)
+                if not isinstance(sub, dict) or set(sub) - allowed:
+                    raise ConfigError(f"constraints.{name}: must be a mapping with keys among {sorted(allowed)}, "
+                                      f"got {sub!r}")
+                kwargs[name] = PIDGains(**{**asdict(getattr(defaults, name)), **sub})
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def lagrangian(self) -> bool:
+        return self.method == "lagrangian"
+
+
+class PIDLagrangian:
+    """PID dual ascent on one multiplier (Stooke et al. 2020): ``update(J_c)`` returns the new λ."""
+
+    def __init__(self, gains: PIDGains, lambda_max: float = 100.0):
+        self.gains, self.lambda_max = gains, float(lambda_max)
+        self.integral = float(gains.initial)
+        self.prev_error = 0.0
+        self.value = float(gains.initial)
+
+    def update(self, mean_cost: float) -> float:
+        """One dual step on the measured day-mean cost ``J_c``; ``nan`` (no completed day) keeps λ."""
+        if not np.isfinite(mean_cost):
+            return self.value
+        g = self.gains
+        error = float(mean_cost) - g.target
+        self.integral = max(0.0, self.integral + g.ki * error)
+        derivative = max(0.0, error - self.prev_error)
+        self.prev_error = error
+        self.value = min(self.lambda_max, max(0.0, g.kp * error + self.integral + g.kd * derivative))
+        return self.value
+
+    def get_state(self) -> dict[str, float]:
+        return {"integral": self.integral, "prev_error": self.prev_error, "value": self.value}
+
+    def set_state(self, state: dict[str, float]) -> None:
+        self.integral, self.prev_error, self.value = (float(state[k]) for k in ("integral", "prev_error", "value"))
+
+
+# --- learner side -------------------------------------------------------------------------------------------
+
+
+class LagrangianReward(ConnectorV2):
+    """Learner connector piece: writes ``r - Σ_k λ_k cost_k`` into the batch's rewards with the current λ.
+
+    Runs first in the learner pipeline (RLlib's default ``AddColumnsFromEpisodesToTrainBatch`` then keeps the
+    rewards it finds). Step ``i``'s costs are in the info returned with observation ``i+1`` (``infos[i+1]``).
+    PPO appends an artificial last step (``AddOneTsToEpisodesAndTruncate``: reward 0, the last info repeated);
+    it is recognised by its info repeating the previous step's ``epoch`` and gets no cost.
+    """
+
+    def __init__(self, input_observation_space=None, input_action_space=None, **kwargs):
+        super().__init__(input_observation_space, input_action_space, **kwargs)
+        self.multipliers: dict[str, float] = dict.fromkeys(CONSTRAINTS, 0.0)
+
+    def set_multipliers(self, multipliers: dict[str, float]) -> None:
+        self.multipliers = {k: float(multipliers[k]) for k in CONSTRAINTS}
+
+    def __call__(self, *, rl_module, batch, episodes, explore=None, shared_data=None, metrics=None, **kwargs):
+        if Columns.REWARDS in batch:
+            return batch
+        for sa_episode in self.single_agent_episode_iterator(episodes, agents_that_stepped_only=False):
+            n = len(sa_episode)
+            self.add_n_batch_items(batch, Columns.REWARDS, items_to_add=self.lagrangian_rewards(sa_episode),
+                                   num_items=n, single_agent_episode=sa_episode)
+        return batch
+
+    def lagrangian_rewards(self, sa_episode) -> np.ndarray:
+        n = len(sa_episode)
+        rewards = np.asarray(sa_episode.get_rewards(slice(0, n)), dtype=np.float64)
+        infos = sa_episode.get_infos(slice(0, n + 1))
+        epochs = [info.get("epoch", -1) if isinstance(info, dict) else -1 for info in infos]
+        penalty = np.zeros(n)
+        for i in range(n):
+            info = infos[i + 1]
+            if not isinstance(info, dict) or epochs[i + 1] == epochs[i]:
+                continue  # no cost (PPO's artificial bootstrap step, or an env without cost signals)
+            penalty[i] = sum(self.multipliers[k] * float(info.get(COST_KEYS[k], 0.0)) for k in CONSTRAINTS)
+        return (rewards - penalty).astype(np.float32)
+
+
+class CostReplayBuffer(MultiAgentEpisodeReplayBuffer):
+    """RLlib's multi-agent episode replay buffer, sampling the infos too (RLlib's DQN/SAC loop samples with
+    ``include_infos=False``, which would drop the cost signals). One-step transitions (``n_step = 1``, aolo's
+    setting) carry ``[info_t, info_{t+1}]``; the step's costs are in ``info_{t+1}``."""
+
+    def sample(self, *args, **kwargs):
+        kwargs["include_infos"] = True
+        return super().sample(*args, **kwargs)
+
+
+def _push_multipliers(learner, multipliers: dict[str, float]) -> None:
+    for piece in getattr(learner._learner_connector, "connectors", []):
+        if isinstance(piece, LagrangianReward):
+            piece.set_multipliers(multipliers)
+
+
+def learner_connector(input_observation_space, input_action_space) -> LagrangianReward:
+    """``config.learners(learner_connector=...)``: the piece, built in each learner."""
+    return LagrangianReward(input_observation_space, input_action_space)
+
+
+# --- env-runner side: the completed days' costs -------------------------------------------------------------
+
+
+class ConstraintCallbacks(RLlibCallback):
+    """Logs, for every completed episode, the sums of its user-days' day-mean costs and the number of
+    user-days (``reduce="sum"``: the iteration's totals reach the algorithm's result)."""
+
+    def on_episode_end(self, *, episode, metrics_logger=None, **kwargs) -> None:
+        infos = episode.get_infos(-1)
+        if not infos or metrics_logger is None:
+            return
+        days = [info for info in infos.values() if isinstance(info, dict) and DAY_KEYS["qoe"] in info]
+        if not days:
+            return
+        metrics_logger.log_value("aolo_user_days", float(len(days)), reduce="sum")
+        for name, key in DAY_KEYS.items():
+            metrics_logger.log_value(f"aolo_{key}_sum", float(sum(d[key] for d in days)), reduce="sum")
+
+
+# --- algorithm side -----------------------------------------------------------------------------------------
+
+
+class _LagrangianMixin:
+    """Holds the PID state of both multipliers; updates them after every iteration; checkpoints them."""
+
+    def setup(self, config) -> None:
+        super().setup(config)
+        settings = ConstraintSettings.from_dict(config.env_config.get("constraints"))
+        self.aolo_pid = {k: PIDLagrangian(getattr(settings, k), settings.lambda_max) for k in CONSTRAINTS}
+        buffer = getattr(self, "local_replay_buffer", None)
+        if buffer is not None:  # SAC's config check accepts only RLlib's buffer names: swap the class here
+            if type(buffer) is not MultiAgentEpisodeReplayBuffer:
+                raise ConfigError(f"constraints.method: lagrangian needs MultiAgentEpisodeReplayBuffer, got "
+                                  f"{type(buffer).__name__}")
+            buffer.__class__ = CostReplayBuffer
+        self._aolo_push()
+
+    def multipliers(self) -> dict[str, float]:
+        return {k: pid.value for k, pid in self.aolo_pid.items()}
+
+    def _aolo_push(self) -> None:
+        m = self.multipliers()
+        self.learner_group.foreach_learner(lambda learner: _push_multipliers(learner, m))
+
+    def step(self) -> dict:
+        result = super().step()
+        runners = result.get("env_runners", {})
+        days = float(runners.get("aolo_user_days", 0.0) or 0.0)
+        stats: dict[str, float] = {"user_days": days}
+        for k, pid in self.aolo_pid.items():
+            mean = float(runners.get(f"aolo_{DAY_KEYS[k]}_sum", np.nan)) / days if days > 0 else np.nan
+            stats[f"cost_{k}_day_mean"] = mean
+            stats[f"lambda_{k}"] = pid.update(mean)
+        self._aolo_push()
+        result[RESULT_KEY] = stats
+        return result
+
+    def get_state(self, components=None, *, not_components=None, **kwargs):
+        state = super().get_state(components, not_components=not_components, **kwargs)
+        state["aolo_lagrangian"] = {k: pid.get_state() for k, pid in self.aolo_pid.items()}
+        return state
+
+    def set_state(self, state) -> None:
+        super().set_state(state)
+        saved = state.get("aolo_lagrangian")
+        if saved:
+            for k, pid in self.aolo_pid.items():
+                pid.set_state(saved[k])
+            self._aolo_push()
+
+
+class LagrangianPPO(_LagrangianMixin, PPO):
+    pass
+
+
+class LagrangianSAC(_LagrangianMixin, SAC):
+    pass
+
+
+class LagrangianTD3(_LagrangianMixin, TD3):
+    pass
+
+
+def lagrangian_algo_class(base: type[Algorithm]) -> type[Algorithm]:
+    """The ``Lagrangian*`` subclass of ``base`` (module-level classes, so checkpoints unpickle them)."""
+    classes = {PPO: LagrangianPPO, SAC: LagrangianSAC, TD3: LagrangianTD3}
+    if base not in classes:
+        raise ConfigError(f"constraints.method: lagrangian is not wired for {base.__name__}")
+    return classes[base]

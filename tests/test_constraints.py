@@ -1,0 +1,195 @@
+"""Constraints as constraints: PID multipliers, the learner-side reward r - λ·c, checkpointed multipliers."""
+
+import numpy as np
+import pytest
+from ray.rllib.algorithms.algorithm import Algorithm
+from ray.rllib.env.single_agent_episode import SingleAgentEpisode
+
+from aolo.envs.cell_env import CellEnv
+from aolo.envs.config import ConfigError, ScenarioConfig
+from aolo.platform.algorithms import TrainingSettings, build_algorithm_config, stop_algorithm
+from aolo.platform.constraints import (
+    ConstraintSettings,
+    LagrangianReward,
+    PIDGains,
+    PIDLagrangian,
+)
+from aolo.platform.presets import experiment_from_raw
+
+TINY = ScenarioConfig.from_dict({
+    "name": "tiny",
+    "epochs_per_episode": 12,
+    "epoch_s": 7200.0,
+    "cells": [
+        {"name": "a", "grid_region": "synthetic:coal_heavy", "datacenter_region": "synthetic:hydro", "num_users": 2},
+        {"name": "b", "grid_region": "synthetic:hydro", "datacenter_region": "synthetic:wind_coal", "num_users": 2},
+    ],
+})
+SETTINGS = TrainingSettings(env_steps=48, rollout_fragment_length=12, updates_per_env_step=0.25, train_batch_size=32,
+                            learning_starts=12, hidden=(16, 16), ppo_minibatch_size=16, ppo_epochs=1)
+LAGRANGIAN = ConstraintSettings.from_dict({"method": "lagrangian"})
+
+
+# --- PID dual ascent ----------------------------------------------------------------------------------------
+
+
+def test_pid_rises_while_violated_and_falls_to_zero_when_slack():
+    pid = PIDLagrangian(PIDGains(initial=1.0, target=0.0, kp=2.0, ki=0.5, kd=0.0))
+    # violated by 0.2 for 3 iterations: I = 1.1, 1.2, 1.3; λ = 2·0.2 + I
+    assert [round(pid.update(0.2), 9) for _ in range(3)] == [1.5, 1.6, 1.7]
+    # slack by 0.4: I falls by 0.2 a step (1.1, 0.9, ...) and λ = max(0, -0.8 + I) reaches 0 and stays there
+    values = [pid.update(-0.4) for _ in range(10)]
+    assert values[0] == pytest.approx(0.3) and values[1] == pytest.approx(0.1)
+    assert all(v == 0.0 for v in values[2:]) and pid.integral == 0.0
+    assert pid.update(float("nan")) == 0.0  # no completed day: keep λ
+    assert pid.update(0.1) == pytest.approx(0.25)  # violated again: rises at once (I = 0.05, P = 0.2)
+
+
+def test_pid_derivative_only_on_rising_error_and_lambda_max():
+    pid = PIDLagrangian(PIDGains(initial=0.0, target=0.1, kp=0.0, ki=0.0, kd=10.0), lambda_max=3.0)
+    assert pid.update(0.2) == pytest.approx(1.0)  # e 0 → 0.1: K_D · 0.1
+    assert pid.update(0.2) == 0.0  # e unchanged
+    assert pid.update(0.15) == 0.0  # e falling: no derivative kick
+    assert pid.update(1.0) == 3.0  # capped at lambda_max
+    state = pid.get_state()
+    other = PIDLagrangian(PIDGains(initial=5.0, target=0.1))
+    other.set_state(state)
+    assert other.get_state() == state
+
+
+def test_settings_validation_names_field_and_range():
+    with pytest.raises(ConfigError, match=r"constraints.method: must be one of \['lagrangian', 'penalty'\]"):
+        ConstraintSettings.from_dict({"method": "barrier"})
+    with pytest.raises(ConfigError, match=r"constraints.qoe.ki: must be a number in \[0, 10000\]"):
+        ConstraintSettings.from_dict({"method": "lagrangian", "qoe": {"ki": -1.0}})
+    with pytest.raises(ConfigError, match=r"constraints: unknown key\(s\) \['gain'\]"):
+        ConstraintSettings.from_dict({"gain": 1})
+    s = ConstraintSettings.from_dict({"method": "lagrangian", "latency": {"initial": 0.5}})
+    assert s.latency.initial == 0.5 and s.latency.ki == ConstraintSettings().latency.ki  # merged over defaults
+    assert experiment_from_raw({"constraints": {"method": "lagrangian"}}).constraints.lagrangian
+    assert experiment_from_raw({}).constraints.method == "penalty"
+
+
+def test_shipped_presets_use_lagrangian():
+    from aolo.platform.presets import load_experiment
+
+    assert load_experiment("quick").constraints.method == "lagrangian"
+    assert load_experiment("paper").constraints.method == "lagrangian"
+    assert load_experiment("reward_weights").constraints.method == "penalty"  # the sweep tunes the penalty weights
+
+
+# --- env: carbon-only reward, cost signals ------------------------------------------------------------------
+
+
+def test_env_carbon_reward_and_costs():
+    carbon = TINY.replace(**{"reward.terms": "carbon"})
+    envs = [CellEnv({"scenario": sc, "cell_index": 0}) for sc in (TINY, carbon)]
+    for env in envs:
+        env.reset(seed=5, options={"day": int(env.days["train"][0])})
+    acts = {a: np.array([-1.0, -1.0], np.float32) for a in envs[0].agents}  # shortest answers: QoE < Q_min
+    qoe, late = [], []
+    for t in range(TINY.epochs_per_episode):
+        (_, r_pen, *_, i_pen), (_, r_car, *_, i_car) = (env.step(acts) for env in envs)
+        for a in envs[0].agents:
+            info = i_car[a]
+            w, sv = TINY.reward, TINY.service
+            expect = -w.carbon * info["carbon_total_g"] / w.carbon_scale_g - w.floor * (info["qoe"] < sv.q_floor - 1e-12)
+            assert r_car[a] == pytest.approx(expect)
+            assert info["cost_qoe"] == pytest.approx(sv.q_min - info["qoe"])
+            assert info["cost_latency"] == float(info["latency_s"] > sv.t_max_s)
+            assert i_pen[a]["qoe"] == info["qoe"]
+        qoe.append(i_car["user_0"]["qoe"])
+        late.append(i_car["user_0"]["cost_latency"])
+        assert i_car["user_0"]["cost_qoe_day_mean"] == pytest.approx(TINY.service.q_min - np.mean(qoe))
+        assert i_car["user_0"]["cost_latency_day_mean"] == pytest.approx(np.mean(late))
+    assert i_car["user_0"]["cost_qoe_day_mean"] > 0  # the day violates the mean-QoE rule
+
+
+# --- learner side: r - λ·c with the current λ ---------------------------------------------------------------
+
+
+def _episode(rewards, costs_qoe, costs_latency, *, artificial_last=False) -> SingleAgentEpisode:
+    infos = [{"day": 0}] + [{"epoch": t, "cost_qoe": q, "cost_latency": c}
+                            for t, (q, c) in enumerate(zip(costs_qoe, costs_latency))]
+    if artificial_last:  # what PPO's AddOneTsToEpisodesAndTruncate appends: reward 0, the last info repeated
+        rewards, infos = [*rewards, 0.0], [*infos, infos[-1]]
+    n = len(rewards)
+    return SingleAgentEpisode(observations=[np.zeros(2, np.float32)] * (n + 1), infos=infos,
+                              actions=[np.zeros(2, np.float32)] * n, rewards=list(rewards), len_lookback_buffer=0)
+
+
+def test_learner_reward_uses_current_multipliers():
+    ep = _episode([-1.0, -2.0, -0.5], [0.1, -0.2, 0.3], [0.0, 1.0, 0.0])
+    piece = LagrangianReward()
+    piece.set_multipliers({"qoe": 2.0, "latency": 5.0})  # the multipliers when the transitions were sampled
+    np.testing.assert_allclose(piece.lagrangian_rewards(ep), [-1.2, -6.6, -1.1], rtol=1e-6)
+    piece.set_multipliers({"qoe": 10.0, "latency": 0.0})  # later: the same stored transitions, the new price
+    np.testing.assert_allclose(piece.lagrangian_rewards(ep), [-2.0, 0.0, -3.5], rtol=1e-6)
+    batch = piece(rl_module=None, batch={}, episodes=[ep])
+    np.testing.assert_allclose(np.ravel(next(iter(batch["rewards"].values()))), [-2.0, 0.0, -3.5], rtol=1e-6)
+    # PPO's artificial bootstrap step gets no cost
+    ppo_ep = _episode([-1.0], [0.1], [1.0], artificial_last=True)
+    np.testing.assert_allclose(piece.lagrangian_rewards(ppo_ep), [-2.0, 0.0], rtol=1e-6)
+
+
+# --- one real RLlib run per family --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("algo", "q_min"), [("sac", 0.98), ("ppo", 0.35)])
+def test_lagrangian_training_logs_pushes_and_restores_multipliers(ray_session, tmp_path, monkeypatch, algo, q_min):
+    priced = []  # (transitions, of which carried costs) per call of the learner piece: the costs reach the learner
+    original = LagrangianReward.lagrangian_rewards
+
+    def recording(self, sa_episode):
+        out = original(self, sa_episode)
+        infos = sa_episode.get_infos(slice(0, len(sa_episode) + 1))
+        priced.append((len(sa_episode), sum("cost_qoe" in i for i in infos[1:])))
+        return out
+
+    monkeypatch.setattr(LagrangianReward, "lagrangian_rewards", recording)
+    # Q_min = 0.98 is violated on every day of a barely trained policy: λ_qoe must rise every iteration;
+    # Q_min = 0.35 is slack on every day: λ_qoe must fall to 0
+    scenario = TINY.replace(**{"service.q_min": q_min})
+    algo_ = build_algorithm_config(algo, scenario, seed=0, settings=SETTINGS, constraints=LAGRANGIAN).build_algo()
+    try:
+        lambdas = []
+        for _ in range(3):
+            result = algo_.train()
+            stats = result["constraints"]
+            assert stats["user_days"] == 4.0  # 2 cells × 2 users, one day each
+            assert (stats["cost_qoe_day_mean"] > 0) == (q_min > 0.5)
+            lambdas.append(stats["lambda_qoe"])
+        if q_min > 0.5:
+            assert lambdas[0] > LAGRANGIAN.qoe.initial and np.all(np.diff(lambdas) > 0)
+        else:
+            assert lambdas[0] < LAGRANGIAN.qoe.initial and lambdas[-1] == 0.0
+        assert priced and all(costs >= n - 1 >= 0 or costs == n for n, costs in priced)  # PPO: +1 bootstrap step
+        assert sum(c for _, c in priced) > 0
+        learner = algo_.learner_group._learner
+        pieces = [p for p in learner._learner_connector.connectors if isinstance(p, LagrangianReward)]
+        assert len(pieces) == 1 and pieces[0].multipliers == algo_.multipliers()
+        if algo == "sac":  # the replay buffer keeps the infos the learner reads the costs from
+            sample = algo_.local_replay_buffer.sample(num_items=4)
+            infos = [sa.get_infos(-1) for sa in sample]  # one SingleAgentEpisode per sampled transition
+            assert infos and all("cost_qoe" in i for i in infos)
+        saved = algo_.multipliers()
+        algo_.save_to_path(tmp_path)
+    finally:
+        stop_algorithm(algo_)
+    restored = Algorithm.from_checkpoint(tmp_path)
+    try:
+        assert restored.multipliers() == saved
+        assert restored.aolo_pid["qoe"].get_state() == algo_.aolo_pid["qoe"].get_state()
+        piece = [p for p in restored.learner_group._learner._learner_connector.connectors
+                 if isinstance(p, LagrangianReward)][0]
+        assert piece.multipliers == saved
+    finally:
+        stop_algorithm(restored)
+
+
+def test_penalty_method_keeps_the_old_config():
+    config = build_algorithm_config("sac", TINY, settings=SETTINGS)
+    assert type(config.algo_class).__name__ != "LagrangianSAC" and config.algo_class.__name__ == "SAC"
+    assert config.env_config["scenario"]["reward"]["terms"] == "all"
+    lag = build_algorithm_config("td3", TINY, settings=SETTINGS, constraints=LAGRANGIAN)
+    assert lag.algo_class.__name__ == "LagrangianTD3" and lag.env_config["scenario"]["reward"]["terms"] == "carbon"
