@@ -211,3 +211,30 @@ def test_gpu_learners_without_a_gpu_are_a_clear_error(tmp_path, ray_session, cap
     assert code == 2  # a user error, before anything trains
     err = capsys.readouterr().err
     assert "num_gpus_per_learner" in err and "no GPU" in err and "skipped" in err
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_compare_resume_does_not_retrain_finished_trials(tmp_path, ray_session, capsys):
+    out = tmp_path / "out"
+    args = ["compare", "--preset", str(_preset(tmp_path, ["sac", "td3"])), "--output", str(out),
+            "--max-concurrent", "2"]
+    assert main(args) == 0
+    history = {a: (out / "smoke" / f"{a}_seed0" / "history.csv").read_text() for a in ("sac", "td3")}
+    assert main(args + ["--resume"]) == 0
+    assert "max-concurrent" not in capsys.readouterr().err
+    # both trainings had reached the budget: evaluated again, not one more iteration trained
+    assert {a: (out / "smoke" / f"{a}_seed0" / "history.csv").read_text() for a in ("sac", "td3")} == history
+    _, _, children = _runs_all(out / "mlruns.db")
+    resumed = [r for r in children if r.data.tags.get("aolo.resumed_at_env_steps") == "96"]
+    assert {r.info.run_name for r in resumed} == {"sac-seed0", "td3-seed0"}
+    assert all(r.data.params["num_learners"] == "0" for r in children if r.info.run_name.endswith("seed0"))
+
+
+def _runs_all(db: Path):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{db}")
+    experiment = client.get_experiment_by_name("smoke")
+    runs = client.search_runs([experiment.experiment_id])
+    return client, runs, [r for r in runs if "mlflow.parentRunId" in r.data.tags]

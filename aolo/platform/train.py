@@ -207,7 +207,8 @@ def _train(experiment: Experiment, algorithm: str, seed: int, checkpoint: Path, 
     learners = learners or {}
     check_gpus(learners.get("num_gpus_per_learner", 0))
     config = configure_learners(build_algorithm_config(algorithm, experiment.scenario, seed=seed,
-                                                       settings=experiment.training, num_env_runners=num_env_runners),
+                                                       settings=experiment.training, num_env_runners=num_env_runners,
+                                                       constraints=experiment.constraints),
                                 **learners)
     try:
         algo = config.build_algo()
@@ -226,8 +227,10 @@ def _train(experiment: Experiment, algorithm: str, seed: int, checkpoint: Path, 
             t = time.monotonic()
             result = algo.train()
             env_steps = _env_steps_sampled(result)
-            row = {"iteration": float(len(history) + 1), "time_s": time_before + time.monotonic() - start,
-                   **iteration_metrics(result, time.monotonic() - t)}
+            metrics = iteration_metrics(result, time.monotonic() - t)
+            row = {"iteration": float(len(history) + 1), "env_steps": metrics["env_steps"],  # history.csv column order
+                   "episode_return_mean": metrics["episode_return_mean"],
+                   "time_s": time_before + time.monotonic() - start, **metrics}
             history.append(row)
             run.log_metrics({f"train/{k}": v for k, v in row.items() if k != "iteration"}, step=env_steps)
             progress(_progress_line(label, row, budget))
@@ -251,7 +254,7 @@ def iteration_metrics(result: dict[str, Any], iteration_time_s: float) -> dict[s
     """The per-iteration training metrics (logged as ``train/<name>``) of one ``algo.train()`` result: the one
     place train, sweep and compare take them from."""
     return {"env_steps": float(_env_steps_sampled(result)), "episode_return_mean": _episode_return(result),
-            "iteration_time_s": iteration_time_s, **_learner_stats(result)}
+            "iteration_time_s": iteration_time_s, **_learner_stats(result), **_constraint_stats(result)}
 
 
 def _env_steps_sampled(result: dict[str, Any]) -> int:
@@ -265,6 +268,13 @@ def _env_steps_sampled(result: dict[str, Any]) -> int:
 def _episode_return(result: dict[str, Any]) -> float:
     value = result.get("env_runners", {}).get("episode_return_mean")
     return float(value) if value is not None else math.nan  # no episode finished yet
+
+
+def _constraint_stats(result: dict[str, Any]) -> dict[str, float]:
+    """``lambda_qoe``, ``lambda_latency`` and the iteration's day-mean costs under ``constraints.method:
+    lagrangian`` (aolo.platform.constraints puts them in the result); nothing under ``penalty``."""
+    stats = result.get("constraints", {})
+    return {k: float(v) for k, v in stats.items() if k != "user_days" and isinstance(v, (int, float))}
 
 
 def _learner_stats(result: dict[str, Any]) -> dict[str, float]:
