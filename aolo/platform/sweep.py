@@ -61,7 +61,8 @@ FORMS_HELP = "{grid: [v1, v2, ...]}, {choice: [v1, v2, ...]}, {uniform: [lo, hi]
 KEY_HELP = "'scenario.<field path>', 'training.<field>', 'algorithm' or 'seed'"
 SWEEP_SETTINGS = {"num_samples": 1, "max_concurrent_trials": 1, "max_failures": 1}
 SELECTION_METRIC = "carbon_g_per_request"
-SWEEP_SECTIONS = ("search_space", "selection", "sweep")
+#: what a sweep file sets over ``--preset`` (``constraints``: a reward-weight sweep needs ``method: penalty``)
+SWEEP_SECTIONS = ("search_space", "selection", "sweep", "constraints")
 BUDGET_PARAM = "training.env_steps"
 TUNE_DIR_NAME = "tune"
 _STATE_FILE = "aolo_trial_state.json"
@@ -295,7 +296,8 @@ def train_trial(config: dict[str, Any], *, base: Experiment, num_env_runners: in
     experiment = apply_params(base, {k: v for k, v in config.items() if k not in LEARNER_PARAMS})
     budget = experiment.training.env_steps
     config_ = build_algorithm_config(experiment.algorithm, experiment.scenario, seed=int(config["seed"]),
-                                     settings=experiment.training, num_env_runners=num_env_runners)
+                                     settings=experiment.training, num_env_runners=num_env_runners,
+                                     constraints=experiment.constraints)
     algo = configure_learners(config_, num_learners, num_gpus_per_learner).build_algo()
     try:
         env_steps = 0
