@@ -193,3 +193,14 @@ def test_penalty_method_keeps_the_old_config():
     assert config.env_config["scenario"]["reward"]["terms"] == "all"
     lag = build_algorithm_config("td3", TINY, settings=SETTINGS, constraints=LAGRANGIAN)
     assert lag.algo_class.__name__ == "LagrangianTD3" and lag.env_config["scenario"]["reward"]["terms"] == "carbon"
+
+
+def test_action_at_bound_rate():
+    from aolo.envs.rollout import RECORDED_FIELDS, EpisodeRecord, summarize
+
+    fields = {f: np.ones((2, 2)) for f in RECORDED_FIELDS}
+    actions = np.array([[[1.0, 0.995], [-0.99, 0.0]], [[0.5, -1.0], [0.98, -0.2]]])  # 4 of 8 within 1 % of ±1
+    rec = EpisodeRecord("c", 0, fields, np.zeros((2, 2)), np.zeros(2, bool), {"actions": actions})
+    assert summarize([rec], 0.8, 0.3, 30.0)["action_at_bound_rate"] == pytest.approx(0.5)
+    bare = EpisodeRecord("c", 0, fields, np.zeros((2, 2)), np.zeros(2, bool))
+    assert np.isnan(summarize([bare], 0.8, 0.3, 30.0)["action_at_bound_rate"])

@@ -25,6 +25,7 @@ from ray.tune.registry import get_trainable_cls
 from torch import nn
 
 from aolo.policies.td3 import (
+    PI_PRE_TANH,
     TD3,
     DefaultTD3TorchRLModule,
     TD3Config,
@@ -361,3 +362,27 @@ def test_tune_sweep_by_registered_name(ray_runtime: None, tmp_path) -> None:
     results = tuner.fit()
     assert len(results) == 1 and results.errors == []
     assert results[0].metrics["training_iteration"] == 1
+
+
+def test_pre_activation_penalty_in_actor_loss_and_forward_train() -> None:
+    learner = _learner(TD3Config().training(policy_pre_activation_weight=0.5))
+    batch = {
+        Columns.REWARDS: torch.zeros(2), Columns.TERMINATEDS: torch.tensor([False, False]),
+        "n_step": torch.ones(2, dtype=torch.int64), "weights": torch.ones(2),
+    }
+    fwd_out = {
+        "qf_preds": torch.zeros(2), "qf_twin_preds": torch.zeros(2), "q_target_next": torch.zeros(2),
+        "q_curr": torch.tensor([3.0, 5.0]),
+        PI_PRE_TANH: torch.tensor([[1.0, 2.0], [3.0, 0.0]]),  # ||u||² = 5, 9 -> mean 7
+    }
+    learner.compute_loss_for_module(module_id=DEFAULT_MODULE_ID, config=learner.config, batch=batch, fwd_out=fwd_out)
+    losses = {key[1]: value for key, value in learner._temp_losses.items()}
+    learner._temp_losses.clear()
+    torch.testing.assert_close(losses["policy_loss"], torch.tensor(-4.0 + 0.5 * 7.0))
+    with pytest.raises(ValueError, match="policy_pre_activation_weight"):
+        TD3Config().training(policy_pre_activation_weight=-1.0).validate()
+    module = _module(inference_only=False)
+    module.make_target_networks()
+    obs = torch.rand(4, OBS_DIM)
+    out = module.forward_train({Columns.OBS: obs, Columns.NEXT_OBS: obs, Columns.ACTIONS: torch.zeros(4, ACT_DIM)})
+    torch.testing.assert_close(torch.tanh(out[PI_PRE_TANH]), module.actor(obs))

@@ -46,8 +46,11 @@ def run_episode(env: CellEnv, policy: Policy, *, day: int | None = None, split: 
     fields = {f: np.empty((n, T)) for f in RECORDED_FIELDS}
     rewards = np.empty((n, T))
     clipped = np.zeros(T, dtype=bool)
+    actions = np.empty((n, T, 2))
     for t in range(T):
-        obs, rew, _, truncated, infos = env.step(policy.act(env, obs))
+        action = policy.act(env, obs)
+        actions[:, t] = [np.asarray(action[a], dtype=np.float64) for a in env.agents]
+        obs, rew, _, truncated, infos = env.step(action)
         for i, agent in enumerate(env.agents):
             info = infos[agent]
             for f in RECORDED_FIELDS:
@@ -55,7 +58,7 @@ def run_episode(env: CellEnv, policy: Policy, *, day: int | None = None, split: 
             rewards[i, t] = rew[agent]
         clipped[t] = infos[env.agents[0]]["power_clipped"]
     assert truncated["__all__"], "episode did not end after epochs_per_episode steps"
-    return EpisodeRecord(env.cell.name, env.episode.day, fields, rewards, clipped)
+    return EpisodeRecord(env.cell.name, env.episode.day, fields, rewards, clipped, {"actions": actions})
 
 
 def spread_days(days: np.ndarray, k: int | None) -> np.ndarray:
@@ -82,7 +85,11 @@ def summarize(records: list[EpisodeRecord], q_min: float, q_floor: float, t_max_
     answer below ``q_floor`` (``qoe_mean_violation_rate`` and ``qoe_floor_violation_rate`` count the two
     causes separately, ``qoe_shortfall`` is the mean of ``max(0, q_min - mean QoE)`` over user-episodes: how
     deep the mean-QoE violations go); ``latency_violation_rate`` the fraction of requests over ``t_max_s``.
+    ``action_at_bound_rate`` is the share of action components (answer length, power) within 1 % of a bound of
+    ``[-1, 1]`` (``|a| >= 0.99``): near 1 for a bang-bang policy (nan when no record kept its actions).
     """
+    acts = [np.clip(r.extra["actions"], -1.0, 1.0).ravel() for r in records if "actions" in r.extra]
+    at_bound = float(np.mean(np.abs(np.concatenate(acts)) >= 0.99)) if acts else float("nan")
     cat = lambda f: np.concatenate([r.fields[f].ravel() for r in records])  # noqa: E731
     user_mean_q = np.concatenate([r.fields["qoe"].mean(axis=1) for r in records])
     user_min_q = np.concatenate([r.fields["qoe"].min(axis=1) for r in records])
@@ -98,6 +105,7 @@ def summarize(records: list[EpisodeRecord], q_min: float, q_floor: float, t_max_
         "qoe_shortfall": float(np.mean(np.maximum(0.0, q_min - user_mean_q))),
         "latency_violation_rate": float(np.mean(cat("latency_s") > t_max_s)),
         "power_clipped_rate": float(np.mean(np.concatenate([r.power_clipped for r in records]))),
+        "action_at_bound_rate": at_bound,
         "return_per_user": float(np.mean([r.rewards.sum(axis=1).mean() for r in records])),
         "num_episodes": float(len(records)),
     }

@@ -52,6 +52,8 @@ class TrainingSettings:
     #: reward of order 1, so the learned mean over-delivers QoE (a safety margin for the noisy actions).
     initial_alpha: float = 1.0
     alpha_lr: float = 3e-4
+    #: TD3: L2 weight on the actor's pre-tanh activation (rlkit's policy_pre_activation_weight); 0 = off
+    td3_pre_activation_weight: float = 0.0
     ppo_epochs: int = 6
     ppo_minibatch_size: int = 256
     popsan: dict[str, Any] = field(default_factory=dict)  #: PopSAN overrides (pop_in, pop_out, timesteps, ...)
@@ -70,6 +72,9 @@ class TrainingSettings:
             raise ConfigError(f"training.gamma: must be in (0, 1], got {self.gamma!r}")
         if not 0 < self.initial_alpha <= 100:
             raise ConfigError(f"training.initial_alpha: must be in (0, 100], got {self.initial_alpha!r}")
+        if not 0 <= self.td3_pre_activation_weight <= 100:
+            raise ConfigError(f"training.td3_pre_activation_weight: must be in [0, 100], got "
+                              f"{self.td3_pre_activation_weight!r}")
         for name in ("actor_lr", "critic_lr", "ppo_lr", "alpha_lr"):
             if not 0 < getattr(self, name) < 1:
                 raise ConfigError(f"training.{name}: must be in (0, 1), got {getattr(self, name)!r}")
@@ -134,7 +139,7 @@ def build_algorithm_config(
         if algo == "td3":
             from aolo.policies.td3 import TD3Config
 
-            config = TD3Config()
+            config = TD3Config().training(policy_pre_activation_weight=s.td3_pre_activation_weight)
             module_spec = RLModuleSpec(model_config={"fcnet_hiddens": list(s.hidden)})
         elif algo == "sac":
             config = SACConfig().training(initial_alpha=s.initial_alpha, alpha_lr=s.alpha_lr)

@@ -146,6 +146,10 @@ class TD3Config(SACConfig):
         self.target_noise_clip = 0.5
         # Std of the Gaussian exploration noise (normalised actions).
         self.exploration_noise = 0.1
+        # Weight of the L2 penalty on the actor's pre-tanh activation u (mu = tanh(u)) in the actor loss
+        # (rlkit's ``policy_pre_activation_weight``): without it the deterministic actor drifts to |u| >> 1,
+        # i.e. bang-bang actions at ±1 where tanh's gradient vanishes (measured on aolo's quick preset).
+        self.policy_pre_activation_weight = 0.0
         # Also the length of the uniform-random warm-up (env steps).
         self.num_steps_sampled_before_learning_starts = 10_000
         self.actor_lr = 3e-4
@@ -160,6 +164,7 @@ class TD3Config(SACConfig):
         target_noise: float = NotProvided,
         target_noise_clip: float = NotProvided,
         exploration_noise: float = NotProvided,
+        policy_pre_activation_weight: float = NotProvided,
         **kwargs: Any,
     ) -> "TD3Config":
         """Sets the training settings: the TD3 ones below, SAC's through ``kwargs``.
@@ -173,6 +178,8 @@ class TD3Config(SACConfig):
                 target_noise_clip].
             exploration_noise: Std of the Gaussian noise added to the actor's
                 action during exploration.
+            policy_pre_activation_weight: Actor loss ``-Q(s, tanh(u)) + w · mean ||u||²``
+                (``u`` the pre-tanh activation): keeps the actor off the saturated bounds.
             **kwargs: Passed to ``SACConfig.training``; note that
                 ``num_steps_sampled_before_learning_starts`` is also the length of
                 the uniform-random warm-up.
@@ -186,13 +193,15 @@ class TD3Config(SACConfig):
             self.target_noise_clip = target_noise_clip
         if exploration_noise is not NotProvided:
             self.exploration_noise = exploration_noise
+        if policy_pre_activation_weight is not NotProvided:
+            self.policy_pre_activation_weight = policy_pre_activation_weight
         return self
 
     def validate(self) -> None:
         super().validate()
         if not (isinstance(self.policy_delay, int) and self.policy_delay >= 1):
             raise ValueError(f"`policy_delay` must be an int >= 1, got {self.policy_delay}.")
-        for name in ("target_noise", "target_noise_clip", "exploration_noise"):
+        for name in ("target_noise", "target_noise_clip", "exploration_noise", "policy_pre_activation_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"`{name}` must be >= 0, got {getattr(self, name)}.")
         if self.target_network_update_freq != 0:
@@ -253,6 +262,10 @@ def smooth_target_actions(target_mu: torch.Tensor, noise_std: float, noise_clip:
     """
     noise = (torch.randn_like(target_mu) * noise_std).clamp(-noise_clip, noise_clip)
     return (target_mu + noise).clamp(-1.0, 1.0)
+
+
+#: Forward-train output: the actor's pre-tanh activation u on the batch's observations (mu = tanh(u)).
+PI_PRE_TANH = "pi_pre_tanh"
 
 
 class MLPActor(nn.Module):
@@ -382,9 +395,11 @@ class DefaultTD3TorchRLModule(DefaultSACTorchRLModule):
                 {Columns.OBS: obs, Columns.ACTIONS: batch[Columns.ACTIONS]}, self.qf_twin_encoder, self.qf_twin
             )
         # Actor-loss input: gradients reach the actor through Q1, not Q1's parameters.
+        pre_tanh = self.pi(obs.flatten(start_dim=1))
+        out[PI_PRE_TANH] = pre_tanh
         with _frozen(self.qf_encoder, self.qf):
             out[Q_CURR] = self._qf_forward_train_helper(
-                {Columns.OBS: obs, Columns.ACTIONS: self.actor(obs)}, self.qf_encoder, self.qf
+                {Columns.OBS: obs, Columns.ACTIONS: torch.tanh(pre_tanh)}, self.qf_encoder, self.qf
             )
         # Critic-target input: min(Q1', Q2')(s', smoothed target action).
         with torch.no_grad():
@@ -451,6 +466,9 @@ class TD3TorchLearner(DQNTorchLearner):
             losses[QF_TWIN_LOSS_KEY] = torch.mean(weights * (q2 - q_target) ** 2)
             td_error = 0.5 * (td_error + torch.abs(q2 - q_target))
         losses[POLICY_LOSS_KEY] = -fwd_out[Q_CURR].mean()
+        if config.policy_pre_activation_weight > 0 and PI_PRE_TANH in fwd_out:
+            pre_tanh_l2 = (fwd_out[PI_PRE_TANH] ** 2).sum(dim=-1).mean()
+            losses[POLICY_LOSS_KEY] = losses[POLICY_LOSS_KEY] + config.policy_pre_activation_weight * pre_tanh_l2
 
         # Per-sample TD errors for the replay priorities (item_series keeps them 1:1).
         self.metrics.log_value((module_id, TD_ERROR_KEY), td_error, reduce="item_series")
