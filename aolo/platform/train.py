@@ -287,7 +287,8 @@ def _progress_line(label: str, row: dict[str, float], budget: int) -> str:
     ret_s = f"{ret:10.2f}" if math.isfinite(ret) else f"{'n/a':>10}"
     steps = int(row["env_steps"])
     return (f"[{label}] iter {int(row['iteration']):4d}  env steps {steps:7d}/{budget} ({100 * steps / budget:3.0f}%)"
-            f"  episode return {ret_s}  elapsed {row['time_s']:7.1f} s")
+            f"  episode return {ret_s}  elapsed {row['time_s']:7.1f} s"
+            + (f"  λ_qoe {row['lambda_qoe']:.3g} λ_latency {row['lambda_latency']:.3g}" if "lambda_qoe" in row else ""))
 
 
 def _save_checkpoint(algo, checkpoint: Path, history: list[dict[str, float]]) -> None:
