@@ -28,7 +28,7 @@ from aolo.envs.cell_env import CellEnv
 from aolo.envs.physics import J_PER_KWH, comm_energy_j, qoe, request_outcomes, tokens_for_qoe
 
 _GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
-REFERENCE_POLICIES = ("fixed", "myopic", "hindsight")
+REFERENCE_POLICIES = ("fixed", "myopic", "myopic_true_csi", "forecast", "hindsight")
 
 
 # --- per-request building blocks ---------------------------------------------------------------------
@@ -139,25 +139,119 @@ class FixedPolicy:
         return env.action_for(kappa, np.full(env.num_users, channel.dbm_to_w(self.power_dbm)))
 
 
+def estimated_gain(env: CellEnv, t: int) -> np.ndarray:
+    """(U,) channel power gain a base station knows at epoch ``t``: large-scale gain × the CSI estimate
+    ``|ĥ|²`` (× 1 under the ergodic-rate model, where the delivery rate averages the fading out)."""
+    ep = env.episode
+    fading = 1.0 if ep.ergodic else ep.fading_gain_estimate[:, t]
+    return ep.large_scale_gain * fading
+
+
 class MyopicPolicy:
     """Per request: the shortest answer meeting ``Q_min``, at the power minimising radio carbon under ``T_max``.
 
-    Causal (it sees only the current epoch, with the current true channels) and cannot shift load in time.
+    Causal (it sees only the current epoch) and cannot shift load in time. ``csi="estimate"`` (``myopic``)
+    plans on the CSI estimate, as a real base station; ``csi="true"`` (``myopic_true_csi``) on the true channel.
     """
 
     name = "myopic"
+
+    def __init__(self, csi: str = "estimate"):
+        if csi not in ("estimate", "true"):
+            raise ValueError(f"csi must be 'estimate' or 'true', got {csi!r}")
+        self.csi = csi
+        self.name = "myopic" if csi == "estimate" else "myopic_true_csi"
 
     def begin_episode(self, env: CellEnv) -> None:
         pass
 
     def act(self, env: CellEnv, obs=None) -> dict[str, np.ndarray]:
         ep, t, sv = env.episode, env.t, env.scenario.service
-        ref, prompt, gain = ep.ref_tokens[:, t], ep.prompt_tokens[:, t], ep.channel_gain[:, t]
+        ref, prompt = ep.ref_tokens[:, t], ep.prompt_tokens[:, t]
+        gain = estimated_gain(env, t) if self.csi == "estimate" else ep.channel_gain[:, t]
         k_lo, k_hi = length_bounds(env, ref)
         kappa = np.clip(np.ceil(tokens_for_qoe(sv.q_min, ref, sv.qoe_alpha) - 1e-9), k_lo, k_hi)
         power, _ = power_for_length_w(env, kappa, most_efficient_power_w(env, gain, t), prompt, gain)
         power = allocate_budget(env, kappa, power, t, prompt, gain)
         return env.action_for(kappa, power)
+
+
+class ForecastPolicy:
+    """The causal reference (docs/design.md §3.5): an online primal-dual controller on what the agent observes.
+
+    Inputs at epoch ``t``: the current carbon intensities, the day-mean forecasts (``Episode.forecast_*``, the
+    same — possibly noisy — numbers as the observation), the user's running QoE, the CSI estimate, the request
+    sizes. Per request it plays the hindsight rule ``min_κ C(κ) − λ Q(κ)`` (power ``max(P*, P_lat(κ))`` from
+    the estimated channel) with a multiplier priced against the forecast day: for ``C ≈ c_0 + κ m`` the rule
+    gives ``1 − Q = m L_ref / (λ α)``, so ``λ = m̄ E[L_ref] / (α (1 − q_target))``, with ``m̄`` the marginal
+    carbon per token at the forecast day-mean intensities and ``E[L_ref]`` the workload's mean, meets
+    ``q_target`` on average, answers longer when carbon is below the day mean and short requests fully. The running deficit corrects it:
+    ``λ ← λ · exp(gain · (r − q_target))`` with ``r = (T q_target − Σ Q) / (T − t)`` the mean QoE the rest of
+    the day needs. ``q_target = q_min + margin``.
+    """
+
+    name = "forecast"
+
+    def __init__(self, margin: float = 0.006, gain: float = 60.0):
+        self.margin, self.gain = margin, gain
+        self._qoe_sum: np.ndarray | None = None
+
+    def begin_episode(self, env: CellEnv) -> None:
+        self._qoe_sum = np.zeros(env.num_users)
+
+    def _mean_ref_tokens(self, env: CellEnv) -> float:
+        """Mean reference length of the service's workload (its known distribution, not this day's draws):
+        one λ per user prices every request alike, so short answers buy QoE cheaply, as in hindsight."""
+        if getattr(self, "_mean_ref_for", None) is not env.workload:
+            _, ref = env.workload.sample(np.random.default_rng(0), 20_000)
+            self._mean_ref, self._mean_ref_for = float(np.mean(ref)), env.workload
+        return self._mean_ref
+
+    def _request_outcomes(self, env: CellEnv, kappa, power_w, prompt, gain, ci_dc, ci_cell):
+        return request_outcomes(
+            kappa=kappa, prompt_tokens=prompt, ref_tokens=1.0, power_w=power_w, channel_gain=gain,
+            noise_w=env.noise_w, interference_w=env.interference_w, ci_datacenter_g_per_kwh=ci_dc,
+            ci_cell_g_per_kwh=ci_cell, users_in_cell=env.num_users, bandwidth_per_user_hz=env.bandwidth_per_user_hz,
+            inference=env.inference, radio=env.scenario.radio, service=env.scenario.service,
+        )
+
+    def act(self, env: CellEnv, obs=None) -> dict[str, np.ndarray]:
+        ep, t, sv, T = env.episode, env.t, env.scenario.service, env.scenario.epochs_per_episode
+        if t == 0 or self._qoe_sum is None:
+            self.begin_episode(env)
+        elif hasattr(env, "_qoe_sum"):
+            self._qoe_sum = np.asarray(env._qoe_sum, dtype=np.float64).copy()  # the running QoE it observes
+        ref, prompt, gain = ep.ref_tokens[:, t], ep.prompt_tokens[:, t], estimated_gain(env, t)
+        ci_dc, ci_cell = float(ep.ci_dc_g_per_kwh[t]), float(ep.ci_cell_g_per_kwh[t])
+        dc_mean, cell_mean = float(ep.forecast_dc_g_per_kwh[t, 2]), float(ep.forecast_cell_g_per_kwh[t, 2])
+        q_target = min(sv.q_min + self.margin, 0.5 * (sv.q_min + sv.q_max_effective))
+
+        k_lo, k_hi = length_bounds(env, ref)
+        span = int((k_hi - k_lo).max()) + 1
+        kappa = k_lo[:, None] + np.arange(span)  # (U, K)
+        valid = kappa <= k_hi[:, None]
+        p_star = most_efficient_power_w(env, gain, t)
+        power, lat_ok = power_for_length_w(env, kappa, p_star[:, None], prompt[:, None], gain[:, None])
+        out = self._request_outcomes(env, kappa, power, prompt[:, None], gain[:, None], ci_dc, ci_cell)
+        # marginal carbon per token at the forecast day-mean intensities (inference part ∝ CI_dc, radio ∝ CI_cell)
+        k_mid = np.maximum(k_lo, 2.0)
+        p_mid, _ = power_for_length_w(env, k_mid, p_star, prompt, gain)
+        parts = [self._request_outcomes(env, k, p_mid, prompt, gain, ci_dc, ci_cell) for k in (k_mid - 1.0, k_mid)]
+        m_bar = ((parts[1].carbon_inference_g - parts[0].carbon_inference_g) * dc_mean / max(ci_dc, 1e-9)
+                 + (parts[1].carbon_embodied_g - parts[0].carbon_embodied_g)
+                 + (parts[1].carbon_comm_g - parts[0].carbon_comm_g) * cell_mean / max(ci_cell, 1e-9))
+        lam = np.maximum(m_bar, 1e-30) * self._mean_ref_tokens(env) / (sv.qoe_alpha * (1.0 - q_target))
+        if t > 0:
+            needed = (T * q_target - self._qoe_sum) / (T - t)
+            lam = lam * np.exp(np.clip(self.gain * (needed - q_target), -20.0, 20.0))
+        cost = out.carbon_total_g - lam[:, None] * qoe(kappa, ref[:, None], sv.qoe_alpha)
+        cost = np.where(valid & lat_ok, cost, np.inf)
+        best = np.argmin(np.where(np.isfinite(cost).any(axis=1, keepdims=True), cost,
+                                  np.where(valid, -kappa, np.inf)), axis=1)  # no length meets latency: the shortest
+        kappa_t = np.take_along_axis(kappa, best[:, None], axis=1)[:, 0].astype(np.float64)
+        power_t = np.take_along_axis(np.broadcast_to(power, kappa.shape), best[:, None], axis=1)[:, 0]
+        power_t = allocate_budget(env, kappa_t, power_t, t, prompt, gain)
+        return env.action_for(kappa_t, power_t)
 
 
 @dataclass
@@ -348,7 +442,8 @@ class HindsightPolicy:
 
 
 def make_reference_policy(name: str):
-    policies = {"fixed": FixedPolicy, "myopic": MyopicPolicy, "hindsight": HindsightPolicy}
+    policies = {"fixed": FixedPolicy, "myopic": MyopicPolicy, "myopic_true_csi": lambda: MyopicPolicy(csi="true"),
+                "forecast": ForecastPolicy, "hindsight": HindsightPolicy}
     try:
         return policies[name]()
     except KeyError:
