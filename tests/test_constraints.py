@@ -88,12 +88,13 @@ def test_env_carbon_reward_and_costs():
         env.reset(seed=5, options={"day": int(env.days["train"][0])})
     acts = {a: np.array([-1.0, -1.0], np.float32) for a in envs[0].agents}  # shortest answers: QoE < Q_min
     qoe, late = [], []
-    for t in range(TINY.epochs_per_episode):
+    for _ in range(TINY.epochs_per_episode):
         (_, r_pen, *_, i_pen), (_, r_car, *_, i_car) = (env.step(acts) for env in envs)
         for a in envs[0].agents:
             info = i_car[a]
             w, sv = TINY.reward, TINY.service
-            expect = -w.carbon * info["carbon_total_g"] / w.carbon_scale_g - w.floor * (info["qoe"] < sv.q_floor - 1e-12)
+            floor = w.floor * (info["qoe"] < sv.q_floor - 1e-12)
+            expect = -w.carbon * info["carbon_total_g"] / w.carbon_scale_g - floor
             assert r_car[a] == pytest.approx(expect)
             assert info["cost_qoe"] == pytest.approx(sv.q_min - info["qoe"])
             assert info["cost_latency"] == float(info["latency_s"] > sv.t_max_s)
@@ -110,7 +111,7 @@ def test_env_carbon_reward_and_costs():
 
 def _episode(rewards, costs_qoe, costs_latency, *, artificial_last=False) -> SingleAgentEpisode:
     infos = [{"day": 0}] + [{"epoch": t, "cost_qoe": q, "cost_latency": c}
-                            for t, (q, c) in enumerate(zip(costs_qoe, costs_latency))]
+                            for t, (q, c) in enumerate(zip(costs_qoe, costs_latency, strict=True))]
     if artificial_last:  # what PPO's AddOneTsToEpisodesAndTruncate appends: reward 0, the last info repeated
         rewards, infos = [*rewards, 0.0], [*infos, infos[-1]]
     n = len(rewards)

@@ -96,7 +96,7 @@ class ConstraintSettings:
             raise ConfigError(f"constraints.lambda_max: must be a number in (0, 1e6], got {self.lambda_max!r}")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> "ConstraintSettings":
+    def from_dict(cls, data: dict[str, Any] | None) -> ConstraintSettings:
         if data is None:
             return cls()
         if not isinstance(data, dict):
@@ -230,7 +230,7 @@ class ConstraintCallbacks(RLlibCallback):
         if not days:
             return
         metrics_logger.log_value("aolo_user_days", float(len(days)), reduce="sum")
-        for name, key in DAY_KEYS.items():
+        for key in DAY_KEYS.values():
             metrics_logger.log_value(f"aolo_{key}_sum", float(sum(d[key] for d in days)), reduce="sum")
 
 
