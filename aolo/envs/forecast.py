@@ -73,7 +73,7 @@ def make_forecasts(cfg: ForecastConfig, now: np.ndarray, ahead: list[np.ndarray]
         rng = np.random.default_rng(list(seed_key))
         rho = math.exp(-epoch_s / (3600.0 * cfg.correlation_hours))
         sig = horizon_sigma(cfg, [*FORECAST_HOURS, 24.0])
-        noisy = [x * np.exp(s * ar1_noise(rng, T, rho)) for x, s in zip(truths, sig)]
+        noisy = [x * np.exp(s * ar1_noise(rng, T, rho)) for x, s in zip(truths, sig, strict=True)]
         cols, profile = noisy[:2], noisy[2]
     past = np.cumsum(now)
     future = np.cumsum(profile[::-1])[::-1]  # Σ_{s ≥ t} profile_s

@@ -185,7 +185,8 @@ class ForecastPolicy:
     the estimated channel) with a multiplier priced against the forecast day: for ``C ≈ c_0 + κ m`` the rule
     gives ``1 − Q = m L_ref / (λ α)``, so ``λ = m̄ E[L_ref] / (α (1 − q_target))``, with ``m̄`` the marginal
     carbon per token at the forecast day-mean intensities and ``E[L_ref]`` the workload's mean, meets
-    ``q_target`` on average, answers longer when carbon is below the day mean and short requests fully. The running deficit corrects it:
+    ``q_target`` on average, answers longer when carbon is below the day mean and short requests fully.
+    The running deficit corrects it:
     ``λ ← λ · exp(gain · (r − q_target))`` with ``r = (T q_target − Σ Q) / (T − t)`` the mean QoE the rest of
     the day needs. ``q_target = q_min + margin``.
     """
