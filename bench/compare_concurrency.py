@@ -30,8 +30,8 @@ def run_compare(preset: str, out: Path, max_concurrent: int | None, num_cpus: in
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0", MPLBACKEND="Agg",
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])))
-    code = ("import ray, sys; ray.init(num_cpus=%d, include_dashboard=False, log_to_driver=False); "
-            "from aolo.platform.cli import main; sys.exit(main(sys.argv[1:]))" % num_cpus)
+    code = (f"import ray, sys; ray.init(num_cpus={num_cpus}, include_dashboard=False, log_to_driver=False); "
+            "from aolo.platform.cli import main; sys.exit(main(sys.argv[1:]))")
     args = [sys.executable, "-c", code, "compare", "--preset", preset, "--output", str(out), "--tracking-uri", "none",
             *(["--max-concurrent", str(max_concurrent)] if max_concurrent else []), *extra]
     start = time.monotonic()

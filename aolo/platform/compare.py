@@ -410,7 +410,11 @@ def _trainings(experiment: Experiment, output_dir: str | Path, tracking_uri: str
     progress(f"[compare] {len(jobs)} trainings as Tune trials ({concurrency} at a time; per trial "
              f"{_bundles_text(bundles)})")
     outcomes: dict[tuple[str, int], RunOutcome] = {}
-    for result in tuner.fit():
+    grid = tuner.fit()  # Ctrl-C: Tune stops the trials and returns; they keep their last periodic checkpoint
+    if any(r.error is None and "attempt" not in (r.metrics or {}) for r in grid):
+        progress("[compare] interrupted: unfinished trainings continue from their last checkpoint with --resume")
+        raise KeyboardInterrupt
+    for result in grid:
         algorithm, seed = jobs[result.config["job"]]
         m = result.metrics or {}
         history = read_history(run_directory(output_dir, experiment.scenario, algorithm, seed) / "history.csv")
