@@ -139,7 +139,7 @@ def test_compare_on_smoke_logs_parent_children_table_and_plots(tmp_path, ray_ses
     client, parent, children = _runs(out / "mlruns.db")
     assert parent.info.status == "FINISHED"
     assert set(children) == {"sdrl-seed0", "sac-seed0", "ppo-seed0", "reference-hindsight", "reference-fixed",
-                             "reference-myopic"}
+                             "reference-myopic", "reference-myopic_true_csi", "reference-forecast"}
     assert children["ppo-seed0"].info.status == "FAILED"
     assert all(r.info.status == "FINISHED" for name, r in children.items() if name != "ppo-seed0")
     carbon = {name: r.data.metrics["eval/carbon_g_per_request"] for name, r in children.items() if name != "ppo-seed0"}
@@ -151,7 +151,7 @@ def test_compare_on_smoke_logs_parent_children_table_and_plots(tmp_path, ray_ses
     folder = out / "smoke" / "compare"
     with (folder / "table.csv").open() as f:
         table = {row["policy"]: row for row in csv.DictReader(f)}
-    assert list(table) == ["sdrl", "sac", "ppo", "hindsight", "fixed", "myopic"]
+    assert list(table) == ["sdrl", "sac", "ppo", "hindsight", "fixed", "myopic", "myopic_true_csi", "forecast"]
     assert float(table["sdrl"]["carbon_g_per_request"]) == pytest.approx(carbon["sdrl-seed0"])
     assert float(table["fixed"]["carbon_g_per_request"]) == pytest.approx(carbon["reference-fixed"])
     assert table["sdrl"]["carbon_g_per_request_ci95"] == ""  # one seed: no interval
