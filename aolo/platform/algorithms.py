@@ -52,8 +52,10 @@ class TrainingSettings:
     #: reward of order 1, so the learned mean over-delivers QoE (a safety margin for the noisy actions).
     initial_alpha: float = 1.0
     alpha_lr: float = 3e-4
-    #: TD3: L2 weight on the actor's pre-tanh activation (rlkit's policy_pre_activation_weight); 0 = off
-    td3_pre_activation_weight: float = 0.0
+    #: TD3: L2 weight on the actor's pre-tanh activation (rlkit's policy_pre_activation_weight); 0 = off. Quick
+    #: preset, 1920 env steps, seed 0, 2 held-out days/cell: share of action components at |a| >= 0.99 was 50 % with
+    #: 0, 0 % with 0.01 / 0.1 / 1 (held-out carbon 4.72 / 4.67 / 5.00 / 5.40 mg per request).
+    td3_pre_activation_weight: float = 0.01
     ppo_epochs: int = 6
     ppo_minibatch_size: int = 256
     popsan: dict[str, Any] = field(default_factory=dict)  #: PopSAN overrides (pop_in, pop_out, timesteps, ...)
