@@ -156,7 +156,7 @@ def test_compare_on_smoke_logs_parent_children_table_and_plots(tmp_path, ray_ses
     assert float(table["fixed"]["carbon_g_per_request"]) == pytest.approx(carbon["reference-fixed"])
     assert table["sdrl"]["carbon_g_per_request_ci95"] == ""  # one seed: no interval
     assert (table["ppo"]["n"], table["ppo"]["n_failed"]) == ("0", "1") and "minibatch_size" in table["ppo"]["errors"]
-    assert float(table["hindsight"]["gap_to_bound"]) == 0.0
+    assert 0.0 <= float(table["hindsight"]["gap_to_bound"]) < 1e-3  # the played plan vs the strict bound
     for name in PLOTS:
         assert (folder / name).read_bytes()[:8] == PNG_MAGIC
 
