@@ -4,10 +4,14 @@
   file store), with artifacts next to it in ``<output>/mlartifacts``.
 * :func:`check_tracking_uri` — fails fast, before anything is written, with a message naming the URI:
   an MLflow server that does not answer, or a sqlite file whose folder cannot be created.
-* :class:`Tracker` — one MLflow experiment per scenario name; :meth:`Tracker.mlflow_run` opens a run that ends
-  ``FINISHED`` on success, ``FAILED`` on an exception and ``KILLED`` on Ctrl-C / SIGTERM, never ``RUNNING``.
-* :func:`experiment_params` — the few params worth comparing runs by (algorithm, scenario, cells and their
-  grid regions, reward weights, seed, env-step budget, key training settings), not RLlib's hundreds.
+* :class:`Tracker` — one MLflow experiment per scenario name, tagged as a model-training experiment
+  (:data:`EXPERIMENT_KIND_TAG`) so MLflow 3's UI opens it on the runs table rather than the GenAI overview;
+  :meth:`Tracker.mlflow_run` opens a run that ends ``FINISHED`` on success, ``FAILED`` on an exception and
+  ``KILLED`` on Ctrl-C / SIGTERM, never ``RUNNING``.
+* :func:`experiment_params` — the few params worth comparing runs by (policy and kind, algorithm, scenario,
+  cells and their grid regions, reward weights, seed, env-step budget, key training settings), not RLlib's
+  hundreds. Every run, learned or reference, carries ``policy`` and ``kind`` (:func:`policy_params`), so any
+  two runs line up column by column in MLflow's compare view.
 
 Everything goes through an explicit :class:`~mlflow.tracking.MlflowClient` (no global "active run"), so
 runs of several algorithms, nested under a parent run, can be logged from one process.
@@ -37,6 +41,11 @@ if TYPE_CHECKING:
 
 #: Tag MLflow uses to nest a run under its parent in the UI.
 PARENT_RUN_TAG = "mlflow.parentRunId"
+#: Experiment tag MLflow 3 reads to pick the experiment's landing page (``genai_development`` opens the GenAI
+#: overview of traces; ``custom_model_development`` opens the runs table). Set on experiments aolo creates,
+#: and on ones it finds without a kind.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING_KIND = "custom_model_development"
 _BATCH = 100  # MLflow accepts at most 100 params / 1000 metrics per log_batch call
 
 
@@ -99,6 +108,7 @@ def experiment_params(experiment: "Experiment", algorithm: str, seed: int) -> di
     """The params every training run logs: what differs between runs a person wants to compare."""
     scenario, training = experiment.scenario, experiment.training
     params: dict[str, Any] = {
+        **policy_params(algorithm, "learned"),
         "algorithm": algorithm,
         "seed": seed,
         "preset": experiment.name,
@@ -117,6 +127,14 @@ def experiment_params(experiment: "Experiment", algorithm: str, seed: int) -> di
         keys.append("popsan")
     params.update({f"training.{k}": getattr(training, k) for k in keys})
     return params
+
+
+def policy_params(policy: str, kind: str) -> dict[str, str]:
+    """``policy`` (sdrl, sac, td3, ppo, hindsight, myopic, fixed, ...) and ``kind`` (``learned`` for a trained
+    algorithm, ``reference`` for a rule-based or oracle policy): the two params every child run of a compare has."""
+    if kind not in ("learned", "reference"):
+        raise ValueError(f"kind: must be 'learned' or 'reference', got {kind!r}")
+    return {"policy": policy, "kind": kind}
 
 
 def scenario_params(scenario) -> dict[str, Any]:
@@ -199,11 +217,14 @@ class Tracker:
 
         found = self.client.get_experiment_by_name(self.experiment_name)
         if found is not None:
+            if EXPERIMENT_KIND_TAG not in found.tags:  # made by an older aolo or by hand: open it on the runs too
+                self.client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
             return found.experiment_id
         # A local store keeps artifacts beside the database instead of in the current directory.
         location = (sqlite_db.resolve().parent / "mlartifacts").as_uri() if sqlite_db is not None else None
         try:
-            return self.client.create_experiment(self.experiment_name, artifact_location=location)
+            return self.client.create_experiment(self.experiment_name, artifact_location=location,
+                                                 tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND})
         except MlflowException:  # created meanwhile by a concurrent process (parallel trials)
             found = self.client.get_experiment_by_name(self.experiment_name)
             if found is None:
@@ -245,10 +266,24 @@ class Tracker:
                 print(f"aolo: warning: could not mark MLflow run {run.run_id} {status}: {e}", file=sys.stderr)
 
     def run_url(self, run_id: str) -> str:
-        """Where to look at a run: the UI page for a server, the ``mlflow ui`` command for a local store."""
+        """Where to look at a run: the UI page for a server, the ``mlflow ui`` command and the page to open for
+        a local store."""
         if urlparse(self.uri).scheme in ("http", "https"):
-            return f"{self.uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{run_id}"
-        return f"mlflow ui --backend-store-uri {self.uri}  (experiment {self.experiment_name!r}, run {run_id})"
+            return ui_url(self.uri, self.experiment_id, run_id)
+        return (f"mlflow ui --backend-store-uri {self.uri}  then open "
+                f"{ui_url('http://127.0.0.1:5000', self.experiment_id)}  (run {run_id})")
+
+
+#: MLflow 3.17's UI picks an experiment's landing page from a browser-wide GenAI / Model training switch that
+#: starts on GenAI (the traces overview) and ignores :data:`EXPERIMENT_KIND_TAG`; this query parameter of the
+#: page's URL selects Model training, whose landing page is the runs table.
+MODEL_TRAINING_QUERY = "workflowType=machine_learning"
+
+
+def ui_url(server: str, experiment_id: str | None, run_id: str | None = None) -> str:
+    """The MLflow UI page of an experiment's runs table (or of one run) in Model training mode."""
+    base = f"{server.rstrip('/')}/#/experiments/{experiment_id}"
+    return f"{base}/runs/{run_id}?{MODEL_TRAINING_QUERY}" if run_id else f"{base}/runs?{MODEL_TRAINING_QUERY}"
 
 
 _OPEN_RUNS: list[str] = []  #: run ids opened by :meth:`Tracker.mlflow_run` in this process, innermost last
