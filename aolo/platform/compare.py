@@ -36,7 +36,7 @@ from aolo.platform.cli import resolve_tracking_uri
 from aolo.platform.evaluation import EvaluationResult, eval_metrics_for_mlflow
 from aolo.platform.plots import plot_carbon, plot_carbon_vs_qoe, plot_learning_curves
 from aolo.platform.presets import Experiment, load_experiment
-from aolo.platform.tracking import Tracker, TrackedRun, scenario_params
+from aolo.platform.tracking import Tracker, TrackedRun, policy_params, scenario_params
 from aolo.platform.train import (
     check_gpus,
     configure_learners,
@@ -359,7 +359,7 @@ def _log_references(experiment: Experiment, evaluations: dict[str, EvaluationRes
     scenario = experiment.scenario
     outcomes = []
     for name, evaluation in evaluations.items():
-        params = {"policy": name, "preset": experiment.name, **scenario_params(scenario),
+        params = {**policy_params(name, "reference"), "preset": experiment.name, **scenario_params(scenario),
                   "evaluation.days_per_cell": experiment.days_per_cell or "all"}
         with tracker.mlflow_run(f"reference-{name}", params, {"aolo.command": "compare", "aolo.policy": name},
                                 parent_run_id=parent_run_id) as run:
