@@ -115,7 +115,7 @@ def test_power_budget_is_enforced_by_the_oracle():
 
 def test_make_reference_policy_names():
     assert make_reference_policy("myopic").name == "myopic"
-    with pytest.raises(ValueError, match="allowed: \\['fixed', 'myopic', 'hindsight'\\]"):
+    with pytest.raises(ValueError, match="allowed: \\['fixed', 'myopic', 'myopic_true_csi', 'forecast', 'hindsight'\\]"):
         make_reference_policy("oracle")
 
 
