@@ -7,7 +7,7 @@ from scipy.sparse import lil_matrix
 
 from aolo.envs import channel
 from aolo.envs.cell_env import CellEnv
-from aolo.envs.physics import qoe, request_outcomes
+from aolo.envs.physics import request_outcomes
 from aolo.envs.reference import (
     allocate_budget,
     length_bounds,

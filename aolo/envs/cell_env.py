@@ -361,7 +361,7 @@ class CellEnv(MultiAgentEnv):
     def step(self, action_dict: dict[str, Any]):
         if self.episode is None:
             raise RuntimeError("CellEnv.step called before reset()")
-        sc, ep, t = self.scenario, self.episode, self.t
+        sc, t = self.scenario, self.t
         if t >= sc.epochs_per_episode:
             raise RuntimeError("CellEnv.step called after the episode ended; call reset()")
         kappa, power_w = self.decode_actions(self._validated_actions(action_dict))

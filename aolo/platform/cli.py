@@ -31,6 +31,7 @@ EXIT_INTERRUPTED = 130
 EXTERNAL_COMMANDS = {
     "sweep": ("aolo.platform.sweep", "Ray Tune sweep over a YAML search space (reward weights, settings)"),
     "compare": ("aolo.platform.compare", "all algorithms x seeds + the reference policies -> one table"),
+    "report": ("aolo.platform.report", "REPORT.md's tables and figures from a finished compare (and sweep)"),
 }
 #: (metric, meaning) rows of the printed evaluation table, metric names of docs/design.md §6.
 TABLE_METRICS = (
@@ -286,7 +287,7 @@ def _setup_runtime() -> None:
     """One torch thread (2-core machines: 13x faster with Ray), Ray env defaults, terse warnings."""
     if not os.environ.get("RAY_ADDRESS"):
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local in-process Ray needs no token
-    import ray.rllib  # every command needs it; importing it (re)configures its logger, so quieten it after
+    import ray.rllib  # noqa: F401 — every command needs it; importing it (re)configures its logger, so quieten it after
     import torch
 
     torch.set_num_threads(1)
