@@ -34,7 +34,7 @@ from aolo.envs.config import ConfigError
 from aolo.platform.algorithms import ALGORITHMS, build_algorithm_config
 from aolo.platform.cli import resolve_tracking_uri
 from aolo.platform.evaluation import EvaluationResult, eval_metrics_for_mlflow
-from aolo.platform.plots import plot_carbon, plot_carbon_vs_qoe, plot_learning_curves
+from aolo.platform.plots import plot_carbon, plot_carbon_vs_qoe, plot_cell_carbon, plot_learning_curves
 from aolo.platform.presets import Experiment, load_experiment
 from aolo.platform.tracking import Tracker, TrackedRun, policy_params, scenario_params
 from aolo.platform.train import (
@@ -253,8 +253,12 @@ def write_table_csv(rows: Sequence[PolicyRow], path: Path) -> Path:
     return path
 
 
-def write_plots(rows: Sequence[PolicyRow], outcomes: Sequence[RunOutcome], out_dir: Path) -> list[Path]:
-    """carbon.png, carbon_vs_qoe.png and learning_curves.png in ``out_dir``."""
+def write_plots(rows: Sequence[PolicyRow], outcomes: Sequence[RunOutcome], out_dir: Path,
+                study: Any = None) -> list[Path]:
+    """carbon.png, carbon_vs_qoe.png and learning_curves.png in ``out_dir``; with ``study`` (the comparison read
+    back by :func:`aolo.platform.report.load_study`) also cell_carbon.png, and learning curves per user-epoch."""
+    from aolo.platform.report import bound_by_cell, cell_carbon
+
     learned = [r for r in rows if r.kind == "learned" and r.carbon_mean is not None]
     references = {r.policy: r.carbon_mean for r in rows if r.kind == "reference" and r.carbon_mean is not None}
     done = [o for o in outcomes if o.metrics is not None]
@@ -266,7 +270,10 @@ def write_plots(rows: Sequence[PolicyRow], outcomes: Sequence[RunOutcome], out_d
         plot_carbon([(r.policy, r.carbon_mean, r.carbon_ci) for r in learned], references, out_dir / "carbon.png"),
         plot_carbon_vs_qoe([(o.policy, o.metrics["qoe_mean"], o.metrics[CARBON]) for o in done],
                            out_dir / "carbon_vs_qoe.png", references=list(references)),
-        plot_learning_curves(histories, out_dir / "learning_curves.png"),
+        plot_learning_curves(histories, out_dir / "learning_curves.png",
+                             *((study.users_per_episode, study.epochs_per_episode) if study is not None else ())),
+        *([plot_cell_carbon(cell_carbon(study), out_dir / "cell_carbon.png", bound_by_cell(study) or None)]
+          if study is not None else []),
     ]
 
 
@@ -337,8 +344,11 @@ def run_compare(experiment: Experiment, output_dir: str | Path, *, tracking_uri:
             evaluations = ray.get(evaluations_ref)
             outcomes += _log_references(experiment, evaluations, tracker, parent.run_id)  # learned rows first
             result.rows = summarize(outcomes)
-            result.files = [write_table_csv(result.rows, out_dir / "table.csv"),
-                            *write_plots(result.rows, outcomes, out_dir)]
+            from aolo.platform.report import load_study, write_reference_rows
+
+            references = write_reference_rows(evaluations, scenario, out_dir)  # what `aolo report` reads
+            result.files = [write_table_csv(result.rows, out_dir / "table.csv"), *references,
+                            *write_plots(result.rows, outcomes, out_dir, load_study(experiment, output_dir))]
             _log_parent(parent, result.rows, result.files)
             result.succeeded = any(o.kind == "learned" and o.metrics is not None for o in outcomes)
             if not result.succeeded:

@@ -4,16 +4,19 @@
   as horizontal lines;
 - :func:`plot_carbon_vs_qoe`: every evaluated policy (each seed a point) in the carbon–QoE plane with the
   Pareto front (lower carbon and higher QoE are better);
-- :func:`plot_learning_curves`: episode return vs env steps per algorithm, mean ± one standard deviation
-  over seeds;
+- :func:`plot_learning_curves`: return per user-epoch vs env steps per algorithm, median and inter-quartile
+  band over seeds on a linear axis (:func:`learning_curve_bands`);
+- :func:`plot_cell_carbon`: carbon per request per cell for every policy, next to the cell's strict lower
+  bound (and the hindsight plan it plays) (:func:`cell_means`);
 - :func:`plot_sweep_tradeoff` (``aolo sweep``): every trial in the carbon–QoE plane, labelled with its swept
   values, the Pareto front, the trials that break the selection rule hollow and the selected one ringed.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -22,6 +25,7 @@ from matplotlib.figure import Figure
 POLICY_COLORS = {"sdrl": "tab:green", "sac": "tab:blue", "td3": "tab:orange", "ppo": "tab:red",
                  "hindsight": "black", "fixed": "tab:gray", "myopic": "tab:brown"}
 _EXTRA_COLORS = ("tab:purple", "tab:pink", "tab:olive", "tab:cyan")
+MG = 1000.0  #: g -> mg: per-request carbon reads better in milligrams
 _LINESTYLES = ("--", ":", "-.", (0, (5, 1)), (0, (1, 1)))
 
 
@@ -87,39 +91,100 @@ def plot_carbon_vs_qoe(points: Sequence[tuple[str, float, float]], path: str | P
     return _save(fig, path)
 
 
-def plot_learning_curves(histories: Mapping[str, Sequence[Sequence[Mapping[str, float]]]],
-                         path: str | Path) -> Path:
-    """``histories[algorithm]``: one per-iteration history per seed (``env_steps``, ``episode_return_mean``).
+@dataclass(frozen=True)
+class CurveBand:
+    """One algorithm's learning curve over seeds: median and quartiles of the return per user-epoch."""
 
-    Seeds are interpolated onto the env steps they all cover; the band is ± one standard deviation.
+    env_steps: np.ndarray
+    median: np.ndarray
+    q25: np.ndarray
+    q75: np.ndarray
+    n: int  #: seeds with at least one finite return
+
+
+def learning_curve_bands(histories: Mapping[str, Sequence[Sequence[Mapping[str, float]]]],
+                         users_per_episode: float = 1.0, epochs_per_episode: int = 1) -> dict[str, CurveBand]:
+    """Per algorithm, the seeds' curves on the env steps they all cover, as median and inter-quartile range.
+
+    ``episode_return_mean`` is the return of a cell's episode summed over its users and epochs; dividing by
+    ``users_per_episode · epochs_per_episode`` gives the mean reward of one user in one epoch, a number whose
+    scale does not depend on the scenario's size. Seeds are linearly interpolated onto the union of their
+    env steps inside the range every seed covers. The median and quartiles (rather than mean ± sd) keep one
+    diverging seed from drawing a band no seed ever reached; with one or two seeds the band is their range.
     """
-    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
-    ax = fig.add_subplot()
-    plotted: list[np.ndarray] = []
+    scale = float(users_per_episode) * float(epochs_per_episode)
+    if not scale > 0:
+        raise ValueError(f"users_per_episode * epochs_per_episode must be > 0, got {scale}")
+    bands = {}
     for algo, runs in histories.items():
-        curves = [_curve(h) for h in runs]
-        curves = [c for c in curves if len(c[0])]
+        curves = [c for c in (_curve(h) for h in runs) if len(c[0])]
         if not curves:
             continue
         lo = max(c[0][0] for c in curves)
         hi = min(c[0][-1] for c in curves)
         steps = np.unique(np.concatenate([c[0] for c in curves]))
         steps = steps[(steps >= lo) & (steps <= hi)]
-        values = np.array([np.interp(steps, *c) for c in curves])
-        mean, std = values.mean(axis=0), values.std(axis=0)
-        plotted.append(mean)
+        values = np.array([np.interp(steps, *c) for c in curves]) / scale
+        q25, median, q75 = np.percentile(values, [25, 50, 75], axis=0)
+        bands[algo] = CurveBand(steps, median, q25, q75, len(curves))
+    return bands
+
+
+def plot_learning_curves(histories: Mapping[str, Sequence[Sequence[Mapping[str, float]]]], path: str | Path,
+                         users_per_episode: float = 1.0, epochs_per_episode: int = 1) -> Path:
+    """``histories[algorithm]``: one per-iteration history per seed (``env_steps``, ``episode_return_mean``);
+    drawn as :func:`learning_curve_bands` on a linear axis."""
+    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    for algo, band in learning_curve_bands(histories, users_per_episode, epochs_per_episode).items():
         color = policy_color(algo)
-        ax.plot(steps, mean, color=color, marker="." if len(steps) < 20 else None, label=f"{algo} (n={len(curves)})")
-        if len(curves) > 1:
-            ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
-    if plotted:  # early returns are orders of magnitude below the late ones: log scale, linear only near 0
-        late = np.abs(np.concatenate([m[len(m) // 2:] for m in plotted]))
-        ax.set_yscale("symlog", linthresh=max(1.0, float(np.min(late)) / 2))
+        ax.plot(band.env_steps, band.median, color=color, marker="." if len(band.env_steps) < 20 else None,
+                label=f"{algo} (n={band.n})")
+        if band.n > 1:
+            ax.fill_between(band.env_steps, band.q25, band.q75, color=color, alpha=0.2, linewidth=0)
     ax.set_xlabel("env steps")
-    ax.set_ylabel("episode return (sum over users, symlog)")
-    ax.set_title("Learning curves (mean ± 1 sd over seeds)")
+    ax.set_ylabel("return per user-epoch")
+    ax.set_title("Learning curves (median and inter-quartile range over seeds)")
+    ax.grid(alpha=0.3)
     if ax.has_data():
         ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def cell_means(rows: Sequence[Mapping[str, Any]], metric: str = "carbon_g_per_request") -> dict[str, float]:
+    """Per cell, the mean of ``metric`` over its held-out episodes (rows of ``evaluation.csv``: one per
+    (cell, day) episode; the ``all`` row and rows without the metric are skipped). Every episode of a cell
+    has the same users and epochs, so this is the cell's per-request value."""
+    cells: dict[str, list[float]] = {}
+    for r in rows:
+        value = r.get(metric, "")
+        if r["cell"] != "all" and value not in ("", None):
+            cells.setdefault(str(r["cell"]), []).append(float(value))
+    return {c: float(np.mean(v)) for c, v in cells.items()}
+
+
+def plot_cell_carbon(policies: Mapping[str, Mapping[str, float]], path: str | Path,
+                     bound: Mapping[str, float] | None = None) -> Path:
+    """``policies[name][cell]``: carbon per request [g] (mean over seeds); one group of bars per cell, one bar
+    per policy; ``bound[cell]``: the strict lower bound, drawn as a dashed line across each group."""
+    cells = list(dict.fromkeys(c for per_cell in policies.values() for c in per_cell))
+    fig = Figure(figsize=(max(6.4, 1.3 * len(cells) + 2.5), 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    x = np.arange(len(cells))
+    width = 0.8 / max(len(policies), 1)
+    for i, (name, per_cell) in enumerate(policies.items()):
+        values = [per_cell.get(c, np.nan) * MG for c in cells]
+        ax.bar(x - 0.4 + (i + 0.5) * width, values, width, color=policy_color(name),
+               label="hindsight (played plan)" if name == "hindsight" else name)
+    if bound:
+        ax.hlines([bound.get(c, np.nan) * MG for c in cells], x - 0.45, x + 0.45, colors="crimson", linewidth=2,
+                  linestyles="--", label="strict lower bound", zorder=3)
+    ax.set_xticks(x, cells, rotation=15 if len(cells) > 3 else 0)
+    ax.set_ylim(bottom=0.0)
+    ax.set_ylabel("carbon per request [mgCO2e]")
+    ax.set_title("Held-out carbon per request per cell")
+    if policies:
+        ax.legend(fontsize="small", ncols=2)
     return _save(fig, path)
 
 
