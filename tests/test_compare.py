@@ -13,7 +13,7 @@ from aolo.platform.compare import RunOutcome, format_table, reduction, reduction
 from aolo.platform.plots import pareto_front
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-PLOTS = ("carbon.png", "carbon_vs_qoe.png", "learning_curves.png")
+PLOTS = ("carbon.png", "carbon_vs_qoe.png", "learning_curves.png", "cell_carbon.png")
 
 
 # --- statistics ------------------------------------------------------------------------------------------

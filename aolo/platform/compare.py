@@ -346,8 +346,8 @@ def run_compare(experiment: Experiment, output_dir: str | Path, *, tracking_uri:
             result.rows = summarize(outcomes)
             from aolo.platform.report import load_study, write_reference_rows
 
-            references = write_reference_rows(evaluations, scenario, out_dir)  # what `aolo report` reads
-            result.files = [write_table_csv(result.rows, out_dir / "table.csv"), *references,
+            write_reference_rows(evaluations, scenario, out_dir)  # compare/references/*.csv: what `aolo report` reads
+            result.files = [write_table_csv(result.rows, out_dir / "table.csv"),
                             *write_plots(result.rows, outcomes, out_dir, load_study(experiment, output_dir))]
             _log_parent(parent, result.rows, result.files)
             result.succeeded = any(o.kind == "learned" and o.metrics is not None for o in outcomes)

@@ -31,9 +31,10 @@ import csv
 import json
 import math
 import shutil
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -100,7 +101,7 @@ def reference_rows(result: Any, scenario: Any) -> list[dict[str, Any]]:
     from aolo.platform.train import evaluation_rows
 
     rows = evaluation_rows(result, scenario)
-    for row, record in zip(rows, result.records):
+    for row, record in zip(rows, result.records, strict=False):  # rows end with the `all` row
         if "bound_g" in record.extra:
             row[BOUND] = record.extra["bound_g"] / record.fields["carbon_total_g"].size
     return rows

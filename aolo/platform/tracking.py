@@ -27,9 +27,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from aolo.errors import TrackingError  # re-exported: aolo.platform.tracking.TrackingError
@@ -104,7 +105,7 @@ def _check_server(base: str, timeout_s: float) -> None:
     raise TrackingError(f"{base} does not answer like an MLflow tracking server ({'; '.join(reasons)})")
 
 
-def experiment_params(experiment: "Experiment", algorithm: str, seed: int) -> dict[str, Any]:
+def experiment_params(experiment: Experiment, algorithm: str, seed: int) -> dict[str, Any]:
     """The params every training run logs: what differs between runs a person wants to compare."""
     scenario, training = experiment.scenario, experiment.training
     params: dict[str, Any] = {
@@ -156,7 +157,7 @@ def scenario_params(scenario) -> dict[str, Any]:
 class TrackedRun:
     """An open MLflow run (or, with ``client`` None, a no-op stand-in when tracking is off)."""
 
-    client: "MlflowClient | None"
+    client: MlflowClient | None
     run_id: str | None
 
     def log_params(self, params: Mapping[str, Any]) -> None:
