@@ -1,17 +1,18 @@
 """The MLflow UI as a trainer sees it: aolo's experiments open on the runs table, and a compare's child runs
 line up column by column.
 
-The store is written by aolo's own tracking code exactly as ``aolo compare`` writes it (a parent run, learned
-children with :func:`~aolo.platform.tracking.experiment_params`, reference children through
-``compare._log_references``), with hand-set metric values, so the test takes seconds instead of a training.
-The browser test drives Debian's ``chromium`` with Playwright's Python package (no ``playwright install``)
-against a real ``mlflow server`` and saves its screenshots in the test's tmp dir; it skips, saying why, when
-either is missing (``.ci/run`` installs both).
+The first tests check the store aolo's tracking code writes (a parent run, learned children with
+:func:`~aolo.platform.tracking.experiment_params`, reference children through ``compare._log_references``)
+with hand-set metric values, in seconds. The browser test runs a real smoke ``aolo compare`` (SDRL, one seed:
+about a minute on 2 cores), serves its store with ``mlflow server`` on 127.0.0.1 and drives Debian's
+``chromium`` with Playwright's Python package (no ``playwright install``); it saves its screenshots in the
+test's tmp dir and skips, saying why, when either is missing (``.ci/run`` installs both).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -22,6 +23,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from aolo.platform.evaluation import EvaluationResult
 from aolo.platform.presets import load_experiment
@@ -106,10 +108,22 @@ def test_an_existing_experiment_without_a_kind_gets_one_and_links_open_the_runs(
 
 
 @pytest.fixture
-def mlflow_ui(tmp_path, free_port, aolo_env):
-    """``mlflow server`` on 127.0.0.1 over a compare store; yields ``(base URL, tracker)`` once healthy."""
-    db = tmp_path / "mlruns.db"
-    tracker = build_compare_store(f"sqlite:///{db}")
+def smoke_compare_store(tmp_path, ray_session):
+    """The MLflow store of a real smoke ``aolo compare`` of SDRL (seed 0) and the reference policies."""
+    from aolo.platform.cli import main
+
+    preset = tmp_path / "ui_smoke.yaml"
+    preset.write_text(yaml.safe_dump({"base": "smoke", "compare": {"algorithms": ["sdrl"], "seeds": [0]}}))
+    out = tmp_path / "out"
+    assert main(["compare", "--preset", str(preset), "--output", str(out)]) == 0
+    return out / "mlruns.db"
+
+
+@pytest.fixture
+def mlflow_ui(smoke_compare_store, tmp_path, free_port, aolo_env):
+    """``mlflow server`` on 127.0.0.1 over the smoke compare's store; yields ``(base URL, tracker)`` once healthy."""
+    db = smoke_compare_store
+    tracker = Tracker(f"sqlite:///{db}", "smoke")
     port = free_port()
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{db}",
            "--default-artifact-root", str(tmp_path / "mlartifacts"), "--host", "127.0.0.1", "--port", str(port),
@@ -157,21 +171,26 @@ def browser():
         instance.close()
 
 
-def test_ui_opens_on_the_runs_table_and_compares_the_children(mlflow_ui, browser, tmp_path):
-    base, tracker = mlflow_ui
-    client = tracker.client
-    runs = {r.info.run_name: r.info.run_id for r in client.search_runs([tracker.experiment_id])}
-    page = browser.new_page(viewport={"width": 1280, "height": 480})
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ui_opens_on_the_runs_table_and_compares_the_children(browser, mlflow_ui, tmp_path):
+    base, tracker = mlflow_ui  # `browser` first: no browser, no minute of training
+    runs = tracker.client.search_runs([tracker.experiment_id])
+    parent = next(r for r in runs if PARENT_RUN_TAG not in r.data.tags)
+    parent_name = parent.info.run_name  # compare-<preset name>
+    children = {r.info.run_name: r for r in runs if r.data.tags.get(PARENT_RUN_TAG) == parent.info.run_id}
+    assert {"sdrl-seed0", "reference-hindsight", "reference-myopic", "reference-fixed"} <= set(children)
+    page = browser.new_page(viewport={"width": 1280, "height": 560})
     page.set_default_timeout(30_000)
 
     # the link aolo prints opens the experiment on its runs, not on MLflow 3's GenAI overview
     page.goto(ui_url(base, tracker.experiment_id), wait_until="load")
-    parent = page.locator("[role=gridcell]", has_text="compare-smoke").first
-    parent.wait_for()
+    parent_cell = page.locator("[role=gridcell]", has_text=parent_name).first
+    parent_cell.wait_for()
     assert f"/experiments/{tracker.experiment_id}/runs" in page.url
     assert "Token Usage" not in page.inner_text("body")
 
-    # show the carbon column, expand the parent: every child is listed with its carbon per request
+    # show the carbon, policy and kind columns, expand the parent: every child is listed with its carbon
     page.get_by_role("button", name="Columns").click()
     for column in ("Dataset", "Source", "Models",  # shown by default and empty for aolo's runs: hidden
                    "eval/carbon_g_per_request", "policy", "kind"):
@@ -180,19 +199,21 @@ def test_ui_opens_on_the_runs_table_and_compares_the_children(mlflow_ui, browser
     page.keyboard.press("Escape")
     if page.get_by_role("button", name="Close").count():  # MLflow's assistant side panel: room for the table
         page.get_by_role("button", name="Close").first.click()
-    parent.locator("button").first.click()  # the expander of the parent run's children
-    page.locator("[role=gridcell]", has_text="reference-fixed").first.wait_for()
+    parent_cell.locator("button").first.click()  # the expander of the parent run's children
+    page.locator("[role=gridcell]", has_text="reference-hindsight").first.wait_for()
+    page.wait_for_timeout(500)
     page.screenshot(path=str(tmp_path / "runs.png"))
-    table = _table_rows(page)
-    assert "compare-smoke" in table
-    for name, carbon in CARBON_G.items():
+    table = _table_rows(page, [parent_name, *children])
+    assert parent_name in table
+    for name, run in children.items():
         assert name in table, f"child run {name} missing from the runs table: {sorted(table)}"
-        assert f"{carbon:g}" in table[name], f"{name}: carbon {carbon:g} not shown in {table[name]!r}"
-        assert f"| {name.split('-')[1 if name.startswith('reference') else 0]} |" in table[name]  # policy param
+        carbon = run.data.metrics["eval/carbon_g_per_request"]
+        shown = [float(x) for x in re.findall(r"\d+\.\d+(?:e-?\d+)?", table[name])]
+        assert any(abs(x - carbon) <= 0.01 * carbon for x in shown), f"{name}: carbon {carbon} not in {table[name]!r}"
+        assert f"| {run.data.params['policy']} |" in table[name] and f"| {run.data.params['kind']} |" in table[name]
 
     # the compare-runs page of the child runs: one column per run, the policy/kind params side by side
-    children = [runs[name] for name in CARBON_G]
-    ids = ",".join(f'"{i}"' for i in children)
+    ids = ",".join(f'"{r.info.run_id}"' for r in children.values())
     page.set_viewport_size({"width": 1280, "height": 1400})
     page.goto(f"{base}/#/compare-runs?runs=[{ids}]&experiments=[\"{tracker.experiment_id}\"]&{MODEL_TRAINING_QUERY}",
               wait_until="load")
@@ -201,14 +222,15 @@ def test_ui_opens_on_the_runs_table_and_compares_the_children(mlflow_ui, browser
     page.wait_for_timeout(1000)  # the parallel-coordinates plot draws after the data arrives
     text = page.inner_text("body")
     page.screenshot(path=str(tmp_path / "compare.png"))
-    for name in CARBON_G:
+    assert f"Comparing {len(children)} Runs" in text
+    for name in children:
         assert name in text
-    for value in ("policy", "kind", "learned", "reference", "hindsight", "eval/carbon_g_per_request"):
+    for value in ("policy", "kind", "learned", "reference", "hindsight", "sdrl", "eval/carbon_g_per_request"):
         assert value in text, f"{value!r} not on the compare-runs page"
     assert (tmp_path / "runs.png").stat().st_size > 10_000 and (tmp_path / "compare.png").stat().st_size > 10_000
 
 
-def _table_rows(page) -> dict[str, str]:
+def _table_rows(page, names) -> dict[str, str]:
     """Run name -> the text of its row in the runs table (pinned name column and scrolled columns joined)."""
     rows: dict[str, str] = {}
     for row in page.locator(".ag-row").all():
@@ -217,7 +239,7 @@ def _table_rows(page) -> dict[str, str]:
         rows[index] += " | " + row.inner_text().replace("\n", " | ")
     named = {}
     for text in rows.values():
-        name = next((n for n in ("compare-smoke", *CARBON_G) if f"| {n} |" in f"{text} |"), None)
+        name = next((n for n in names if f"| {n} |" in f"{text} |"), None)
         if name is not None:
             named[name] = text
     return named
