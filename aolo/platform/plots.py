@@ -169,7 +169,7 @@ def plot_cell_carbon(policies: Mapping[str, Mapping[str, float]], path: str | Pa
     """``policies[name][cell]``: carbon per request [g] (mean over seeds); one group of bars per cell, one bar
     per policy; ``bound[cell]``: the strict lower bound, drawn as a dashed line across each group."""
     cells = list(dict.fromkeys(c for per_cell in policies.values() for c in per_cell))
-    fig = Figure(figsize=(max(6.4, 1.3 * len(cells) + 2.5), 4.2), layout="constrained")
+    fig = Figure(figsize=(max(6.4, 1.3 * len(cells) + 4.0), 4.2), layout="constrained")
     ax = fig.add_subplot()
     x = np.arange(len(cells))
     width = 0.8 / max(len(policies), 1)
@@ -185,7 +185,7 @@ def plot_cell_carbon(policies: Mapping[str, Mapping[str, float]], path: str | Pa
     ax.set_ylabel("carbon per request [mgCO2e]")
     ax.set_title("Held-out carbon per request per cell")
     if policies:
-        ax.legend(fontsize="small", ncols=2)
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, not on them
     return _save(fig, path)
 
 
