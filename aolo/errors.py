@@ -20,7 +20,21 @@ class AoloError(Exception):
 
 
 class ConfigError(AoloError, ValueError):
-    """A configuration value is missing, of the wrong type or out of range."""
+    """A configuration value is missing, of the wrong type or out of range.
+
+    Validation reports every error of a configuration at once: ``ConfigError(errors=[...])`` takes one line per
+    error, each ``<path>: <what is allowed>, got <value>`` (``scenario.cells.1.num_users: must be an integer in
+    [1, 1024], got 0``), and keeps them in :attr:`errors`; the message is that line alone, or a count followed by
+    the lines. ``ConfigError("<path>: ...")`` is a single error.
+    """
+
+    def __init__(self, *args: object, errors: tuple[str, ...] | list[str] = ()) -> None:
+        errors = tuple(errors)
+        if errors and not args:
+            args = (errors[0] if len(errors) == 1 else f"{len(errors)} configuration errors:\n" + "\n".join(errors),)
+        super().__init__(*args)
+        #: one line per error, ``<path>: <what is allowed>, got <value>``
+        self.errors: tuple[str, ...] = errors or ((str(args[0]),) if args else ())
 
 
 class TraceError(AoloError, ValueError):

@@ -1,14 +1,18 @@
 """Validated scenario configuration: cells, radio, LLM service, reward weights.
 
-Every field has a documented default (docs/design.md §3) and a validated range; a bad value raises
-:class:`ConfigError` naming the field path (``cells[1].num_users``) and what is allowed. Scenarios load from
-YAML or plain dicts (``ScenarioConfig.from_dict``), unknown keys are rejected with the allowed keys listed.
+Every field has a documented default (docs/design.md §3) and a validated range, declared next to it:
+``num_users: int = bounded(8, 1, 1024, integer=True)``. :class:`Validated` walks a dataclass (nested sections,
+lists of them) and collects every error in one pass with its full path, then cross-field rules (``q_floor <=
+q_min``, ``p_min_dbm < p_max_dbm``) add theirs; one :class:`ConfigError` lists them all, one per line, as
+``scenario.cells.1.num_users: must be an integer in [1, 1024], got 0``. Scenarios load from YAML or plain dicts
+(``ScenarioConfig.from_dict``); unknown keys are reported with their path and the allowed keys.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -28,144 +32,334 @@ PREFILL_ACCOUNTING = ("net", "additive", "measured")
 LENGTH_ACTIONS = ("qoe", "tokens")
 
 
+# --- declarative validation --------------------------------------------------------------------------------
+
+_RULE, _SECTION, _ITEMS = "aolo.rule", "aolo.section", "aolo.items"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one field allows: ``test(value)`` is true for a good value; ``allowed`` says what is allowed."""
+
+    test: Callable[[Any], bool]
+    allowed: str  #: e.g. ``must be a number in [0, 1]``; the error line is ``<path>: <allowed>, got <value>``
+    optional: bool = False  #: None is allowed too
+
+    def error(self, value: Any) -> str | None:
+        if value is None and self.optional:
+            return None
+        try:
+            ok = bool(self.test(value))
+        except Exception:  # a value of the wrong type breaks the test: it is an error, not a crash
+            ok = False
+        return None if ok else f"{self.allowed}, got {value!r}"
+
+
+def _field(default: Any, factory: Callable[[], Any] | None, metadata: dict[str, Any]) -> Any:
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def satisfies(default: Any, test: Callable[[Any], bool], allowed: str, *, optional: bool = False,
+              factory: Callable[[], Any] | None = None) -> Any:
+    """A dataclass field whose values must pass ``test``; ``allowed`` (``must be ...``) names what passes."""
+    return _field(default, factory, {_RULE: Rule(test, allowed, optional)})
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _g(x: float) -> str:
+    return f"{x:g}"
+
+
+def bounded(default: Any, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+            hi_open: bool = False, integer: bool = False, optional: bool = False, noun: str | None = None,
+            allowed: str | None = None) -> Any:
+    """A numeric field in ``[lo, hi]`` (``lo_open``/``hi_open``: exclusive; None: unbounded on that side).
+
+    The message reads ``must be a number in [lo, hi]`` (``integer``: ``must be an integer in [lo, hi]``, or
+    ``>= lo`` without ``hi``); ``noun`` replaces ``a number``/``an integer`` (``""``: ``must be in (0, 1]``),
+    ``allowed`` replaces the whole text.
+    """
+    def test(v: Any) -> bool:
+        if not (is_integer(v) if integer else is_number(v)):
+            return False
+        if lo is not None and not (v > lo if lo_open else v >= lo):
+            return False
+        return hi is None or (v < hi if hi_open else v <= hi)
+
+    if allowed is None:
+        noun = ("an integer" if integer else "a number") if noun is None else noun
+        prefix = f"must be {noun} " if noun else "must be "
+        if integer and hi is None and lo is not None:
+            allowed = f"{prefix}{'>' if lo_open else '>='} {_g(lo)}"
+        elif integer and hi is None:
+            allowed = prefix.rstrip()
+        else:
+            lo_s, hi_s = ("-inf" if lo is None else _g(lo)), ("inf" if hi is None else _g(hi))
+            allowed = f"{prefix}in {'(' if lo_open else '['}{lo_s}, {hi_s}{')' if hi_open else ']'}"
+    return satisfies(default, test, allowed, optional=optional)
+
+
+def _listed(choices: Any) -> list[Any]:
+    return sorted(choices) if isinstance(choices, (Mapping, set, frozenset)) else list(choices)
+
+
+@dataclass(frozen=True)
+class _ChoiceRule(Rule):
+    choices: Any = ()
+
+    def error(self, value: Any) -> str | None:
+        if value is None and self.optional:
+            return None
+        try:
+            ok = value in _listed(self.choices)
+        except TypeError:  # an unhashable value tested against a dict's keys
+            ok = False
+        return None if ok else f"must be one of {_listed(self.choices)}, got {value!r}"
+
+
+def one_of(default: Any, choices: Any, *, optional: bool = False) -> Any:
+    """A field whose value must be one of ``choices`` (a tuple keeps its order; a dict or set is sorted).
+
+    ``choices`` is read when validating, so entries registered later (e.g. serving profiles) are allowed."""
+    return field(default=default, metadata={_RULE: _ChoiceRule(bool, "", optional, choices)})
+
+
+def text(default: Any, allowed: str = "must be a non-empty string", *, optional: bool = False) -> Any:
+    """A field holding a non-empty string."""
+    return satisfies(default, lambda v: isinstance(v, str) and v != "", allowed, optional=optional)
+
+
+def section(cls: type) -> Any:
+    """A nested dataclass section (validated with its own rules, errors under ``<path>.<name>``)."""
+    return field(default_factory=cls, metadata={_SECTION: cls})
+
+
+def items(default: tuple[Any, ...], cls: type, allowed: str) -> Any:
+    """A non-empty list of ``cls`` sections (errors under ``<path>.<name>.<index>``); ``allowed`` for a bad list."""
+    return field(default=default, metadata={_ITEMS: (cls, allowed)})
+
+
+def _as_errors(errors: list[str]) -> ConfigError:
+    return ConfigError(errors=errors)
+
+
+class Validated:
+    """Mixin for a frozen dataclass whose fields carry their rules (:func:`bounded`, :func:`one_of`, ...).
+
+    :meth:`validation_errors` checks every field, recurses into sections and lists of sections, then adds the
+    cross-field rules of :meth:`_cross_checks`; :meth:`validate` raises them all as one :class:`ConfigError`.
+    """
+
+    _path = "config"  #: the path of a top-level instance (``scenario``, ``training``, ``radio``)
+
+    def _cross_checks(self, bad: set[str]) -> Iterator[tuple[str, str]]:
+        """Rules between fields: ``(field name, message)`` pairs; ``bad`` holds the fields that already failed."""
+        return iter(())
+
+    def validation_errors(self, path: str | None = None) -> list[str]:
+        """Every error of this instance, each ``<path>.<field>: <what is allowed>, got <value>``."""
+        path = self._path if path is None else path
+        errors: list[str] = []
+        bad: set[str] = set()
+        for f in fields(self):  # type: ignore[arg-type]
+            value, where = getattr(self, f.name), f"{path}.{f.name}"
+            found: list[str] = []
+            if _RULE in f.metadata:
+                message = f.metadata[_RULE].error(value)
+                found = [f"{where}: {message}"] if message else []
+            elif _SECTION in f.metadata:
+                found = _section_errors(f.metadata[_SECTION], value, where)
+            elif _ITEMS in f.metadata:
+                cls, allowed = f.metadata[_ITEMS]
+                if isinstance(value, (list, tuple)):
+                    found = [e for i, item in enumerate(value) for e in _section_errors(cls, item, f"{where}.{i}")]
+                else:
+                    found = [f"{where}: {allowed}, got {value!r}"]
+            if found:
+                errors += found
+                bad.add(f.name)
+        errors += [f"{path}.{name}: {message}" for name, message in self._cross_checks(bad)]
+        return errors
+
+    def validate(self, path: str | None = None) -> None:
+        """Raise one :class:`ConfigError` listing every error, or return."""
+        errors = self.validation_errors(path)
+        if errors:
+            raise _as_errors(errors)
+
+    @classmethod
+    def _kwargs(cls, data: Any, path: str, errors: list[str]) -> dict[str, Any]:
+        """Keyword arguments for ``cls`` from a mapping; a non-mapping or unknown keys add errors (with the
+        allowed keys), nested sections and lists of sections are built, their own errors collected too."""
+        allowed = sorted(f.name for f in fields(cls))  # type: ignore[arg-type]
+        if data is None:
+            return {}
+        if not isinstance(data, Mapping):
+            errors.append(f"{path}: must be a mapping with keys among {allowed}, got {data!r}")
+            return {}
+        unknown = sorted((k for k in data if k not in allowed), key=str)
+        if unknown:
+            errors.append(f"{path}: unknown key(s) {unknown}; allowed: {allowed}")
+        out: dict[str, Any] = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            if f.name not in data:
+                continue
+            value, where = data[f.name], f"{path}.{f.name}"
+            if _SECTION in f.metadata:
+                sub = f.metadata[_SECTION]
+                if not isinstance(value, sub):
+                    value = sub(**sub._kwargs(value, where, errors))
+            elif _ITEMS in f.metadata:
+                sub, what = f.metadata[_ITEMS]
+                if not (isinstance(value, (list, tuple)) and len(value) > 0):
+                    errors.append(f"{where}: {what}, got {value!r}")
+                    continue
+                value = tuple(v if isinstance(v, sub) else sub(**sub._kwargs(v, f"{where}.{i}", errors))
+                              for i, v in enumerate(value))
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def _from_mapping(cls, data: Any, path: str | None = None) -> Any:
+        """An instance from a mapping, or one :class:`ConfigError` with every structural and value error."""
+        path = cls._path if path is None else path
+        errors: list[str] = []
+        kwargs = cls._kwargs(data, path, errors)
+        try:
+            obj = cls(**kwargs)
+            obj.validate(path)  # (a no-op for classes that validate themselves on construction)
+        except ConfigError as e:
+            errors += e.errors
+        if errors:
+            raise _as_errors(errors)
+        return obj
+
+
+def _section_errors(cls: type, value: Any, path: str) -> list[str]:
+    if not isinstance(value, cls):
+        return [f"{path}: must be a {cls.__name__} (a mapping of its fields), got {value!r}"]
+    return value.validation_errors(path)
+
+
+_TRACE_SPEC = "must be a trace spec like 'synthetic:hydro', 'zone:DE' or a file path"
+
+
 def _check(cond: bool, path: str, message: str) -> None:
     if not cond:
         raise ConfigError(f"{path}: {message}")
 
 
-def _check_range(value: float, path: str, lo: float | None = None, hi: float | None = None, *, lo_open=False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and lo is not None:
-        ok = value > lo if lo_open else value >= lo
-    if ok and hi is not None:
-        ok = value <= hi
-    lo_s = "-inf" if lo is None else f"{lo:g}"
-    hi_s = "inf" if hi is None else f"{hi:g}"
-    bracket = "(" if lo_open else "["
-    _check(ok, path, f"must be a number in {bracket}{lo_s}, {hi_s}], got {value!r}")
-
-
-def _check_choice(value: Any, path: str, allowed) -> None:
-    _check(value in allowed, path, f"must be one of {sorted(allowed)}, got {value!r}")
-
-
 @dataclass(frozen=True)
-class CellSpec:
+class CellSpec(Validated):
     """One base station and the datacenter that serves its users' LLM requests."""
 
-    name: str = "cell"
-    grid_region: str = "synthetic:wind_coal"  #: carbon trace of the BS's grid (``synthetic:*``, ``zone:*`` or a file)
-    datacenter_region: str = "synthetic:hydro"  #: carbon trace of the datacenter's grid
-    num_users: int = 8
-    radius_m: float = 250.0
-    min_distance_m: float = 35.0
-    pathloss: str = "uma"  #: TR 38.901 scenario: ``uma`` | ``umi``
-    link_state: str = "nlos"  #: ``nlos`` (Rayleigh) | ``los`` (Rician)
-    serving_profile: str = "llama-3.1-8b-h100"
-    serving_batch: int = 64
-    bs_power_budget_w: float = 20.0  #: Σ_u P_u ≤ this (EARTH macro, per carrier)
-    interference_to_noise_db: float | None = None  #: neighbour-cell interference; None = none
-    fading_trace: str | None = None  #: replay per-user |h|² from ``.npz``/CSV instead of generating it
+    _path = "cell"
 
-    def validate(self, path: str = "cell") -> None:
-        _check(isinstance(self.name, str) and self.name != "", f"{path}.name", "must be a non-empty string")
-        for key in ("grid_region", "datacenter_region"):
-            v = getattr(self, key)
-            _check(isinstance(v, str) and v != "", f"{path}.{key}", "must be a trace spec like 'synthetic:hydro', "
-                   f"'zone:DE' or a file path, got {v!r}")
-        _check(isinstance(self.num_users, int) and not isinstance(self.num_users, bool) and 1 <= self.num_users <= 1024,
-               f"{path}.num_users", f"must be an integer in [1, 1024], got {self.num_users!r}")
-        _check_range(self.min_distance_m, f"{path}.min_distance_m", 10.0, 5000.0)
-        _check_range(self.radius_m, f"{path}.radius_m", 10.0, 5000.0)
-        _check(self.radius_m > self.min_distance_m, f"{path}.radius_m",
-               f"must exceed min_distance_m ({self.min_distance_m:g}), got {self.radius_m:g}")
-        _check_choice(self.pathloss, f"{path}.pathloss", PATHLOSS_SCENARIOS)
-        _check_choice(self.link_state, f"{path}.link_state", LINK_STATES)
-        _check_choice(self.serving_profile, f"{path}.serving_profile", SERVING_PROFILES)
-        profile = SERVING_PROFILES[self.serving_profile]
-        _check_range(self.serving_batch, f"{path}.serving_batch", profile.batch_sizes[0], profile.batch_sizes[-1])
-        _check_range(self.bs_power_budget_w, f"{path}.bs_power_budget_w", 0.0, 1000.0, lo_open=True)
-        if self.interference_to_noise_db is not None:
-            _check_range(self.interference_to_noise_db, f"{path}.interference_to_noise_db", -50.0, 50.0)
-        if self.fading_trace is not None:
-            _check(Path(self.fading_trace).suffix in (".npz", ".csv"), f"{path}.fading_trace",
-                   f"must be a .npz or .csv file, got {self.fading_trace!r}")
+    name: str = text("cell")
+    #: carbon trace of the BS's grid (``synthetic:*``, ``zone:*`` or a file)
+    grid_region: str = text("synthetic:wind_coal", _TRACE_SPEC)
+    datacenter_region: str = text("synthetic:hydro", _TRACE_SPEC)  #: carbon trace of the datacenter's grid
+    num_users: int = bounded(8, 1, 1024, integer=True)
+    radius_m: float = bounded(250.0, 10.0, 5000.0)
+    min_distance_m: float = bounded(35.0, 10.0, 5000.0)
+    pathloss: str = one_of("uma", PATHLOSS_SCENARIOS)  #: TR 38.901 scenario: ``uma`` | ``umi``
+    link_state: str = one_of("nlos", LINK_STATES)  #: ``nlos`` (Rayleigh) | ``los`` (Rician)
+    serving_profile: str = one_of("llama-3.1-8b-h100", SERVING_PROFILES)
+    serving_batch: int = bounded(64)  #: within the serving profile's measured batch sizes (a cross-field rule)
+    bs_power_budget_w: float = bounded(20.0, 0.0, 1000.0, lo_open=True)  #: Σ_u P_u ≤ this (EARTH macro, per carrier)
+    #: neighbour-cell interference; None = none
+    interference_to_noise_db: float | None = bounded(None, -50.0, 50.0, optional=True)
+    #: replay per-user |h|² from ``.npz``/CSV instead of generating it
+    fading_trace: str | None = satisfies(None, lambda v: Path(v).suffix in (".npz", ".csv"),
+                                         "must be a .npz or .csv file", optional=True)
+
+    def _cross_checks(self, bad: set[str]) -> Iterator[tuple[str, str]]:
+        if not bad & {"radius_m", "min_distance_m"} and not self.radius_m > self.min_distance_m:
+            yield "radius_m", f"must exceed min_distance_m ({self.min_distance_m:g}), got {self.radius_m:g}"
+        if not bad & {"serving_profile", "serving_batch"}:
+            sizes = SERVING_PROFILES[self.serving_profile].batch_sizes
+            if not sizes[0] <= self.serving_batch <= sizes[-1]:
+                yield "serving_batch", (f"must be a number in [{sizes[0]:g}, {sizes[-1]:g}] (the measured batch sizes "
+                                        f"of {self.serving_profile}), got {self.serving_batch!r}")
 
 
 @dataclass(frozen=True)
-class RadioConfig:
+class RadioConfig(Validated):
     """Link budget, fading and base-station power model (EARTH macro, Auer et al. 2011)."""
 
-    carrier_ghz: float = 3.5
-    bandwidth_hz: float = 20e6  #: split equally among the cell's users
-    noise_figure_db: float = 7.0
-    ue_height_m: float = 1.5
-    ue_speed_mps: float = 0.833  #: 3 km/h pedestrian (sets the Doppler of the fading process)
-    rician_k_db: float = 9.0  #: used when ``link_state == "los"``
+    _path = "radio"
+
+    carrier_ghz: float = bounded(3.5, 0.5, 100.0)
+    bandwidth_hz: float = bounded(20e6, 1e4, 1e10)  #: split equally among the cell's users
+    noise_figure_db: float = bounded(7.0, 0.0, 30.0)
+    ue_height_m: float = bounded(1.5, 1.5, 22.5)
+    #: 3 km/h pedestrian (sets the Doppler of the fading process)
+    ue_speed_mps: float = bounded(0.833, 0.0, 100.0)
+    rician_k_db: float = bounded(9.0, -30.0, 30.0)  #: used when ``link_state == "los"``
     shadowing: bool = True
-    csi_nmse_db: float = -10.0  #: error of the CSI estimate the agent sees
-    p_min_dbm: float = 0.0
-    p_max_dbm: float = 43.0  #: per user
-    earth_p0_w: float = 130.0  #: load-independent power per transceiver
-    earth_p_sleep_w: float = 75.0
-    earth_delta_p: float = 4.7  #: slope of the load-dependent power
-    ue_receive_power_w: float = 0.0  #: optional UE receive power charged over the airtime
+    csi_nmse_db: float = bounded(-10.0, -100.0, 10.0)  #: error of the CSI estimate the agent sees
+    p_min_dbm: float = bounded(0.0, -30.0, 60.0)  #: below p_max_dbm
+    p_max_dbm: float = bounded(43.0, -30.0, 60.0)  #: per user
+    earth_p0_w: float = bounded(130.0, 0.0, 10_000.0)  #: load-independent power per transceiver
+    earth_p_sleep_w: float = bounded(75.0, 0.0, 10_000.0)  #: at most earth_p0_w
+    earth_delta_p: float = bounded(4.7, 0.0, 100.0)  #: slope of the load-dependent power
+    #: optional UE receive power charged over the airtime
+    ue_receive_power_w: float = bounded(0.0, 0.0, 100.0)
     #: spectral-efficiency cap [bit/s/Hz]: NR peak, 256-QAM (``channel.NR_PEAK_SPECTRAL_EFFICIENCY``)
-    max_spectral_efficiency: float = 7.4063
+    max_spectral_efficiency: float = bounded(7.4063, 0.5, 30.0)
     #: ``ergodic``: answers see the rate averaged over the fading during their airtime (default);
     #: ``instantaneous``: one fading draw per answer (``channel.delivery_rate_bps`` states the rule)
-    fading_average: str = "ergodic"
+    fading_average: str = one_of("ergodic", ("ergodic", "instantaneous"))
 
-    def validate(self, path: str = "radio") -> None:
-        _check_range(self.carrier_ghz, f"{path}.carrier_ghz", 0.5, 100.0)
-        _check_range(self.bandwidth_hz, f"{path}.bandwidth_hz", 1e4, 1e10)
-        _check_range(self.noise_figure_db, f"{path}.noise_figure_db", 0.0, 30.0)
-        _check_range(self.ue_height_m, f"{path}.ue_height_m", 1.5, 22.5)
-        _check_range(self.ue_speed_mps, f"{path}.ue_speed_mps", 0.0, 100.0)
-        _check_range(self.rician_k_db, f"{path}.rician_k_db", -30.0, 30.0)
-        _check_range(self.csi_nmse_db, f"{path}.csi_nmse_db", -100.0, 10.0)
-        _check_range(self.p_min_dbm, f"{path}.p_min_dbm", -30.0, 60.0)
-        _check_range(self.p_max_dbm, f"{path}.p_max_dbm", -30.0, 60.0)
-        _check(self.p_min_dbm < self.p_max_dbm, f"{path}.p_min_dbm",
-               f"must be below p_max_dbm ({self.p_max_dbm:g}), got {self.p_min_dbm:g}")
-        _check_range(self.earth_p0_w, f"{path}.earth_p0_w", 0.0, 10_000.0)
-        _check_range(self.earth_p_sleep_w, f"{path}.earth_p_sleep_w", 0.0, 10_000.0)
-        _check(self.earth_p_sleep_w <= self.earth_p0_w, f"{path}.earth_p_sleep_w",
-               f"must not exceed earth_p0_w ({self.earth_p0_w:g}), got {self.earth_p_sleep_w:g}")
-        _check_range(self.earth_delta_p, f"{path}.earth_delta_p", 0.0, 100.0)
-        _check_range(self.ue_receive_power_w, f"{path}.ue_receive_power_w", 0.0, 100.0)
-        _check_range(self.max_spectral_efficiency, f"{path}.max_spectral_efficiency", 0.5, 30.0)
-        _check_choice(self.fading_average, f"{path}.fading_average", ("ergodic", "instantaneous"))
+    def _cross_checks(self, bad: set[str]) -> Iterator[tuple[str, str]]:
+        if not bad & {"p_min_dbm", "p_max_dbm"} and not self.p_min_dbm < self.p_max_dbm:
+            yield "p_min_dbm", f"must be below p_max_dbm ({self.p_max_dbm:g}), got {self.p_min_dbm:g}"
+        if not bad & {"earth_p0_w", "earth_p_sleep_w"} and not self.earth_p_sleep_w <= self.earth_p0_w:
+            yield "earth_p_sleep_w", f"must not exceed earth_p0_w ({self.earth_p0_w:g}), got {self.earth_p_sleep_w:g}"
 
 
 @dataclass(frozen=True)
-class ServiceConfig:
+class ServiceConfig(Validated):
     """The LLM service: answer-length control, QoE, latency, energy and carbon accounting."""
 
-    modality: str = "speech"  #: ``speech`` | ``text`` (sets bits per token)
-    bits_per_token: float | None = None  #: overrides the modality preset
+    _path = "service"
+
+    modality: str = one_of("speech", MODALITY_BITS_PER_TOKEN)  #: ``speech`` | ``text`` (sets bits per token)
+    #: overrides the modality preset
+    bits_per_token: float | None = bounded(None, 0.0, 1e7, lo_open=True, optional=True)
     #: answer-length action mapping (docs/design.md §3.3): ``qoe`` = a ∈ [-1, 1] → target QoE in
     #: [q_floor, q_max] (piecewise linear, a = 0 ↦ q_min) → the least length meeting it, so no action breaks the
     #: floor; ``tokens`` = a → f ∈ [f_min, f_max] → round(f · L_ref) (the old mapping, kept for the ablation)
-    length_action: str = "qoe"
+    length_action: str = one_of("qoe", LENGTH_ACTIONS)
     #: target QoE of a = +1 in ``qoe`` mode; None = the QoE of f_max · L_ref, ``1 - exp(-alpha f_max)``
-    q_max: float | None = None
-    f_min: float = 0.05  #: shortest answer as a fraction of the reference length (``tokens`` mode)
-    f_max: float = 1.5
-    kappa_max: int = 1500  #: hard cap on answer tokens
-    qoe_alpha: float = 3.0  #: Q(kappa) = 1 - exp(-alpha kappa / L_ref)
-    q_min: float = 0.8  #: per-user mean-QoE constraint over the episode
-    q_floor: float = 0.3  #: every answer's QoE must reach this
-    t_max_s: float = 30.0  #: latency limit per answer
-    pue: float = 1.2
-    k_host: float = 1.2  #: non-GPU server power on top of GPU energy
+    q_max: float | None = bounded(None, 0.0, 1.0, optional=True)
+    #: shortest answer as a fraction of the reference length (``tokens`` mode)
+    f_min: float = bounded(0.05, 0.0, 10.0, lo_open=True)
+    f_max: float = bounded(1.5, 0.0, 10.0, lo_open=True)
+    kappa_max: int = bounded(1500, 1, integer=True)  #: hard cap on answer tokens
+    qoe_alpha: float = bounded(3.0, 0.0, 100.0, lo_open=True)  #: Q(kappa) = 1 - exp(-alpha kappa / L_ref)
+    q_min: float = bounded(0.8, 0.0, 1.0)  #: per-user mean-QoE constraint over the episode
+    q_floor: float = bounded(0.3, 0.0, 1.0)  #: every answer's QoE must reach this
+    t_max_s: float = bounded(30.0, 0.0, 3600.0, lo_open=True)  #: latency limit per answer
+    pue: float = bounded(1.2, 1.0, 3.0)
+    k_host: float = bounded(1.2, 1.0, 3.0)  #: non-GPU server power on top of GPU energy
     embodied: bool = True
     #: embodied carbon per GPU-hour; None = the serving profile's figure (H100: 12.31 g, docs/design.md §3.4)
-    embodied_g_per_gpu_hour: float | None = None
+    embodied_g_per_gpu_hour: float | None = bounded(None, 0.0, 1000.0, optional=True)
     #: how prompt tokens are charged (docs/design.md §3.4): ``net`` = e_pre · L_p plus the measured e_dec net of
     #: its own prefill share; ``additive`` = e_pre · L_p on top of the measured e_dec (counts the measured runs'
     #: prefill twice; the pre-fix model); ``measured`` = the measured e_dec alone (no prompt-length term)
-    prefill_accounting: str = "net"
+    prefill_accounting: str = one_of("net", PREFILL_ACCOUNTING)
     workload: str | None = None  #: None = log-normal fit of the Azure conv trace; else a CSV trace path
 
     @property
@@ -177,59 +371,40 @@ class ServiceConfig:
     def payload_bits_per_token(self) -> float:
         return self.bits_per_token if self.bits_per_token is not None else MODALITY_BITS_PER_TOKEN[self.modality]
 
-    def validate(self, path: str = "service") -> None:
-        _check_choice(self.modality, f"{path}.modality", MODALITY_BITS_PER_TOKEN)
-        if self.bits_per_token is not None:
-            _check_range(self.bits_per_token, f"{path}.bits_per_token", 0.0, 1e7, lo_open=True)
-        _check_range(self.f_min, f"{path}.f_min", 0.0, 10.0, lo_open=True)
-        _check_range(self.f_max, f"{path}.f_max", 0.0, 10.0, lo_open=True)
-        _check(self.f_min <= self.f_max, f"{path}.f_min", f"must not exceed f_max ({self.f_max:g}), got {self.f_min:g}")
-        _check(isinstance(self.kappa_max, int) and self.kappa_max >= 1, f"{path}.kappa_max",
-               f"must be an integer >= 1, got {self.kappa_max!r}")
-        _check_range(self.qoe_alpha, f"{path}.qoe_alpha", 0.0, 100.0, lo_open=True)
-        _check_range(self.q_min, f"{path}.q_min", 0.0, 1.0)
-        _check_range(self.q_floor, f"{path}.q_floor", 0.0, 1.0)
-        _check(self.q_floor <= self.q_min, f"{path}.q_floor", f"must not exceed q_min ({self.q_min:g})")
+    def _cross_checks(self, bad: set[str]) -> Iterator[tuple[str, str]]:
+        if not bad & {"f_min", "f_max"} and not self.f_min <= self.f_max:
+            yield "f_min", f"must not exceed f_max ({self.f_max:g}), got {self.f_min:g}"
+        if not bad & {"q_floor", "q_min"} and not self.q_floor <= self.q_min:
+            yield "q_floor", f"must not exceed q_min ({self.q_min:g}), got {self.q_floor:g}"
+        if bad & {"q_min", "qoe_alpha", "f_max"}:
+            return
         q_best = 1.0 - math.exp(-self.qoe_alpha * self.f_max)
-        _check(self.q_min < q_best, f"{path}.q_min",
-               f"is unreachable: the longest answer (f_max={self.f_max:g}) gives QoE {q_best:.3f}")
-        _check_choice(self.length_action, f"{path}.length_action", LENGTH_ACTIONS)
-        if self.q_max is not None:
-            _check_range(self.q_max, f"{path}.q_max", 0.0, 1.0)
-        _check(self.q_min < self.q_max_effective < 1.0, f"{path}.q_max",
-               f"must lie in (q_min={self.q_min:g}, 1), got {self.q_max_effective:g}")
-        _check_range(self.t_max_s, f"{path}.t_max_s", 0.0, 3600.0, lo_open=True)
-        _check_range(self.pue, f"{path}.pue", 1.0, 3.0)
-        _check_range(self.k_host, f"{path}.k_host", 1.0, 3.0)
-        if self.embodied_g_per_gpu_hour is not None:
-            _check_range(self.embodied_g_per_gpu_hour, f"{path}.embodied_g_per_gpu_hour", 0.0, 1000.0)
-        _check_choice(self.prefill_accounting, f"{path}.prefill_accounting", PREFILL_ACCOUNTING)
+        if not self.q_min < q_best:
+            yield "q_min", (f"is unreachable: the longest answer (f_max={self.f_max:g}) gives QoE {q_best:.3f}, "
+                            f"got {self.q_min:g}")
+        elif "q_max" not in bad and not self.q_min < self.q_max_effective < 1.0:
+            yield "q_max", f"must lie in (q_min={self.q_min:g}, 1), got {self.q_max_effective:g}"
 
 
 FORECAST_KINDS = ("perfect", "noisy")
 
 
 @dataclass(frozen=True)
-class ForecastConfig:
+class ForecastConfig(Validated):
     """Carbon-intensity forecasts in the observation (docs/design.md §3.3; model in :mod:`aolo.envs.forecast`).
 
     ``noisy``: multiplicative log-normal error, σ(h) = σ_24 (h / 24)^growth with σ_24 set by ``mape_24h``
     (CarbonX, arXiv 2510.01521: day-ahead MAPE 15.8 % zero-shot, 9.6 % on benchmark grids), AR(1) over epochs
     with ``correlation_hours``; the draw is a function of (``seed``, cell, day)."""
 
-    kind: str = "perfect"  #: ``perfect`` | ``noisy``
-    mape_24h: float = 0.13  #: mean absolute percentage error of a 24 h-ahead forecast
-    growth: float = 0.5  #: σ grows as (horizon / 24 h)^growth
-    correlation_hours: float = 6.0  #: AR(1) correlation time of the error over epochs
-    seed: int = 0
+    _path = "forecast"
 
-    def validate(self, path: str = "forecast") -> None:
-        _check_choice(self.kind, f"{path}.kind", FORECAST_KINDS)
-        _check_range(self.mape_24h, f"{path}.mape_24h", 0.0, 1.0)
-        _check_range(self.growth, f"{path}.growth", 0.0, 3.0)
-        _check_range(self.correlation_hours, f"{path}.correlation_hours", 0.0, 1000.0, lo_open=True)
-        _check(isinstance(self.seed, int) and not isinstance(self.seed, bool), f"{path}.seed",
-               f"must be an integer, got {self.seed!r}")
+    kind: str = one_of("perfect", FORECAST_KINDS)  #: ``perfect`` | ``noisy``
+    mape_24h: float = bounded(0.13, 0.0, 1.0)  #: mean absolute percentage error of a 24 h-ahead forecast
+    growth: float = bounded(0.5, 0.0, 3.0)  #: σ grows as (horizon / 24 h)^growth
+    #: AR(1) correlation time of the error over epochs
+    correlation_hours: float = bounded(6.0, 0.0, 1000.0, lo_open=True)
+    seed: int = bounded(0, integer=True)
 
 
 DEFICIT_TIMINGS = ("terminal", "accrued")
@@ -237,7 +412,7 @@ REWARD_TERMS = ("all", "carbon")
 
 
 @dataclass(frozen=True)
-class RewardWeights:
+class RewardWeights(Validated):
     """``r = -w_carbon (C_I + C_C)/C_scale + w_qoe (Q - Q_min) - w_latency 1[T > T_max] - w_floor 1[Q < Q_floor]``,
     plus ``- w_deficit max(0, Q_min - mean Q)`` at the last epoch (docs/design.md §3.5).
 
@@ -247,81 +422,68 @@ class RewardWeights:
     unchanged; the learner just sees the constraint at the step that moves it instead of up to 95 steps later.
     """
 
-    carbon: float = 1.0
-    qoe: float = 0.2  #: small: over-delivering QoE beyond Q_min should not pay for itself
-    latency: float = 2.0
-    floor: float = 1.0
-    deficit: float = 300.0  #: ≈ 3 per unit of QoE per epoch over 96 epochs: keeps the mean-QoE constraint binding
-    carbon_scale_g: float = 0.005  #: a typical per-request carbon (≈ 0.5–15 mg)
-    deficit_timing: str = "terminal"  #: ``terminal`` (docs/design.md §3.5) | ``accrued`` (same return, dense)
+    _path = "reward"
+
+    carbon: float = bounded(1.0, 0.0, 1e6)
+    qoe: float = bounded(0.2, 0.0, 1e6)  #: small: over-delivering QoE beyond Q_min should not pay for itself
+    latency: float = bounded(2.0, 0.0, 1e6)
+    floor: float = bounded(1.0, 0.0, 1e6)
+    #: ≈ 3 per unit of QoE per epoch over 96 epochs: keeps the mean-QoE constraint binding
+    deficit: float = bounded(300.0, 0.0, 1e6)
+    carbon_scale_g: float = bounded(0.005, 0.0, 1e6, lo_open=True)  #: a typical per-request carbon (≈ 0.5–15 mg)
+    #: ``terminal`` (docs/design.md §3.5) | ``accrued`` (same return, dense)
+    deficit_timing: str = one_of("terminal", DEFICIT_TIMINGS)
     #: ``all``: the penalty reward above; ``carbon``: only ``-w_carbon C/C_scale - w_floor 1[Q < Q_floor]``, the
     #: QoE-mean and latency rules left to learned multipliers (``constraints.method: lagrangian``, which sets it)
-    terms: str = "all"
-
-    def validate(self, path: str = "reward") -> None:
-        _check(self.terms in REWARD_TERMS, f"{path}.terms", f"must be one of {list(REWARD_TERMS)}, got {self.terms!r}")
-        _check(self.deficit_timing in DEFICIT_TIMINGS, f"{path}.deficit_timing",
-               f"must be one of {list(DEFICIT_TIMINGS)}, got {self.deficit_timing!r}")
-        for f in ("carbon", "qoe", "latency", "floor", "deficit"):
-            _check_range(getattr(self, f), f"{path}.{f}", 0.0, 1e6)
-        _check_range(self.carbon_scale_g, f"{path}.carbon_scale_g", 0.0, 1e6, lo_open=True)
+    terms: str = one_of("all", REWARD_TERMS)
 
 
 @dataclass(frozen=True)
-class ScenarioConfig:
+class ScenarioConfig(Validated):
     """A multi-cell scenario: the cell list plus shared radio, service and reward settings."""
 
-    name: str = "default"
-    cells: tuple[CellSpec, ...] = (
+    _path = "scenario"
+
+    name: str = text("default")
+    cells: tuple[CellSpec, ...] = items((
         CellSpec(name="coal-bs/hydro-dc", grid_region="synthetic:coal_heavy", datacenter_region="synthetic:hydro"),
         CellSpec(name="hydro-bs/coal-dc", grid_region="synthetic:hydro", datacenter_region="synthetic:coal_heavy"),
-    )
-    radio: RadioConfig = field(default_factory=RadioConfig)
-    service: ServiceConfig = field(default_factory=ServiceConfig)
-    reward: RewardWeights = field(default_factory=RewardWeights)
-    forecast: ForecastConfig = field(default_factory=ForecastConfig)
-    epoch_s: float = 900.0
-    epochs_per_episode: int = 96
-    accounting: str = "direct"  #: carbon-intensity accounting: ``direct`` | ``life-cycle``
+    ), CellSpec, "must be a non-empty list of cells")
+    radio: RadioConfig = section(RadioConfig)
+    service: ServiceConfig = section(ServiceConfig)
+    reward: RewardWeights = section(RewardWeights)
+    forecast: ForecastConfig = section(ForecastConfig)
+    epoch_s: float = bounded(900.0, 0.001, 86_400.0)
+    epochs_per_episode: int = bounded(96, 1, integer=True)
+    accounting: str = one_of("direct", ACCOUNTING_MODES)  #: carbon-intensity accounting: ``direct`` | ``life-cycle``
     data_dir: str | None = None  #: where ``zone:*`` traces are looked up (default: $AOLO_DATA_DIR, ../shared/data)
 
     def __post_init__(self) -> None:
         self.validate()
 
-    def validate(self) -> None:
-        _check(isinstance(self.name, str) and self.name != "", "name", "must be a non-empty string")
-        _check(len(self.cells) >= 1, "cells", "must list at least one cell")
+    def validate(self, path: str | None = None) -> None:
+        """Raise one :class:`ConfigError` listing every error of the scenario (paths ``scenario.…``), or return."""
+        super().validate(path)
+
+    def _cross_checks(self, bad: set[str]) -> Iterator[tuple[str, str]]:
+        if "cells" in bad or not isinstance(self.cells, (list, tuple)):
+            return
+        if len(self.cells) < 1:
+            yield "cells", "must list at least one cell, got []"
+            return
         names = [c.name for c in self.cells]
-        _check(len(set(names)) == len(names), "cells", f"cell names must be unique, got {names}")
-        for i, cell in enumerate(self.cells):
-            cell.validate(f"cells[{i}]")
-        self.radio.validate()
-        self.service.validate()
-        self.reward.validate()
-        self.forecast.validate()
-        _check_range(self.epoch_s, "epoch_s", 0.001, 86_400.0)
-        _check(isinstance(self.epochs_per_episode, int) and self.epochs_per_episode >= 1, "epochs_per_episode",
-               f"must be an integer >= 1, got {self.epochs_per_episode!r}")
-        _check_choice(self.accounting, "accounting", ACCOUNTING_MODES)
+        if any(names.count(n) > 1 for n in names):
+            yield "cells", f"cell names must be unique, got {names}"
 
     # --- (de)serialisation ---------------------------------------------------------------------------
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> "ScenarioConfig":
-        data = dict(data or {})
-        kwargs = _pick(cls, data, "scenario", nested={"radio": RadioConfig, "service": ServiceConfig,
-                                                      "reward": RewardWeights, "forecast": ForecastConfig})
-        if "cells" in data:
-            cells = data["cells"]
-            _check(isinstance(cells, (list, tuple)) and len(cells) > 0, "cells", "must be a non-empty list of cells")
-            kwargs["cells"] = tuple(
-                c if isinstance(c, CellSpec) else CellSpec(**_pick(CellSpec, c, f"cells[{i}]"))
-                for i, c in enumerate(cells)
-            )
-        return cls(**kwargs)
+    def from_dict(cls, data: Mapping[str, Any] | None) -> ScenarioConfig:
+        """A validated scenario from a mapping; one :class:`ConfigError` lists every unknown key and bad value."""
+        return cls._from_mapping(data, "scenario")
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "ScenarioConfig":
+    def from_yaml(cls, path: str | Path) -> ScenarioConfig:
         path = Path(path)
         if not path.exists():
             raise ConfigError(f"{path}: scenario file not found")
@@ -337,32 +499,24 @@ class ScenarioConfig:
         d["cells"] = [dict(c) for c in d["cells"]]
         return d
 
-    def replace(self, **changes: Any) -> "ScenarioConfig":
+    def replace(self, **changes: Any) -> ScenarioConfig:
         """A copy with top-level fields or dotted nested fields replaced, e.g. ``{"reward.carbon": 2.0}``."""
         data = self.to_dict()
+        errors: list[str] = []
         for key, value in changes.items():
             target = data
             *parents, leaf = key.split(".")
             for p in parents:
-                _check(isinstance(target, dict) and p in target, key, f"unknown section {p!r}")
+                if not (isinstance(target, dict) and p in target):
+                    errors.append(f"scenario.{key}: unknown section {p!r}")
+                    break
                 target = target[p]
-            _check(isinstance(target, dict) and leaf in target, key,
-                   f"unknown key; allowed: {sorted(target) if isinstance(target, dict) else []}")
-            target[leaf] = value
+            else:
+                if isinstance(target, dict) and leaf in target:
+                    target[leaf] = value
+                else:
+                    allowed = sorted(target) if isinstance(target, dict) else []
+                    errors.append(f"scenario.{key}: unknown key; allowed: {allowed}")
+        if errors:
+            raise ConfigError(errors=errors)
         return ScenarioConfig.from_dict(data)
-
-
-def _pick(cls, data: Any, path: str, nested: dict[str, type] | None = None) -> dict[str, Any]:
-    """Keyword arguments for dataclass ``cls`` from ``data``, rejecting unknown keys; builds nested sections."""
-    _check(isinstance(data, dict), path, f"must be a mapping, got {type(data).__name__}")
-    allowed = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - allowed)
-    _check(not unknown, path, f"unknown key(s) {unknown}; allowed: {sorted(allowed)}")
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if nested and key in nested:
-            sub = nested[key]
-            out[key] = value if isinstance(value, sub) else sub(**_pick(sub, value or {}, key))
-        elif key != "cells":
-            out[key] = value
-    return out

@@ -9,7 +9,8 @@ torch thread per process.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 from aolo.envs.cell_env import CellEnv
-from aolo.envs.config import ConfigError, ScenarioConfig
+from aolo.envs.config import ConfigError, ScenarioConfig, Validated, bounded, is_integer, satisfies
 from aolo.platform.constraints import (
     ConstraintCallbacks,
     ConstraintSettings,
@@ -34,64 +35,53 @@ MODULE_ID = "shared"
 
 
 @dataclass(frozen=True)
-class TrainingSettings:
-    """Budget and the learner settings every algorithm gets (validated; presets set these from YAML)."""
+class TrainingSettings(Validated):
+    """Budget and the learner settings every algorithm gets (validated; presets set these from YAML).
 
-    env_steps: int = 1920  #: training budget in env steps (one env step = one epoch of one cell, all users)
-    rollout_fragment_length: int = 48  #: env steps sampled per env copy per iteration
-    updates_per_env_step: float = 0.5  #: gradient updates per sampled env step (off-policy algorithms)
-    train_batch_size: int = 256  #: off-policy minibatch (transitions)
-    learning_starts: int = 192  #: env steps of warm-up before the first update (TD3: uniform-random actions)
-    hidden: tuple[int, ...] = (256, 256)  #: MLP actor/critic hidden sizes; also PopSAN's hidden sizes
-    gamma: float = 0.99
-    actor_lr: float = 3e-4
-    critic_lr: float = 3e-4
-    ppo_lr: float = 3e-4
+    Each field declares what it allows; a bad construction raises one :class:`ConfigError` listing every bad
+    field as ``training.<field>: <what is allowed>, got <value>``."""
+
+    _path = "training"
+
+    #: training budget in env steps (one env step = one epoch of one cell, all users)
+    env_steps: int = bounded(1920, 1, integer=True)
+    rollout_fragment_length: int = bounded(48, 1, integer=True)  #: env steps sampled per env copy per iteration
+    #: gradient updates per sampled env step (off-policy algorithms)
+    updates_per_env_step: float = bounded(0.5, 0, 64, lo_open=True, noun="")
+    train_batch_size: int = bounded(256, 1, integer=True)  #: off-policy minibatch (transitions)
+    #: env steps of warm-up before the first update (TD3: uniform-random actions)
+    learning_starts: int = bounded(192, 0, integer=True)
+    #: MLP actor/critic hidden sizes; also PopSAN's hidden sizes
+    hidden: tuple[int, ...] = satisfies(
+        (256, 256), lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(is_integer(h) and h >= 1 for h in v),
+        "must be a non-empty list of positive integers")
+    gamma: float = bounded(0.99, 0, 1, lo_open=True, noun="")
+    actor_lr: float = bounded(3e-4, 0, 1, lo_open=True, hi_open=True, noun="")
+    critic_lr: float = bounded(3e-4, 0, 1, lo_open=True, hi_open=True, noun="")
+    ppo_lr: float = bounded(3e-4, 0, 1, lo_open=True, hi_open=True, noun="")
     #: SAC/SDRL entropy temperature: start value and learning rate. RLlib's defaults (1.0, 3e-4) are sized for
     #: 1M-step runs; with a few thousand updates alpha barely moves and the entropy bonus swamps a per-step
     #: reward of order 1, so the learned mean over-delivers QoE (a safety margin for the noisy actions).
-    initial_alpha: float = 1.0
-    alpha_lr: float = 3e-4
+    initial_alpha: float = bounded(1.0, 0, 100, lo_open=True, noun="")
+    alpha_lr: float = bounded(3e-4, 0, 1, lo_open=True, hi_open=True, noun="")
     #: TD3: L2 weight on the actor's pre-tanh activation (rlkit's policy_pre_activation_weight); 0 = off. Quick
     #: preset, 1920 env steps, seed 0, 2 held-out days/cell: share of action components at |a| >= 0.99 was 50 % with
     #: 0, 0 % with 0.01 / 0.1 / 1 (held-out carbon 4.72 / 4.67 / 5.00 / 5.40 mg per request).
-    td3_pre_activation_weight: float = 0.01
-    ppo_epochs: int = 6
-    ppo_minibatch_size: int = 256
-    popsan: dict[str, Any] = field(default_factory=dict)  #: PopSAN overrides (pop_in, pop_out, timesteps, ...)
+    td3_pre_activation_weight: float = bounded(0.01, 0, 100, noun="")
+    ppo_epochs: int = bounded(6, 1, integer=True)
+    ppo_minibatch_size: int = bounded(256, 1, integer=True)
+    #: PopSAN overrides (pop_in, pop_out, timesteps, ...)
+    popsan: dict[str, Any] = satisfies(None, lambda v: isinstance(v, dict), "must be a mapping of PopSAN settings",
+                                       factory=dict)
 
     def __post_init__(self) -> None:
-        positive_ints = ("env_steps", "rollout_fragment_length", "train_batch_size", "ppo_epochs", "ppo_minibatch_size")
-        for name in positive_ints:
-            v = getattr(self, name)
-            if not (isinstance(v, int) and v >= 1):
-                raise ConfigError(f"training.{name}: must be an integer >= 1, got {v!r}")
-        if not (isinstance(self.learning_starts, int) and self.learning_starts >= 0):
-            raise ConfigError(f"training.learning_starts: must be an integer >= 0, got {self.learning_starts!r}")
-        if not 0 < self.updates_per_env_step <= 64:
-            raise ConfigError(f"training.updates_per_env_step: must be in (0, 64], got {self.updates_per_env_step!r}")
-        if not 0 < self.gamma <= 1:
-            raise ConfigError(f"training.gamma: must be in (0, 1], got {self.gamma!r}")
-        if not 0 < self.initial_alpha <= 100:
-            raise ConfigError(f"training.initial_alpha: must be in (0, 100], got {self.initial_alpha!r}")
-        if not 0 <= self.td3_pre_activation_weight <= 100:
-            raise ConfigError(f"training.td3_pre_activation_weight: must be in [0, 100], got "
-                              f"{self.td3_pre_activation_weight!r}")
-        for name in ("actor_lr", "critic_lr", "ppo_lr", "alpha_lr"):
-            if not 0 < getattr(self, name) < 1:
-                raise ConfigError(f"training.{name}: must be in (0, 1), got {getattr(self, name)!r}")
-        if not self.hidden or not all(isinstance(h, int) and h >= 1 for h in self.hidden):
-            raise ConfigError(f"training.hidden: must be a non-empty list of positive integers, got {self.hidden!r}")
+        self.validate()
         object.__setattr__(self, "hidden", tuple(self.hidden))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> "TrainingSettings":
-        data = dict(data or {})
-        allowed = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - allowed)
-        if unknown:
-            raise ConfigError(f"training: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
-        return cls(**data)
+    def from_dict(cls, data: Mapping[str, Any] | None) -> TrainingSettings:
+        """Settings from a mapping; one :class:`ConfigError` lists every unknown key and bad value."""
+        return cls._from_mapping(data, "training")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
