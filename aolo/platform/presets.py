@@ -9,6 +9,10 @@ A preset YAML has up to six sections, all optional (defaults in brackets)::
     compare:     {algorithms: [sdrl, sac, td3, ppo], seeds: [0, 1, ...]} [all four, seed 0]
     algorithm:   the algorithm ``train`` and ``sweep`` use                [sdrl]
 
+Validation reports every error of the merged preset at once: one :class:`ConfigError` lists each bad value or
+unknown key as ``<path>: <what is allowed>, got <value>`` (``scenario.cells.1.num_users``, ``training.gamma``,
+``compare.seeds``), one per line.
+
 ``base: <preset>`` starts from another preset and overrides only the keys given: mappings merge recursively
 (``scenario: {reward: {carbon: 2.0}}`` keeps the base's other reward keys), lists and scalars are replaced, and
 each ``search_space`` entry is replaced as a whole.
@@ -19,13 +23,14 @@ from __future__ import annotations
 
 import copy
 import importlib.resources
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
-from aolo.envs.config import ConfigError, ScenarioConfig
+from aolo.envs.config import ConfigError, ScenarioConfig, Validated, bounded, is_integer, satisfies
 from aolo.platform.algorithms import ALGORITHMS, TrainingSettings
 from aolo.platform.constraints import ConstraintSettings
 
@@ -47,6 +52,30 @@ class Experiment:
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  #: merged YAML
     #: how the QoE-mean / latency rules are enforced (fixed penalty weights or learned multipliers)
     constraints: ConstraintSettings = field(default_factory=ConstraintSettings)
+
+
+@dataclass(frozen=True)
+class EvaluationSection(Validated):
+    """The preset's ``evaluation`` section."""
+
+    _path = "evaluation"
+
+    days_per_cell: int | None = bounded(4, 1, integer=True, optional=True,
+                                        allowed="must be an integer >= 1 or null (all held-out days)")
+
+
+@dataclass(frozen=True)
+class CompareSection(Validated):
+    """The preset's ``compare`` section: the algorithms and seeds ``aolo compare`` runs."""
+
+    _path = "compare"
+
+    algorithms: tuple[str, ...] = satisfies(
+        ALGORITHMS, lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(a in ALGORITHMS for a in v),
+        f"must be a non-empty list among {list(ALGORITHMS)}")
+    seeds: tuple[int, ...] = satisfies(
+        (0,), lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(is_integer(s) and s >= 0 for s in v),
+        "must be a non-empty list of integers >= 0")
 
 
 def available_presets() -> list[str]:
@@ -103,41 +132,45 @@ def merge_recursive(base: Any, override: Any) -> Any:
     return merged
 
 
-def experiment_from_raw(raw: dict[str, Any], name: str | None = None) -> Experiment:
-    evaluation = raw.get("evaluation") or {}
-    compare = raw.get("compare") or {}
-    for section, allowed, value in (("evaluation", {"days_per_cell"}, evaluation),
-                                    ("compare", {"algorithms", "seeds"}, compare)):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{section}: must be a mapping with keys {sorted(allowed)}")
-        unknown = sorted(set(value) - allowed)
-        if unknown:
-            raise ConfigError(f"{section}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
-    days = evaluation.get("days_per_cell", 4)
-    if days is not None and not (isinstance(days, int) and days >= 1):
-        raise ConfigError(f"evaluation.days_per_cell: must be an integer >= 1 or null (all held-out days), got {days!r}")
+_T = TypeVar("_T")
+
+
+def _collect(errors: list[str], build: Callable[[Any], _T], data: Any) -> _T | None:
+    """``build(data)``, or None with its :class:`ConfigError` lines added to ``errors``."""
+    try:
+        return build(data)
+    except ConfigError as e:
+        errors.extend(e.errors)
+        return None
+
+
+def experiment_from_raw(raw: Mapping[str, Any], name: str | None = None) -> Experiment:
+    """A validated :class:`Experiment` from a merged preset; one :class:`ConfigError` lists every error of every
+    section (unknown keys with the allowed ones, bad values with what is allowed), each under its full path."""
+    name = name or raw.get("_name", "custom")
+    errors: list[str] = []
+    unknown = sorted((k for k in raw if k not in EXPERIMENT_KEYS and k != "_name"), key=str)
+    if unknown:
+        errors.append(f"{name}: unknown key(s) {unknown}; allowed: {list(EXPERIMENT_KEYS)}")
+    scenario = _collect(errors, ScenarioConfig.from_dict, raw.get("scenario"))
+    training = _collect(errors, TrainingSettings.from_dict, raw.get("training"))
+    constraints = _collect(errors, ConstraintSettings.from_dict, raw.get("constraints"))
+    evaluation = _collect(errors, EvaluationSection._from_mapping, raw.get("evaluation"))
+    compare = _collect(errors, CompareSection._from_mapping, raw.get("compare"))
     algorithm = raw.get("algorithm", "sdrl")
     if algorithm not in ALGORITHMS:
-        raise ConfigError(f"algorithm: must be one of {list(ALGORITHMS)}, got {algorithm!r}")
-    algorithms = tuple(compare.get("algorithms", ALGORITHMS))
-    bad = [a for a in algorithms if a not in ALGORITHMS]
-    if bad or not algorithms:
-        raise ConfigError(f"compare.algorithms: must be a non-empty list among {list(ALGORITHMS)}, got {list(algorithms)}")
-    seeds = tuple(compare.get("seeds", (0,)))
-    if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
-        raise ConfigError(f"compare.seeds: must be a non-empty list of integers >= 0, got {list(seeds)}")
-    scenario = raw.get("scenario")
-    if scenario is not None and not isinstance(scenario, dict):
-        raise ConfigError("scenario: must be a mapping of ScenarioConfig fields")
+        errors.append(f"algorithm: must be one of {list(ALGORITHMS)}, got {algorithm!r}")
+    if errors:
+        raise ConfigError(errors=errors)
     return Experiment(
-        name=name or raw.get("_name", "custom"),
-        scenario=ScenarioConfig.from_dict(scenario),
-        training=TrainingSettings.from_dict(raw.get("training")),
-        constraints=ConstraintSettings.from_dict(raw.get("constraints")),
+        name=name,
+        scenario=scenario,
+        training=training,
+        constraints=constraints,
         algorithm=algorithm,
-        days_per_cell=days,
-        algorithms=algorithms,
-        seeds=seeds,
+        days_per_cell=evaluation.days_per_cell,
+        algorithms=tuple(compare.algorithms),
+        seeds=tuple(compare.seeds),
         raw=raw,
     )
 
