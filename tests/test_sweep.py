@@ -15,7 +15,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from aolo.envs.config import ConfigError
-from aolo.platform.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, main
+from aolo.platform.cli import main
+from aolo.platform.console import EXIT_INTERRUPTED, EXIT_USER_ERROR
 from aolo.platform.plots import plot_sweep_tradeoff
 from aolo.platform.presets import experiment_from_raw, load_experiment
 from aolo.platform.sweep import (

@@ -1,4 +1,5 @@
-"""``aolo compare``: every algorithm × seed of a preset plus the reference policies → one table.
+"""The comparison behind ``aolo compare``: every algorithm × seed of a preset plus the reference policies → one
+table. The command (flags, printed lines, exit codes) is :mod:`aolo.platform.commands.compare`.
 
 Each (algorithm, seed) is trained by :func:`~aolo.platform.train.train_one` as a child MLflow run of one parent
 run; the reference policies (``fixed``, ``myopic``, ``hindsight``) are evaluated on the same held-out days and
@@ -7,43 +8,42 @@ the table reports it; the parent run ends FAILED only if no training succeeded.
 
 The table (printed, and written as ``table.csv``): per policy the mean held-out carbon per request with a 95 %
 t-interval over seeds (``n=1`` when there is one), the reduction ``1 - carbon / carbon_baseline`` versus SAC,
-PPO and TD3 with its 95 % interval (:func:`reduction_interval`), the gap to the hindsight bound, mean QoE, QoE and latency violation rates and the actor's own
-energy (nJ/decision). The parent run gets ``compare/reduction_vs_<baseline>`` for SDRL, the table and the plots
-of :mod:`aolo.platform.plots`; all files also go to ``<output>/<scenario>/compare/``.
+PPO and TD3 with its 95 % interval (:func:`reduction_interval`), the gap to the hindsight bound, mean QoE, QoE
+and latency violation rates and the actor's own energy (nJ/decision). The parent run gets
+``compare/reduction_vs_<baseline>`` for SDRL, the table and the plots of :mod:`aolo.platform.plots`; all files
+also go to ``<output>/<scenario>/compare/``.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
-import dataclasses
 import functools
 import math
 import os
 import shutil
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 from ray import tune
 from scipy import stats
 
 from aolo.envs.config import ConfigError
-from aolo.platform.algorithms import ALGORITHMS, build_algorithm_config
-from aolo.platform.cli import resolve_tracking_uri
+from aolo.platform.algorithms import build_algorithm_config
+from aolo.platform.console import fmt, format_columns, pct
 from aolo.platform.evaluation import EvaluationResult, eval_metrics_for_mlflow
 from aolo.platform.plots import plot_carbon, plot_carbon_vs_qoe, plot_cell_carbon, plot_learning_curves
-from aolo.platform.presets import Experiment, load_experiment
-from aolo.platform.tracking import Tracker, TrackedRun, policy_params, scenario_params
+from aolo.platform.presets import Experiment
+from aolo.platform.tracking import TrackedRun, Tracker, policy_params, scenario_params
 from aolo.platform.train import (
     check_gpus,
     configure_learners,
     has_checkpoint,
     init_ray,
     learner_params,
-    preflight,
     read_history,
     reference_results,
     run_directory,
@@ -196,13 +196,11 @@ def format_table(rows: Sequence[PolicyRow]) -> str:
         lines.append([
             r.policy, carbon,
             *(_reduction_cell(r, b) for b in baselines),
-            _pct(r.means.get("gap_to_bound")), _num(r.means.get("qoe_mean"), ".3f"),
-            _num(r.means.get("qoe_violation_rate"), ".3f"), _num(r.means.get("latency_violation_rate"), ".3f"),
-            _num(r.means.get("actor_nj_per_decision"), ".1f"), _status(r),
+            pct(r.means.get("gap_to_bound")), fmt(r.means.get("qoe_mean"), ".3f"),
+            fmt(r.means.get("qoe_violation_rate"), ".3f"), fmt(r.means.get("latency_violation_rate"), ".3f"),
+            fmt(r.means.get("actor_nj_per_decision"), ".1f"), _status(r),
         ])
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
-    out.insert(1, "  ".join("-" * w for w in widths))
+    out = format_columns(lines, rule=True)
     out.append("vs <baseline>: carbon reduction 1 - carbon / carbon_baseline (+ = less carbon) ± 95 % interval; "
                "gap to bound: carbon / strict lower bound (hindsight dual) - 1; CI: 95 % Student-t interval over seeds")
     return "\n".join(out)
@@ -212,21 +210,13 @@ def _reduction_cell(row: PolicyRow, baseline: str) -> str:
     value, half = row.reductions[baseline], row.reduction_cis[baseline]
     if baseline == row.policy or value is None:
         return "-"
-    return f"{100 * value:+.1f}%" + ("" if half is None else f" ± {100 * half:.1f}")
+    return pct(value) + ("" if half is None else f" ± {100 * half:.1f}")
 
 
 def _status(row: PolicyRow) -> str:
     if row.n_failed == 0:
         return "ok" if row.kind == "learned" else "reference"
     return "FAILED" if row.n == 0 else f"{row.n_failed} of {row.n + row.n_failed} seeds FAILED"
-
-
-def _num(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:+.1f}%"
 
 
 def table_records(rows: Sequence[PolicyRow]) -> list[dict[str, Any]]:
@@ -567,73 +557,3 @@ def _log_parent(parent: TrackedRun, rows: Sequence[PolicyRow], files: Sequence[P
 def _duration(seconds: float) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-
-
-# --- CLI ------------------------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``aolo compare`` flags on top of the shared ones; ``--seed N`` is short for ``--seeds N``."""
-    parser.add_argument("--algorithms", type=_names, metavar="A,B,...",
-                        help=f"comma-separated subset of {', '.join(ALGORITHMS)} (default: the preset's "
-                             f"compare.algorithms)")
-    parser.add_argument("--seeds", type=_seeds, metavar="N,M,...",
-                        help="comma-separated seeds (default: the preset's compare.seeds)")
-    parser.add_argument("--max-concurrent", type=int, default=None, metavar="N",
-                        help="trainings (Tune trials) at a time; 1 trains one after another (default: as many as "
-                             "the cluster's CPUs/GPUs fit)")
-    parser.add_argument("--max-failures", type=int, default=2, metavar="N",
-                        help="restarts of a training lost with its node or worker (default: %(default)s)")
-
-
-def _names(text: str) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    bad = [n for n in names if n not in ALGORITHMS]
-    if bad or not names:
-        raise argparse.ArgumentTypeError(f"must be a comma-separated subset of {list(ALGORITHMS)}, got {text!r}")
-    return names
-
-
-def _seeds(text: str) -> tuple[int, ...]:
-    try:
-        seeds = tuple(int(n) for n in text.split(",") if n.strip())
-    except ValueError:
-        seeds = ()
-    if not seeds or min(seeds) < 0:
-        raise argparse.ArgumentTypeError(f"must be comma-separated integers >= 0, got {text!r}")
-    return seeds
-
-
-def experiment_for_args(args: argparse.Namespace) -> Experiment:
-    """The preset with ``--algorithms`` / ``--seeds`` (or ``--seed``) applied."""
-    experiment = load_experiment(args.preset)
-    if args.seed is not None and args.seeds is not None:
-        raise ConfigError("give either --seed or --seeds, not both")
-    seeds = args.seeds or ((args.seed,) if args.seed is not None else experiment.seeds)
-    return dataclasses.replace(experiment, algorithms=args.algorithms or experiment.algorithms, seeds=seeds)
-
-
-def run(args: argparse.Namespace) -> int:
-    """``aolo compare``: 0 if every training succeeded, 1 if some (or all) failed."""
-    experiment = experiment_for_args(args)
-    preflight(experiment.scenario)
-    tracking_uri = resolve_tracking_uri(args)
-    jobs = len(experiment.algorithms) * len(experiment.seeds)
-    print(f"[compare] {experiment.name}: {', '.join(experiment.algorithms)} x seeds "
-          f"{list(experiment.seeds)} ({jobs} trainings of {experiment.training.env_steps} env steps) "
-          f"+ the reference policies", flush=True)
-    cluster = ClusterSettings(max_concurrent=args.max_concurrent, num_learners=args.num_learners,
-                              num_gpus_per_learner=args.num_gpus_per_learner, max_failures=args.max_failures)
-    result = run_compare(experiment, args.output, tracking_uri=tracking_uri, num_env_runners=args.num_env_runners,
-                         resume=args.resume, progress=lambda line: print(line, flush=True), cluster=cluster)
-    print()
-    print(format_table(result.rows))
-    for row in result.rows:
-        for error in row.errors:
-            print(f"[compare] {row.policy} {error}")
-    print(f"\n[compare] table and plots: {compare_dir(args.output, experiment)}")
-    if tracking_uri is not None:
-        print(f"MLflow: {Tracker(tracking_uri, experiment.scenario.name).run_url(result.parent_run_id)}")
-    if not result.succeeded:
-        print("[compare] every training FAILED; the MLflow parent run is marked FAILED")
-    return 0 if all(r.n_failed == 0 for r in result.rows) else 1

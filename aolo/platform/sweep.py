@@ -1,4 +1,5 @@
-"""``aolo sweep``: Ray Tune over a YAML search space, selection by held-out carbon under the constraints.
+"""The sweep behind ``aolo sweep``: Ray Tune over a YAML search space, selection by held-out carbon under the
+constraints. The command (flags, printed table, exit codes) is :mod:`aolo.platform.commands.sweep`.
 
 A sweep file (``aolo/tune_configs/reward_weights.yaml``) is a preset with three more sections::
 
@@ -13,26 +14,26 @@ A sweep file (``aolo/tune_configs/reward_weights.yaml``) is a preset with three 
 Keys are ``scenario.<field path>`` (any :class:`~aolo.envs.config.ScenarioConfig` field reachable through
 ``ScenarioConfig.replace``), ``training.<field>`` (any :class:`~aolo.platform.algorithms.TrainingSettings`
 field), ``algorithm`` or ``seed``. Every trial trains one algorithm with RLlib on the sampled experiment up to
-the env-step budget, checkpoints after every iteration (so ``--resume`` continues an interrupted sweep), then
-evaluates on the held-out days. ``MLflowLoggerCallback`` logs one MLflow run per trial whose params are just
-the swept keys plus ``algorithm``, ``seed`` and the budget, and whose metrics are the per-iteration training
-metrics and the ``eval/...`` metrics. The selected trial has the lowest held-out carbon per request among the
-trials whose QoE and latency violation rates stay within the ``selection`` thresholds.
+the env-step budget, in ``aolo train``'s loop (:func:`~aolo.platform.train.train_to_budget`), checkpoints after
+every iteration (so ``--resume`` continues an interrupted sweep), then evaluates on the held-out days.
+``MLflowLoggerCallback`` logs one MLflow run per trial whose params are just the swept keys plus ``algorithm``,
+``seed`` and the budget, and whose metrics are the per-iteration training metrics and the ``eval/...`` metrics.
+The selected trial has the lowest held-out carbon per request among the trials whose QoE and latency violation
+rates stay within the ``selection`` thresholds.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import json
 import math
 import os
 import tempfile
-import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from mlflow.tracking import MlflowClient
 from ray import tune
@@ -40,19 +41,19 @@ from ray.air.integrations.mlflow import MLflowLoggerCallback
 
 from aolo.envs.config import ConfigError
 from aolo.platform.algorithms import ALGORITHMS, TrainingSettings, build_algorithm_config, stop_algorithm
-from aolo.platform.cli import EXIT_INTERRUPTED, resolve_tracking_uri
+from aolo.platform.console import fmt, format_columns
 from aolo.platform.evaluation import eval_metrics_for_mlflow, evaluate, evaluate_checkpoint
 from aolo.platform.plots import plot_sweep_tradeoff
-from aolo.platform.presets import Experiment, experiment_from_raw, load_raw
+from aolo.platform.presets import Experiment, load_raw
 from aolo.platform.tracking import TrackedRun, Tracker
 from aolo.platform.train import (
+    build_algo,
     check_gpus,
     configure_learners,
     init_ray,
-    iteration_metrics,
     learner_params,
-    preflight,
     reference_results,
+    train_to_budget,
     trial_resources,
 )
 
@@ -261,21 +262,12 @@ def format_table(rows: Sequence[TrialRow], rule: SelectionRule, selected: TrialR
     for r in rows:
         m = r.metrics
         lines.append([
-            "*" if r is selected else "", r.name, *(_fmt(r.params.get(k)) for k in keys),
-            _fmt(m.get(SELECTION_METRIC), ".5f"), _fmt(m.get("qoe_mean"), ".3f"),
-            _fmt(m.get("qoe_violation_rate"), ".3f"), _fmt(m.get("latency_violation_rate"), ".3f"),
+            "*" if r is selected else "", r.name, *(fmt(r.params.get(k)) for k in keys),
+            fmt(m.get(SELECTION_METRIC), ".5f"), fmt(m.get("qoe_mean"), ".3f"),
+            fmt(m.get("qoe_violation_rate"), ".3f"), fmt(m.get("latency_violation_rate"), ".3f"),
             "yes" if r.status == "FINISHED" and rule.qualifies(m) else "no", r.status,
         ])
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
-
-
-def _fmt(value: Any, spec: str = "") -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return format(value, spec or ".4g")
-    return str(value)
+    return "\n".join(format_columns(lines))
 
 
 # --- the trial ------------------------------------------------------------------------------------------
@@ -285,7 +277,8 @@ def train_trial(config: dict[str, Any], *, base: Experiment, num_env_runners: in
                 num_gpus_per_learner: float = 0.0) -> None:
     """Tune function trainable: train one sampled experiment to its budget, then evaluate on held-out days.
 
-    Reports ``train/env_steps``, ``train/episode_return_mean`` and ``train/iteration_time_s`` (the names
+    The training loop is ``aolo train``'s (:func:`~aolo.platform.train.train_to_budget`), reporting
+    ``train/env_steps``, ``train/episode_return_mean``, ``train/iteration_time_s``, ... (the names
     ``aolo train`` logs) with a checkpoint after every iteration, then the ``eval/...`` metrics with the final
     checkpoint. ``timesteps_total`` (= env steps) is the MLflow step. When Tune retries or resumes the trial,
     it continues from the trial's last checkpoint.
@@ -295,10 +288,8 @@ def train_trial(config: dict[str, Any], *, base: Experiment, num_env_runners: in
     torch.set_num_threads(1)  # 2-core machines: torch's default threads oversubscribe with Ray (13x slower)
     experiment = apply_params(base, {k: v for k, v in config.items() if k not in LEARNER_PARAMS})
     budget = experiment.training.env_steps
-    config_ = build_algorithm_config(experiment.algorithm, experiment.scenario, seed=int(config["seed"]),
-                                     settings=experiment.training, num_env_runners=num_env_runners,
-                                     constraints=experiment.constraints)
-    algo = configure_learners(config_, num_learners, num_gpus_per_learner).build_algo()
+    algo = build_algo(experiment, experiment.algorithm, int(config["seed"]), num_env_runners, num_learners,
+                      num_gpus_per_learner)
     try:
         env_steps = 0
         start = tune.get_checkpoint()
@@ -307,16 +298,17 @@ def train_trial(config: dict[str, Any], *, base: Experiment, num_env_runners: in
                 algo.restore_from_path(path)
                 env_steps = json.loads((Path(path) / _STATE_FILE).read_text())["env_steps"]
         metrics: dict[str, float] = {"train/env_steps": env_steps, "timesteps_total": env_steps}
-        while env_steps < budget:
-            t = time.monotonic()
-            result = algo.train()
-            row = iteration_metrics(result, time.monotonic() - t)
-            env_steps = int(row["env_steps"])
-            metrics = {**{f"train/{k}": v for k, v in row.items()}, "timesteps_total": env_steps}
-            if env_steps < budget:
+
+        def on_iteration(row: dict[str, float]) -> None:
+            nonlocal metrics
+            steps = int(row["env_steps"])
+            metrics = {**{f"train/{k}": v for k, v in row.items()}, "timesteps_total": steps}
+            if steps < budget:  # the last iteration is reported below, with the evaluation
                 with tempfile.TemporaryDirectory() as tmp:
-                    _save(algo, tmp, env_steps)
+                    _save(algo, tmp, steps)
                     tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+        env_steps = train_to_budget(algo, budget, env_steps, on_iteration)
         with tempfile.TemporaryDirectory() as tmp:
             _save(algo, tmp, env_steps)
             bound = evaluate("hindsight", experiment.scenario, experiment.days_per_cell)
@@ -456,7 +448,7 @@ def run_sweep(experiment: Experiment, spec: SweepSpec, output_dir: str | Path, *
 
 def trial_label(row: TrialRow, spec: SweepSpec) -> str:
     """The trial's swept values, short: ``carbon=0.5 qoe=0.05 deficit=150``."""
-    return " ".join(f"{key.rsplit('.', 1)[-1]}={_fmt(row.params.get(key))}" for key in spec.keys)
+    return " ".join(f"{key.rsplit('.', 1)[-1]}={fmt(row.params.get(key))}" for key in spec.keys)
 
 
 def sweep_line(experiment: Experiment, spec: SweepSpec) -> str:
@@ -497,53 +489,3 @@ def _selection_record(rows: Sequence[TrialRow], spec: SweepSpec, selected: Trial
                     f"no trial qualifies: none has {spec.selection.thresholds()}"),
         "trials": [dataclasses.asdict(r) for r in rows],
     }
-
-
-# --- CLI ------------------------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``aolo sweep`` flags on top of the shared ones (``--output``, ``--tracking-uri``, ``--seed``, ...)."""
-    parser.add_argument(
-        "--preset", default=None, metavar="NAME|PATH.yaml",
-        help="experiment (scenario, training budget, algorithm) to sweep on; the sweep file's search_space, "
-             "selection and sweep sections apply on top (default: the sweep file itself, with its `base`)")
-    parser.add_argument(
-        "--sweep-config", default="reward_weights", metavar="NAME|PATH.yaml",
-        help="sweep file in aolo/tune_configs/ or a YAML path with search_space / selection / sweep sections "
-             "(default: %(default)s)")
-
-
-def run(args: argparse.Namespace) -> int:
-    """``aolo sweep``: 0 if a trial was selected, 1 if none qualifies (the table says why)."""
-    raw = sweep_raw(args.preset, args.sweep_config)
-    experiment = experiment_from_raw(raw)
-    spec = parse_sweep(raw, experiment)
-    preflight(experiment.scenario)
-    tracking_uri = resolve_tracking_uri(args)
-    seed = args.seed if args.seed is not None else experiment.seeds[0]
-    result = run_sweep(experiment, spec, args.output, tracking_uri=tracking_uri, seed=seed,
-                       num_env_runners=args.num_env_runners, resume=args.resume,
-                       progress=lambda line: print(line, flush=True), num_learners=args.num_learners,
-                       num_gpus_per_learner=args.num_gpus_per_learner)
-    print()
-    print(format_table(result.rows, spec.selection, result.selected))
-    if result.interrupted:
-        done = sum(r.status != "UNFINISHED" for r in result.rows)
-        print(f"[sweep] interrupted after {done} of {spec.num_trials} trial(s); continue it with the same "
-              f"command plus --resume")
-        return EXIT_INTERRUPTED
-    for row in result.rows:
-        if row.status == "ERROR":
-            print(f"[sweep] trial {row.name} failed: {row.error}")
-    print(f"\n[sweep] rule: {spec.selection.describe()}")
-    if result.selected is None:
-        print(f"[sweep] NO TRIAL QUALIFIES: none of the {len(result.rows)} trial(s) meets the thresholds; "
-              f"relax `selection`, widen the search space or raise the budget. Written: {result.selection_path}")
-        return 1
-    chosen = ", ".join(f"{k}={_fmt(result.selected.params[k])}" for k in spec.keys)
-    run_id = f" (MLflow run {result.selected.run_id})" if result.selected.run_id else ""
-    print(f"[sweep] selected {result.selected.name}{run_id}: {chosen} -> "
-          f"{result.selected.metrics[SELECTION_METRIC]:.5f} gCO2e/request on held-out days")
-    print(f"[sweep] written: {result.selection_path}, {result.plot_path}")
-    return 0

@@ -4,6 +4,8 @@
   file store), with artifacts next to it in ``<output>/mlartifacts``.
 * :func:`check_tracking_uri` — fails fast, before anything is written, with a message naming the URI:
   an MLflow server that does not answer, or a sqlite file whose folder cannot be created.
+* :func:`resolve_tracking_uri` — what a command's ``--tracking-uri`` / ``--output`` mean: that URI, ``none``
+  (tracking off) or the local store, checked.
 * :class:`Tracker` — one MLflow experiment per scenario name, tagged as a model-training experiment
   (:data:`EXPERIMENT_KIND_TAG`) so MLflow 3's UI opens it on the runs table rather than the GenAI overview;
   :meth:`Tracker.mlflow_run` opens a run that ends ``FINISHED`` on success, ``FAILED`` on an exception and
@@ -86,6 +88,16 @@ def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
     elif scheme in ("", "file"):
         raise TrackingError(f"tracking URI {uri!r}: MLflow 3 refuses the plain file store; use "
                             f"sqlite:////abs/path/mlruns.db or an MLflow server http://host:port")
+
+
+def resolve_tracking_uri(tracking_uri: str | None, output_dir: str | Path) -> str | None:
+    """``--tracking-uri`` (``none``: None, tracking off) or else the local store in ``--output``; checked with
+    :func:`check_tracking_uri` before anything is written."""
+    uri = tracking_uri or default_tracking_uri(output_dir)
+    if uri.lower() == "none":
+        return None
+    check_tracking_uri(uri)
+    return uri
 
 
 def _check_server(base: str, timeout_s: float) -> None:

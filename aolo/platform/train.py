@@ -1,6 +1,9 @@
 """Train one algorithm on one scenario under the experiment's env-step budget, then evaluate it.
 
-:func:`train_one` is what ``aolo train`` runs and what ``compare`` and ``sweep`` call per algorithm and seed.
+:func:`train_one` is what ``aolo train`` runs and what ``compare`` calls per algorithm and seed; its training loop,
+:func:`train_to_budget`, is also what each ``sweep`` trial runs (with :func:`build_algo` and
+:func:`iteration_metrics`).
+
 Everything a run produces lives in its run directory ``<output>/<scenario>/<algorithm>_seed<seed>/``::
 
     checkpoint/          Algorithm.save_to_path (final; also saved on Ctrl-C so --resume can continue)
@@ -22,9 +25,10 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from aolo.envs.config import ConfigError, ScenarioConfig
 from aolo.platform.algorithms import ALGORITHMS, MODULE_ID, build_algorithm_config, stop_algorithm
@@ -36,7 +40,7 @@ from aolo.platform.evaluation import (
     evaluate_references,
 )
 from aolo.platform.presets import Experiment
-from aolo.platform.tracking import Tracker, TrackedRun, experiment_params
+from aolo.platform.tracking import TrackedRun, Tracker, experiment_params
 
 #: File RLlib writes last into a checkpoint directory; its presence marks a complete checkpoint.
 CHECKPOINT_MARKER = "rllib_checkpoint.json"
@@ -206,14 +210,7 @@ def _train(experiment: Experiment, algorithm: str, seed: int, checkpoint: Path, 
     init_ray()
     learners = learners or {}
     check_gpus(learners.get("num_gpus_per_learner", 0))
-    config = configure_learners(build_algorithm_config(algorithm, experiment.scenario, seed=seed,
-                                                       settings=experiment.training, num_env_runners=num_env_runners,
-                                                       constraints=experiment.constraints),
-                                **learners)
-    try:
-        algo = config.build_algo()
-    except ValueError as e:  # RLlib's config validation, e.g. a PPO minibatch larger than the train batch
-        raise ConfigError(f"RLlib rejected the training settings for {algorithm}: {str(e).splitlines()[0]}") from e
+    algo = build_algo(experiment, algorithm, seed, num_env_runners, **learners)
     saved_at = len(history)
     try:
         if resume:
@@ -223,21 +220,22 @@ def _train(experiment: Experiment, algorithm: str, seed: int, checkpoint: Path, 
         start = saved_time = time.monotonic()
         if env_steps >= budget:
             progress(f"[{label}] checkpoint already has {env_steps} >= {budget} env steps; nothing to train")
-        while env_steps < budget:
-            t = time.monotonic()
-            result = algo.train()
-            env_steps = _env_steps_sampled(result)
-            metrics = iteration_metrics(result, time.monotonic() - t)
-            row = {"iteration": float(len(history) + 1), "env_steps": metrics["env_steps"],  # history.csv column order
+
+        def on_iteration(metrics: dict[str, float]) -> None:
+            nonlocal saved_at, saved_time
+            row = {"iteration": float(len(history) + 1), "env_steps": metrics["env_steps"],  # history.csv order
                    "episode_return_mean": metrics["episode_return_mean"],
                    "time_s": time_before + time.monotonic() - start, **metrics}
             history.append(row)
-            run.log_metrics({f"train/{k}": v for k, v in row.items() if k != "iteration"}, step=env_steps)
+            steps = int(row["env_steps"])
+            run.log_metrics({f"train/{k}": v for k, v in row.items() if k != "iteration"}, step=steps)
             progress(_progress_line(label, row, budget))
             due = checkpoint_every_s is not None and time.monotonic() - saved_time >= checkpoint_every_s
-            if due and env_steps < budget:
+            if due and steps < budget:
                 _save_checkpoint(algo, checkpoint, history)
                 saved_at, saved_time = len(history), time.monotonic()
+
+        train_to_budget(algo, budget, env_steps, on_iteration)
         _save_checkpoint(algo, checkpoint, history)
         saved_at = len(history)
     except KeyboardInterrupt:
@@ -248,6 +246,34 @@ def _train(experiment: Experiment, algorithm: str, seed: int, checkpoint: Path, 
         raise
     finally:
         stop_algorithm(algo)
+
+
+def build_algo(experiment: Experiment, algorithm: str, seed: int, num_env_runners: int = 0, num_learners: int = 0,
+               num_gpus_per_learner: float = 0.0) -> Any:
+    """The RLlib algorithm of one training (``train``, a ``compare`` job or a ``sweep`` trial), built; settings
+    RLlib rejects are a :class:`ConfigError` saying so."""
+    config = configure_learners(build_algorithm_config(algorithm, experiment.scenario, seed=seed,
+                                                       settings=experiment.training, num_env_runners=num_env_runners,
+                                                       constraints=experiment.constraints),
+                                num_learners, num_gpus_per_learner)
+    try:
+        return config.build_algo()
+    except ValueError as e:  # RLlib's config validation, e.g. a PPO minibatch larger than the train batch
+        raise ConfigError(f"RLlib rejected the training settings for {algorithm}: {str(e).splitlines()[0]}") from e
+
+
+def train_to_budget(algo: Any, budget: int, env_steps: int,
+                    on_iteration: Callable[[dict[str, float]], None]) -> int:
+    """The one training loop of train, compare and sweep: ``algo.train()`` from ``env_steps`` until ``budget``
+    env steps are sampled, calling ``on_iteration`` with each iteration's :func:`iteration_metrics` (MLflow
+    logging and checkpoints in ``train``, ``tune.report`` in a sweep trial). Returns the env steps reached."""
+    while env_steps < budget:
+        t = time.monotonic()
+        result = algo.train()
+        metrics = iteration_metrics(result, time.monotonic() - t)
+        env_steps = int(metrics["env_steps"])
+        on_iteration(metrics)
+    return env_steps
 
 
 def iteration_metrics(result: dict[str, Any], iteration_time_s: float) -> dict[str, float]:
@@ -340,7 +366,7 @@ def plot_learning_curve(history: list[dict[str, float]], path: Path, title: str)
     fig = Figure(figsize=(6.4, 3.6), layout="constrained")
     ax = fig.subplots()
     if points:
-        ax.plot(*zip(*points), marker="o", markersize=3)
+        ax.plot(*zip(*points, strict=True), marker="o", markersize=3)
     ax.set(xlabel="env steps", ylabel="episode return (sum over users)", title=title)
     ax.grid(alpha=0.3)
     fig.savefig(path, dpi=110)

@@ -1,0 +1,71 @@
+"""``aolo evaluate``: a trained checkpoint or a reference policy on the preset's held-out days.
+
+Prints the evaluation table (:func:`aolo.platform.console.format_metrics_table`) beside the hindsight bound,
+writes the per-episode CSV to ``<output>/<scenario>/evaluate/<name>.csv`` and logs one MLflow run.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from aolo.platform.console import _positive_int, format_metrics_table, print_flush
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``aolo evaluate`` flags on top of the shared ``--preset --output --tracking-uri``."""
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", type=Path, metavar="PATH",
+                       help="checkpoint directory written by `aolo train` (…/<algorithm>_seed<N>/checkpoint)")
+    which.add_argument("--policy", choices=("fixed", "myopic", "hindsight"),
+                       help="reference policy: carbon-agnostic, per-request greedy, or the offline lower bound")
+    parser.add_argument("--days-per-cell", type=_positive_int, metavar="N",
+                        help="held-out days per cell (default: the preset's evaluation.days_per_cell)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``aolo evaluate``: 0 once the table is printed and the run logged."""
+    from aolo.platform.evaluation import eval_metrics_for_mlflow, evaluate_checkpoint, module_path
+    from aolo.platform.presets import load_experiment
+    from aolo.platform.tracking import Tracker, resolve_tracking_uri, scenario_params
+    from aolo.platform.train import evaluation_rows, preflight, reference_results, write_csv
+
+    experiment = load_experiment(args.preset)
+    scenario = experiment.scenario
+    days = args.days_per_cell or experiment.days_per_cell
+    checkpoint = None
+    if args.checkpoint is not None:
+        module_path(args.checkpoint)  # raises CheckpointError saying what is missing
+        checkpoint = args.checkpoint.expanduser().resolve()
+    name = args.policy or (checkpoint.parent.name if checkpoint.name == "checkpoint" else checkpoint.name)
+    tracking_uri = resolve_tracking_uri(args.tracking_uri, args.output)
+    preflight(scenario)
+
+    print_flush(f"evaluating {name} on {scenario.name!r}: {len(scenario.cells)} cells x "
+                f"{days if days is not None else 'all'} held-out day(s) per cell")
+    references = reference_results(scenario, days)
+    bound = references["hindsight"]
+    if checkpoint is not None:
+        result = evaluate_checkpoint(checkpoint, scenario, name, days, bound)
+    else:
+        result = references[name]
+    columns = {name: result.metrics} if name == "hindsight" else {name: result.metrics, "hindsight": bound.metrics}
+    print(format_metrics_table(columns))
+
+    out_dir = args.output.expanduser().resolve() / scenario.name / "evaluate"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path = out_dir / f"{name}.csv"
+    write_csv(evaluation_rows(result, scenario), csv_path)
+    print(f"\nper-episode results: {csv_path}")
+    params = {"policy": name, "preset": experiment.name, **scenario_params(scenario),
+              "evaluation.days_per_cell": days if days is not None else "all"}
+    if checkpoint is not None:
+        params["checkpoint"] = checkpoint
+    tracker = Tracker(tracking_uri, scenario.name)
+    with tracker.mlflow_run(f"evaluate-{name}", params, {"aolo.command": "evaluate"}) as tracked:
+        tracked.log_metrics(eval_metrics_for_mlflow(result.metrics))
+        tracked.log_artifact(csv_path)
+    if tracking_uri is not None:
+        print(f"MLflow: {tracker.run_url(tracked.run_id)}")
+    return 0
+

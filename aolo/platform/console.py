@@ -1,0 +1,99 @@
+"""What the ``aolo`` commands share on the terminal: exit codes, flushed lines, argument types and tables.
+
+Light on purpose (standard library only): the parser, ``--help`` and the one-line errors need no numpy, Ray,
+torch or MLflow. Number formatting has one home here: :func:`fmt` (a value or ``-``) and :func:`pct` (a signed
+percentage); :func:`format_metrics_table` is the ``eval/<metric>`` table of ``train`` and ``evaluate``, and
+:func:`format_columns` lays out the left-aligned tables of ``sweep`` and ``compare``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+EXIT_USER_ERROR = 2  #: an :class:`aolo.errors.AoloError` (a mistake the user can fix) or no command given
+EXIT_INTERRUPTED = 130  #: Ctrl-C
+
+#: (metric, meaning) rows of the printed evaluation table, metric names of docs/design.md §6.
+TABLE_METRICS = (
+    ("carbon_g_per_request", "gCO2e per request, all parts"),
+    ("carbon_inference_g", "  datacenter GPU energy"),
+    ("carbon_embodied_g", "  embodied GPU share"),
+    ("carbon_comm_g", "  radio downlink"),
+    ("qoe_mean", "mean QoE of the answers"),
+    ("qoe_violation_rate", "user-days missing Q_min / Q_floor"),
+    ("latency_violation_rate", "answers over T_max"),
+    ("gap_to_bound", "carbon above the strict lower bound"),
+    ("actor_nj_per_decision", "policy's own energy, nJ/decision"),
+)
+
+
+def print_flush(line: str) -> None:
+    """One progress line, flushed at once (progress must show while Ray and Tune run)."""
+    print(line, flush=True)
+
+
+# --- numbers and tables -----------------------------------------------------------------------------------
+
+
+def fmt(value: Any, spec: str = ".4g") -> str:
+    """``-`` for None, a float with ``spec``, anything else (ints, strings) as ``str``."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return format(value, spec)
+    return str(value)
+
+
+def pct(value: float | None) -> str:
+    """A fraction as a signed percentage with one decimal (``+12.3%``), ``-`` for None."""
+    return "-" if value is None else f"{100 * value:+.1f}%"
+
+
+def format_metrics_table(columns: Mapping[str, Mapping[str, float]]) -> str:
+    """``eval/<metric>`` rows × one column per policy, with what each metric means."""
+    names = list(columns)
+    width = max(12, *(len(n) for n in names))
+    lines = [f"{'metric':<28}" + "".join(f"{n:>{width + 2}}" for n in names) + "   meaning"]
+    for key, meaning in TABLE_METRICS:
+        if not any(key in m for m in columns.values()):
+            continue
+        cells = "".join(f"{fmt(columns[n].get(key), '.6g'):>{width + 2}}" for n in names)
+        lines.append(f"{'eval/' + key:<28}{cells}   {meaning}")
+    return "\n".join(lines)
+
+
+def format_columns(lines: Sequence[Sequence[str]], rule: bool = False) -> list[str]:
+    """Cells left-aligned in columns two spaces apart (the first line is the header); ``rule`` puts a line of
+    dashes under the header."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    out = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines]
+    if rule:
+        out.insert(1, "  ".join("-" * w for w in widths))
+    return out
+
+
+# --- argument types ---------------------------------------------------------------------------------------
+# Named with the underscore argparse has always shown: "argument --seed: invalid _non_negative_int value: 'x'".
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
