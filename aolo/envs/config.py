@@ -149,10 +149,6 @@ def items(default: tuple[Any, ...], cls: type, allowed: str) -> Any:
     return field(default=default, metadata={_ITEMS: (cls, allowed)})
 
 
-def _as_errors(errors: list[str]) -> ConfigError:
-    return ConfigError(errors=errors)
-
-
 class Validated:
     """Mixin for a frozen dataclass whose fields carry their rules (:func:`bounded`, :func:`one_of`, ...).
 
@@ -195,7 +191,7 @@ class Validated:
         """Raise one :class:`ConfigError` listing every error, or return."""
         errors = self.validation_errors(path)
         if errors:
-            raise _as_errors(errors)
+            raise ConfigError(errors=errors)
 
     @classmethod
     def _kwargs(cls, data: Any, path: str, errors: list[str]) -> dict[str, Any]:
@@ -230,7 +226,7 @@ class Validated:
         return out
 
     @classmethod
-    def _from_mapping(cls, data: Any, path: str | None = None) -> Any:
+    def from_mapping(cls, data: Any, path: str | None = None) -> Any:
         """An instance from a mapping, or one :class:`ConfigError` with every structural and value error."""
         path = cls._path if path is None else path
         errors: list[str] = []
@@ -241,7 +237,7 @@ class Validated:
         except ConfigError as e:
             errors += e.errors
         if errors:
-            raise _as_errors(errors)
+            raise ConfigError(errors=errors)
         return obj
 
 
@@ -461,17 +457,13 @@ class ScenarioConfig(Validated):
     def __post_init__(self) -> None:
         self.validate()
 
-    def validate(self, path: str | None = None) -> None:
-        """Raise one :class:`ConfigError` listing every error of the scenario (paths ``scenario.…``), or return."""
-        super().validate(path)
-
     def _cross_checks(self, bad: set[str]) -> Iterator[tuple[str, str]]:
-        if "cells" in bad or not isinstance(self.cells, (list, tuple)):
+        if not isinstance(self.cells, (list, tuple)):
             return
         if len(self.cells) < 1:
             yield "cells", "must list at least one cell, got []"
             return
-        names = [c.name for c in self.cells]
+        names = [getattr(c, "name", None) for c in self.cells]
         if any(names.count(n) > 1 for n in names):
             yield "cells", f"cell names must be unique, got {names}"
 
@@ -480,7 +472,7 @@ class ScenarioConfig(Validated):
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> ScenarioConfig:
         """A validated scenario from a mapping; one :class:`ConfigError` lists every unknown key and bad value."""
-        return cls._from_mapping(data, "scenario")
+        return cls.from_mapping(data, "scenario")
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ScenarioConfig:

@@ -81,7 +81,7 @@ class TrainingSettings(Validated):
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> TrainingSettings:
         """Settings from a mapping; one :class:`ConfigError` lists every unknown key and bad value."""
-        return cls._from_mapping(data, "training")
+        return cls.from_mapping(data, "training")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -155,8 +155,8 @@ def experiment_from_raw(raw: Mapping[str, Any], name: str | None = None) -> Expe
     scenario = _collect(errors, ScenarioConfig.from_dict, raw.get("scenario"))
     training = _collect(errors, TrainingSettings.from_dict, raw.get("training"))
     constraints = _collect(errors, ConstraintSettings.from_dict, raw.get("constraints"))
-    evaluation = _collect(errors, EvaluationSection._from_mapping, raw.get("evaluation"))
-    compare = _collect(errors, CompareSection._from_mapping, raw.get("compare"))
+    evaluation = _collect(errors, EvaluationSection.from_mapping, raw.get("evaluation"))
+    compare = _collect(errors, CompareSection.from_mapping, raw.get("compare"))
     algorithm = raw.get("algorithm", "sdrl")
     if algorithm not in ALGORITHMS:
         errors.append(f"algorithm: must be one of {list(ALGORITHMS)}, got {algorithm!r}")
