@@ -169,15 +169,16 @@ def test_accrued_deficit_charges_each_increment_and_keeps_the_episode_return():
 
 
 def test_per_copy_cell_choice_and_split():
-    class Ctx(dict):
-        def __init__(self, d, worker_index, vector_index):
-            super().__init__(d)
-            self.worker_index, self.vector_index = worker_index, vector_index
+    from ray.rllib.env.env_context import EnvContext
 
     base = {"scenario": SMALL, "num_envs_per_env_runner": 2}
-    assert CellEnv(Ctx(base, 0, 0)).cell.name == "a"
-    assert CellEnv(Ctx(base, 0, 1)).cell.name == "b"
-    assert CellEnv(Ctx(base, 2, 0)).cell.name == "a"  # remote runner 2, slot 1 -> copy 2 -> cell 0
+    # RLlib 2.60 gives every sub-env of a runner the same context (vector_index 0): consecutive copies still
+    # cover every cell, from whichever position the process's count is at
+    local = [CellEnv(EnvContext(base, worker_index=0)) for _ in range(2)]
+    assert sorted(e.cell.name for e in local) == ["a", "b"] and sorted(e.copy_index for e in local) == [0, 1]
+    remote = [CellEnv(EnvContext(base, worker_index=2)) for _ in range(2)]  # runner 2 = slot 1: copies 2, 3
+    assert sorted(e.copy_index for e in remote) == [2, 3] and sorted(e.cell.name for e in remote) == ["a", "b"]
+    assert CellEnv({"scenario": SMALL}).copy_index == 0
     assert CellEnv({"scenario": SMALL, "cell_index": 1}).num_users == 2
     env = make_env(split="heldout")
     env.reset(seed=0)

@@ -11,6 +11,7 @@ A whole episode's exogenous inputs (carbon intensities, channels, requests) are 
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,12 +141,24 @@ class CellEnv(MultiAgentEnv):
 
     # --- helpers --------------------------------------------------------------------------------------
 
+    #: CellEnvs built from an RLlib EnvContext in this process (see :meth:`_copy_index`)
+    _rllib_copies_built = itertools.count()
+
     @staticmethod
     def _copy_index(config: dict[str, Any]) -> int:
-        worker_index = int(getattr(config, "worker_index", 0))
-        vector_index = int(getattr(config, "vector_index", 0))
-        runner_slot = max(worker_index - 1, 0)  # 0 = local runner, 1..N = remote EnvRunners
-        return runner_slot * int(config.get("num_envs_per_env_runner", 1)) + vector_index
+        """This env copy's index among all copies of the training run: runner slot × copies per runner + the
+        copy's position in its runner's vector env; 0 for an env aolo builds itself from a plain dict.
+
+        RLlib 2.60's ``MultiAgentEnvRunner.make_env`` hands one and the same EnvContext (``vector_index`` 0) to
+        every sub-env of its vector env, so the position is counted here instead: a runner builds its
+        ``num_envs_per_env_runner`` copies one after another, so any that many consecutive constructions in a
+        process take every position once (reading ``vector_index`` put every copy in cell 0)."""
+        worker_index = getattr(config, "worker_index", None)
+        if worker_index is None:
+            return 0
+        num_envs = int(config.get("num_envs_per_env_runner", 1))
+        runner_slot = max(int(worker_index) - 1, 0)  # 0 = local runner, 1..N = remote EnvRunners
+        return runner_slot * num_envs + next(CellEnv._rllib_copies_built) % num_envs
 
     def _split_days(self) -> dict[str, np.ndarray]:
         n_days = min(self.trace_cell.n_days, self.trace_dc.n_days)
@@ -372,6 +385,7 @@ class CellEnv(MultiAgentEnv):
         out = self.outcomes(kappa, power_w, t)
         rewards = self.rewards(out)
         deficit_before = self._deficit()
+        shortfall_before = np.maximum(0.0, t * sc.service.q_min - self._qoe_sum)
         self._qoe_sum += out.qoe
         if t == 0:
             self._late_count = np.zeros(self.num_users)
@@ -380,7 +394,8 @@ class CellEnv(MultiAgentEnv):
         done = self.t >= sc.epochs_per_episode
         if sc.reward.terms == "all" and (sc.reward.deficit_timing == "accrued" or done):
             rewards = rewards - sc.reward.deficit * (self._deficit() - deficit_before)
-        infos = self._infos(out, kappa, power_w, bool(power_clipped), t)
+        shortfall_after = np.maximum(0.0, self.t * sc.service.q_min - self._qoe_sum)
+        infos = self._infos(out, kappa, power_w, bool(power_clipped), t, shortfall_after - shortfall_before)
         return (
             self._observations(),
             dict(zip(self.agents, rewards.tolist())),
@@ -432,7 +447,8 @@ class CellEnv(MultiAgentEnv):
             - w.floor * (out.qoe < sv.q_floor - 1e-12)
         )
 
-    def _infos(self, out: RequestOutcomes, kappa, power_w, power_clipped: bool, t: int) -> dict[str, dict]:
+    def _infos(self, out: RequestOutcomes, kappa, power_w, power_clipped: bool, t: int,
+               cost_qoe: np.ndarray) -> dict[str, dict]:
         ep = self.episode
         columns = {
             "carbon_inference_g": out.carbon_inference_g,
@@ -448,12 +464,14 @@ class CellEnv(MultiAgentEnv):
             "kappa": kappa,
             "power_w": power_w,
         }
-        # Constraint cost signals (aolo.platform.constraints): per step, and the day so far (the day's value at
-        # the last epoch): cost_qoe's day mean is the mean-QoE rule's Q_min - mean Q.
+        # Constraint cost signals (aolo.platform.constraints), per step and for the day so far (the day's value at
+        # the last epoch). cost_qoe is the step's increment of the shortfall max(0, t Q_min - Σ Q): its day mean
+        # is the day's violation max(0, Q_min - mean Q), so only a shortfall that is not paid back costs.
         sv = self.scenario.service
-        columns["cost_qoe"] = sv.q_min - out.qoe
+        columns["cost_qoe"] = cost_qoe
         columns["cost_latency"] = (out.latency_s > sv.t_max_s).astype(np.float64)
-        columns["cost_qoe_day_mean"] = sv.q_min - self._qoe_sum / self.t
+        columns["cost_qoe_day_mean"] = np.maximum(0.0, sv.q_min - self._qoe_sum / self.t)
+        columns["qoe_day_mean"] = self._qoe_sum / self.t
         columns["cost_latency_day_mean"] = self._late_count / self.t
         rows = np.stack(list(columns.values()), axis=1).tolist()
         names = list(columns)

@@ -25,6 +25,7 @@ from aolo.envs.cell_env import CellEnv
 from aolo.envs.config import ConfigError, ScenarioConfig, Validated, bounded, is_integer, satisfies
 from aolo.platform.constraints import (
     ConstraintCallbacks,
+    measurement_config,
     ConstraintSettings,
     lagrangian_algo_class,
     learner_connector,
@@ -134,8 +135,10 @@ def build_algorithm_config(
             config = TD3Config().training(policy_pre_activation_weight=s.td3_pre_activation_weight)
             module_spec = RLModuleSpec(model_config={"fcnet_hiddens": list(s.hidden)})
         elif algo == "sac":
+            from aolo.policies.sac import SACTorchRLModule
+
             config = SACConfig().training(initial_alpha=s.initial_alpha, alpha_lr=s.alpha_lr)
-            module_spec = RLModuleSpec(model_config={"fcnet_hiddens": list(s.hidden)})
+            module_spec = RLModuleSpec(module_class=SACTorchRLModule, model_config={"fcnet_hiddens": list(s.hidden)})
         else:  # sdrl
             from aolo.policies.sdrl import SDRLTorchRLModule
 
@@ -159,6 +162,7 @@ def build_algorithm_config(
     if constraints.lagrangian:
         config.algo_class = lagrangian_algo_class(config.algo_class)
         config = config.learners(learner_connector=learner_connector).callbacks(ConstraintCallbacks)
+        config = measurement_config(config, num_envs)
     return (
         config.environment(CellEnv, env_config=env_config, clip_actions=True, normalize_actions=True)
         .framework("torch")

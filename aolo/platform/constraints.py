@@ -6,8 +6,9 @@ Two methods, chosen by the experiment's ``constraints`` section:
   reward sweep and the ablation).
 * ``lagrangian``: the env's reward is the carbon term ``-w_carbon C/C_scale`` (plus the per-answer floor
   penalty, which the QoE-space action mapping makes zero), and every agent's step info carries two cost
-  signals: ``cost_qoe = Q_min - Q_t`` (its day mean is the constraint's ``Q_min - mean Q``) and
-  ``cost_latency = 1[T_t > T_max]``. The learner trains on
+  signals: ``cost_qoe``, the step's increment of the day's shortfall ``max(0, t Q_min - Σ_τ Q_τ)`` (its day
+  sum is ``T max(0, Q_min - mean Q)``: a shortfall paid back later in the day is refunded, QoE above the rule
+  earns nothing), and ``cost_latency = 1[T_t > T_max]``. The learner trains on
 
       r'_t = r_t - λ_qoe · cost_qoe_t - λ_latency · cost_latency_t
 
@@ -16,10 +17,15 @@ Two methods, chosen by the experiment's ``constraints`` section:
   therefore never holds a stale price: a transition sampled under old multipliers is trained with the new
   ones. PPO's learner pipeline also runs on episodes, so the same piece serves all four algorithms.
 
-The multipliers follow PID dual ascent (Stooke, Achiam, Abbeel, ICML 2020, Alg. 2) on the violation measured
-once per training iteration on that iteration's completed user-days::
+The rule is per user-day (mean QoE ≥ Q_min on *every* day), so the QoE cost is the day's shortfall, not
+``Q_min - Q_t``: a per-step linear cost prices only the mean over all user-days, which a policy can meet
+with surplus days paying for short ones; the shortfall makes every day pay its own.
 
-    e_qoe = mean_user-days (Q_min - mean_day Q) + margin        (a margin: the rule must hold on *every* day)
+The multipliers follow PID dual ascent (Stooke, Achiam, Abbeel, ICML 2020, Alg. 2) on the violation measured
+once per training iteration on the *deterministic* policy (the one evaluation deploys: one training-split day
+per cell in RLlib's evaluation step, :func:`measurement_config`)::
+
+    e_qoe = mean_user-days max(0, Q_min + qoe_margin - mean_day Q) - allowed
     e_lat = mean_user-days (share of answers with T > T_max) - limit
     I ← max(0, I + K_I e);   λ = min(λ_max, max(0, K_P e + I + K_D max(0, e - e_prev)))
 
@@ -58,8 +64,8 @@ RESULT_KEY = "constraints"
 
 @dataclass(frozen=True)
 class PIDGains:
-    """One multiplier's PID dual-ascent settings. ``target`` is the allowed day-mean cost: ``-margin`` for the
-    QoE rule (aim ``margin`` above ``Q_min``), the allowed late-answer share for the latency rule."""
+    """One multiplier's PID dual-ascent settings. ``target`` is the allowed mean measured violation: the mean
+    QoE shortfall below ``Q_min + qoe_margin`` for the QoE rule, the late-answer share for the latency rule."""
 
     initial: float  #: λ at the start (also the integral's start value)
     target: float  #: the allowed day-mean cost d in e = J_c - d
@@ -80,12 +86,15 @@ class ConstraintSettings:
     """The experiment YAML's ``constraints`` section (validated; errors name the field and range)."""
 
     method: str = "penalty"
-    #: QoE rule: start at ≈ the penalty weights' price (w_deficit / T ≈ 3 per unit QoE per step), aim 0.01 above
-    #: Q_min; e is in QoE units (≈ ±0.05), so K_I = 5 moves λ by ≈ 0.25 per iteration.
-    qoe: PIDGains = field(default_factory=lambda: PIDGains(initial=3.0, target=-0.01, kp=5.0, ki=5.0, kd=0.0))
+    #: QoE rule: start at ≈ the penalty weights' price (w_deficit / T ≈ 3 per unit of shortfall per step); a day
+    #: short by 0.05 QoE moves λ up by ≈ 1.5 (P + I), a met day lowers it by K_I · target = 0.01 per iteration.
+    qoe: PIDGains = field(default_factory=lambda: PIDGains(initial=3.0, target=0.0005, kp=10.0, ki=20.0, kd=0.0))
     #: latency rule: e is a share of answers (≈ 0.01), hence the larger gains.
     latency: PIDGains = field(default_factory=lambda: PIDGains(initial=2.0, target=0.001, kp=20.0, ki=50.0, kd=0.0))
     lambda_max: float = 100.0
+    #: the QoE multiplier prices the shortfall below ``Q_min + qoe_margin`` measured on the deterministic policy:
+    #: held-out days are not training days, so the policy needs a little headroom to keep the rule on every day
+    qoe_margin: float = 0.005
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -94,6 +103,8 @@ class ConstraintSettings:
         self.latency.validate("constraints.latency")
         if not (isinstance(self.lambda_max, (int, float)) and 0 < self.lambda_max <= 1e6):
             raise ConfigError(f"constraints.lambda_max: must be a number in (0, 1e6], got {self.lambda_max!r}")
+        if not (isinstance(self.qoe_margin, (int, float)) and 0 <= self.qoe_margin <= 0.2):
+            raise ConfigError(f"constraints.qoe_margin: must be a number in [0, 0.2], got {self.qoe_margin!r}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> ConstraintSettings:
@@ -219,19 +230,43 @@ def learner_connector(input_observation_space, input_action_space) -> Lagrangian
 
 
 class ConstraintCallbacks(RLlibCallback):
-    """Logs, for every completed episode, the sums of its user-days' day-mean costs and the number of
-    user-days (``reduce="sum"``: the iteration's totals reach the algorithm's result)."""
+    """Logs, for every completed episode, the sums of its user-days' measured violations and the number of
+    user-days (``reduce="sum"``: the iteration's totals reach the algorithm's result): the QoE shortfall
+    ``max(0, Q_min + qoe_margin - mean Q)`` and the late-answer share."""
 
-    def on_episode_end(self, *, episode, metrics_logger=None, **kwargs) -> None:
+    def on_episode_end(self, *, episode, env_runner=None, metrics_logger=None, **kwargs) -> None:
         infos = episode.get_infos(-1)
-        if not infos or metrics_logger is None:
+        if not infos or metrics_logger is None or env_runner is None:
             return
-        days = [info for info in infos.values() if isinstance(info, dict) and DAY_KEYS["qoe"] in info]
+        days = [info for info in infos.values() if isinstance(info, dict) and "qoe_day_mean" in info]
         if not days:
             return
+        env_config = env_runner.config.env_config
+        q_min = float(env_config["scenario"]["service"]["q_min"])
+        margin = float(env_config.get("constraints", {}).get("qoe_margin", 0.0))
+        shortfall = sum(max(0.0, q_min + margin - d["qoe_day_mean"]) for d in days)
         metrics_logger.log_value("aolo_user_days", float(len(days)), reduce="sum")
-        for key in DAY_KEYS.values():
-            metrics_logger.log_value(f"aolo_{key}_sum", float(sum(d[key] for d in days)), reduce="sum")
+        metrics_logger.log_value(f"aolo_{DAY_KEYS['qoe']}_sum", shortfall, reduce="sum")
+        metrics_logger.log_value(f"aolo_{DAY_KEYS['latency']}_sum", float(sum(d[DAY_KEYS["latency"]] for d in days)),
+                                 reduce="sum")
+
+
+def measurement_config(config, num_cells: int):
+    """Measure the constraints where they must hold: on the deterministic policy (``explore=False``, the policy
+    evaluation deploys), one training-split day per cell after every iteration, in the algorithm's process.
+
+    The exploring policy's days are not that measurement: SAC's squashed-Gaussian noise alone moved a cell's day
+    mean QoE by 0.1 against its mean action (measured, quick preset), so a multiplier driven by the sampled
+    days priced a constraint the deployed policy broke."""
+    from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+
+    return config.evaluation(
+        evaluation_interval=1,
+        evaluation_duration=num_cells,
+        evaluation_duration_unit="episodes",
+        evaluation_num_env_runners=0,
+        evaluation_config=AlgorithmConfig.overrides(explore=False),
+    )
 
 
 # --- algorithm side -----------------------------------------------------------------------------------------
@@ -261,7 +296,7 @@ class _LagrangianMixin:
 
     def step(self) -> dict:
         result = super().step()
-        runners = result.get("env_runners", {})
+        runners = result.get("evaluation", {}).get("env_runners", {})
         days = float(runners.get("aolo_user_days", 0.0) or 0.0)
         stats: dict[str, float] = {"user_days": days}
         for k, pid in self.aolo_pid.items():

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from ray.rllib.core.distribution.torch.torch_distribution import TorchSquashedGaussian
 
 from aolo.envs.cell_env import CellEnv
 from aolo.envs.config import ScenarioConfig
@@ -67,7 +68,10 @@ class ModulePolicy:
             actions = out[Columns.ACTIONS]
         else:
             dist = self.module.get_inference_action_dist_cls().from_logits(out[Columns.ACTION_DIST_INPUTS])
-            actions = dist.to_deterministic().sample()
+            if isinstance(dist, TorchSquashedGaussian):  # also checkpoints of RLlib's own SAC module: act at tanh(μ),
+                actions = dist._squash(dist.loc)  # not at RLlib's pre-tanh μ (aolo.policies.sac)
+            else:
+                actions = dist.to_deterministic().sample()
         actions = np.clip(actions.numpy().astype(np.float64), -1.0, 1.0)  # as RLlib's clip_actions does
         return {a: actions[i] for i, a in enumerate(env.agents)}
 

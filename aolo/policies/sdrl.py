@@ -32,7 +32,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from ray.rllib.algorithms.sac.torch.default_sac_torch_rl_module import DefaultSACTorchRLModule
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.models.base import ENCODER_OUT
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
@@ -40,6 +39,7 @@ from torch import Tensor, nn
 
 from aolo.policies.energy import ActorEnergy, mlp_actor_energy, popsan_energy_nj
 from aolo.policies.popsan import PopSANActor
+from aolo.policies.sac import SACTorchRLModule
 
 LOG_STD_HEADS = ("rates", "parameter")
 
@@ -99,7 +99,7 @@ class PopSANGaussianActor(nn.Module):
         return popsan_energy_nj(self.popsan, obs_batch, extra_real_macs=self.log_std_macs)
 
 
-class SDRLTorchRLModule(DefaultSACTorchRLModule):
+class SDRLTorchRLModule(SACTorchRLModule):
     """SAC RLModule with RLlib's default twin Q networks and a PopSAN actor (see module doc)."""
 
     def setup(self) -> None:
