@@ -168,3 +168,15 @@ def test_evaluate_reference_policy_logs_the_printed_metrics(tmp_path, capsys):
     artifacts = [a.path for a in client.list_artifacts(run.info.run_id)]
     assert "myopic.csv" in artifacts
     assert (out / "smoke" / "evaluate" / "myopic.csv").is_file()
+
+
+def test_every_configuration_error_is_reported_on_its_own_line(tmp_path, capfd):
+    preset = tmp_path / "broken.yaml"
+    preset.write_text("base: smoke\nscenario:\n  service: {q_min: 1.5}\ntraining: {gamma: 2.0}\n")
+    out = tmp_path / "out"
+    assert cli.main(["train", "--preset", str(preset), "--output", str(out)]) == 2
+    lines = capfd.readouterr().err.strip().splitlines()
+    assert lines[0] == "aolo: error: 2 configuration errors:"
+    assert len(lines) == 3 and any("scenario.service.q_min" in x for x in lines[1:])
+    assert any("training.gamma" in x for x in lines[1:])
+    assert not out.exists()

@@ -151,8 +151,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("aolo: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except AoloError as e:
-        message = " ".join(str(e).split()) or type(e).__name__
-        print(f"aolo: error: {message}", file=sys.stderr)
+        errors = getattr(e, "errors", ())
+        if len(errors) > 1:  # a configuration with several mistakes: one line each, all at once
+            print(f"aolo: error: {len(errors)} configuration errors:", file=sys.stderr)
+            for line in errors:
+                print(f"  {line}", file=sys.stderr)
+        else:
+            print(f"aolo: error: {' '.join(str(e).split()) or type(e).__name__}", file=sys.stderr)
         return EXIT_USER_ERROR
 
 
