@@ -349,7 +349,7 @@ class CellEnv(MultiAgentEnv):
         t = min(self.t, self.scenario.epochs_per_episode - 1)
         obs = self._obs_table[t].copy()
         if self.t > 0:
-            slack = 5.0 * (self._qoe_sum / self.t - self.scenario.service.q_min)
+            slack = 20.0 * (self._qoe_sum / self.t - self.scenario.service.q_min)
             obs[:, 11] = np.minimum(np.maximum(slack, -OBS_BOUND), OBS_BOUND)
         return dict(zip(self.agents, obs))
 

@@ -94,7 +94,7 @@ class ConstraintSettings:
     lambda_max: float = 100.0
     #: the QoE multiplier prices the shortfall below ``Q_min + qoe_margin`` measured on the deterministic policy:
     #: held-out days are not training days, so the policy needs a little headroom to keep the rule on every day
-    qoe_margin: float = 0.005
+    qoe_margin: float = 0.01
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
