@@ -11,8 +11,15 @@ The classes stay importable from where they were first defined (``aolo.envs.conf
 
 from __future__ import annotations
 
-__all__ = ["AoloError", "CheckpointError", "ConfigError", "FadingTraceError", "TraceError", "TrackingError",
-           "WorkloadError"]
+__all__ = [
+    "AoloError",
+    "CheckpointError",
+    "ConfigError",
+    "FadingTraceError",
+    "TraceError",
+    "TrackingError",
+    "WorkloadError",
+]
 
 
 class AoloError(Exception):

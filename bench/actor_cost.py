@@ -52,17 +52,20 @@ def forward_times(repeats: int) -> dict[str, tuple[float, float]]:
     popsan = PopSANGaussianActor(OBS_DIM, ACT_DIM)
     mlp = nn.Sequential(nn.Linear(OBS_DIM, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 2 * ACT_DIM))
     rows = {}
-    for label, batch, grad in (("batch 1, no grad", 1, False), ("batch 256, no grad", 256, False),
-                               ("batch 256, forward+backward", 256, True)):
+    for label, batch, grad in (
+        ("batch 1, no grad", 1, False),
+        ("batch 256, no grad", 256, False),
+        ("batch 256, forward+backward", 256, True),
+    ):
         obs = torch.randn(batch, OBS_DIM)
         times = {"popsan": [], "mlp": []}
         for _ in range(repeats):  # interleave
             for name, net in (("popsan", popsan), ("mlp", mlp)):
                 if grad:
-                    times[name].append(timed(lambda: net(obs).sum().backward(), 5))
+                    times[name].append(timed(lambda net=net, obs=obs: net(obs).sum().backward(), 5))
                 else:
                     with torch.no_grad():
-                        times[name].append(timed(lambda: net(obs), 20))
+                        times[name].append(timed(lambda net=net, obs=obs: net(obs), 20))
         rows[label] = (statistics.median(times["popsan"]), statistics.median(times["mlp"]))
     return rows
 
@@ -75,8 +78,10 @@ def iteration_times(repeats: int, preset: str):
 
     exp = load_experiment(preset)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-    algos = {name: build_algorithm_config(name, exp.scenario, seed=0, settings=exp.training).build_algo()
-             for name in ("sdrl", "sac")}
+    algos = {
+        name: build_algorithm_config(name, exp.scenario, seed=0, settings=exp.training).build_algo()
+        for name in ("sdrl", "sac")
+    }
     try:
         for algo in algos.values():  # fill the replay buffer until learning has started
             while algo.train()["env_runners"]["num_env_steps_sampled_lifetime"] <= exp.training.learning_starts:
@@ -115,19 +120,25 @@ def energy_at_paper_size(exp):
     from aolo.envs.cell_env import OBS_BOUND
     from aolo.policies.sdrl import SDRLTorchRLModule
 
-    spaces = dict(observation_space=gym.spaces.Box(-OBS_BOUND, OBS_BOUND, (OBS_DIM,), np.float32),
-                  action_space=gym.spaces.Box(-1.0, 1.0, (ACT_DIM,), np.float32))
+    spaces = dict(
+        observation_space=gym.spaces.Box(-OBS_BOUND, OBS_BOUND, (OBS_DIM,), np.float32),
+        action_space=gym.spaces.Box(-1.0, 1.0, (ACT_DIM,), np.float32),
+    )
     config = {"fcnet_hiddens": [256, 256], "popsan_hidden": [256, 256], "twin_q": True}
-    modules = {name: RLModuleSpec(module_class=cls, model_config=config, **spaces).build()
-               for name, cls in (("sdrl", SDRLTorchRLModule), ("sac", DefaultSACTorchRLModule))}
+    modules = {
+        name: RLModuleSpec(module_class=cls, model_config=config, **spaces).build()
+        for name, cls in (("sdrl", SDRLTorchRLModule), ("sac", DefaultSACTorchRLModule))
+    }
     return energy_per_decision(modules, exp, None)
 
 
 def print_energy(metrics) -> None:
     print("| actor | nJ/decision | MACs | synaptic ops |\n|---|---|---|---|")
     for name, m in metrics.items():
-        print(f"| {name} | {m['actor_nj_per_decision']:.1f} | {m['actor_macs_per_decision']:.0f} | "
-              f"{m['actor_synops_per_decision']:.0f} |")
+        print(
+            f"| {name} | {m['actor_nj_per_decision']:.1f} | {m['actor_macs_per_decision']:.0f} | "
+            f"{m['actor_synops_per_decision']:.0f} |"
+        )
     ratio = metrics["sdrl"]["actor_nj_per_decision"] / metrics["sac"]["actor_nj_per_decision"]
     print(f"PopSAN / MLP energy per decision: {ratio:.3f} — target <= 0.333", flush=True)
 
@@ -147,16 +158,21 @@ def main() -> None:
 
     print(f"\n2) training iteration on preset {args.preset!r} (after the replay warm-up), interleaved")
     times, modules, exp = iteration_times(args.repeats, args.preset)
-    ratios = [s / m for s, m in zip(times["sdrl"], times["sac"])]
+    ratios = [s / m for s, m in zip(times["sdrl"], times["sac"], strict=False)]
     print("| algorithm | median s/iteration |\n|---|---|")
     for name, values in times.items():
         print(f"| {name} | {statistics.median(values):.2f} |")
-    print(f"SDRL / SAC iteration time: median {statistics.median(ratios):.2f}x "
-          f"(range {min(ratios):.2f}–{max(ratios):.2f}) — target <= 3x", flush=True)
+    print(
+        f"SDRL / SAC iteration time: median {statistics.median(ratios):.2f}x "
+        f"(range {min(ratios):.2f}–{max(ratios):.2f}) — target <= 3x",
+        flush=True,
+    )
 
-    print(f"\n3) actor energy per decision on held-out cell-env days, preset {args.preset!r} network size "
-          f"{list(exp.training.hidden)}; spikes from "
-          + ("the given checkpoint" if args.sdrl_checkpoint else "the actor trained above"))
+    print(
+        f"\n3) actor energy per decision on held-out cell-env days, preset {args.preset!r} network size "
+        f"{list(exp.training.hidden)}; spikes from "
+        + ("the given checkpoint" if args.sdrl_checkpoint else "the actor trained above")
+    )
     print_energy(energy_per_decision(modules, exp, args.sdrl_checkpoint))
     print("\n4) the same at PopSAN's published size, 256x256 (untrained actors)")
     print_energy(energy_at_paper_size(exp))

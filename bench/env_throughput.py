@@ -83,12 +83,20 @@ def physics_user_epochs_per_s(n: int = 1_000_000, repeats: int = 3) -> float:
     service, radio = ServiceConfig(), RadioConfig()
     inference = InferenceCoefficients.build(get_serving_profile("llama-3.1-8b-h100"), 64, service)
     args = dict(
-        kappa=rng.integers(10, 400, n).astype(np.float64), prompt_tokens=rng.integers(50, 3000, n).astype(np.float64),
-        ref_tokens=rng.integers(10, 400, n).astype(np.float64), power_w=rng.uniform(0.01, 5.0, n),
+        kappa=rng.integers(10, 400, n).astype(np.float64),
+        prompt_tokens=rng.integers(50, 3000, n).astype(np.float64),
+        ref_tokens=rng.integers(10, 400, n).astype(np.float64),
+        power_w=rng.uniform(0.01, 5.0, n),
         channel_gain=10 ** (-rng.uniform(90, 130, n) / 10) * rng.exponential(1.0, n),
-        noise_w=float(channel.noise_power_w(2.5e6, 7.0)), interference_w=0.0,
-        ci_datacenter_g_per_kwh=rng.uniform(5, 800, n), ci_cell_g_per_kwh=rng.uniform(5, 800, n), users_in_cell=8,
-        bandwidth_per_user_hz=2.5e6, inference=inference, radio=radio, service=service,
+        noise_w=float(channel.noise_power_w(2.5e6, 7.0)),
+        interference_w=0.0,
+        ci_datacenter_g_per_kwh=rng.uniform(5, 800, n),
+        ci_cell_g_per_kwh=rng.uniform(5, 800, n),
+        users_in_cell=8,
+        bandwidth_per_user_hz=2.5e6,
+        inference=inference,
+        radio=radio,
+        service=service,
     )
     best = 0.0
     for _ in range(repeats):
@@ -100,8 +108,13 @@ def physics_user_epochs_per_s(n: int = 1_000_000, repeats: int = 3) -> float:
 
 
 def mobile_env_agent_steps_per_s(python: Path, name: str, seconds: float) -> float:
-    out = subprocess.run([str(python), "-W", "ignore", "-c", MOBILE_ENV_SNIPPET, name, str(seconds)],
-                         check=True, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    out = subprocess.run(
+        [str(python), "-W", "ignore", "-c", MOBILE_ENV_SNIPPET, name, str(seconds)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])["agent_steps_per_s"]
 
 
@@ -109,8 +122,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--seconds", type=float, default=3.0, help="seconds per env measurement (default 3)")
-    parser.add_argument("--mobile-env-venv", type=Path, default=ROOT / "bench" / "_mobile_env_venv",
-                        help="virtualenv holding mobile-env (created if missing)")
+    parser.add_argument(
+        "--mobile-env-venv",
+        type=Path,
+        default=ROOT / "bench" / "_mobile_env_venv",
+        help="virtualenv holding mobile-env (created if missing)",
+    )
     args = parser.parse_args()
     python = mobile_env_python(args.mobile_env_venv)
     rows: dict[str, list[float]] = {k: [] for k in ("cell_env", "physics", "mobile-small-ma-v0", "mobile-medium-ma-v0")}
@@ -121,17 +138,21 @@ def main() -> None:
             rows[name].append(mobile_env_agent_steps_per_s(python, name, args.seconds))
         print(f"round {r + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in rows.items()), flush=True)
     med = {k: statistics.median(v) for k, v in rows.items()}
-    ratios_small = [c / m for c, m in zip(rows["cell_env"], rows["mobile-small-ma-v0"])]
-    ratios_medium = [c / m for c, m in zip(rows["cell_env"], rows["mobile-medium-ma-v0"])]
+    ratios_small = [c / m for c, m in zip(rows["cell_env"], rows["mobile-small-ma-v0"], strict=False)]
+    ratios_medium = [c / m for c, m in zip(rows["cell_env"], rows["mobile-medium-ma-v0"], strict=False)]
     print("\n| measurement | median | unit |\n|---|---|---|")
     print(f"| CellEnv (U = 8) | {med['cell_env']:,.0f} | agent-steps/s |")
     print(f"| raw physics (1e6 requests, 1 thread) | {med['physics']:,.0f} | user-epochs/s |")
     print(f"| mobile-env mobile-small-ma-v0 (5 UEs, 3 BSs) | {med['mobile-small-ma-v0']:,.0f} | agent-steps/s |")
     print(f"| mobile-env mobile-medium-ma-v0 (15 UEs, 7 BSs) | {med['mobile-medium-ma-v0']:,.0f} | agent-steps/s |")
-    print(f"\nCellEnv / mobile-small: median ratio {statistics.median(ratios_small):.1f}x "
-          f"(min {min(ratios_small):.1f}x) — target >= 20x")
-    print(f"CellEnv / mobile-medium: median ratio {statistics.median(ratios_medium):.1f}x "
-          f"(min {min(ratios_medium):.1f}x) — target >= 20x")
+    print(
+        f"\nCellEnv / mobile-small: median ratio {statistics.median(ratios_small):.1f}x "
+        f"(min {min(ratios_small):.1f}x) — target >= 20x"
+    )
+    print(
+        f"CellEnv / mobile-medium: median ratio {statistics.median(ratios_medium):.1f}x "
+        f"(min {min(ratios_medium):.1f}x) — target >= 20x"
+    )
     print(f"physics: {med['physics']:,.0f} user-epochs/s — target >= 1,000,000")
 
 

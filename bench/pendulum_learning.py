@@ -26,13 +26,13 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TARGET_RETURN = -400.0
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--algos", nargs="+", choices=["td3", "sac"], default=["td3", "sac"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
@@ -90,7 +90,7 @@ def build_config(algo: str, seed: int, args: argparse.Namespace) -> Any:
     )
 
 
-def run_one(algo: str, seed: int, args: argparse.Namespace) -> Dict[str, Any]:
+def run_one(algo: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     """Trains one algorithm on one seed; returns its evaluation curve."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -102,7 +102,7 @@ def run_one(algo: str, seed: int, args: argparse.Namespace) -> Dict[str, Any]:
     ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
     algo_obj = build_config(algo, seed, args).build_algo()
     start = time.time()
-    curve: List[Dict[str, float]] = []
+    curve: list[dict[str, float]] = []
     try:
         env_steps = 0
         while env_steps < args.env_steps:
@@ -121,14 +121,14 @@ def run_one(algo: str, seed: int, args: argparse.Namespace) -> Dict[str, Any]:
     return {"algo": algo, "seed": seed, "curve": curve, "wall_s": time.time() - start}
 
 
-def _cell(values: List[float]) -> str:
+def _cell(values: list[float]) -> str:
     mean = sum(values) / len(values)
     if len(values) == 1:
         return f"{mean:.0f}"
     return f"{mean:.0f} ({', '.join(f'{v:.0f}' for v in values)})"
 
 
-def markdown_table(runs: List[Dict[str, Any]], algos: List[str]) -> str:
+def markdown_table(runs: list[dict[str, Any]], algos: list[str]) -> str:
     """Mean evaluation return per algorithm (per-seed values in brackets) vs env steps."""
     by_algo = {algo: [r for r in runs if r["algo"] == algo] for algo in algos}
     steps = sorted({point["env_steps"] for r in runs for point in r["curve"]})
@@ -143,7 +143,7 @@ def markdown_table(runs: List[Dict[str, Any]], algos: List[str]) -> str:
             cells.append(_cell(values) if values else "")
         lines.append(f"| {step} | " + " | ".join(cells) + " |")
 
-    def first_hit(run: Dict[str, Any]) -> str:
+    def first_hit(run: dict[str, Any]) -> str:
         hits = [p["env_steps"] for p in run["curve"] if p["eval_return"] >= TARGET_RETURN]
         return str(hits[0]) if hits else "never"
 
@@ -160,7 +160,7 @@ def markdown_table(runs: List[Dict[str, Any]], algos: List[str]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     tasks = [(algo, seed) for seed in args.seeds for algo in args.algos]
     print(f"{len(tasks)} runs, {args.jobs} at a time: {tasks}", flush=True)

@@ -32,8 +32,14 @@ def build(runners: int, envs: int, preset: str):
     exp = load_experiment(preset)
     # env copies take cells round-robin: repeat the preset's cells so every copy has a distinct slot
     cells = [c for c in exp.scenario.cells]
-    scenario = ScenarioConfig.from_dict({**exp.scenario.to_dict(), "cells": [
-        {**cells[i % len(cells)].__dict__, "name": f"{cells[i % len(cells)].name}#{i}"} for i in range(envs)]})
+    scenario = ScenarioConfig.from_dict(
+        {
+            **exp.scenario.to_dict(),
+            "cells": [
+                {**cells[i % len(cells)].__dict__, "name": f"{cells[i % len(cells)].name}#{i}"} for i in range(envs)
+            ],
+        }
+    )
     config = build_algorithm_config("sac", scenario, seed=0, settings=exp.training, num_env_runners=runners)
     config = config.env_runners(num_envs_per_env_runner=envs, rollout_fragment_length=96)
     return config.build_algo(), scenario.cells[0].num_users
@@ -67,8 +73,9 @@ def main() -> None:
     # Every setting's EnvRunners stay alive so rounds can interleave; only one setting samples at a time,
     # so logical CPU slots are over-provisioned (the physical cores are what the measurement shares).
     ray.init(num_cpus=64, include_dashboard=False, log_to_driver=False)
-    settings = list(itertools.product([int(x) for x in args.runners.split(",")],
-                                      [int(x) for x in args.envs.split(",")]))
+    settings = list(
+        itertools.product([int(x) for x in args.runners.split(",")], [int(x) for x in args.envs.split(",")])
+    )
     algos = {}
     for runners, envs in settings:
         algos[(runners, envs)] = build(runners, envs, args.preset)

@@ -11,18 +11,33 @@ from aolo.envs.config import ConfigError, ScenarioConfig
 from aolo.platform.algorithms import MODULE_ID, TrainingSettings, build_algorithm_config
 from aolo.platform.evaluation import ModulePolicy, evaluate, load_module
 
-TINY = ScenarioConfig.from_dict({
-    "name": "tiny",
-    "epochs_per_episode": 12,
-    "epoch_s": 7200.0,
-    "cells": [
-        {"name": "a", "grid_region": "synthetic:coal_heavy", "datacenter_region": "synthetic:hydro", "num_users": 2},
-        {"name": "b", "grid_region": "synthetic:hydro", "datacenter_region": "synthetic:wind_coal", "num_users": 2},
-    ],
-})
-SETTINGS = TrainingSettings(env_steps=48, rollout_fragment_length=12, updates_per_env_step=0.25, train_batch_size=32,
-                            learning_starts=12, hidden=(16, 16), ppo_minibatch_size=16, ppo_epochs=1,
-                            popsan={"pop_in": 3, "pop_out": 3, "timesteps": 3})
+TINY = ScenarioConfig.from_dict(
+    {
+        "name": "tiny",
+        "epochs_per_episode": 12,
+        "epoch_s": 7200.0,
+        "cells": [
+            {
+                "name": "a",
+                "grid_region": "synthetic:coal_heavy",
+                "datacenter_region": "synthetic:hydro",
+                "num_users": 2,
+            },
+            {"name": "b", "grid_region": "synthetic:hydro", "datacenter_region": "synthetic:wind_coal", "num_users": 2},
+        ],
+    }
+)
+SETTINGS = TrainingSettings(
+    env_steps=48,
+    rollout_fragment_length=12,
+    updates_per_env_step=0.25,
+    train_batch_size=32,
+    learning_starts=12,
+    hidden=(16, 16),
+    ppo_minibatch_size=16,
+    ppo_epochs=1,
+    popsan={"pop_in": 3, "pop_out": 3, "timesteps": 3},
+)
 
 
 def _obs_batch(n: int = 6) -> torch.Tensor:
@@ -83,10 +98,13 @@ def test_entropy_temperature_settings_reach_sac(algo):
     assert (TrainingSettings().initial_alpha, TrainingSettings().alpha_lr) == (1.0, 3e-4)  # RLlib's defaults
 
 
-@pytest.mark.parametrize("field,value,match", [
-    ("initial_alpha", 0.0, r"training.initial_alpha: must be in \(0, 100\]"),
-    ("alpha_lr", 1.5, r"training.alpha_lr: must be in \(0, 1\)"),
-])
+@pytest.mark.parametrize(
+    "field,value,match",
+    [
+        ("initial_alpha", 0.0, r"training.initial_alpha: must be in \(0, 100\]"),
+        ("alpha_lr", 1.5, r"training.alpha_lr: must be in \(0, 1\)"),
+    ],
+)
 def test_bad_entropy_settings_name_the_field(field, value, match):
     with pytest.raises(ConfigError, match=match):
         TrainingSettings(**{field: value})

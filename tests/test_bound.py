@@ -21,11 +21,20 @@ GRID_DB = 1.0
 
 def tiny_env(budget_w: float, radius_m: float, t_max_s: float, day: int = 48, users: int = 2) -> CellEnv:
     scenario = {
-        "name": "tiny", "epochs_per_episode": 4,
+        "name": "tiny",
+        "epochs_per_episode": 4,
         "service": {"t_max_s": t_max_s},
-        "cells": [{"name": "c", "grid_region": "synthetic:coal_heavy", "datacenter_region": "synthetic:hydro",
-                   "num_users": users, "radius_m": radius_m, "min_distance_m": 0.6 * radius_m,
-                   "bs_power_budget_w": budget_w}],
+        "cells": [
+            {
+                "name": "c",
+                "grid_region": "synthetic:coal_heavy",
+                "datacenter_region": "synthetic:hydro",
+                "num_users": users,
+                "radius_m": radius_m,
+                "min_distance_m": 0.6 * radius_m,
+                "bs_power_budget_w": budget_w,
+            }
+        ],
     }
     env = CellEnv({"scenario": scenario})
     env.reset(seed=day, options={"day": day})
@@ -51,11 +60,21 @@ def exact_optimum_g(env: CellEnv, plan=None) -> float:
                 played = [] if plan is None else [plan.power_w[u, t]]
                 for p in np.concatenate([grid_w, [exact], played]):
                     out = request_outcomes(
-                        kappa=k, prompt_tokens=ep.prompt_tokens[u, t], ref_tokens=ep.ref_tokens[u, t], power_w=p,
-                        channel_gain=ep.channel_gain[u, t], noise_w=env.noise_w, interference_w=env.interference_w,
-                        ci_datacenter_g_per_kwh=ep.ci_dc_g_per_kwh[t], ci_cell_g_per_kwh=ep.ci_cell_g_per_kwh[t],
-                        users_in_cell=U, bandwidth_per_user_hz=env.bandwidth_per_user_hz, inference=env.inference,
-                        radio=radio, service=sv)
+                        kappa=k,
+                        prompt_tokens=ep.prompt_tokens[u, t],
+                        ref_tokens=ep.ref_tokens[u, t],
+                        power_w=p,
+                        channel_gain=ep.channel_gain[u, t],
+                        noise_w=env.noise_w,
+                        interference_w=env.interference_w,
+                        ci_datacenter_g_per_kwh=ep.ci_dc_g_per_kwh[t],
+                        ci_cell_g_per_kwh=ep.ci_cell_g_per_kwh[t],
+                        users_in_cell=U,
+                        bandwidth_per_user_hz=env.bandwidth_per_user_hz,
+                        inference=env.inference,
+                        radio=radio,
+                        service=sv,
+                    )
                     if out.latency_s <= sv.t_max_s * (1 + 1e-6):  # as the oracle: P_lat is interpolated
                         options.append((u, t, k, p, float(out.carbon_total_g), float(out.qoe)))
     n = len(options)
@@ -66,12 +85,17 @@ def exact_optimum_g(env: CellEnv, plan=None) -> float:
         a[u * T + t, j] = 1.0  # one choice per request
         a[U * T + u, j] = q / T  # mean QoE
         a[U * T + U + t, j] = p  # BS budget
-    lo[:U * T], hi[:U * T] = 1.0, 1.0
-    lo[U * T:U * T + U], hi[U * T:U * T + U] = sv.q_min, np.inf
-    lo[U * T + U:], hi[U * T + U:] = -np.inf, env.cell.bs_power_budget_w
+    lo[: U * T], hi[: U * T] = 1.0, 1.0
+    lo[U * T : U * T + U], hi[U * T : U * T + U] = sv.q_min, np.inf
+    lo[U * T + U :], hi[U * T + U :] = -np.inf, env.cell.bs_power_budget_w
     cost = np.array([o[4] for o in options]) * 1e6  # µg: HiGHS's absolute gap tolerance is 1e-6
-    res = milp(cost, constraints=LinearConstraint(a.tocsr(), lo, hi), integrality=np.ones(n), bounds=Bounds(0, 1),
-               options={"mip_rel_gap": 1e-9})
+    res = milp(
+        cost,
+        constraints=LinearConstraint(a.tocsr(), lo, hi),
+        integrality=np.ones(n),
+        bounds=Bounds(0, 1),
+        options={"mip_rel_gap": 1e-9},
+    )
     assert res.success, res.message
     return float(res.fun) / 1e6
 
@@ -81,8 +105,9 @@ def old_repair_g(env: CellEnv, relaxed_kappa, relaxed_power) -> tuple[float, boo
     ep, sv = env.episode, env.scenario.service
     power = relaxed_power.copy()
     for t in range(power.shape[1]):
-        power[:, t] = allocate_budget(env, relaxed_kappa[:, t], power[:, t], t, ep.prompt_tokens[:, t],
-                                      ep.channel_gain[:, t])
+        power[:, t] = allocate_budget(
+            env, relaxed_kappa[:, t], power[:, t], t, ep.prompt_tokens[:, t], ep.channel_gain[:, t]
+        )
     carbon, ok = 0.0, True
     for t in range(power.shape[1]):
         out = env.outcomes(relaxed_kappa[:, t], power[:, t], t)
@@ -91,8 +116,9 @@ def old_repair_g(env: CellEnv, relaxed_kappa, relaxed_power) -> tuple[float, boo
     return carbon, ok
 
 
-@pytest.mark.parametrize("budget_w, radius_m, t_max_s", [(20.0, 250.0, 30.0), (1.0, 1500.0, 8.0)],
-                         ids=["default-cell", "budget-binding"])
+@pytest.mark.parametrize(
+    "budget_w, radius_m, t_max_s", [(20.0, 250.0, 30.0), (1.0, 1500.0, 8.0)], ids=["default-cell", "budget-binding"]
+)
 def test_hindsight_is_near_the_exact_optimum_and_the_bound_is_below_it(budget_w, radius_m, t_max_s):
     env = tiny_env(budget_w, radius_m, t_max_s)
     plan = solve_hindsight(env, budget_grid_db=GRID_DB)

@@ -16,13 +16,13 @@ from aolo.envs.reference import REFERENCE_POLICIES, make_reference_policy
 def _perturb_future(env: CellEnv, t: int) -> None:
     ep, rng = env.episode, np.random.default_rng(7)
     for name in ("ci_cell_g_per_kwh", "ci_dc_g_per_kwh"):
-        getattr(ep, name)[t + 1:] *= rng.uniform(0.2, 5.0, len(getattr(ep, name)) - t - 1)
+        getattr(ep, name)[t + 1 :] *= rng.uniform(0.2, 5.0, len(getattr(ep, name)) - t - 1)
     for name in ("forecast_cell_g_per_kwh", "forecast_dc_g_per_kwh", "ci_features"):
-        getattr(ep, name)[t + 1:] *= rng.uniform(0.2, 5.0, getattr(ep, name)[t + 1:].shape)
+        getattr(ep, name)[t + 1 :] *= rng.uniform(0.2, 5.0, getattr(ep, name)[t + 1 :].shape)
     for name in ("fading_gain", "fading_gain_estimate", "channel_gain"):
-        getattr(ep, name)[:, t + 1:] *= rng.uniform(0.01, 10.0, getattr(ep, name)[:, t + 1:].shape)
+        getattr(ep, name)[:, t + 1 :] *= rng.uniform(0.01, 10.0, getattr(ep, name)[:, t + 1 :].shape)
     for name in ("prompt_tokens", "ref_tokens"):
-        getattr(ep, name)[:, t + 1:] = rng.integers(1, 2000, getattr(ep, name)[:, t + 1:].shape)
+        getattr(ep, name)[:, t + 1 :] = rng.integers(1, 2000, getattr(ep, name)[:, t + 1 :].shape)
 
 
 @pytest.mark.parametrize("name", ["forecast", "myopic"])

@@ -49,8 +49,13 @@ def _play(env, seed, actions_seed=0):
     while not done:
         act = {a: rng.uniform(-1, 1, 2).astype(np.float32) for a in env.agents}
         obs, rew, term, trunc, info = env.step(act)
-        trajectory.append((np.stack([obs[a] for a in env.agents]), [rew[a] for a in env.agents],
-                           [info[a]["carbon_total_g"] for a in env.agents]))
+        trajectory.append(
+            (
+                np.stack([obs[a] for a in env.agents]),
+                [rew[a] for a in env.agents],
+                [info[a]["carbon_total_g"] for a in env.agents],
+            )
+        )
         done = trunc["__all__"]
     return trajectory
 
@@ -58,9 +63,9 @@ def _play(env, seed, actions_seed=0):
 def test_same_seed_same_episode_and_different_seed_differs():
     t1, t2, t3 = _play(make_env(), 7), _play(make_env(), 7), _play(make_env(), 8)
     assert len(t1) == 8
-    for (o1, r1, c1), (o2, r2, c2) in zip(t1, t2):
+    for (o1, r1, c1), (o2, r2, c2) in zip(t1, t2, strict=False):
         assert np.array_equal(o1, o2) and r1 == r2 and c1 == c2
-    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(t1, t3))
+    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(t1, t3, strict=False))
 
 
 @pytest.mark.parametrize("bad", [np.array([1.5, 0.0]), np.array([0.0, -1.01]), np.array([np.nan, 0.0])])
@@ -86,10 +91,19 @@ def test_info_holds_carbon_breakdown_and_power_budget_flag():
     full_power = {a: np.array([0.0, 1.0], np.float32) for a in env.agents}  # 3 users × 20 W > 20 W budget
     _, _, _, _, info = env.step(full_power)
     i0 = info["user_0"]
-    for key in ("carbon_inference_g", "carbon_embodied_g", "carbon_comm_g", "qoe", "latency_s", "airtime_s",
-                "power_clipped"):
+    for key in (
+        "carbon_inference_g",
+        "carbon_embodied_g",
+        "carbon_comm_g",
+        "qoe",
+        "latency_s",
+        "airtime_s",
+        "power_clipped",
+    ):
         assert key in i0
-    assert i0["carbon_total_g"] == pytest.approx(i0["carbon_inference_g"] + i0["carbon_embodied_g"] + i0["carbon_comm_g"])
+    assert i0["carbon_total_g"] == pytest.approx(
+        i0["carbon_inference_g"] + i0["carbon_embodied_g"] + i0["carbon_comm_g"]
+    )
     assert i0["power_clipped"] is True
     assert sum(info[a]["power_w"] for a in env.agents) == pytest.approx(20.0)
     low_power = {a: np.array([0.0, -1.0], np.float32) for a in env.agents}  # 0 dBm each
@@ -113,8 +127,12 @@ def test_action_mapping_and_reward_formula():
         assert 1 - np.exp(-sv.qoe_alpha * k / ref[i]) >= q_target > 1 - np.exp(-sv.qoe_alpha * (k - 1) / ref[i])
         assert info[a]["power_w"] == pytest.approx(10 ** ((p_dbm - 30) / 10), rel=1e-5)
         q = 1 - np.exp(-sv.qoe_alpha * info[a]["kappa"] / ref[i])
-        expected = (-w.carbon * info[a]["carbon_total_g"] / w.carbon_scale_g + w.qoe * (q - sv.q_min)
-                    - w.latency * (info[a]["latency_s"] > sv.t_max_s) - w.floor * (q < sv.q_floor))
+        expected = (
+            -w.carbon * info[a]["carbon_total_g"] / w.carbon_scale_g
+            + w.qoe * (q - sv.q_min)
+            - w.latency * (info[a]["latency_s"] > sv.t_max_s)
+            - w.floor * (q < sv.q_floor)
+        )
         assert rew[a] == pytest.approx(expected, rel=1e-9)
 
 
@@ -131,8 +149,12 @@ def test_deficit_penalty_at_last_epoch():
     for i, a in enumerate(env.agents):
         q = info[a]["qoe"]
         mean_q = (qoe_sum[i] + q) / 8
-        step_r = (-w.carbon * info[a]["carbon_total_g"] / w.carbon_scale_g + w.qoe * (q - sv.q_min)
-                  - w.latency * (info[a]["latency_s"] > sv.t_max_s) - w.floor * (q < sv.q_floor))
+        step_r = (
+            -w.carbon * info[a]["carbon_total_g"] / w.carbon_scale_g
+            + w.qoe * (q - sv.q_min)
+            - w.latency * (info[a]["latency_s"] > sv.t_max_s)
+            - w.floor * (q < sv.q_floor)
+        )
         assert rew[a] == pytest.approx(step_r - w.deficit * (sv.q_min - mean_q), rel=1e-9)
 
 
@@ -150,9 +172,12 @@ def test_accrued_deficit_charges_each_increment_and_keeps_the_episode_return():
             act = short if t < 4 else long_
             _, rew, _, _, info = env.step({a: act for a in env.agents})
             q = np.array([info[a]["qoe"] for a in env.agents])
-            step_r = np.array([-w.carbon * info[a]["carbon_total_g"] / w.carbon_scale_g for a in env.agents]) \
-                + w.qoe * (q - sv.q_min) - w.latency * np.array([info[a]["latency_s"] > sv.t_max_s for a in env.agents]) \
+            step_r = (
+                np.array([-w.carbon * info[a]["carbon_total_g"] / w.carbon_scale_g for a in env.agents])
+                + w.qoe * (q - sv.q_min)
+                - w.latency * np.array([info[a]["latency_s"] > sv.t_max_s for a in env.agents])
                 - w.floor * (q < sv.q_floor)
+            )
             d_before = np.maximum(0.0, (t * sv.q_min - qoe_sum) / T)
             qoe_sum = qoe_sum + q
             d_after = np.maximum(0.0, ((t + 1) * sv.q_min - qoe_sum) / T)
@@ -204,8 +229,10 @@ def test_env_is_registered_with_tune():
         ({"cells": [{"num_users": 0}]}, r"scenario.cells.0.num_users: must be an integer in \[1, 1024\]"),
         ({"cells": [{"serving_profile": "gpt-5"}]}, r"scenario.cells.0.serving_profile: must be one of"),
         ({"cells": [{"pathloss": "rma"}]}, r"scenario.cells.0.pathloss: must be one of \['uma', 'umi'\]"),
-        ({"cells": [{"radius_m": 30.0, "min_distance_m": 35.0}]},
-         r"scenario.cells.0.radius_m: must exceed min_distance_m"),
+        (
+            {"cells": [{"radius_m": 30.0, "min_distance_m": 35.0}]},
+            r"scenario.cells.0.radius_m: must exceed min_distance_m",
+        ),
         ({"radio": {"p_min_dbm": 40.0, "p_max_dbm": 30.0}}, r"radio.p_min_dbm: must be below p_max_dbm"),
         ({"service": {"q_min": 0.999}}, r"service.q_min: is unreachable"),
         ({"epochs": 3}, r"scenario: unknown key\(s\) \['epochs'\]"),

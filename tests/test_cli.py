@@ -16,8 +16,9 @@ COMMANDS = ("train", "evaluate", "sweep", "compare")
 
 
 def _aolo(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "aolo", *args], env=env, cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "aolo", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_top_level_help_lists_commands_and_examples(aolo_env, tmp_path):
@@ -69,38 +70,65 @@ def _write(path: Path, text: str) -> str:
 
 def _cell_preset(tmp: Path, **cell: str) -> str:
     """A one-cell preset on top of ``smoke`` whose cell has the given fields (e.g. a missing trace file)."""
-    fields = {"name": "c0", "grid_region": "synthetic:hydro", "datacenter_region": "synthetic:hydro", "num_users": 2,
-              **cell}
+    fields = {
+        "name": "c0",
+        "grid_region": "synthetic:hydro",
+        "datacenter_region": "synthetic:hydro",
+        "num_users": 2,
+        **cell,
+    }
     flow = ", ".join(f"{k}: {v!r}" if isinstance(v, str) else f"{k}: {v}" for k, v in fields.items())
     return _write(tmp / "cell.yaml", f"base: smoke\nscenario: {{cells: [{{{flow}}}]}}\n")
 
 
 ERROR_CASES = {
     "unknown preset": (lambda tmp, port: ["train", "--preset", "nope"], "unknown preset 'nope'"),
-    "malformed yaml": (lambda tmp, port: ["train", "--preset", _write(tmp / "bad.yaml", "training: [1, 2\n")],
-                       "not valid YAML"),
-    "unknown yaml key": (lambda tmp, port: ["train", "--preset", _write(tmp / "typo.yaml", "base: smoke\ntrainig: {}\n")],
-                         "unknown key(s) ['trainig']"),
-    "unknown scenario key": (lambda tmp, port: ["train", "--preset",
-                                                _write(tmp / "sc.yaml", "base: smoke\nscenario: {epochs: 3}\n")],
-                             "unknown key(s) ['epochs']"),
-    "bad value": (lambda tmp, port: ["train", "--preset",
-                                     _write(tmp / "val.yaml", "base: smoke\ntraining: {env_steps: 0}\n")],
-                  "training.env_steps"),
+    "malformed yaml": (
+        lambda tmp, port: ["train", "--preset", _write(tmp / "bad.yaml", "training: [1, 2\n")],
+        "not valid YAML",
+    ),
+    "unknown yaml key": (
+        lambda tmp, port: ["train", "--preset", _write(tmp / "typo.yaml", "base: smoke\ntrainig: {}\n")],
+        "unknown key(s) ['trainig']",
+    ),
+    "unknown scenario key": (
+        lambda tmp, port: ["train", "--preset", _write(tmp / "sc.yaml", "base: smoke\nscenario: {epochs: 3}\n")],
+        "unknown key(s) ['epochs']",
+    ),
+    "bad value": (
+        lambda tmp, port: ["train", "--preset", _write(tmp / "val.yaml", "base: smoke\ntraining: {env_steps: 0}\n")],
+        "training.env_steps",
+    ),
     "unknown algorithm": (lambda tmp, port: ["train", "--preset", "smoke", "--algorithm", "dqn"], "'dqn'"),
-    "missing carbon trace": (lambda tmp, port: ["train", "--preset", _cell_preset(tmp, grid_region=str(tmp / "no.csv"))],
-                             "no.csv"),
-    "missing fading trace": (lambda tmp, port: ["train", "--preset", _cell_preset(tmp, fading_trace=str(tmp / "no.npz"))],
-                             "no.npz: file not found"),
+    "missing carbon trace": (
+        lambda tmp, port: ["train", "--preset", _cell_preset(tmp, grid_region=str(tmp / "no.csv"))],
+        "no.csv",
+    ),
+    "missing fading trace": (
+        lambda tmp, port: ["train", "--preset", _cell_preset(tmp, fading_trace=str(tmp / "no.npz"))],
+        "no.npz: file not found",
+    ),
     "nothing to resume": (lambda tmp, port: ["train", "--preset", "smoke", "--resume"], "nothing to resume"),
-    "missing checkpoint": (lambda tmp, port: ["evaluate", "--preset", "smoke", "--checkpoint", str(tmp / "nope")],
-                           "does not exist"),
-    "unreachable server": (lambda tmp, port: ["train", "--preset", "smoke",
-                                              "--tracking-uri", f"http://127.0.0.1:{port}"],
-                           "is unreachable"),
-    "sqlite under a file": (lambda tmp, port: ["evaluate", "--preset", "smoke", "--policy", "fixed", "--tracking-uri",
-                                               f"sqlite:///{_write(tmp / 'f.txt', 'x')}/mlruns.db"],
-                            "cannot create the store"),
+    "missing checkpoint": (
+        lambda tmp, port: ["evaluate", "--preset", "smoke", "--checkpoint", str(tmp / "nope")],
+        "does not exist",
+    ),
+    "unreachable server": (
+        lambda tmp, port: ["train", "--preset", "smoke", "--tracking-uri", f"http://127.0.0.1:{port}"],
+        "is unreachable",
+    ),
+    "sqlite under a file": (
+        lambda tmp, port: [
+            "evaluate",
+            "--preset",
+            "smoke",
+            "--policy",
+            "fixed",
+            "--tracking-uri",
+            f"sqlite:///{_write(tmp / 'f.txt', 'x')}/mlruns.db",
+        ],
+        "cannot create the store",
+    ),
 }
 
 
@@ -118,8 +146,13 @@ def test_every_user_error_is_one_aolo_error_importable_where_it_was():
     assert issubclass(FadingTraceError, ValueError) and issubclass(CheckpointError, FileNotFoundError)
     # the CLI catches AoloError without loading numpy, Ray or torch: aolo.errors imports nothing
     code = "import sys, aolo.errors; print(sorted(m for m in sys.modules if m.startswith(('numpy', 'ray', 'torch'))))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          cwd=Path(__file__).resolve().parents[1])
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert done.stdout.strip() == "[]", done.stderr
 
 
@@ -150,10 +183,21 @@ def test_evaluate_reference_policy_logs_the_printed_metrics(tmp_path, capsys):
     printed_lines = capsys.readouterr().out.splitlines()
     header = next(line for line in printed_lines if line.startswith("metric"))
     assert header.split()[1:3] == ["myopic", "hindsight"]
-    printed = {parts[0]: float(parts[1]) for parts in (line.split() for line in printed_lines)
-               if parts and parts[0].startswith("eval/")}
-    for name in ("carbon_g_per_request", "carbon_inference_g", "carbon_comm_g", "qoe_mean", "qoe_violation_rate",
-                 "latency_violation_rate", "gap_to_bound", "actor_nj_per_decision"):
+    printed = {
+        parts[0]: float(parts[1])
+        for parts in (line.split() for line in printed_lines)
+        if parts and parts[0].startswith("eval/")
+    }
+    for name in (
+        "carbon_g_per_request",
+        "carbon_inference_g",
+        "carbon_comm_g",
+        "qoe_mean",
+        "qoe_violation_rate",
+        "latency_violation_rate",
+        "gap_to_bound",
+        "actor_nj_per_decision",
+    ):
         assert f"eval/{name}" in printed, f"eval/{name} not printed"
 
     client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlruns.db'}")

@@ -50,8 +50,14 @@ def test_reduction_interval_by_hand():
 
 
 def _metrics(carbon: float, qoe: float = 0.85, nj: float = 5.0) -> dict[str, float]:
-    return {"carbon_g_per_request": carbon, "gap_to_bound": carbon / 0.5 - 1, "qoe_mean": qoe,
-            "qoe_violation_rate": 0.0, "latency_violation_rate": 0.01, "actor_nj_per_decision": nj}
+    return {
+        "carbon_g_per_request": carbon,
+        "gap_to_bound": carbon / 0.5 - 1,
+        "qoe_mean": qoe,
+        "qoe_violation_rate": 0.0,
+        "latency_violation_rate": 0.01,
+        "actor_nj_per_decision": nj,
+    }
 
 
 def test_summarize_means_ci_reductions_and_failures():
@@ -103,11 +109,15 @@ def test_pareto_front_on_hand_points():
 
 def _preset(tmp_path: Path, algorithms: list[str]) -> Path:
     path = tmp_path / "compare_smoke.yaml"
-    path.write_text(yaml.safe_dump({
-        "base": "smoke",
-        "training": {"ppo_minibatch_size": 4096},  # larger than PPO's train batch: RLlib refuses, ppo fails
-        "compare": {"algorithms": algorithms, "seeds": [0]},
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "base": "smoke",
+                "training": {"ppo_minibatch_size": 4096},  # larger than PPO's train batch: RLlib refuses, ppo fails
+                "compare": {"algorithms": algorithms, "seeds": [0]},
+            }
+        )
+    )
     return path
 
 
@@ -138,13 +148,22 @@ def test_compare_on_smoke_logs_parent_children_table_and_plots(tmp_path, ray_ses
 
     client, parent, children = _runs(out / "mlruns.db")
     assert parent.info.status == "FINISHED"
-    assert set(children) == {"sdrl-seed0", "sac-seed0", "ppo-seed0", "reference-hindsight", "reference-fixed",
-                             "reference-myopic", "reference-myopic_true_csi", "reference-forecast"}
+    assert set(children) == {
+        "sdrl-seed0",
+        "sac-seed0",
+        "ppo-seed0",
+        "reference-hindsight",
+        "reference-fixed",
+        "reference-myopic",
+        "reference-myopic_true_csi",
+        "reference-forecast",
+    }
     assert children["ppo-seed0"].info.status == "FAILED"
     assert all(r.info.status == "FINISHED" for name, r in children.items() if name != "ppo-seed0")
     carbon = {name: r.data.metrics["eval/carbon_g_per_request"] for name, r in children.items() if name != "ppo-seed0"}
     assert parent.data.metrics["compare/reduction_vs_sac"] == pytest.approx(
-        1 - carbon["sdrl-seed0"] / carbon["sac-seed0"])
+        1 - carbon["sdrl-seed0"] / carbon["sac-seed0"]
+    )
     assert "compare/reduction_vs_ppo" not in parent.data.metrics  # no successful ppo run to compare with
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} == {"table.csv", *PLOTS}
 
@@ -206,8 +225,19 @@ def test_gpu_learners_without_a_gpu_are_a_clear_error(tmp_path, ray_session, cap
     if ray.cluster_resources().get("GPU", 0) > 0:
         pytest.skip("this machine has a GPU: the GPU learner path runs instead")
     out = tmp_path / "out"
-    code = main(["compare", "--preset", str(_preset(tmp_path, ["sac"])), "--output", str(out),
-                 "--num-gpus-per-learner", "1", "--tracking-uri", "none"])
+    code = main(
+        [
+            "compare",
+            "--preset",
+            str(_preset(tmp_path, ["sac"])),
+            "--output",
+            str(out),
+            "--num-gpus-per-learner",
+            "1",
+            "--tracking-uri",
+            "none",
+        ]
+    )
     assert code == 2  # a user error, before anything trains
     err = capsys.readouterr().err
     assert "num_gpus_per_learner" in err and "no GPU" in err and "skipped" in err
@@ -217,8 +247,15 @@ def test_gpu_learners_without_a_gpu_are_a_clear_error(tmp_path, ray_session, cap
 @pytest.mark.slow
 def test_compare_resume_does_not_retrain_finished_trials(tmp_path, ray_session, capsys):
     out = tmp_path / "out"
-    args = ["compare", "--preset", str(_preset(tmp_path, ["sac", "td3"])), "--output", str(out),
-            "--max-concurrent", "2"]
+    args = [
+        "compare",
+        "--preset",
+        str(_preset(tmp_path, ["sac", "td3"])),
+        "--output",
+        str(out),
+        "--max-concurrent",
+        "2",
+    ]
     assert main(args) == 0
     history = {a: (out / "smoke" / f"{a}_seed0" / "history.csv").read_text() for a in ("sac", "td3")}
     assert main(args + ["--resume"]) == 0

@@ -41,12 +41,15 @@ def test_three_mistakes_in_three_sections_are_reported_together(tmp_path):
 
 
 def test_every_field_error_of_a_scenario_in_one_pass():
-    error = _error(ScenarioConfig.from_dict, {
-        "cells": [{"name": "x", "num_users": "8", "pathloss": "rma"}, {"name": "x"}],
-        "radio": {"p_min_dbm": 50.0, "p_max_dbm": 40.0, "carrier_ghz": 0.0},
-        "service": {"f_min": 2.0, "f_max": 1.0},
-        "epochs_per_episode": 0,
-    })
+    error = _error(
+        ScenarioConfig.from_dict,
+        {
+            "cells": [{"name": "x", "num_users": "8", "pathloss": "rma"}, {"name": "x"}],
+            "radio": {"p_min_dbm": 50.0, "p_max_dbm": 40.0, "carrier_ghz": 0.0},
+            "service": {"f_min": 2.0, "f_max": 1.0},
+            "epochs_per_episode": 0,
+        },
+    )
     assert set(error.errors) == {
         "scenario.cells.0.num_users: must be an integer in [1, 1024], got '8'",
         "scenario.cells.0.pathloss: must be one of ['uma', 'umi'], got 'rma'",
@@ -67,12 +70,15 @@ def test_a_cross_field_rule_is_skipped_when_one_of_its_fields_is_already_bad():
 
 
 def test_unknown_keys_are_reported_with_their_path_and_the_allowed_keys():
-    error = _error(experiment_from_raw, {
-        "scenario": {"radio": {"carrier_ghz": 3.5, "carier_ghz": 3.5}, "cells": [{"name": "a", "users": 4}]},
-        "training": {"env_step": 100},
-        "evaluation": {"days": 2},
-        "algorithm": "dqn",
-    })
+    error = _error(
+        experiment_from_raw,
+        {
+            "scenario": {"radio": {"carrier_ghz": 3.5, "carier_ghz": 3.5}, "cells": [{"name": "a", "users": 4}]},
+            "training": {"env_step": 100},
+            "evaluation": {"days": 2},
+            "algorithm": "dqn",
+        },
+    )
     lines = error.errors
     assert len(lines) == 5, lines
     # in the order the fields are declared (ScenarioConfig: cells before radio), then section by section

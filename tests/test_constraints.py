@@ -16,24 +16,40 @@ from aolo.platform.constraints import (
 )
 from aolo.platform.presets import experiment_from_raw
 
-TINY = ScenarioConfig.from_dict({
-    "name": "tiny",
-    "epochs_per_episode": 12,
-    "epoch_s": 7200.0,
-    "cells": [
-        {"name": "a", "grid_region": "synthetic:coal_heavy", "datacenter_region": "synthetic:hydro", "num_users": 2},
-        {"name": "b", "grid_region": "synthetic:hydro", "datacenter_region": "synthetic:wind_coal", "num_users": 2},
-    ],
-})
-SETTINGS = TrainingSettings(env_steps=48, rollout_fragment_length=12, updates_per_env_step=0.25, train_batch_size=32,
-                            learning_starts=12, hidden=(16, 16), ppo_minibatch_size=16, ppo_epochs=1)
+TINY = ScenarioConfig.from_dict(
+    {
+        "name": "tiny",
+        "epochs_per_episode": 12,
+        "epoch_s": 7200.0,
+        "cells": [
+            {
+                "name": "a",
+                "grid_region": "synthetic:coal_heavy",
+                "datacenter_region": "synthetic:hydro",
+                "num_users": 2,
+            },
+            {"name": "b", "grid_region": "synthetic:hydro", "datacenter_region": "synthetic:wind_coal", "num_users": 2},
+        ],
+    }
+)
+SETTINGS = TrainingSettings(
+    env_steps=48,
+    rollout_fragment_length=12,
+    updates_per_env_step=0.25,
+    train_batch_size=32,
+    learning_starts=12,
+    hidden=(16, 16),
+    ppo_minibatch_size=16,
+    ppo_epochs=1,
+)
 LAGRANGIAN = ConstraintSettings.from_dict({"method": "lagrangian"})
 
 
 def fast(allowed_shortfall: float) -> ConstraintSettings:
     """Gains that move λ visibly within three iterations of a tiny run."""
-    return ConstraintSettings.from_dict({"method": "lagrangian", "qoe": {"initial": 3.0, "target": allowed_shortfall,
-                                                                        "kp": 10.0, "ki": 20.0}})
+    return ConstraintSettings.from_dict(
+        {"method": "lagrangian", "qoe": {"initial": 3.0, "target": allowed_shortfall, "kp": 10.0, "ki": 20.0}}
+    )
 
 
 # --- PID dual ascent ----------------------------------------------------------------------------------------
@@ -141,13 +157,20 @@ def test_qoe_cost_charges_a_shortfall_and_refunds_it_when_repaid():
 
 
 def _episode(rewards, costs_qoe, costs_latency, *, artificial_last=False) -> SingleAgentEpisode:
-    infos = [{"day": 0}] + [{"epoch": t, "cost_qoe": q, "cost_latency": c}
-                            for t, (q, c) in enumerate(zip(costs_qoe, costs_latency, strict=True))]
+    infos = [{"day": 0}] + [
+        {"epoch": t, "cost_qoe": q, "cost_latency": c}
+        for t, (q, c) in enumerate(zip(costs_qoe, costs_latency, strict=True))
+    ]
     if artificial_last:  # what PPO's AddOneTsToEpisodesAndTruncate appends: reward 0, the last info repeated
         rewards, infos = [*rewards, 0.0], [*infos, infos[-1]]
     n = len(rewards)
-    return SingleAgentEpisode(observations=[np.zeros(2, np.float32)] * (n + 1), infos=infos,
-                              actions=[np.zeros(2, np.float32)] * n, rewards=list(rewards), len_lookback_buffer=0)
+    return SingleAgentEpisode(
+        observations=[np.zeros(2, np.float32)] * (n + 1),
+        infos=infos,
+        actions=[np.zeros(2, np.float32)] * n,
+        rewards=list(rewards),
+        len_lookback_buffer=0,
+    )
 
 
 def test_learner_reward_uses_current_multipliers():
@@ -168,8 +191,9 @@ def test_learner_reward_uses_current_multipliers():
 
 
 @pytest.mark.parametrize(("algo", "q_min", "allowed"), [("sac", 0.98, 0.0), ("ppo", 0.35, 0.05)])
-def test_lagrangian_training_logs_pushes_and_restores_multipliers(ray_session, tmp_path, monkeypatch, algo, q_min,
-                                                                 allowed):
+def test_lagrangian_training_logs_pushes_and_restores_multipliers(
+    ray_session, tmp_path, monkeypatch, algo, q_min, allowed
+):
     priced = []  # (transitions, of which carried costs) per call of the learner piece: the costs reach the learner
     original = LagrangianReward.lagrangian_rewards
 
@@ -220,8 +244,9 @@ def test_lagrangian_training_logs_pushes_and_restores_multipliers(ray_session, t
     try:
         assert restored.multipliers() == saved
         assert restored.aolo_pid["qoe"].get_state() == algo_.aolo_pid["qoe"].get_state()
-        piece = [p for p in restored.learner_group._learner._learner_connector.connectors
-                 if isinstance(p, LagrangianReward)][0]
+        piece = [
+            p for p in restored.learner_group._learner._learner_connector.connectors if isinstance(p, LagrangianReward)
+        ][0]
         assert piece.multipliers == saved
     finally:
         stop_algorithm(restored)

@@ -13,8 +13,11 @@ from aolo.envs.traces import load_plain_csv
 from aolo.envs.workload import TraceWorkload
 from aolo.errors import FadingTraceError, TraceError, WorkloadError
 
-LOADERS = {"carbon": (load_plain_csv, TraceError), "workload": (TraceWorkload.from_csv, WorkloadError),
-           "fading": (FadingTrace.load, FadingTraceError)}
+LOADERS = {
+    "carbon": (load_plain_csv, TraceError),
+    "workload": (TraceWorkload.from_csv, WorkloadError),
+    "fading": (FadingTrace.load, FadingTraceError),
+}
 
 
 def test_rows_keep_their_file_line_numbers_blank_rows_bom_and_crlf(tmp_path: Path) -> None:

@@ -94,6 +94,10 @@ def test_snn_energy_formula() -> None:
     )
     with pytest.raises(ValueError):
         snn_energy_nj(
-            real_macs=0, presynaptic_spikes=[1.0], fan_outs=[], lif_neurons=1,
-            encoder_neurons=1, timesteps=1,
+            real_macs=0,
+            presynaptic_spikes=[1.0],
+            fan_outs=[],
+            lif_neurons=1,
+            encoder_neurons=1,
+            timesteps=1,
         )

@@ -17,8 +17,17 @@ TWIN = ScenarioConfig.from_dict({"name": "twin", "cells": [{"name": "a", **CELL}
 
 def _season(day: int) -> str:
     month = (dt.date(2023, 1, 1) + dt.timedelta(days=day)).month
-    return {12: "winter", 1: "winter", 2: "winter", 3: "spring", 4: "spring", 5: "spring", 6: "summer",
-            7: "summer", 8: "summer"}.get(month, "autumn")
+    return {
+        12: "winter",
+        1: "winter",
+        2: "winter",
+        3: "spring",
+        4: "spring",
+        5: "spring",
+        6: "summer",
+        7: "summer",
+        8: "summer",
+    }.get(month, "autumn")
 
 
 def test_four_evaluation_days_cover_every_season():
@@ -79,12 +88,13 @@ def test_a_training_episode_never_reads_the_next_day(tmp_path):
     hours = np.arange(14 * 24)
     base = 300.0 + 100.0 * np.sin(2 * np.pi * hours / 24.0)
     changed = base.copy()
-    changed[6 * 24:7 * 24] *= 3.0  # a different held-out day 6
+    changed[6 * 24 : 7 * 24] *= 3.0  # a different held-out day 6
     envs = []
     for i, values in enumerate((base, changed)):
         path = _plain_trace(tmp_path, f"trace{i}.csv", values)
-        scenario = ScenarioConfig.from_dict({"name": "leak", "cells": [
-            {"name": "c", "grid_region": path, "datacenter_region": path, "num_users": 2}]})
+        scenario = ScenarioConfig.from_dict(
+            {"name": "leak", "cells": [{"name": "c", "grid_region": path, "datacenter_region": path, "num_users": 2}]}
+        )
         env = CellEnv({"scenario": scenario})
         assert 5 in env.days["train"] and 6 in env.days["heldout"]
         env.reset(seed=0, options={"day": 5})

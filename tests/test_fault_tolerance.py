@@ -5,8 +5,14 @@ import ray
 from aolo.platform.algorithms import TrainingSettings, build_algorithm_config
 from tests.test_algorithms import TINY
 
-SETTINGS = TrainingSettings(env_steps=48, rollout_fragment_length=12, updates_per_env_step=0.25, train_batch_size=32,
-                            learning_starts=12, hidden=(16, 16))
+SETTINGS = TrainingSettings(
+    env_steps=48,
+    rollout_fragment_length=12,
+    updates_per_env_step=0.25,
+    train_batch_size=32,
+    learning_starts=12,
+    hidden=(16, 16),
+)
 
 
 def test_killed_env_runner_is_restarted_and_training_continues(ray_session):
@@ -20,8 +26,10 @@ def test_killed_env_runner_is_restarted_and_training_continues(ray_session):
 
         for _ in range(4):  # the iteration that hits the dead runner restarts it; sampling resumes
             result = algo.train()
-            if group.num_healthy_remote_workers() == 1 and result["env_runners"].get(
-                    "num_env_steps_sampled_lifetime", 0) > steps:
+            if (
+                group.num_healthy_remote_workers() == 1
+                and result["env_runners"].get("num_env_steps_sampled_lifetime", 0) > steps
+            ):
                 break
         assert group.num_healthy_remote_workers() == 1
         assert algo._counters["total_num_restored_workers"] >= 1  # RLlib re-synced the restarted runner

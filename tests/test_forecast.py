@@ -21,8 +21,9 @@ def test_sigma_calibration() -> None:
     assert lognormal_mape(0.1) == pytest.approx(0.080055, rel=1e-4)
     assert lognormal_mape(sigma_for_mape(0.13)) == pytest.approx(0.13, rel=1e-9)
     cfg = ForecastConfig(kind="noisy", mape_24h=0.13, growth=0.5)
-    np.testing.assert_allclose(horizon_sigma(cfg, [0.0, 6.0, 24.0]), [0.0, 0.5 * sigma_for_mape(0.13),
-                                                                      sigma_for_mape(0.13)])
+    np.testing.assert_allclose(
+        horizon_sigma(cfg, [0.0, 6.0, 24.0]), [0.0, 0.5 * sigma_for_mape(0.13), sigma_for_mape(0.13)]
+    )
 
 
 def test_perfect_is_truth() -> None:
@@ -44,16 +45,18 @@ def test_noisy_reproducible_and_now_exact() -> None:
     np.testing.assert_array_equal(a.episode.forecast_cell_g_per_kwh, b.episode.forecast_cell_g_per_kwh)
     assert not np.allclose(a.episode.forecast_cell_g_per_kwh, c.episode.forecast_cell_g_per_kwh)
     np.testing.assert_array_equal(a.episode.ci_cell_g_per_kwh, c.episode.ci_cell_g_per_kwh)  # truth untouched
-    np.testing.assert_allclose(np.exp(a.episode.ci_features[:, 1:4]) * 100.0, a.episode.forecast_cell_g_per_kwh,
-                               rtol=1e-9)  # the observation shows the noisy forecasts
+    np.testing.assert_allclose(
+        np.exp(a.episode.ci_features[:, 1:4]) * 100.0, a.episode.forecast_cell_g_per_kwh, rtol=1e-9
+    )  # the observation shows the noisy forecasts
 
 
 def test_noisy_mape_per_horizon() -> None:
     cfg = ForecastConfig(kind="noisy", mape_24h=0.13)
     T, n_days = 96, 400
     truth = np.full(T, 200.0)
-    errs = np.array([make_forecasts(cfg, truth, [truth, truth], 900.0, (0, 0, d, 0))[:, :2] / 200.0 - 1.0
-                     for d in range(n_days)])  # (days, T, 2)
+    errs = np.array(
+        [make_forecasts(cfg, truth, [truth, truth], 900.0, (0, 0, d, 0))[:, :2] / 200.0 - 1.0 for d in range(n_days)]
+    )  # (days, T, 2)
     mape = np.abs(errs).mean(axis=(0, 1))
     expected = [lognormal_mape(s) for s in horizon_sigma(cfg, [1.0, 3.0])]  # 2.6 %, 4.5 %
     # AR(1)-correlated samples: ≈ n_days · T / (2 · 24 epochs) effective samples, sd of |e| ≈ 0.75 mean → ±5 %

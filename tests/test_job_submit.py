@@ -24,8 +24,20 @@ import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-EXCLUDES = [".git", ".pytest_cache", ".benchmarks", "bench", "tests", "aolo_runs", "mlruns", "mlartifacts",
-            "*.db", "__pycache__", "*.egg-info", ".venv"]
+EXCLUDES = [
+    ".git",
+    ".pytest_cache",
+    ".benchmarks",
+    "bench",
+    "tests",
+    "aolo_runs",
+    "mlruns",
+    "mlartifacts",
+    "*.db",
+    "__pycache__",
+    "*.egg-info",
+    ".venv",
+]
 JOB_TIMEOUT_S = 480
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,11 +93,25 @@ def _get_json(url: str) -> dict:
 def ray_head(free_port, aolo_env):
     """A Ray head on 127.0.0.1 with the dashboard (job server) on a free port; yields the dashboard URL."""
     temp_dir = tempfile.mkdtemp(prefix="rj", dir="/tmp")
-    ports = {flag: free_port() for flag in ("--port", "--dashboard-port", "--dashboard-agent-listen-port",
-                                            "--ray-client-server-port")}
-    cmd = [_ray_cli(), "start", "--head", "--node-ip-address", "127.0.0.1", "--dashboard-host", "127.0.0.1",
-           "--num-cpus", "2", "--disable-usage-stats", "--temp-dir", temp_dir,
-           *[str(x) for flag, port in ports.items() for x in (flag, port)]]
+    ports = {
+        flag: free_port()
+        for flag in ("--port", "--dashboard-port", "--dashboard-agent-listen-port", "--ray-client-server-port")
+    }
+    cmd = [
+        _ray_cli(),
+        "start",
+        "--head",
+        "--node-ip-address",
+        "127.0.0.1",
+        "--dashboard-host",
+        "127.0.0.1",
+        "--num-cpus",
+        "2",
+        "--disable-usage-stats",
+        "--temp-dir",
+        temp_dir,
+        *[str(x) for flag, port in ports.items() for x in (flag, port)],
+    ]
     try:
         started = subprocess.run(cmd, env=aolo_env, capture_output=True, text=True, timeout=240)
         assert started.returncode == 0, f"ray start failed:\n{started.stdout}\n{started.stderr}"
@@ -97,9 +123,22 @@ def ray_head(free_port, aolo_env):
 
 def _submit(dashboard: str, submission_id: str, entrypoint: list[str], env: dict[str, str]) -> None:
     """``ray job submit --no-wait``, retried while the head's job agent is still registering."""
-    cmd = [_ray_cli(), "job", "submit", "--address", dashboard, "--submission-id", submission_id, "--no-wait",
-           "--working-dir", str(REPO_ROOT), "--runtime-env-json", json.dumps({"excludes": EXCLUDES}),
-           "--", *entrypoint]
+    cmd = [
+        _ray_cli(),
+        "job",
+        "submit",
+        "--address",
+        dashboard,
+        "--submission-id",
+        submission_id,
+        "--no-wait",
+        "--working-dir",
+        str(REPO_ROOT),
+        "--runtime-env-json",
+        json.dumps({"excludes": EXCLUDES}),
+        "--",
+        *entrypoint,
+    ]
     deadline = time.monotonic() + 120
     while True:
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
@@ -114,8 +153,25 @@ def test_ray_job_submit_trains_and_logs_to_mlflow(ray_head, tmp_path, aolo_env):
     out = tmp_path / "out"
     db = out / "mlruns.db"
     submission_id = f"aolo-test-{uuid.uuid4().hex[:8]}"
-    _submit(ray_head, submission_id, ["python", "-m", "aolo", "train", "--preset", "smoke", "--algorithm", "sac",
-                                      "--output", str(out), "--tracking-uri", f"sqlite:///{db}"], aolo_env)
+    _submit(
+        ray_head,
+        submission_id,
+        [
+            "python",
+            "-m",
+            "aolo",
+            "train",
+            "--preset",
+            "smoke",
+            "--algorithm",
+            "sac",
+            "--output",
+            str(out),
+            "--tracking-uri",
+            f"sqlite:///{db}",
+        ],
+        aolo_env,
+    )
 
     deadline = time.monotonic() + JOB_TIMEOUT_S
     status = "PENDING"

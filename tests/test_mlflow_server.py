@@ -28,8 +28,9 @@ def _get(base: str, path: str, **query) -> dict:
 
 
 def _post(base: str, path: str, body: dict) -> dict:
-    request = urllib.request.Request(f"{base}{path}", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+    request = urllib.request.Request(
+        f"{base}{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
@@ -38,9 +39,22 @@ def _post(base: str, path: str, body: dict) -> dict:
 def mlflow_server(tmp_path, free_port, aolo_env):
     """``mlflow server`` on 127.0.0.1 (sqlite store, local artifact root); yields its URL once healthy."""
     port = free_port()
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'db.sqlite'}",
-           "--default-artifact-root", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-           "--workers", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{tmp_path / 'db.sqlite'}",
+        "--default-artifact-root",
+        str(tmp_path / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen(cmd, env=aolo_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
@@ -70,13 +84,26 @@ def mlflow_server(tmp_path, free_port, aolo_env):
 def test_train_logs_to_a_tracking_server(ray_session, mlflow_server, tmp_path):
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
-        code = cli.main(["train", "--preset", "smoke", "--algorithm", "sac", "--output", str(tmp_path / "out"),
-                         "--tracking-uri", mlflow_server])
+        code = cli.main(
+            [
+                "train",
+                "--preset",
+                "smoke",
+                "--algorithm",
+                "sac",
+                "--output",
+                str(tmp_path / "out"),
+                "--tracking-uri",
+                mlflow_server,
+            ]
+        )
     assert code == 0, stdout.getvalue()
     assert not (tmp_path / "out" / "mlruns.db").exists()  # everything went to the server
 
     experiment = _get(mlflow_server, "/api/2.0/mlflow/experiments/get-by-name", experiment_name="smoke")["experiment"]
-    runs = _post(mlflow_server, "/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
+    runs = _post(mlflow_server, "/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment["experiment_id"]]})[
+        "runs"
+    ]
     assert len(runs) == 1
     run = runs[0]
     assert run["info"]["status"] == "FINISHED"
@@ -85,11 +112,16 @@ def test_train_logs_to_a_tracking_server(ray_session, mlflow_server, tmp_path):
     assert params["algorithm"] == "sac" and params["env_steps"] == "96"
     assert metrics["train/env_steps"] == 96
     assert metrics["eval/carbon_g_per_request"] > 0 and "eval/gap_to_bound" in metrics
-    assert f"{mlflow_server}/#/experiments/{experiment['experiment_id']}/runs/{run['info']['run_id']}" \
-        in stdout.getvalue()  # the printed link opens the run in the UI
+    assert (
+        f"{mlflow_server}/#/experiments/{experiment['experiment_id']}/runs/{run['info']['run_id']}" in stdout.getvalue()
+    )  # the printed link opens the run in the UI
 
-    history = _get(mlflow_server, "/api/2.0/mlflow/metrics/get-history", run_id=run["info"]["run_id"],
-                   metric_key="train/episode_return_mean")["metrics"]
+    history = _get(
+        mlflow_server,
+        "/api/2.0/mlflow/metrics/get-history",
+        run_id=run["info"]["run_id"],
+        metric_key="train/episode_return_mean",
+    )["metrics"]
     assert [int(m["step"]) for m in history] == [48, 96]  # step = env steps (JSON int64s are strings)
     artifacts = _get(mlflow_server, "/api/2.0/mlflow/artifacts/list", run_id=run["info"]["run_id"]).get("files", [])
     assert {"evaluation.csv", "learning_curve.png"} <= {a["path"] for a in artifacts}

@@ -38,10 +38,23 @@ from aolo.platform.tracking import (
 )
 
 #: Held-out carbon per request [g] of each child run: distinct, so every row of the UI table is recognisable.
-CARBON_G = {"sdrl-seed0": 0.00412, "sac-seed0": 0.00437, "reference-hindsight": 0.00381,
-            "reference-myopic": 0.00459, "reference-fixed": 0.00655}
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CARBON_G = {
+    "sdrl-seed0": 0.00412,
+    "sac-seed0": 0.00437,
+    "reference-hindsight": 0.00381,
+    "reference-myopic": 0.00459,
+    "reference-fixed": 0.00655,
+}
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _chromium() -> str | None:
@@ -57,15 +70,21 @@ def build_compare_store(uri: str) -> Tracker:
 
     experiment = load_experiment("smoke")
     tracker = Tracker(uri, experiment.scenario.name)
-    with tracker.mlflow_run(f"compare-{experiment.name}", {"preset": experiment.name},
-                            {"aolo.command": "compare"}) as parent:
+    with tracker.mlflow_run(
+        f"compare-{experiment.name}", {"preset": experiment.name}, {"aolo.command": "compare"}
+    ) as parent:
         for algorithm in ("sdrl", "sac"):
-            with tracker.mlflow_run(f"{algorithm}-seed0", experiment_params(experiment, algorithm, 0),
-                                    {"aolo.command": "train"}, parent_run_id=parent.run_id) as run:
+            with tracker.mlflow_run(
+                f"{algorithm}-seed0",
+                experiment_params(experiment, algorithm, 0),
+                {"aolo.command": "train"},
+                parent_run_id=parent.run_id,
+            ) as run:
                 run.log_metrics({"eval/carbon_g_per_request": CARBON_G[f"{algorithm}-seed0"], "eval/qoe_mean": 0.9})
-        evaluations = {name: EvaluationResult(name, {"carbon_g_per_request": CARBON_G[f"reference-{name}"],
-                                                     "qoe_mean": 0.9})
-                       for name in ("hindsight", "myopic", "fixed")}
+        evaluations = {
+            name: EvaluationResult(name, {"carbon_g_per_request": CARBON_G[f"reference-{name}"], "qoe_mean": 0.9})
+            for name in ("hindsight", "myopic", "fixed")
+        }
         _log_references(experiment, evaluations, tracker, parent.run_id)
     return tracker
 
@@ -80,9 +99,13 @@ def test_experiment_is_model_training_and_children_share_policy_and_kind(tmp_pat
     runs = {r.info.run_name: r for r in client.search_runs([tracker.experiment_id])}
     assert set(runs) == {"compare-smoke", *CARBON_G}  # run names unchanged
     parent_id = runs["compare-smoke"].info.run_id
-    expected = {"sdrl-seed0": ("sdrl", "learned"), "sac-seed0": ("sac", "learned"),
-                "reference-hindsight": ("hindsight", "reference"), "reference-myopic": ("myopic", "reference"),
-                "reference-fixed": ("fixed", "reference")}
+    expected = {
+        "sdrl-seed0": ("sdrl", "learned"),
+        "sac-seed0": ("sac", "learned"),
+        "reference-hindsight": ("hindsight", "reference"),
+        "reference-myopic": ("myopic", "reference"),
+        "reference-fixed": ("fixed", "reference"),
+    }
     for name, (policy, kind) in expected.items():
         run = runs[name]
         assert run.data.tags[PARENT_RUN_TAG] == parent_id
@@ -125,9 +148,22 @@ def mlflow_ui(smoke_compare_store, tmp_path, free_port, aolo_env):
     db = smoke_compare_store
     tracker = Tracker(f"sqlite:///{db}", "smoke")
     port = free_port()
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{db}",
-           "--default-artifact-root", str(tmp_path / "mlartifacts"), "--host", "127.0.0.1", "--port", str(port),
-           "--workers", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{db}",
+        "--default-artifact-root",
+        str(tmp_path / "mlartifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen(cmd, env=aolo_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
@@ -157,8 +193,10 @@ def mlflow_ui(smoke_compare_store, tmp_path, free_port, aolo_env):
 @pytest.fixture
 def browser():
     """Headless Debian chromium driven by Playwright; skips with the reason when either is missing."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright's Python package is not installed "
-                                                                 "(pip install playwright; .ci/run installs it)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api",
+        reason="Playwright's Python package is not installed (pip install playwright; .ci/run installs it)",
+    )
     executable = _chromium()
     if executable is None:
         pytest.skip("no chromium browser found (apt-get install chromium; .ci/run installs it where it can)")
@@ -192,8 +230,14 @@ def test_ui_opens_on_the_runs_table_and_compares_the_children(browser, mlflow_ui
 
     # show the carbon, policy and kind columns, expand the parent: every child is listed with its carbon
     page.get_by_role("button", name="Columns").click()
-    for column in ("Dataset", "Source", "Models",  # shown by default and empty for aolo's runs: hidden
-                   "eval/carbon_g_per_request", "policy", "kind"):
+    for column in (
+        "Dataset",
+        "Source",
+        "Models",  # shown by default and empty for aolo's runs: hidden
+        "eval/carbon_g_per_request",
+        "policy",
+        "kind",
+    ):
         tree_node = page.locator(".du-bois-light-tree-treenode", has=page.get_by_text(column, exact=True)).last
         tree_node.locator(".du-bois-light-tree-checkbox").click()
     page.keyboard.press("Escape")
@@ -215,8 +259,10 @@ def test_ui_opens_on_the_runs_table_and_compares_the_children(browser, mlflow_ui
     # the compare-runs page of the child runs: one column per run, the policy/kind params side by side
     ids = ",".join(f'"{r.info.run_id}"' for r in children.values())
     page.set_viewport_size({"width": 1280, "height": 1400})
-    page.goto(f"{base}/#/compare-runs?runs=[{ids}]&experiments=[\"{tracker.experiment_id}\"]&{MODEL_TRAINING_QUERY}",
-              wait_until="load")
+    page.goto(
+        f'{base}/#/compare-runs?runs=[{ids}]&experiments=["{tracker.experiment_id}"]&{MODEL_TRAINING_QUERY}',
+        wait_until="load",
+    )
     page.get_by_text("reference-hindsight").first.wait_for()
     page.get_by_text("policy", exact=True).first.wait_for()  # the params table below the plots
     page.wait_for_timeout(1000)  # the parallel-coordinates plot draws after the data arrives

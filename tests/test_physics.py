@@ -37,15 +37,30 @@ def test_worked_example_matches_hand_computation():
     radio = RadioConfig(fading_average="instantaneous")  # the example's |h|² = 1 is one fading draw
     service = ServiceConfig(embodied=False)
     inference = InferenceCoefficients(
-        prefill_j_per_token=0.023, decode_j_per_token=0.107, overhead=1.2 * 1.2, ttft_overhead_s=0.05,
-        prefill_s_per_token=3.2e-5, itl_s=0.0115, gpu_share=1 / 64, embodied_g_per_gpu_s=0.0,
+        prefill_j_per_token=0.023,
+        decode_j_per_token=0.107,
+        overhead=1.2 * 1.2,
+        ttft_overhead_s=0.05,
+        prefill_s_per_token=3.2e-5,
+        itl_s=0.0115,
+        gpu_share=1 / 64,
+        embodied_g_per_gpu_s=0.0,
     )
     out = request_outcomes(
-        kappa=np.array([200.0]), prompt_tokens=np.array([1000.0]), ref_tokens=np.array([250.0]),
-        power_w=np.array([2.0]), channel_gain=np.array([gain]),
-        noise_w=float(channel.noise_power_w(b_u, 7.0)), interference_w=0.0,
-        ci_datacenter_g_per_kwh=9.0, ci_cell_g_per_kwh=700.0, users_in_cell=8, bandwidth_per_user_hz=b_u,
-        inference=inference, radio=radio, service=service,
+        kappa=np.array([200.0]),
+        prompt_tokens=np.array([1000.0]),
+        ref_tokens=np.array([250.0]),
+        power_w=np.array([2.0]),
+        channel_gain=np.array([gain]),
+        noise_w=float(channel.noise_power_w(b_u, 7.0)),
+        interference_w=0.0,
+        ci_datacenter_g_per_kwh=9.0,
+        ci_cell_g_per_kwh=700.0,
+        users_in_cell=8,
+        bandwidth_per_user_hz=b_u,
+        inference=inference,
+        radio=radio,
+        service=service,
     )
     assert out.rate_bps[0] == pytest.approx(rate_hand, rel=REL)
     assert out.airtime_s[0] == pytest.approx(airtime_hand, rel=REL)
@@ -89,8 +104,10 @@ def test_prefill_is_charged_once():
     """ML.ENERGY's e_dec already holds its own prompts' prefill; ``net`` removes that share (docs/design.md §3.4)."""
     profile = get_serving_profile("llama-3.1-8b-h100")
     share_hand = 0.023 * 200 / 397  # e_pre · L_p,ref / L_out,ref = 0.01159 J per output token
-    coef = {mode: InferenceCoefficients.build(profile, 64, ServiceConfig(prefill_accounting=mode))
-            for mode in ("net", "additive", "measured")}
+    coef = {
+        mode: InferenceCoefficients.build(profile, 64, ServiceConfig(prefill_accounting=mode))
+        for mode in ("net", "additive", "measured")
+    }
     assert coef["additive"].decode_j_per_token == pytest.approx(0.1186, rel=REL)
     assert coef["net"].decode_j_per_token == pytest.approx(0.1186 - share_hand, rel=REL)
     assert coef["net"].prefill_j_per_token == coef["additive"].prefill_j_per_token == 0.023
@@ -126,21 +143,33 @@ def test_serving_profile_interpolates_measured_points_only():
         # UMa LOS below the breakpoint (d'_BP = 4·24·0.5·3.5e9/c = 560.4 m): 28 + 22 log d3 + 20 log fc
         ("uma", "los", 100.0, 28.0 + 22 * math.log10(math.hypot(100, 23.5)) + 20 * math.log10(3.5)),
         # UMa LOS beyond the breakpoint
-        ("uma", "los", 1000.0, 28.0 + 40 * math.log10(math.hypot(1000, 23.5)) + 20 * math.log10(3.5)
-         - 9 * math.log10((4 * 24 * 0.5 * 3.5e9 / 299_792_458.0) ** 2 + 23.5**2)),
+        (
+            "uma",
+            "los",
+            1000.0,
+            28.0
+            + 40 * math.log10(math.hypot(1000, 23.5))
+            + 20 * math.log10(3.5)
+            - 9 * math.log10((4 * 24 * 0.5 * 3.5e9 / 299_792_458.0) ** 2 + 23.5**2),
+        ),
         ("uma", "nlos", 200.0, 13.54 + 39.08 * math.log10(math.hypot(200, 23.5)) + 20 * math.log10(3.5)),
         ("umi", "los", 50.0, 32.4 + 21 * math.log10(math.hypot(50, 8.5)) + 20 * math.log10(3.5)),
         ("umi", "nlos", 150.0, 35.3 * math.log10(math.hypot(150, 8.5)) + 22.4 + 21.3 * math.log10(3.5)),
     ],
 )
 def test_pathloss_equals_38901_formulas(scenario, state, d2, expected):
-    assert channel.pathloss_db(np.array([d2]), scenario=scenario, link_state=state)[0] == pytest.approx(expected, rel=1e-9)
+    assert channel.pathloss_db(np.array([d2]), scenario=scenario, link_state=state)[0] == pytest.approx(
+        expected, rel=1e-9
+    )
 
 
 def test_nlos_is_never_below_los():
     d = np.linspace(10, 2000, 500)
     for sc in ("uma", "umi"):
-        assert np.all(channel.pathloss_db(d, scenario=sc, link_state="nlos") >= channel.pathloss_db(d, scenario=sc, link_state="los"))
+        assert np.all(
+            channel.pathloss_db(d, scenario=sc, link_state="nlos")
+            >= channel.pathloss_db(d, scenario=sc, link_state="los")
+        )
 
 
 def test_rayleigh_fading_power_and_lag1_correlation():

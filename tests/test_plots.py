@@ -17,11 +17,13 @@ def _history(points):
 
 
 def test_learning_curve_bands_are_median_and_quartiles_per_user_epoch():
-    histories = {"sac": [
-        _history([(0, -100), (10, -50), (20, -10), (30, math.nan)]),  # NaN (no finished episode) is dropped
-        _history([(0, -200), (10, -100), (20, -20)]),
-        _history([(5, -40), (20, 0)]),  # starts later: the band covers 5..20, where every seed has data
-    ]}
+    histories = {
+        "sac": [
+            _history([(0, -100), (10, -50), (20, -10), (30, math.nan)]),  # NaN (no finished episode) is dropped
+            _history([(0, -200), (10, -100), (20, -20)]),
+            _history([(5, -40), (20, 0)]),  # starts later: the band covers 5..20, where every seed has data
+        ]
+    }
     band = learning_curve_bands(histories, users_per_episode=2, epochs_per_episode=5)["sac"]  # / 10
     assert band.n == 3
     np.testing.assert_allclose(band.env_steps, [5, 10, 20])
@@ -32,8 +34,9 @@ def test_learning_curve_bands_are_median_and_quartiles_per_user_epoch():
     np.testing.assert_allclose(band.q25, [-11.25, -7.5, -1.5])
     np.testing.assert_allclose(band.q75, [-5.75, -5 + 0.5 * (5 - 8 / 3), -0.5])  # -3.8333 at step 10
     # a diverging seed moves the median band by its rank only, not by its size (mean ± sd would)
-    wild = learning_curve_bands({"a": [_history([(0, 1), (1, 1)]), _history([(0, 2), (1, 2)]),
-                                       _history([(0, -1e6), (1, -1e6)])]})["a"]
+    wild = learning_curve_bands(
+        {"a": [_history([(0, 1), (1, 1)]), _history([(0, 2), (1, 2)]), _history([(0, -1e6), (1, -1e6)])]}
+    )["a"]
     np.testing.assert_allclose(wild.median, [1, 1])
     assert wild.q75.max() == pytest.approx(1.5)
 
@@ -45,16 +48,20 @@ def test_learning_curve_bands_skip_empty_runs_and_check_the_scale():
 
 
 def test_cell_means_average_episodes_per_cell_without_the_all_row():
-    rows = [{"cell": "a", "carbon_g_per_request": "0.002"}, {"cell": "a", "carbon_g_per_request": "0.004"},
-            {"cell": "b", "carbon_g_per_request": "0.01", "bound_g_per_request": ""},
-            {"cell": "all", "carbon_g_per_request": "1"}]
+    rows = [
+        {"cell": "a", "carbon_g_per_request": "0.002"},
+        {"cell": "a", "carbon_g_per_request": "0.004"},
+        {"cell": "b", "carbon_g_per_request": "0.01", "bound_g_per_request": ""},
+        {"cell": "all", "carbon_g_per_request": "1"},
+    ]
     assert cell_means(rows) == pytest.approx({"a": 0.003, "b": 0.01})
     assert cell_means(rows, "bound_g_per_request") == {}  # empty cells are not values
 
 
 def test_plots_write_pngs(tmp_path):
-    path = plot_cell_carbon({"sdrl": {"a": 0.004, "b": 0.002}, "myopic": {"a": 0.005}}, tmp_path / "c.png",
-                            bound={"a": 0.0035, "b": 0.0018})
+    path = plot_cell_carbon(
+        {"sdrl": {"a": 0.004, "b": 0.002}, "myopic": {"a": 0.005}}, tmp_path / "c.png", bound={"a": 0.0035, "b": 0.0018}
+    )
     assert path.read_bytes()[:8] == PNG_MAGIC
     path = plot_learning_curves({"sac": [_history([(0, -1), (10, -0.5)])] * 2}, tmp_path / "l.png", 2, 24)
     assert path.read_bytes()[:8] == PNG_MAGIC

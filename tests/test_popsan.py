@@ -121,7 +121,7 @@ def test_matches_reference_spike_for_spike_and_gradients(weight_gain: float) -> 
     names = [k for k, _ in actor.named_parameters()]
     grads = torch.autograd.grad((out * proj).sum(), list(actor.parameters()))
     ref_grads = torch.autograd.grad((ref_out * proj).sum(), [ref_params[k] for k in names])
-    for name, g, rg in zip(names, grads, ref_grads):
+    for name, g, rg in zip(names, grads, ref_grads, strict=False):
         torch.testing.assert_close(g, rg, rtol=1e-5, atol=1e-5, msg=name)
     # Gradients reach the receptive fields and every synapse layer.
     assert all(g.abs().sum() > 0 for g in grads)

@@ -27,8 +27,9 @@ def test_base_inherits_nested_keys_it_does_not_set(tmp_path):
 
 def test_lists_and_search_space_entries_are_replaced_not_merged(tmp_path):
     path = tmp_path / "narrow.yaml"
-    path.write_text("base: reward_weights\ncompare: {seeds: [3]}\n"
-                    "search_space: {scenario.reward.qoe: {choice: [0.1]}}\n")
+    path.write_text(
+        "base: reward_weights\ncompare: {seeds: [3]}\nsearch_space: {scenario.reward.qoe: {choice: [0.1]}}\n"
+    )
     raw = load_raw(str(path))
     assert raw["compare"]["seeds"] == [3]
     assert raw["compare"]["algorithms"] == ["sdrl", "sac", "td3", "ppo"]  # sibling key from quick
@@ -73,8 +74,18 @@ def test_wheel_installs_and_trains_the_smoke_preset_without_the_checkout(tmp_pat
         assert done.returncode == 0, f"{args}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
         return done
 
-    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"),
-        str(src))
+    run(
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "-q",
+        "-w",
+        str(tmp_path / "dist"),
+        str(src),
+    )
     (wheel,) = (tmp_path / "dist").glob("aolo-*.whl")
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", "--system-site-packages", str(venv))
@@ -89,7 +100,8 @@ def test_wheel_installs_and_trains_the_smoke_preset_without_the_checkout(tmp_pat
     assert Path(purelib) != Path(sysconfig.get_paths()["purelib"])
 
     out = tmp_path / "out"
-    done = run(str(bin_dir / "aolo"), "train", "--preset", "smoke", "--output", str(out), "--tracking-uri", "none",
-               timeout=110)
+    done = run(
+        str(bin_dir / "aolo"), "train", "--preset", "smoke", "--output", str(out), "--tracking-uri", "none", timeout=110
+    )
     assert "checkpoint:" in done.stdout
     assert (out / "smoke").is_dir()

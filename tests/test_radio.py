@@ -22,7 +22,8 @@ def test_near_user_rate_is_capped_at_the_nr_peak():
     # below the cap nothing changes
     far = 1e-13
     assert channel.delivery_rate_bps(B_HZ, 2.0, far, NOISE_W, 0.0, radio) == pytest.approx(
-        B_HZ * math.log2(1 + 2.0 * far / NOISE_W))
+        B_HZ * math.log2(1 + 2.0 * far / NOISE_W)
+    )
 
 
 @pytest.mark.parametrize("snr_db", [-20.0, 0.0, 10.0, 20.0, 30.0])

@@ -17,9 +17,18 @@ SCENARIO = {
     "epochs_per_episode": 24,
     "epoch_s": 3600.0,
     "cells": [
-        {"name": "coal-dc", "grid_region": "synthetic:hydro", "datacenter_region": "synthetic:wind_coal", "num_users": 4},
-        {"name": "coal-bs", "grid_region": "synthetic:coal_heavy", "datacenter_region": "synthetic:solar_duck",
-         "num_users": 4},
+        {
+            "name": "coal-dc",
+            "grid_region": "synthetic:hydro",
+            "datacenter_region": "synthetic:wind_coal",
+            "num_users": 4,
+        },
+        {
+            "name": "coal-bs",
+            "grid_region": "synthetic:coal_heavy",
+            "datacenter_region": "synthetic:solar_duck",
+            "num_users": 4,
+        },
     ],
 }
 
@@ -54,8 +63,15 @@ def _tiny_env(seed: int) -> CellEnv:
         "name": "tiny",
         "epochs_per_episode": 4,
         "epoch_s": 3600.0,
-        "cells": [{"name": "c", "grid_region": "synthetic:wind_coal", "datacenter_region": "synthetic:solar_duck",
-                   "num_users": 2, "radius_m": 400.0}],
+        "cells": [
+            {
+                "name": "c",
+                "grid_region": "synthetic:wind_coal",
+                "datacenter_region": "synthetic:solar_duck",
+                "num_users": 2,
+                "radius_m": 400.0,
+            }
+        ],
     }
     env = CellEnv({"scenario": sc})
     env.reset(seed=seed, options={"day": 3})
@@ -76,11 +92,14 @@ def _brute_force_carbon(env: CellEnv, user: int) -> float:
         hi = np.floor(sv.f_max * ref + 1e-9)
         row = []
         for k in np.arange(lo, hi + 1):
-            def carbon(p_dbm, k=k):
+
+            def carbon(p_dbm, k=k, t=t):
                 out = env.outcomes(np.array([k]), np.array([channel.dbm_to_w(p_dbm)]), t, users=[user])
                 return out.carbon_total_g[0] + (1e3 if out.latency_s[0] > sv.t_max_s else 0.0)
-            res = minimize_scalar(carbon, bounds=(radio.p_min_dbm, radio.p_max_dbm), method="bounded",
-                                  options={"xatol": 1e-6})
+
+            res = minimize_scalar(
+                carbon, bounds=(radio.p_min_dbm, radio.p_max_dbm), method="bounded", options={"xatol": 1e-6}
+            )
             row.append((res.fun, qoe(k, ref, sv.qoe_alpha)))
         options.append(row)
     best = np.inf
@@ -105,8 +124,19 @@ def test_hindsight_matches_brute_force_on_a_small_instance(seed):
 
 
 def test_power_budget_is_enforced_by_the_oracle():
-    sc = dict(SCENARIO, cells=[{"name": "far", "grid_region": "synthetic:coal_heavy", "datacenter_region": "synthetic:hydro",
-                                "num_users": 8, "radius_m": 1500.0, "bs_power_budget_w": 2.0}])
+    sc = dict(
+        SCENARIO,
+        cells=[
+            {
+                "name": "far",
+                "grid_region": "synthetic:coal_heavy",
+                "datacenter_region": "synthetic:hydro",
+                "num_users": 8,
+                "radius_m": 1500.0,
+                "bs_power_budget_w": 2.0,
+            }
+        ],
+    )
     env = CellEnv({"scenario": sc})
     env.reset(seed=0, options={"day": 0})
     plan = solve_hindsight(env)
@@ -115,7 +145,9 @@ def test_power_budget_is_enforced_by_the_oracle():
 
 def test_make_reference_policy_names():
     assert make_reference_policy("myopic").name == "myopic"
-    with pytest.raises(ValueError, match="allowed: \\['fixed', 'myopic', 'myopic_true_csi', 'forecast', 'hindsight'\\]"):
+    with pytest.raises(
+        ValueError, match="allowed: \\['fixed', 'myopic', 'myopic_true_csi', 'forecast', 'hindsight'\\]"
+    ):
         make_reference_policy("oracle")
 
 

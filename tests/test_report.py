@@ -27,9 +27,16 @@ def _write(path: Path, rows: list[dict]) -> None:
 
 
 def _overall(carbon: float, **extra) -> dict:
-    return {"cell": "all", "day": "", "carbon_g_per_request": carbon, "qoe_mean": 0.9,
-            "carbon_inference_g": 0.75 * carbon, "carbon_embodied_g": 0.05 * carbon, "carbon_comm_g": 0.2 * carbon,
-            **extra}
+    return {
+        "cell": "all",
+        "day": "",
+        "carbon_g_per_request": carbon,
+        "qoe_mean": 0.9,
+        "carbon_inference_g": 0.75 * carbon,
+        "carbon_embodied_g": 0.05 * carbon,
+        "carbon_comm_g": 0.2 * carbon,
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -38,42 +45,93 @@ def study(tmp_path):
     preset = tmp_path / "study.yaml"
     preset.write_text(yaml.safe_dump({"base": "smoke", "compare": {"algorithms": ["sdrl", "sac"], "seeds": [0, 1]}}))
     root = tmp_path / "runs" / "smoke"
-    learned = {"qoe_violation_rate": 0.1, "qoe_mean_violation_rate": 0.05, "qoe_shortfall": 0.001,
-               "qoe_floor_violation_rate": 0.2, "latency_violation_rate": 0.0, "actor_carbon_share": 1e-9}
-    _write(root / "sdrl_seed0" / "evaluation.csv", [
-        {"cell": A, "day": 3, "carbon_g_per_request": 0.004, "qoe_mean": 0.8},
-        {"cell": A, "day": 9, "carbon_g_per_request": 0.006, "qoe_mean": 0.9},
-        {"cell": B, "day": 3, "carbon_g_per_request": 0.002, "qoe_mean": 1.0}, _overall(0.004, **learned)])
-    _write(root / "sdrl_seed1" / "evaluation.csv", [
-        {"cell": A, "day": 3, "carbon_g_per_request": 0.007, "qoe_mean": 0.7},
-        {"cell": B, "day": 3, "carbon_g_per_request": 0.003, "qoe_mean": 0.9}, _overall(0.005, **learned)])
+    learned = {
+        "qoe_violation_rate": 0.1,
+        "qoe_mean_violation_rate": 0.05,
+        "qoe_shortfall": 0.001,
+        "qoe_floor_violation_rate": 0.2,
+        "latency_violation_rate": 0.0,
+        "actor_carbon_share": 1e-9,
+    }
+    _write(
+        root / "sdrl_seed0" / "evaluation.csv",
+        [
+            {"cell": A, "day": 3, "carbon_g_per_request": 0.004, "qoe_mean": 0.8},
+            {"cell": A, "day": 9, "carbon_g_per_request": 0.006, "qoe_mean": 0.9},
+            {"cell": B, "day": 3, "carbon_g_per_request": 0.002, "qoe_mean": 1.0},
+            _overall(0.004, **learned),
+        ],
+    )
+    _write(
+        root / "sdrl_seed1" / "evaluation.csv",
+        [
+            {"cell": A, "day": 3, "carbon_g_per_request": 0.007, "qoe_mean": 0.7},
+            {"cell": B, "day": 3, "carbon_g_per_request": 0.003, "qoe_mean": 0.9},
+            _overall(0.005, **learned),
+        ],
+    )
     for seed, returns in ((0, (-480, -240)), (1, (-960, -480))):
-        _write(root / f"sdrl_seed{seed}" / "history.csv",
-               [{"iteration": i, "env_steps": 48 * (i + 1), "episode_return_mean": r} for i, r in enumerate(returns)])
+        _write(
+            root / f"sdrl_seed{seed}" / "history.csv",
+            [{"iteration": i, "env_steps": 48 * (i + 1), "episode_return_mean": r} for i, r in enumerate(returns)],
+        )
     refs = root / "compare" / "references"
-    _write(refs / "hindsight.csv", [
-        {"cell": A, "day": 3, "carbon_g_per_request": 0.004, "bound_g_per_request": 0.004, "qoe_mean": 0.8},
-        {"cell": B, "day": 3, "carbon_g_per_request": 0.0024, "bound_g_per_request": 0.002, "qoe_mean": 0.8},
-        _overall(0.0032)])
-    _write(refs / "myopic.csv", [{"cell": A, "day": 3, "carbon_g_per_request": 0.005, "qoe_mean": 0.8},
-                                 {"cell": B, "day": 3, "carbon_g_per_request": 0.003, "qoe_mean": 0.8},
-                                 _overall(0.004)])
-    _write(root / "compare" / "table.csv", [
-        {"policy": "sdrl", "kind": "learned", "carbon_g_per_request": 0.0045, "carbon_g_per_request_ci95": 0.006},
-        {"policy": "hindsight", "kind": "reference", "carbon_g_per_request": 0.0032,
-         "carbon_g_per_request_ci95": ""}])
+    _write(
+        refs / "hindsight.csv",
+        [
+            {"cell": A, "day": 3, "carbon_g_per_request": 0.004, "bound_g_per_request": 0.004, "qoe_mean": 0.8},
+            {"cell": B, "day": 3, "carbon_g_per_request": 0.0024, "bound_g_per_request": 0.002, "qoe_mean": 0.8},
+            _overall(0.0032),
+        ],
+    )
+    _write(
+        refs / "myopic.csv",
+        [
+            {"cell": A, "day": 3, "carbon_g_per_request": 0.005, "qoe_mean": 0.8},
+            {"cell": B, "day": 3, "carbon_g_per_request": 0.003, "qoe_mean": 0.8},
+            _overall(0.004),
+        ],
+    )
+    _write(
+        root / "compare" / "table.csv",
+        [
+            {"policy": "sdrl", "kind": "learned", "carbon_g_per_request": 0.0045, "carbon_g_per_request_ci95": 0.006},
+            {
+                "policy": "hindsight",
+                "kind": "reference",
+                "carbon_g_per_request": 0.0032,
+                "carbon_g_per_request_ci95": "",
+            },
+        ],
+    )
     sweep = tmp_path / "sweep" / "smoke" / "sweep"
     sweep.mkdir(parents=True)
-    trial = {"params": {"scenario.reward.carbon": 1.0, "scenario.reward.qoe": 0.2},
-             "metrics": {"carbon_g_per_request": 0.0041, "qoe_mean": 0.85, "qoe_violation_rate": 0.0,
-                         "latency_violation_rate": 0.0}}
-    (sweep / "selection.json").write_text(json.dumps({
-        "rule": {"max_qoe_violation_rate": 0.05, "max_latency_violation_rate": 0.01},
-        "selected": {"name": "t1"},
-        "trials": [{"name": "t1", **trial},
-                   {"name": "t2", "params": {"scenario.reward.carbon": 2.0, "scenario.reward.qoe": 0.05},
-                    "metrics": {**trial["metrics"], "carbon_g_per_request": 0.0039, "qoe_violation_rate": 0.2}},
-                   {"name": "t3", "params": {}, "metrics": {}}]}))  # a failed trial: no row
+    trial = {
+        "params": {"scenario.reward.carbon": 1.0, "scenario.reward.qoe": 0.2},
+        "metrics": {
+            "carbon_g_per_request": 0.0041,
+            "qoe_mean": 0.85,
+            "qoe_violation_rate": 0.0,
+            "latency_violation_rate": 0.0,
+        },
+    }
+    (sweep / "selection.json").write_text(
+        json.dumps(
+            {
+                "rule": {"max_qoe_violation_rate": 0.05, "max_latency_violation_rate": 0.01},
+                "selected": {"name": "t1"},
+                "trials": [
+                    {"name": "t1", **trial},
+                    {
+                        "name": "t2",
+                        "params": {"scenario.reward.carbon": 2.0, "scenario.reward.qoe": 0.05},
+                        "metrics": {**trial["metrics"], "carbon_g_per_request": 0.0039, "qoe_violation_rate": 0.2},
+                    },
+                    {"name": "t3", "params": {}, "metrics": {}},
+                ],
+            }
+        )
+    )  # a failed trial: no row
     return preset, tmp_path
 
 
@@ -102,8 +160,21 @@ def test_tables_from_a_hand_built_comparison(study):
 def test_aolo_report_cli_writes_tables_and_figures(study, capsys):
     preset, tmp_path = study
     figures, md = tmp_path / "figures", tmp_path / "tables.md"
-    code = main(["report", "--preset", str(preset), "--output", str(tmp_path / "runs"), "--sweep",
-                 str(tmp_path / "sweep"), "--figures", str(figures), "--markdown", str(md)])
+    code = main(
+        [
+            "report",
+            "--preset",
+            str(preset),
+            "--output",
+            str(tmp_path / "runs"),
+            "--sweep",
+            str(tmp_path / "sweep"),
+            "--figures",
+            str(figures),
+            "--markdown",
+            str(md),
+        ]
+    )
     assert code == 0, capsys.readouterr()
     text = md.read_text()
     assert "| 2 | 0.05 | 3.900 | 0.850 | 0.200 | 0.0000 |  |" in text  # sweep trials, lowest carbon first

@@ -30,15 +30,20 @@ def test_deterministic_action_is_the_squashed_mean():
 @pytest.mark.parametrize("module_class", [SACTorchRLModule, SDRLTorchRLModule])
 def test_sac_and_sdrl_modules_act_with_the_squashed_mean(module_class):
     config = {"twin_q": True, "fcnet_hiddens": [16], "popsan_hidden": [16], "timesteps": 2}
-    module = RLModuleSpec(module_class=module_class, observation_space=OBS, action_space=ACT,
-                          model_config=config).build()
+    module = RLModuleSpec(
+        module_class=module_class, observation_space=OBS, action_space=ACT, model_config=config
+    ).build()
     assert module.get_inference_action_dist_cls() is SquashedGaussian
     assert module.get_exploration_action_dist_cls() is SquashedGaussian
 
 
 def test_evaluation_squashes_checkpoints_of_rllibs_own_sac_module():
-    module = RLModuleSpec(module_class=DefaultSACTorchRLModule, observation_space=OBS, action_space=ACT,
-                          model_config={"twin_q": True, "fcnet_hiddens": [16]}).build()
+    module = RLModuleSpec(
+        module_class=DefaultSACTorchRLModule,
+        observation_space=OBS,
+        action_space=ACT,
+        model_config={"twin_q": True, "fcnet_hiddens": [16]},
+    ).build()
     with torch.no_grad():  # a mean far outside [-1, 1]: clip(μ) and tanh(μ) differ
         module.pi.net.mlp[-1].bias.copy_(torch.tensor([3.0, -0.7, 0.0, 0.0]))
     obs = np.random.default_rng(0).normal(size=(3, len(OBS_FEATURES))).astype(np.float32)

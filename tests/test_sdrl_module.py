@@ -58,8 +58,7 @@ def test_forward_contract_and_actor_gradients(log_std_head: str) -> None:
         assert out[Columns.ACTION_DIST_INPUTS].shape == (7, 4)
 
     out = module.forward_train(batch)
-    per_sample = [QF_PREDS, QF_TWIN_PREDS, "logp_resampled", "logp_next_resampled", "q_curr",
-                  "q_target_next"]
+    per_sample = [QF_PREDS, QF_TWIN_PREDS, "logp_resampled", "logp_next_resampled", "q_curr", "q_target_next"]
     assert set(out) == {*per_sample, Columns.ACTION_DIST_INPUTS, ACTION_DIST_INPUTS_NEXT}
     for key in per_sample:
         assert out[key].shape == (7,), key
@@ -171,8 +170,7 @@ def test_multi_agent_training_and_checkpoint_restore(ray_local, tmp_path: Path) 
     try:
         learner = algo.learner_group._learner
         module = learner.module["shared"]
-        policy_params = {id(p) for g in learner.get_optimizer("shared", "policy").param_groups
-                         for p in g["params"]}
+        policy_params = {id(p) for g in learner.get_optimizer("shared", "policy").param_groups for p in g["params"]}
         assert {id(p) for p in module.pi.parameters()} <= policy_params
         before = {k: v.clone() for k, v in module.pi.state_dict().items()}
 

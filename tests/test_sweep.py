@@ -42,36 +42,54 @@ def _spec(search_space, **sections):
 
 
 def test_forms_parse_and_apply():
-    spec = _spec({"scenario.reward.carbon": {"grid": [0.5, 2.0]}, "scenario.reward.qoe": {"choice": [1.0, 3.0]},
-                  "scenario.reward.deficit": {"uniform": [5, 40]}, "training.actor_lr": {"loguniform": [1e-4, 1e-3]},
-                  "algorithm": {"choice": ["sac", "td3"]}, "seed": {"grid": [0, 1]}},
-                 selection={"max_qoe_violation_rate": 0.1}, sweep={"num_samples": 2})
+    spec = _spec(
+        {
+            "scenario.reward.carbon": {"grid": [0.5, 2.0]},
+            "scenario.reward.qoe": {"choice": [1.0, 3.0]},
+            "scenario.reward.deficit": {"uniform": [5, 40]},
+            "training.actor_lr": {"loguniform": [1e-4, 1e-3]},
+            "algorithm": {"choice": ["sac", "td3"]},
+            "seed": {"grid": [0, 1]},
+        },
+        selection={"max_qoe_violation_rate": 0.1},
+        sweep={"num_samples": 2},
+    )
     assert spec.keys[:2] == ("scenario.reward.carbon", "scenario.reward.qoe")
     assert [d.form for d in spec.dimensions] == ["grid", "choice", "uniform", "loguniform", "choice", "grid"]
     assert spec.selection == SelectionRule(max_qoe_violation_rate=0.1, max_latency_violation_rate=0.01)
     assert (spec.num_samples, spec.max_concurrent_trials, spec.max_failures) == (2, 1, 1)
-    changed = apply_params(SMOKE, {"scenario.reward.carbon": 2.0, "training.actor_lr": 5e-4, "algorithm": "td3",
-                                   "seed": 1})
+    changed = apply_params(
+        SMOKE, {"scenario.reward.carbon": 2.0, "training.actor_lr": 5e-4, "algorithm": "td3", "seed": 1}
+    )
     assert changed.scenario.reward.carbon == 2.0 and changed.training.actor_lr == 5e-4
     assert changed.algorithm == "td3" and changed.scenario.reward.qoe == SMOKE.scenario.reward.qoe
 
 
-@pytest.mark.parametrize("key, entry, words", [
-    ("scenario.reward.carbon", [0.5, 1.0], ["search_space.scenario.reward.carbon", "{grid: [v1, v2, ...]}",
-                                            "{loguniform: [lo, hi]}"]),
-    ("scenario.reward.carbon", {"grid": [1.0], "choice": [2.0]},
-     ["search_space.scenario.reward.carbon", "exactly one"]),
-    ("scenario.reward.carbon", {"range": [1, 2]}, ["search_space.scenario.reward.carbon", "{uniform: [lo, hi]}"]),
-    ("scenario.reward.carbon", {"grid": []}, ["search_space.scenario.reward.carbon", "non-empty list"]),
-    ("scenario.reward.carbon", {"uniform": [2.0, 1.0]}, ["search_space.scenario.reward.carbon", "lo < hi"]),
-    ("training.actor_lr", {"loguniform": [0.0, 1e-3]}, ["search_space.training.actor_lr", "0 < lo"]),
-    ("scenario.reward.carbn", {"grid": [1.0]}, ["search_space.scenario.reward.carbn", "unknown key"]),
-    ("scenario.reward.carbon", {"grid": [1.0, -1.0]}, ["search_space.scenario.reward.carbon", "-1"]),
-    ("training.actor_lrr", {"choice": [1e-3]}, ["search_space.training.actor_lrr", "unknown key"]),
-    ("training.env_steps", {"uniform": [10, 20]}, ["search_space.training.env_steps", "integer"]),
-    ("reward.carbon", {"grid": [1.0]}, ["search_space.reward.carbon", "'scenario.<field path>'"]),
-    ("algorithm", {"choice": ["sac", "dqn"]}, ["search_space.algorithm", "dqn"]),
-])
+@pytest.mark.parametrize(
+    "key, entry, words",
+    [
+        (
+            "scenario.reward.carbon",
+            [0.5, 1.0],
+            ["search_space.scenario.reward.carbon", "{grid: [v1, v2, ...]}", "{loguniform: [lo, hi]}"],
+        ),
+        (
+            "scenario.reward.carbon",
+            {"grid": [1.0], "choice": [2.0]},
+            ["search_space.scenario.reward.carbon", "exactly one"],
+        ),
+        ("scenario.reward.carbon", {"range": [1, 2]}, ["search_space.scenario.reward.carbon", "{uniform: [lo, hi]}"]),
+        ("scenario.reward.carbon", {"grid": []}, ["search_space.scenario.reward.carbon", "non-empty list"]),
+        ("scenario.reward.carbon", {"uniform": [2.0, 1.0]}, ["search_space.scenario.reward.carbon", "lo < hi"]),
+        ("training.actor_lr", {"loguniform": [0.0, 1e-3]}, ["search_space.training.actor_lr", "0 < lo"]),
+        ("scenario.reward.carbn", {"grid": [1.0]}, ["search_space.scenario.reward.carbn", "unknown key"]),
+        ("scenario.reward.carbon", {"grid": [1.0, -1.0]}, ["search_space.scenario.reward.carbon", "-1"]),
+        ("training.actor_lrr", {"choice": [1e-3]}, ["search_space.training.actor_lrr", "unknown key"]),
+        ("training.env_steps", {"uniform": [10, 20]}, ["search_space.training.env_steps", "integer"]),
+        ("reward.carbon", {"grid": [1.0]}, ["search_space.reward.carbon", "'scenario.<field path>'"]),
+        ("algorithm", {"choice": ["sac", "dqn"]}, ["search_space.algorithm", "dqn"]),
+    ],
+)
 def test_bad_search_space_entries_name_the_key(key, entry, words):
     with pytest.raises(ConfigError) as error:
         _spec({key: entry})
@@ -79,12 +97,15 @@ def test_bad_search_space_entries_name_the_key(key, entry, words):
         assert word in str(error.value)
 
 
-@pytest.mark.parametrize("sections, words", [
-    ({"selection": {"max_qoe_violation": 0.1}}, ["selection", "max_latency_violation_rate"]),
-    ({"selection": {"max_qoe_violation_rate": 1.5}}, ["selection.max_qoe_violation_rate", "[0, 1]"]),
-    ({"sweep": {"num_samples": 0}}, ["sweep.num_samples", ">= 1"]),
-    ({"sweep": {"retries": 1}}, ["sweep", "max_failures"]),
-])
+@pytest.mark.parametrize(
+    "sections, words",
+    [
+        ({"selection": {"max_qoe_violation": 0.1}}, ["selection", "max_latency_violation_rate"]),
+        ({"selection": {"max_qoe_violation_rate": 1.5}}, ["selection.max_qoe_violation_rate", "[0, 1]"]),
+        ({"sweep": {"num_samples": 0}}, ["sweep.num_samples", ">= 1"]),
+        ({"sweep": {"retries": 1}}, ["sweep", "max_failures"]),
+    ],
+)
 def test_bad_selection_and_sweep_sections(sections, words):
     with pytest.raises(ConfigError) as error:
         _spec({"scenario.reward.carbon": {"grid": [1.0]}}, **sections)
@@ -122,8 +143,16 @@ def test_sweep_file_sections_apply_on_top_of_the_preset(tmp_path):
 
 
 def _row(name, carbon, qoe_viol, lat_viol, status="FINISHED"):
-    metrics = {} if carbon is None else {SELECTION_METRIC: carbon, "qoe_violation_rate": qoe_viol,
-                                         "latency_violation_rate": lat_viol, "qoe_mean": 0.85}
+    metrics = (
+        {}
+        if carbon is None
+        else {
+            SELECTION_METRIC: carbon,
+            "qoe_violation_rate": qoe_viol,
+            "latency_violation_rate": lat_viol,
+            "qoe_mean": 0.85,
+        }
+    )
     return TrialRow(name, status, {"scenario.reward.carbon": 1.0}, metrics)
 
 
@@ -144,13 +173,29 @@ def test_selection_picks_lowest_carbon_within_thresholds():
 
 
 def test_trial_label_and_tradeoff_plot(tmp_path):
-    spec = parse_sweep({"search_space": {"scenario.reward.carbon": {"grid": [0.5, 2.0]},
-                                         "scenario.reward.deficit": {"choice": [150.0]}}}, SMOKE)
-    row = TrialRow("t0", "FINISHED", {"scenario.reward.carbon": 0.5, "scenario.reward.deficit": 150.0},
-                   {SELECTION_METRIC: 0.004, "qoe_mean": 0.81})
+    spec = parse_sweep(
+        {
+            "search_space": {
+                "scenario.reward.carbon": {"grid": [0.5, 2.0]},
+                "scenario.reward.deficit": {"choice": [150.0]},
+            }
+        },
+        SMOKE,
+    )
+    row = TrialRow(
+        "t0",
+        "FINISHED",
+        {"scenario.reward.carbon": 0.5, "scenario.reward.deficit": 150.0},
+        {SELECTION_METRIC: 0.004, "qoe_mean": 0.81},
+    )
     assert trial_label(row, spec) == "carbon=0.5 deficit=150"
-    path = plot_sweep_tradeoff([("a", 0.81, 0.004, True), ("b", 0.7, 0.003, False)], "a", tmp_path / "t.png", 0.8,
-                               references={"hindsight": (0.8, 0.0035)})
+    path = plot_sweep_tradeoff(
+        [("a", 0.81, 0.004, True), ("b", 0.7, 0.003, False)],
+        "a",
+        tmp_path / "t.png",
+        0.8,
+        references={"hindsight": (0.8, 0.0035)},
+    )
     assert path.read_bytes()[:4] == b"\x89PNG"
 
 
@@ -166,12 +211,16 @@ def test_selection_when_no_trial_qualifies():
 
 def _sweep_file(tmp_path: Path, **extra) -> Path:
     path = tmp_path / "two_carbon_weights.yaml"
-    path.write_text(yaml.safe_dump({
-        **extra,
-        "search_space": {"scenario.reward.carbon": {"grid": [0.5, 2.0]}},
-        "selection": {"max_qoe_violation_rate": 1.0, "max_latency_violation_rate": 1.0},
-        "sweep": {"num_samples": 1, "max_concurrent_trials": 1, "max_failures": 1},
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                **extra,
+                "search_space": {"scenario.reward.carbon": {"grid": [0.5, 2.0]}},
+                "selection": {"max_qoe_violation_rate": 1.0, "max_latency_violation_rate": 1.0},
+                "sweep": {"num_samples": 1, "max_concurrent_trials": 1, "max_failures": 1},
+            }
+        )
+    )
     return path
 
 

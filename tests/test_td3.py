@@ -7,7 +7,7 @@ import os
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from typing import Dict, Iterator
+from collections.abc import Iterator
 
 import gymnasium as gym
 import numpy as np
@@ -78,11 +78,11 @@ def _batch(n: int = 64, seed: int = 0) -> MultiAgentBatch:
     return MultiAgentBatch({DEFAULT_MODULE_ID: SampleBatch(data)}, env_steps=n)
 
 
-def _snapshot(net: nn.Module) -> Dict[str, torch.Tensor]:
+def _snapshot(net: nn.Module) -> dict[str, torch.Tensor]:
     return {name: p.detach().clone() for name, p in net.state_dict().items()}
 
 
-def _changed(net: nn.Module, before: Dict[str, torch.Tensor]) -> bool:
+def _changed(net: nn.Module, before: dict[str, torch.Tensor]) -> bool:
     return any(not torch.equal(p, before[name]) for name, p in net.state_dict().items())
 
 
@@ -155,9 +155,7 @@ def test_critic_and_actor_loss_values() -> None:
         "q_target_next": torch.tensor([10.0, 10.0, 10.0]),
         "q_curr": torch.tensor([3.0, 5.0, 7.0]),
     }
-    learner.compute_loss_for_module(
-        module_id=DEFAULT_MODULE_ID, config=learner.config, batch=batch, fwd_out=fwd_out
-    )
+    learner.compute_loss_for_module(module_id=DEFAULT_MODULE_ID, config=learner.config, batch=batch, fwd_out=fwd_out)
     losses = {key[1]: value for key, value in learner._temp_losses.items()}
     learner._temp_losses.clear()
     target = torch.tensor([1.0 + gamma * 10.0, 2.0, -1.0 + gamma**2 * 10.0])
@@ -367,11 +365,15 @@ def test_tune_sweep_by_registered_name(ray_runtime: None, tmp_path) -> None:
 def test_pre_activation_penalty_in_actor_loss_and_forward_train() -> None:
     learner = _learner(TD3Config().training(policy_pre_activation_weight=0.5))
     batch = {
-        Columns.REWARDS: torch.zeros(2), Columns.TERMINATEDS: torch.tensor([False, False]),
-        "n_step": torch.ones(2, dtype=torch.int64), "weights": torch.ones(2),
+        Columns.REWARDS: torch.zeros(2),
+        Columns.TERMINATEDS: torch.tensor([False, False]),
+        "n_step": torch.ones(2, dtype=torch.int64),
+        "weights": torch.ones(2),
     }
     fwd_out = {
-        "qf_preds": torch.zeros(2), "qf_twin_preds": torch.zeros(2), "q_target_next": torch.zeros(2),
+        "qf_preds": torch.zeros(2),
+        "qf_twin_preds": torch.zeros(2),
+        "q_target_next": torch.zeros(2),
         "q_curr": torch.tensor([3.0, 5.0]),
         PI_PRE_TANH: torch.tensor([[1.0, 2.0], [3.0, 0.0]]),  # ||u||² = 5, 9 -> mean 7
     }

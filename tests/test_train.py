@@ -14,8 +14,16 @@ from aolo.platform import cli
 from aolo.platform.presets import load_experiment
 from aolo.platform.tracking import Tracker, default_tracking_uri
 
-EVAL_METRICS = ("carbon_g_per_request", "carbon_inference_g", "carbon_comm_g", "qoe_mean", "qoe_violation_rate",
-                "latency_violation_rate", "gap_to_bound", "actor_nj_per_decision")
+EVAL_METRICS = (
+    "carbon_g_per_request",
+    "carbon_inference_g",
+    "carbon_comm_g",
+    "qoe_mean",
+    "qoe_violation_rate",
+    "latency_violation_rate",
+    "gap_to_bound",
+    "actor_nj_per_decision",
+)
 
 
 def _client(out: Path):
@@ -106,8 +114,14 @@ def test_crash_during_training_fails_the_run(ray_session, tmp_path):
 
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train_one(load_experiment("smoke"), "td3", 0, out, tracking_uri=default_tracking_uri(out),
-                  progress=crash_after_first_iteration)
+        train_one(
+            load_experiment("smoke"),
+            "td3",
+            0,
+            out,
+            tracking_uri=default_tracking_uri(out),
+            progress=crash_after_first_iteration,
+        )
     (run,) = _runs(out)
     assert run.info.status == "FAILED"
     assert not (out / "smoke" / "td3_seed0").exists()
@@ -123,8 +137,9 @@ def test_ctrl_c_saves_a_checkpoint_marks_killed_and_resume_continues(ray_session
     out = tmp_path / "out"
     experiment = load_experiment("smoke")
     with pytest.raises(KeyboardInterrupt):
-        train_one(experiment, "ppo", 0, out, tracking_uri=default_tracking_uri(out),
-                  progress=ctrl_c_after_first_iteration)
+        train_one(
+            experiment, "ppo", 0, out, tracking_uri=default_tracking_uri(out), progress=ctrl_c_after_first_iteration
+        )
     run_dir = out / "smoke" / "ppo_seed0"
     (killed,) = _runs(out)
     assert killed.info.status == "KILLED"
@@ -147,8 +162,10 @@ def tracker(tmp_path_factory) -> Tracker:
     return Tracker(default_tracking_uri(tmp_path_factory.mktemp("mlflow")), "unit")
 
 
-@pytest.mark.parametrize("raised, status", [(None, "FINISHED"), (ValueError, "FAILED"),
-                                            (KeyboardInterrupt, "KILLED"), (SystemExit, "KILLED")])
+@pytest.mark.parametrize(
+    "raised, status",
+    [(None, "FINISHED"), (ValueError, "FAILED"), (KeyboardInterrupt, "KILLED"), (SystemExit, "KILLED")],
+)
 def test_mlflow_run_end_status(tracker, raised, status):
     with pytest.raises(raised) if raised else contextlib.nullcontext():
         with tracker.mlflow_run("unit", {"a": 1}, {"t": "x"}) as run:
@@ -167,4 +184,3 @@ def test_nested_runs_get_their_parent(tracker):
             pass
     for run in (child, explicit):
         assert tracker.client.get_run(run.run_id).data.tags["mlflow.parentRunId"] == parent.run_id
-

@@ -24,8 +24,9 @@ BUDGET = 240  # 5 iterations of 48 env steps on the smoke scenario
 @pytest.mark.ray
 @pytest.mark.slow
 def test_compare_spreads_over_two_nodes_and_survives_losing_one(tmp_path, aolo_env):
-    proc = subprocess.run([sys.executable, __file__, str(tmp_path)], env=aolo_env, capture_output=True, text=True,
-                          timeout=170)
+    proc = subprocess.run(
+        [sys.executable, __file__, str(tmp_path)], env=aolo_env, capture_output=True, text=True, timeout=170
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((tmp_path / "report.json").read_text())
     head, second = report["head"], report["second"]
@@ -60,8 +61,9 @@ def _scenario(tmp: Path) -> None:
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, log_to_driver=False)
     smoke = load_experiment("smoke")
-    experiment = dataclasses.replace(smoke, algorithms=("sac", "td3"), seeds=(0,),
-                                     training=dataclasses.replace(smoke.training, env_steps=BUDGET))
+    experiment = dataclasses.replace(
+        smoke, algorithms=("sac", "td3"), seeds=(0,), training=dataclasses.replace(smoke.training, env_steps=BUDGET)
+    )
     out = tmp / "out"
     markers = out / experiment.scenario.name / "compare" / "attempts"
     seen: dict[str, list[float]] = {}
@@ -88,14 +90,24 @@ def _scenario(tmp: Path) -> None:
     killer = threading.Thread(target=kill_second_node_after_its_first_checkpoint, daemon=True)
     killer.start()
     printed: list[str] = []
-    result = run_compare(experiment, out, tracking_uri=None, progress=printed.append,
-                         cluster=ClusterSettings(max_failures=2, checkpoint_every_s=0.0, summary_every_s=5.0))
+    result = run_compare(
+        experiment,
+        out,
+        tracking_uri=None,
+        progress=printed.append,
+        cluster=ClusterSettings(max_failures=2, checkpoint_every_s=0.0, summary_every_s=5.0),
+    )
     killer.join(timeout=1)
     lost = next((o.policy for o in result.outcomes if o.attempts > 1), None)
     report = {
-        "head": cluster.head_node.node_id, "second": second.node_id, "printed": "\n".join(printed),
-        "outcomes": [{"policy": o.policy, "metrics": o.metrics, "node_ids": list(o.node_ids), "attempts": o.attempts}
-                     for o in result.outcomes if o.kind == "learned"],
+        "head": cluster.head_node.node_id,
+        "second": second.node_id,
+        "printed": "\n".join(printed),
+        "outcomes": [
+            {"policy": o.policy, "metrics": o.metrics, "node_ids": list(o.node_ids), "attempts": o.attempts}
+            for o in result.outcomes
+            if o.kind == "learned"
+        ],
         "table": [r["policy"] for r in table_records(result.rows)],
         "references": [o.policy for o in result.outcomes if o.kind == "reference"],
         "history_before_kill": seen.get("history", []),

@@ -66,8 +66,10 @@ def test_trace_workload_from_azure_files(workload_dir: Path, name: str, rows: in
         assert np.median(trace.prompt_tokens) == 1020 and trace.output_tokens.max() == 1000
         assert trace.output_tokens.mean() == pytest.approx(211.1, abs=0.1)
     prompt, output = trace.sample(np.random.default_rng(1), 1000)
-    pairs = set(zip(trace.prompt_tokens.tolist(), trace.output_tokens.tolist()))
-    assert all(pair in pairs for pair in zip(prompt.tolist(), output.tolist()))  # whole rows are resampled
+    pairs = set(zip(trace.prompt_tokens.tolist(), trace.output_tokens.tolist(), strict=False))
+    assert all(
+        pair in pairs for pair in zip(prompt.tolist(), output.tolist(), strict=False)
+    )  # whole rows are resampled
     assert make_workload(str(workload_dir / f"AzureLLMInferenceTrace_{name}.csv")).prompt_tokens.size == rows
 
 

@@ -33,10 +33,21 @@ SPLITS = ("train", "heldout")
 
 #: Observation layout (all features roughly in [-3, 3]).
 OBS_FEATURES = (
-    "tod_sin", "tod_cos", "episode_fraction",
-    "ci_cell_now", "ci_cell_1h", "ci_cell_3h", "ci_cell_day_mean",
-    "ci_dc_now", "ci_dc_1h", "ci_dc_3h", "ci_dc_day_mean",
-    "qoe_running_mean_slack", "csi_snr_db", "prompt_tokens", "ref_tokens",
+    "tod_sin",
+    "tod_cos",
+    "episode_fraction",
+    "ci_cell_now",
+    "ci_cell_1h",
+    "ci_cell_3h",
+    "ci_cell_day_mean",
+    "ci_dc_now",
+    "ci_dc_1h",
+    "ci_dc_3h",
+    "ci_dc_day_mean",
+    "qoe_running_mean_slack",
+    "csi_snr_db",
+    "prompt_tokens",
+    "ref_tokens",
 )
 OBS_BOUND = 10.0
 _CI_REF_G_PER_KWH = 100.0  # carbon features are ln(CI / 100 g/kWh): 9 g → -2.4, 700 g → +1.9
@@ -104,7 +115,9 @@ class CellEnv(MultiAgentEnv):
         if cell_index is None:
             cell_index = self.copy_index % len(self.scenario.cells)
         if not (isinstance(cell_index, int) and 0 <= cell_index < len(self.scenario.cells)):
-            raise ValueError(f"cell_index must be an integer in [0, {len(self.scenario.cells) - 1}], got {cell_index!r}")
+            raise ValueError(
+                f"cell_index must be an integer in [0, {len(self.scenario.cells) - 1}], got {cell_index!r}"
+            )
         self.cell_index = cell_index
         self.cell: CellSpec = self.scenario.cells[cell_index]
         self.split = config.get("split", "train")
@@ -200,8 +213,9 @@ class CellEnv(MultiAgentEnv):
             lo = np.minimum(np.maximum(np.rint(sv.f_min * ref), 1.0), sv.kappa_max)
             return lo, np.minimum(np.maximum(np.rint(sv.f_max * ref), 1.0), sv.kappa_max)
         k_floor = least_length_for_qoe(sv.q_floor, ref, sv.qoe_alpha)
-        k_top = np.maximum(np.minimum(least_length_for_qoe(sv.q_max_effective, ref, sv.qoe_alpha), sv.kappa_max),
-                           k_floor)
+        k_top = np.maximum(
+            np.minimum(least_length_for_qoe(sv.q_max_effective, ref, sv.qoe_alpha), sv.kappa_max), k_floor
+        )
         return k_floor, k_top
 
     def _target_qoe(self, a: np.ndarray) -> np.ndarray:
@@ -226,8 +240,11 @@ class CellEnv(MultiAgentEnv):
             k = np.clip(np.rint(kappa), lo, hi)
             target = 0.5 * (qoe(k - 1.0, ref, sv.qoe_alpha) + qoe(k, ref, sv.qoe_alpha))
             target = np.clip(target, sv.q_floor, sv.q_max_effective)
-            a_len = np.where(target < sv.q_min, (target - sv.q_min) / max(sv.q_min - sv.q_floor, 1e-12),
-                             (target - sv.q_min) / (sv.q_max_effective - sv.q_min))
+            a_len = np.where(
+                target < sv.q_min,
+                (target - sv.q_min) / max(sv.q_min - sv.q_floor, 1e-12),
+                (target - sv.q_min) / (sv.q_max_effective - sv.q_min),
+            )
             a_len = np.where(k <= lo, -1.0, np.where(k >= hi, 1.0, a_len))
         p_dbm = channel.w_to_dbm(np.asarray(power_w, dtype=np.float64))
         a_pow = 2.0 * (p_dbm - radio.p_min_dbm) / (radio.p_max_dbm - radio.p_min_dbm) - 1.0
@@ -276,8 +293,13 @@ class CellEnv(MultiAgentEnv):
         ci_features = np.log(np.maximum(np.stack(features, axis=1), 1e-3) / _CI_REF_G_PER_KWH)
 
         distance_m = channel.place_users_m(rng, n, cell.min_distance_m, cell.radius_m)
-        pl_db = channel.pathloss_db(distance_m, scenario=cell.pathloss, link_state=cell.link_state,
-                                    carrier_ghz=radio.carrier_ghz, ue_height_m=radio.ue_height_m)
+        pl_db = channel.pathloss_db(
+            distance_m,
+            scenario=cell.pathloss,
+            link_state=cell.link_state,
+            carrier_ghz=radio.carrier_ghz,
+            ue_height_m=radio.ue_height_m,
+        )
         sigma = channel.SHADOWING_SIGMA_DB[(cell.pathloss, cell.link_state)] if radio.shadowing else 0.0
         large_scale = channel.db_to_linear(-pl_db + sigma * rng.standard_normal(n))
 
@@ -351,7 +373,7 @@ class CellEnv(MultiAgentEnv):
         if self.t > 0:
             slack = 20.0 * (self._qoe_sum / self.t - self.scenario.service.q_min)
             obs[:, 11] = np.minimum(np.maximum(slack, -OBS_BOUND), OBS_BOUND)
-        return dict(zip(self.agents, obs))
+        return dict(zip(self.agents, obs, strict=True))
 
     def _validated_actions(self, action_dict: dict[str, Any]) -> np.ndarray:
         missing = [a for a in self.agents if a not in action_dict]
@@ -398,7 +420,7 @@ class CellEnv(MultiAgentEnv):
         infos = self._infos(out, kappa, power_w, bool(power_clipped), t, shortfall_after - shortfall_before)
         return (
             self._observations(),
-            dict(zip(self.agents, rewards.tolist())),
+            dict(zip(self.agents, rewards.tolist(), strict=True)),
             dict.fromkeys(self._all_ids, False),
             dict.fromkeys(self._all_ids, done),
             infos,
@@ -447,8 +469,9 @@ class CellEnv(MultiAgentEnv):
             - w.floor * (out.qoe < sv.q_floor - 1e-12)
         )
 
-    def _infos(self, out: RequestOutcomes, kappa, power_w, power_clipped: bool, t: int,
-               cost_qoe: np.ndarray) -> dict[str, dict]:
+    def _infos(
+        self, out: RequestOutcomes, kappa, power_w, power_clipped: bool, t: int, cost_qoe: np.ndarray
+    ) -> dict[str, dict]:
         ep = self.episode
         columns = {
             "carbon_inference_g": out.carbon_inference_g,
@@ -475,10 +498,13 @@ class CellEnv(MultiAgentEnv):
         columns["cost_latency_day_mean"] = self._late_count / self.t
         rows = np.stack(list(columns.values()), axis=1).tolist()
         names = list(columns)
-        common = {"epoch": t, "power_clipped": power_clipped,
-                  "ci_cell_g_per_kwh": float(ep.ci_cell_g_per_kwh[t]), "ci_dc_g_per_kwh": float(ep.ci_dc_g_per_kwh[t])}
-        return {a: {**dict(zip(names, rows[i])), **common} for i, a in enumerate(self.agents)}
-
+        common = {
+            "epoch": t,
+            "power_clipped": power_clipped,
+            "ci_cell_g_per_kwh": float(ep.ci_cell_g_per_kwh[t]),
+            "ci_dc_g_per_kwh": float(ep.ci_dc_g_per_kwh[t]),
+        }
+        return {a: {**dict(zip(names, rows[i], strict=True)), **common} for i, a in enumerate(self.agents)}
 
 
 register_env(ENV_NAME, lambda env_context: CellEnv(env_context))

@@ -8,7 +8,6 @@ fading σ) and Clarke/Jakes (``rho = J0(2π f_D T)``); see docs/design.md §3.2 
 from __future__ import annotations
 
 import functools
-
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,7 +162,7 @@ class FadingTrace:
             )
 
     @classmethod
-    def load(cls, path: str | Path) -> "FadingTrace":
+    def load(cls, path: str | Path) -> FadingTrace:
         path = Path(path)
         if not path.exists():
             raise FadingTraceError(f"fading trace {path}: file not found")
@@ -174,7 +173,9 @@ class FadingTrace:
                 elif "h" in data:
                     gain = np.abs(data["h"]) ** 2
                 else:
-                    raise FadingTraceError(f"{path}: expected an array named 'gain' (|h|²) or 'h' (complex), found {list(data)}")
+                    raise FadingTraceError(
+                        f"{path}: expected an array named 'gain' (|h|²) or 'h' (complex), found {list(data)}"
+                    )
             return cls(np.atleast_2d(gain), str(path))
         if path.suffix == ".csv":
             table = read_csv(path, FadingTraceError, header=False)
@@ -192,9 +193,7 @@ class FadingTrace:
     def window(self, n_users: int, start: int, n_steps: int) -> np.ndarray:
         """Gains for ``n_users`` over ``n_steps`` steps from ``start`` (wrapping around the trace)."""
         if n_users > self.power_gain.shape[0]:
-            raise ValueError(
-                f"{self.source}: trace has {self.power_gain.shape[0]} users, the cell needs {n_users}"
-            )
+            raise ValueError(f"{self.source}: trace has {self.power_gain.shape[0]} users, the cell needs {n_users}")
         idx = (start + np.arange(n_steps)) % self.power_gain.shape[1]
         return self.power_gain[:n_users, idx]
 
@@ -221,8 +220,7 @@ NR_PEAK_SPECTRAL_EFFICIENCY = 7.4063
 FADING_AVERAGES = ("ergodic", "instantaneous")
 
 
-def shannon_rate_bps(bandwidth_hz, power_w, channel_gain, noise_w, interference_w=0.0,
-                     max_spectral_efficiency=np.inf):
+def shannon_rate_bps(bandwidth_hz, power_w, channel_gain, noise_w, interference_w=0.0, max_spectral_efficiency=np.inf):
     """``R = B min(log2(1 + P g / (N + I)), η_max)``; ``channel_gain`` is the linear end-to-end power gain."""
     se = np.log2(1.0 + power_w * channel_gain / (noise_w + interference_w))
     return bandwidth_hz * np.minimum(se, max_spectral_efficiency)

@@ -61,8 +61,14 @@ def _field(default: Any, factory: Callable[[], Any] | None, metadata: dict[str, 
     return field(default=default, metadata=metadata)
 
 
-def satisfies(default: Any, test: Callable[[Any], bool], allowed: str, *, optional: bool = False,
-              factory: Callable[[], Any] | None = None) -> Any:
+def satisfies(
+    default: Any,
+    test: Callable[[Any], bool],
+    allowed: str,
+    *,
+    optional: bool = False,
+    factory: Callable[[], Any] | None = None,
+) -> Any:
     """A dataclass field whose values must pass ``test``; ``allowed`` (``must be ...``) names what passes."""
     return _field(default, factory, {_RULE: Rule(test, allowed, optional)})
 
@@ -80,15 +86,25 @@ def _g(x: float) -> str:
     return f"{x:g}"
 
 
-def bounded(default: Any, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
-            hi_open: bool = False, integer: bool = False, optional: bool = False, noun: str | None = None,
-            allowed: str | None = None) -> Any:
+def bounded(
+    default: Any,
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    integer: bool = False,
+    optional: bool = False,
+    noun: str | None = None,
+    allowed: str | None = None,
+) -> Any:
     """A numeric field in ``[lo, hi]`` (``lo_open``/``hi_open``: exclusive; None: unbounded on that side).
 
     The message reads ``must be a number in [lo, hi]`` (``integer``: ``must be an integer in [lo, hi]``, or
     ``>= lo`` without ``hi``); ``noun`` replaces ``a number``/``an integer`` (``""``: ``must be in (0, 1]``),
     ``allowed`` replaces the whole text.
     """
+
     def test(v: Any) -> bool:
         if not (is_integer(v) if integer else is_number(v)):
             return False
@@ -220,8 +236,10 @@ class Validated:
                 if not (isinstance(value, (list, tuple)) and len(value) > 0):
                     errors.append(f"{where}: {what}, got {value!r}")
                     continue
-                value = tuple(v if isinstance(v, sub) else sub(**sub._kwargs(v, f"{where}.{i}", errors))
-                              for i, v in enumerate(value))
+                value = tuple(
+                    v if isinstance(v, sub) else sub(**sub._kwargs(v, f"{where}.{i}", errors))
+                    for i, v in enumerate(value)
+                )
             out[f.name] = value
         return out
 
@@ -276,8 +294,9 @@ class CellSpec(Validated):
     #: neighbour-cell interference; None = none
     interference_to_noise_db: float | None = bounded(None, -50.0, 50.0, optional=True)
     #: replay per-user |h|² from ``.npz``/CSV instead of generating it
-    fading_trace: str | None = satisfies(None, lambda v: Path(v).suffix in (".npz", ".csv"),
-                                         "must be a .npz or .csv file", optional=True)
+    fading_trace: str | None = satisfies(
+        None, lambda v: Path(v).suffix in (".npz", ".csv"), "must be a .npz or .csv file", optional=True
+    )
 
     def _cross_checks(self, bad: set[str]) -> Iterator[tuple[str, str]]:
         if not bad & {"radius_m", "min_distance_m"} and not self.radius_m > self.min_distance_m:
@@ -285,8 +304,13 @@ class CellSpec(Validated):
         if not bad & {"serving_profile", "serving_batch"}:
             sizes = SERVING_PROFILES[self.serving_profile].batch_sizes
             if not sizes[0] <= self.serving_batch <= sizes[-1]:
-                yield "serving_batch", (f"must be a number in [{sizes[0]:g}, {sizes[-1]:g}] (the measured batch sizes "
-                                        f"of {self.serving_profile}), got {self.serving_batch!r}")
+                yield (
+                    "serving_batch",
+                    (
+                        f"must be a number in [{sizes[0]:g}, {sizes[-1]:g}] (the measured batch sizes "
+                        f"of {self.serving_profile}), got {self.serving_batch!r}"
+                    ),
+                )
 
 
 @dataclass(frozen=True)
@@ -376,8 +400,13 @@ class ServiceConfig(Validated):
             return
         q_best = 1.0 - math.exp(-self.qoe_alpha * self.f_max)
         if not self.q_min < q_best:
-            yield "q_min", (f"is unreachable: the longest answer (f_max={self.f_max:g}) gives QoE {q_best:.3f}, "
-                            f"got {self.q_min:g}")
+            yield (
+                "q_min",
+                (
+                    f"is unreachable: the longest answer (f_max={self.f_max:g}) gives QoE {q_best:.3f}, "
+                    f"got {self.q_min:g}"
+                ),
+            )
         elif "q_max" not in bad and not self.q_min < self.q_max_effective < 1.0:
             yield "q_max", f"must lie in (q_min={self.q_min:g}, 1), got {self.q_max_effective:g}"
 
@@ -441,10 +470,14 @@ class ScenarioConfig(Validated):
     _path = "scenario"
 
     name: str = text("default")
-    cells: tuple[CellSpec, ...] = items((
-        CellSpec(name="coal-bs/hydro-dc", grid_region="synthetic:coal_heavy", datacenter_region="synthetic:hydro"),
-        CellSpec(name="hydro-bs/coal-dc", grid_region="synthetic:hydro", datacenter_region="synthetic:coal_heavy"),
-    ), CellSpec, "must be a non-empty list of cells")
+    cells: tuple[CellSpec, ...] = items(
+        (
+            CellSpec(name="coal-bs/hydro-dc", grid_region="synthetic:coal_heavy", datacenter_region="synthetic:hydro"),
+            CellSpec(name="hydro-bs/coal-dc", grid_region="synthetic:hydro", datacenter_region="synthetic:coal_heavy"),
+        ),
+        CellSpec,
+        "must be a non-empty list of cells",
+    )
     radio: RadioConfig = section(RadioConfig)
     service: ServiceConfig = section(ServiceConfig)
     reward: RewardWeights = section(RewardWeights)

@@ -58,8 +58,9 @@ def ar1_noise(rng: np.random.Generator, n: int, rho: float) -> np.ndarray:
     return out
 
 
-def make_forecasts(cfg: ForecastConfig, now: np.ndarray, ahead: list[np.ndarray], epoch_s: float,
-                   seed_key: tuple[int, ...]) -> np.ndarray:
+def make_forecasts(
+    cfg: ForecastConfig, now: np.ndarray, ahead: list[np.ndarray], epoch_s: float, seed_key: tuple[int, ...]
+) -> np.ndarray:
     """(T, 3) forecasts [g/kWh]: ``ahead`` = the true values 1 h and 3 h ahead (T,) each, ``now`` the truth.
 
     The day-mean column at epoch ``t`` averages the observed past (``now[:t + 1]``) and a day-ahead forecast

@@ -54,7 +54,7 @@ class InferenceCoefficients:
     embodied_g_per_gpu_s: float
 
     @classmethod
-    def build(cls, profile: ServingProfile, batch: float, service: ServiceConfig) -> "InferenceCoefficients":
+    def build(cls, profile: ServingProfile, batch: float, service: ServiceConfig) -> InferenceCoefficients:
         if service.prefill_accounting == "net":
             prefill_j, decode_j = profile.prefill_j_per_token, profile.decode_net_j_per_token(batch)
         elif service.prefill_accounting == "additive":
@@ -62,10 +62,15 @@ class InferenceCoefficients:
         elif service.prefill_accounting == "measured":
             prefill_j, decode_j = 0.0, profile.decode_energy_j_per_token(batch)
         else:
-            raise ValueError(f"service.prefill_accounting must be one of ['additive', 'measured', 'net'], "
-                             f"got {service.prefill_accounting!r}")
-        g_per_gpu_hour = (profile.embodied_g_per_gpu_hour if service.embodied_g_per_gpu_hour is None
-                          else service.embodied_g_per_gpu_hour)
+            raise ValueError(
+                f"service.prefill_accounting must be one of ['additive', 'measured', 'net'], "
+                f"got {service.prefill_accounting!r}"
+            )
+        g_per_gpu_hour = (
+            profile.embodied_g_per_gpu_hour
+            if service.embodied_g_per_gpu_hour is None
+            else service.embodied_g_per_gpu_hour
+        )
         return cls(
             prefill_j_per_token=prefill_j,
             decode_j_per_token=decode_j,

@@ -37,8 +37,9 @@ REFERENCE_POLICIES = ("fixed", "myopic", "myopic_true_csi", "forecast", "hindsig
 def marginal_comm_carbon_g_per_token(env: CellEnv, power_w, gain, t) -> np.ndarray:
     """Radio carbon per answer token [g] at ``power_w`` on true channel ``gain`` at epoch ``t``."""
     sv = env.scenario.service
-    rate = channel.delivery_rate_bps(env.bandwidth_per_user_hz, power_w, gain, env.noise_w, env.interference_w,
-                                     env.scenario.radio)
+    rate = channel.delivery_rate_bps(
+        env.bandwidth_per_user_hz, power_w, gain, env.noise_w, env.interference_w, env.scenario.radio
+    )
     joules = comm_energy_j(power_w, sv.payload_bits_per_token / rate, env.num_users, env.scenario.radio)
     return joules / J_PER_KWH * env.episode.ci_cell_g_per_kwh[t]
 
@@ -64,8 +65,9 @@ def latency_power_w(env: CellEnv, kappa, prompt_tokens, gain) -> np.ndarray:
     slack_s = sv.t_max_s - env.inference.latency_s(prompt_tokens, kappa)
     with np.errstate(divide="ignore", invalid="ignore"):
         rate_needed = np.where(slack_s > 0, kappa * sv.payload_bits_per_token / slack_s, np.inf)
-    return channel.power_for_rate_w(rate_needed, env.bandwidth_per_user_hz, gain, env.noise_w, env.interference_w,
-                                    env.scenario.radio)
+    return channel.power_for_rate_w(
+        rate_needed, env.bandwidth_per_user_hz, gain, env.noise_w, env.interference_w, env.scenario.radio
+    )
 
 
 def power_for_length_w(env: CellEnv, kappa, p_star_w, prompt_tokens, gain) -> tuple[np.ndarray, np.ndarray]:
@@ -85,8 +87,10 @@ def length_bounds(env: CellEnv, ref_tokens) -> tuple[np.ndarray, np.ndarray]:
     sv = env.scenario.service
     if sv.length_action == "qoe":
         return env.length_limits(ref_tokens)
-    k_lo = np.maximum(np.ceil(tokens_for_qoe(sv.q_floor, ref_tokens, sv.qoe_alpha) - 1e-9),
-                      np.maximum(1, np.ceil(sv.f_min * ref_tokens - 1e-9)))
+    k_lo = np.maximum(
+        np.ceil(tokens_for_qoe(sv.q_floor, ref_tokens, sv.qoe_alpha) - 1e-9),
+        np.maximum(1, np.ceil(sv.f_min * ref_tokens - 1e-9)),
+    )
     k_hi = np.minimum(sv.kappa_max, np.floor(sv.f_max * ref_tokens + 1e-9))
     return k_lo, np.maximum(k_hi, k_lo)
 
@@ -105,7 +109,10 @@ def allocate_budget(env: CellEnv, kappa, power_w, t, prompt_tokens, gain) -> np.
     p_lat = latency_power_w(env, kappa, prompt_tokens, gain)
     cost = kappa[:, None] * marginal_comm_carbon_g_per_token(env, grid_w[None, :], gain[:, None], t)
     cost = np.where(grid_w[None, :] >= p_lat[:, None] * (1 - 1e-9), cost, np.inf)
-    if not np.isfinite(cost).any(axis=1).all() or np.where(np.isfinite(cost), grid_w, np.inf).min(axis=1).sum() > budget:
+    if (
+        not np.isfinite(cost).any(axis=1).all()
+        or np.where(np.isfinite(cost), grid_w, np.inf).min(axis=1).sum() > budget
+    ):
         return power_w * (budget / power_w.sum())  # latency cannot be met for all within the budget
 
     def powers(mu: float) -> np.ndarray:
@@ -210,10 +217,20 @@ class ForecastPolicy:
 
     def _request_outcomes(self, env: CellEnv, kappa, power_w, prompt, gain, ci_dc, ci_cell):
         return request_outcomes(
-            kappa=kappa, prompt_tokens=prompt, ref_tokens=1.0, power_w=power_w, channel_gain=gain,
-            noise_w=env.noise_w, interference_w=env.interference_w, ci_datacenter_g_per_kwh=ci_dc,
-            ci_cell_g_per_kwh=ci_cell, users_in_cell=env.num_users, bandwidth_per_user_hz=env.bandwidth_per_user_hz,
-            inference=env.inference, radio=env.scenario.radio, service=env.scenario.service,
+            kappa=kappa,
+            prompt_tokens=prompt,
+            ref_tokens=1.0,
+            power_w=power_w,
+            channel_gain=gain,
+            noise_w=env.noise_w,
+            interference_w=env.interference_w,
+            ci_datacenter_g_per_kwh=ci_dc,
+            ci_cell_g_per_kwh=ci_cell,
+            users_in_cell=env.num_users,
+            bandwidth_per_user_hz=env.bandwidth_per_user_hz,
+            inference=env.inference,
+            radio=env.scenario.radio,
+            service=env.scenario.service,
         )
 
     def act(self, env: CellEnv, obs=None) -> dict[str, np.ndarray]:
@@ -238,17 +255,20 @@ class ForecastPolicy:
         k_mid = np.maximum(k_lo, 2.0)
         p_mid, _ = power_for_length_w(env, k_mid, p_star, prompt, gain)
         parts = [self._request_outcomes(env, k, p_mid, prompt, gain, ci_dc, ci_cell) for k in (k_mid - 1.0, k_mid)]
-        m_bar = ((parts[1].carbon_inference_g - parts[0].carbon_inference_g) * dc_mean / max(ci_dc, 1e-9)
-                 + (parts[1].carbon_embodied_g - parts[0].carbon_embodied_g)
-                 + (parts[1].carbon_comm_g - parts[0].carbon_comm_g) * cell_mean / max(ci_cell, 1e-9))
+        m_bar = (
+            (parts[1].carbon_inference_g - parts[0].carbon_inference_g) * dc_mean / max(ci_dc, 1e-9)
+            + (parts[1].carbon_embodied_g - parts[0].carbon_embodied_g)
+            + (parts[1].carbon_comm_g - parts[0].carbon_comm_g) * cell_mean / max(ci_cell, 1e-9)
+        )
         lam = np.maximum(m_bar, 1e-30) * self._mean_ref_tokens(env) / (sv.qoe_alpha * (1.0 - q_target))
         if t > 0:
             needed = (T * q_target - self._qoe_sum) / (T - t)
             lam = lam * np.exp(np.clip(self.gain * (needed - q_target), -20.0, 20.0))
         cost = out.carbon_total_g - lam[:, None] * qoe(kappa, ref[:, None], sv.qoe_alpha)
         cost = np.where(valid & lat_ok, cost, np.inf)
-        best = np.argmin(np.where(np.isfinite(cost).any(axis=1, keepdims=True), cost,
-                                  np.where(valid, -kappa, np.inf)), axis=1)  # no length meets latency: the shortest
+        best = np.argmin(
+            np.where(np.isfinite(cost).any(axis=1, keepdims=True), cost, np.where(valid, -kappa, np.inf)), axis=1
+        )  # no length meets latency: the shortest
         kappa_t = np.take_along_axis(kappa, best[:, None], axis=1)[:, 0].astype(np.float64)
         power_t = np.take_along_axis(np.broadcast_to(power, kappa.shape), best[:, None], axis=1)[:, 0]
         power_t = allocate_budget(env, kappa_t, power_t, t, prompt, gain)
@@ -323,7 +343,8 @@ def solve_hindsight(env: CellEnv, bisection_steps: int = 60, budget_grid_db: flo
             break
         for t in binding:
             carbon_played[:, t], power_played[:, t] = _budget_epoch(
-                env, t, lam_joint, kappa[:, t], feasible_k[:, t], q[:, t], budget_grid_db)
+                env, t, lam_joint, kappa[:, t], feasible_k[:, t], q[:, t], budget_grid_db
+            )
             repaired.add(int(t))
         lam_joint, idx_joint = _bisect_multipliers(carbon_played, q, sv.q_min, bisection_steps)
     if repaired:
@@ -340,8 +361,13 @@ def solve_hindsight(env: CellEnv, bisection_steps: int = 60, budget_grid_db: flo
     best = min(range(len(candidates)), key=lambda i: scores[i][0])
     (_, out, plan_q, feasible), (plan_kappa, plan_power) = scores[best], candidates[best]
     return HindsightPlan(
-        kappa=plan_kappa, power_w=plan_power, carbon_g=out.carbon_total_g, qoe=plan_q,
-        multiplier=(lam, lam_joint)[best], dual_bound_g=dual_bound, feasible=feasible,
+        kappa=plan_kappa,
+        power_w=plan_power,
+        carbon_g=out.carbon_total_g,
+        qoe=plan_q,
+        multiplier=(lam, lam_joint)[best],
+        dual_bound_g=dual_bound,
+        feasible=feasible,
         repaired_epochs=len(repaired) if best == 1 else 0,
     )
 
@@ -382,11 +408,20 @@ def _budget_epoch(env: CellEnv, t: int, lam, kappa, allowed, q, grid_db: float):
     ep, sv, radio = env.episode, env.scenario.service, env.scenario.radio
     grid_w = channel.dbm_to_w(np.arange(radio.p_min_dbm, radio.p_max_dbm + 1e-9, grid_db))  # (G,)
     out = request_outcomes(
-        kappa=kappa[:, :, None], prompt_tokens=ep.prompt_tokens[:, t, None, None], ref_tokens=1.0,
-        power_w=grid_w, channel_gain=ep.channel_gain[:, t, None, None], noise_w=env.noise_w,
-        interference_w=env.interference_w, ci_datacenter_g_per_kwh=ep.ci_dc_g_per_kwh[t],
-        ci_cell_g_per_kwh=ep.ci_cell_g_per_kwh[t], users_in_cell=env.num_users,
-        bandwidth_per_user_hz=env.bandwidth_per_user_hz, inference=env.inference, radio=radio, service=sv,
+        kappa=kappa[:, :, None],
+        prompt_tokens=ep.prompt_tokens[:, t, None, None],
+        ref_tokens=1.0,
+        power_w=grid_w,
+        channel_gain=ep.channel_gain[:, t, None, None],
+        noise_w=env.noise_w,
+        interference_w=env.interference_w,
+        ci_datacenter_g_per_kwh=ep.ci_dc_g_per_kwh[t],
+        ci_cell_g_per_kwh=ep.ci_cell_g_per_kwh[t],
+        users_in_cell=env.num_users,
+        bandwidth_per_user_hz=env.bandwidth_per_user_hz,
+        inference=env.inference,
+        radio=radio,
+        service=sv,
     )  # (U, K, G)
     ok = allowed[:, :, None] & (out.latency_s <= sv.t_max_s)
     carbon = np.where(ok, out.carbon_total_g, np.inf)  # (U, K, G)
@@ -414,11 +449,20 @@ def _outcomes(env: CellEnv, kappa, power_w, prompt_tokens, gain):
     ep = env.episode
     shape = (1, env.scenario.epochs_per_episode) + (1,) * (np.ndim(kappa) - 2)
     return request_outcomes(
-        kappa=kappa, prompt_tokens=prompt_tokens, ref_tokens=1.0, power_w=power_w, channel_gain=gain,
-        noise_w=env.noise_w, interference_w=env.interference_w,
-        ci_datacenter_g_per_kwh=ep.ci_dc_g_per_kwh.reshape(shape), ci_cell_g_per_kwh=ep.ci_cell_g_per_kwh.reshape(shape),
-        users_in_cell=env.num_users, bandwidth_per_user_hz=env.bandwidth_per_user_hz,
-        inference=env.inference, radio=env.scenario.radio, service=env.scenario.service,
+        kappa=kappa,
+        prompt_tokens=prompt_tokens,
+        ref_tokens=1.0,
+        power_w=power_w,
+        channel_gain=gain,
+        noise_w=env.noise_w,
+        interference_w=env.interference_w,
+        ci_datacenter_g_per_kwh=ep.ci_dc_g_per_kwh.reshape(shape),
+        ci_cell_g_per_kwh=ep.ci_cell_g_per_kwh.reshape(shape),
+        users_in_cell=env.num_users,
+        bandwidth_per_user_hz=env.bandwidth_per_user_hz,
+        inference=env.inference,
+        radio=env.scenario.radio,
+        service=env.scenario.service,
     )
 
 
@@ -443,8 +487,13 @@ class HindsightPolicy:
 
 
 def make_reference_policy(name: str):
-    policies = {"fixed": FixedPolicy, "myopic": MyopicPolicy, "myopic_true_csi": lambda: MyopicPolicy(csi="true"),
-                "forecast": ForecastPolicy, "hindsight": HindsightPolicy}
+    policies = {
+        "fixed": FixedPolicy,
+        "myopic": MyopicPolicy,
+        "myopic_true_csi": lambda: MyopicPolicy(csi="true"),
+        "forecast": ForecastPolicy,
+        "hindsight": HindsightPolicy,
+    }
     try:
         return policies[name]()
     except KeyError:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -11,8 +12,17 @@ from aolo.envs.cell_env import CellEnv
 
 #: Per-request info fields recorded for every user and epoch.
 RECORDED_FIELDS = (
-    "carbon_inference_g", "carbon_embodied_g", "carbon_comm_g", "carbon_total_g",
-    "energy_inference_j", "energy_comm_j", "qoe", "latency_s", "airtime_s", "kappa", "power_w",
+    "carbon_inference_g",
+    "carbon_embodied_g",
+    "carbon_comm_g",
+    "carbon_total_g",
+    "energy_inference_j",
+    "energy_comm_j",
+    "qoe",
+    "latency_s",
+    "airtime_s",
+    "kappa",
+    "power_w",
 )
 
 
@@ -36,8 +46,9 @@ class EpisodeRecord:
     extra: dict = field(default_factory=dict)
 
 
-def run_episode(env: CellEnv, policy: Policy, *, day: int | None = None, split: str | None = None,
-                seed: int | None = None) -> EpisodeRecord:
+def run_episode(
+    env: CellEnv, policy: Policy, *, day: int | None = None, split: str | None = None, seed: int | None = None
+) -> EpisodeRecord:
     """Play one episode of ``env`` with ``policy`` (``begin_episode`` is called after ``reset``)."""
     options = {k: v for k, v in (("day", day), ("split", split)) if v is not None}
     obs, _ = env.reset(seed=seed, options=options)
@@ -111,8 +122,13 @@ def summarize(records: list[EpisodeRecord], q_min: float, q_floor: float, t_max_
     }
 
 
-def evaluate_policy(make_env: Callable[[int], CellEnv], policy: Policy, num_cells: int, days_per_cell: int | None = None,
-                    split: str = "heldout") -> tuple[dict[str, float], list[EpisodeRecord]]:
+def evaluate_policy(
+    make_env: Callable[[int], CellEnv],
+    policy: Policy,
+    num_cells: int,
+    days_per_cell: int | None = None,
+    split: str = "heldout",
+) -> tuple[dict[str, float], list[EpisodeRecord]]:
     """Run ``policy`` on the ``split`` days of every cell (``make_env(cell_index)``) and summarise."""
     records = []
     for c in range(num_cells):

@@ -91,9 +91,7 @@ def _find_column(path: Path, header: list[str], names: tuple[str, ...]) -> int:
     for name in names:
         if name in lowered:
             return lowered.index(name)
-    raise WorkloadError(
-        f"{path}: line 1 (header): no column {' | '.join(names)} (case-insensitive); found {header}"
-    )
+    raise WorkloadError(f"{path}: line 1 (header): no column {' | '.join(names)} (case-insensitive); found {header}")
 
 
 def _parse_tokens(path: Path, column: str, lines: list[int], cells: list[str]) -> np.ndarray:

@@ -25,10 +25,10 @@ from aolo.envs.cell_env import CellEnv
 from aolo.envs.config import ConfigError, ScenarioConfig, Validated, bounded, is_integer, satisfies
 from aolo.platform.constraints import (
     ConstraintCallbacks,
-    measurement_config,
     ConstraintSettings,
     lagrangian_algo_class,
     learner_connector,
+    measurement_config,
 )
 
 ALGORITHMS = ("sdrl", "sac", "td3", "ppo")
@@ -54,8 +54,10 @@ class TrainingSettings(Validated):
     learning_starts: int = bounded(192, 0, integer=True)
     #: MLP actor/critic hidden sizes; also PopSAN's hidden sizes
     hidden: tuple[int, ...] = satisfies(
-        (256, 256), lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(is_integer(h) and h >= 1 for h in v),
-        "must be a non-empty list of positive integers")
+        (256, 256),
+        lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(is_integer(h) and h >= 1 for h in v),
+        "must be a non-empty list of positive integers",
+    )
     gamma: float = bounded(0.99, 0, 1, lo_open=True, noun="")
     actor_lr: float = bounded(3e-4, 0, 1, lo_open=True, hi_open=True, noun="")
     critic_lr: float = bounded(3e-4, 0, 1, lo_open=True, hi_open=True, noun="")
@@ -72,8 +74,9 @@ class TrainingSettings(Validated):
     ppo_epochs: int = bounded(6, 1, integer=True)
     ppo_minibatch_size: int = bounded(256, 1, integer=True)
     #: PopSAN overrides (pop_in, pop_out, timesteps, ...)
-    popsan: dict[str, Any] = satisfies(None, lambda v: isinstance(v, dict), "must be a mapping of PopSAN settings",
-                                       factory=dict)
+    popsan: dict[str, Any] = satisfies(
+        None, lambda v: isinstance(v, dict), "must be a mapping of PopSAN settings", factory=dict
+    )
 
     def __post_init__(self) -> None:
         self.validate()
@@ -114,8 +117,12 @@ def build_algorithm_config(
     num_envs = len(scenario.cells)
     if constraints.lagrangian:
         scenario = scenario.replace(**{"reward.terms": "carbon"})
-    env_config = {"scenario": scenario.to_dict(), "seed": seed, "num_envs_per_env_runner": num_envs,
-                  "constraints": constraints.to_dict()}
+    env_config = {
+        "scenario": scenario.to_dict(),
+        "seed": seed,
+        "num_envs_per_env_runner": num_envs,
+        "constraints": constraints.to_dict(),
+    }
 
     if algo == "ppo":
         config = PPOConfig().training(
@@ -174,8 +181,11 @@ def build_algorithm_config(
         )
         .multi_agent(policies={MODULE_ID}, policy_mapping_fn=_map_to_shared_module)
         .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs={MODULE_ID: module_spec}))
-        .reporting(min_time_s_per_iteration=0, min_sample_timesteps_per_iteration=0,
-                   metrics_num_episodes_for_smoothing=max(2, num_envs))
+        .reporting(
+            min_time_s_per_iteration=0,
+            min_sample_timesteps_per_iteration=0,
+            metrics_num_episodes_for_smoothing=max(2, num_envs),
+        )
         .fault_tolerance(restart_failed_env_runners=True)
         .debugging(seed=seed, log_level="ERROR")
     )

@@ -52,19 +52,27 @@ class Command:
 #: Subcommands: name -> command module (imported when that subcommand runs), in ``aolo --help`` order.
 COMMANDS = {
     "train": Command(
-        "aolo.platform.commands.train", "train one algorithm on the preset's scenario, then evaluate it",
+        "aolo.platform.commands.train",
+        "train one algorithm on the preset's scenario, then evaluate it",
         "Train one algorithm until the preset's env-step budget, save a checkpoint, evaluate it on held-out "
-        "days and log everything to MLflow (one line per iteration)."),
+        "days and log everything to MLflow (one line per iteration).",
+    ),
     "evaluate": Command(
-        "aolo.platform.commands.evaluate", "evaluate a checkpoint or a reference policy on the held-out days",
+        "aolo.platform.commands.evaluate",
+        "evaluate a checkpoint or a reference policy on the held-out days",
         "Run a trained checkpoint or a reference policy on the preset's held-out days; print carbon, QoE, "
-        "violations, gap to the hindsight bound and actor energy; log an MLflow run.", training_flags=False),
-    "sweep": Command("aolo.platform.commands.sweep",
-                     "Ray Tune sweep over a YAML search space (reward weights, settings)"),
-    "compare": Command("aolo.platform.commands.compare",
-                       "all algorithms x seeds + the reference policies -> one table"),
-    "report": Command("aolo.platform.commands.report",
-                      "REPORT.md's tables and figures from a finished compare (and sweep)"),
+        "violations, gap to the hindsight bound and actor energy; log an MLflow run.",
+        training_flags=False,
+    ),
+    "sweep": Command(
+        "aolo.platform.commands.sweep", "Ray Tune sweep over a YAML search space (reward weights, settings)"
+    ),
+    "compare": Command(
+        "aolo.platform.commands.compare", "all algorithms x seeds + the reference policies -> one table"
+    ),
+    "report": Command(
+        "aolo.platform.commands.report", "REPORT.md's tables and figures from a finished compare (and sweep)"
+    ),
 }
 
 EPILOG = """\
@@ -92,9 +100,12 @@ on a Ray cluster:
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; a subcommand gets its own flags (its module is imported) only when ``command`` is it."""
     parser = argparse.ArgumentParser(
-        prog="aolo", description="Carbon-aware wireless LLM serving: train, sweep, evaluate and compare "
+        prog="aolo",
+        description="Carbon-aware wireless LLM serving: train, sweep, evaluate and compare "
         "RL policies (SDRL, SAC, TD3, PPO) against the fixed, myopic and hindsight reference policies.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     from aolo import __version__
 
     parser.add_argument("--version", action="version", version=f"aolo {__version__}")
@@ -102,35 +113,67 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     store = argparse.ArgumentParser(add_help=False)
     group = store.add_argument_group("experiment and outputs")
-    group.add_argument("--preset", default=DEFAULT_PRESET, metavar="NAME|PATH.yaml",
-                       help=f"experiment preset shipped in aolo/tune_configs/ or a YAML file "
-                            f"(default: {DEFAULT_PRESET})")
-    group.add_argument("--output", default=DEFAULT_OUTPUT, type=Path, metavar="DIR",
-                       help=f"where runs, checkpoints and the local MLflow store go (default: {DEFAULT_OUTPUT})")
-    group.add_argument("--tracking-uri", metavar="URI",
-                       help="MLflow tracking URI: http://host:port or sqlite:////abs/path.db; 'none' turns "
-                            "MLflow off (default: sqlite:///<abs DIR>/mlruns.db)")
+    group.add_argument(
+        "--preset",
+        default=DEFAULT_PRESET,
+        metavar="NAME|PATH.yaml",
+        help=f"experiment preset shipped in aolo/tune_configs/ or a YAML file (default: {DEFAULT_PRESET})",
+    )
+    group.add_argument(
+        "--output",
+        default=DEFAULT_OUTPUT,
+        type=Path,
+        metavar="DIR",
+        help=f"where runs, checkpoints and the local MLflow store go (default: {DEFAULT_OUTPUT})",
+    )
+    group.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow tracking URI: http://host:port or sqlite:////abs/path.db; 'none' turns "
+        "MLflow off (default: sqlite:///<abs DIR>/mlruns.db)",
+    )
     training = argparse.ArgumentParser(add_help=False)
     group = training.add_argument_group("training")
-    group.add_argument("--seed", type=_non_negative_int, metavar="N",
-                       help="random seed (default: the preset's first seed)")
-    group.add_argument("--num-env-runners", type=_non_negative_int, default=0, metavar="N",
-                       help="remote EnvRunner actors sampling in parallel; 0 samples in this process, the "
-                            "fastest on a laptop (default: 0)")
-    group.add_argument("--num-learners", type=_non_negative_int, default=0, metavar="N",
-                       help="remote Learner actors (RLlib config.learners); 0 updates in the algorithm's own "
-                            "process (default: 0)")
-    group.add_argument("--num-gpus-per-learner", type=_non_negative_float, default=0.0, metavar="G",
-                       help="GPUs per learner; with none in the Ray cluster this is an error, not a silent CPU "
-                            "fallback (default: 0)")
-    group.add_argument("--resume", action="store_true",
-                       help="continue from the checkpoint in the run directory up to the budget")
+    group.add_argument(
+        "--seed", type=_non_negative_int, metavar="N", help="random seed (default: the preset's first seed)"
+    )
+    group.add_argument(
+        "--num-env-runners",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="remote EnvRunner actors sampling in parallel; 0 samples in this process, the "
+        "fastest on a laptop (default: 0)",
+    )
+    group.add_argument(
+        "--num-learners",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="remote Learner actors (RLlib config.learners); 0 updates in the algorithm's own process (default: 0)",
+    )
+    group.add_argument(
+        "--num-gpus-per-learner",
+        type=_non_negative_float,
+        default=0.0,
+        metavar="G",
+        help="GPUs per learner; with none in the Ray cluster this is an error, not a silent CPU fallback (default: 0)",
+    )
+    group.add_argument(
+        "--resume", action="store_true", help="continue from the checkpoint in the run directory up to the budget"
+    )
 
     for name, spec in COMMANDS.items():
         # "resolve": the command may redefine a shared flag (e.g. a different --preset default)
-        p = sub.add_parser(name, parents=[store, training] if spec.training_flags else [store], help=spec.help,
-                           description=spec.description or spec.help, epilog=EPILOG,
-                           formatter_class=argparse.RawDescriptionHelpFormatter, conflict_handler="resolve")
+        p = sub.add_parser(
+            name,
+            parents=[store, training] if spec.training_flags else [store],
+            help=spec.help,
+            description=spec.description or spec.help,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            conflict_handler="resolve",
+        )
         if command == name:
             _import_command(name).add_arguments(p)
     return parser

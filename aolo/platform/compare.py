@@ -56,8 +56,17 @@ BASELINES = ("sac", "ppo", "td3")
 #: The proposed method whose reductions go to the parent run as ``compare/reduction_vs_<baseline>``.
 PROPOSED = "sdrl"
 #: Metrics averaged over seeds in the table (besides carbon per request).
-MEAN_METRICS = ("gap_to_bound", "qoe_mean", "qoe_violation_rate", "qoe_mean_violation_rate", "qoe_floor_violation_rate",
-                "qoe_shortfall", "latency_violation_rate", "action_at_bound_rate", "actor_nj_per_decision")
+MEAN_METRICS = (
+    "gap_to_bound",
+    "qoe_mean",
+    "qoe_violation_rate",
+    "qoe_mean_violation_rate",
+    "qoe_floor_violation_rate",
+    "qoe_shortfall",
+    "latency_violation_rate",
+    "action_at_bound_rate",
+    "actor_nj_per_decision",
+)
 CARBON = "carbon_g_per_request"
 CONFIDENCE = 0.95
 
@@ -130,8 +139,9 @@ def reduction(carbon: float, baseline: float) -> float:
     return 1.0 - carbon / baseline
 
 
-def reduction_interval(values: Sequence[float], baseline_values: Sequence[float],
-                       confidence: float = CONFIDENCE) -> tuple[float, float | None]:
+def reduction_interval(
+    values: Sequence[float], baseline_values: Sequence[float], confidence: float = CONFIDENCE
+) -> tuple[float, float | None]:
     """The reduction ``1 - mean(values) / mean(baseline_values)`` and its confidence half-width.
 
     The two samples are independent trainings (seed ``k`` of one algorithm has nothing in common with seed
@@ -147,7 +157,7 @@ def reduction_interval(values: Sequence[float], baseline_values: Sequence[float]
     vb = b.var(ddof=1) / (b.size * b.mean() ** 2)
     if va + vb == 0.0:
         return 1.0 - ratio, 0.0
-    df = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
+    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
     half = stats.t.ppf(0.5 + confidence / 2, df=df) * ratio * math.sqrt(va + vb)
     return 1.0 - ratio, float(half)
 
@@ -164,16 +174,26 @@ def summarize(outcomes: Sequence[RunOutcome], baselines: Sequence[str] = BASELIN
         mean, ci = t_interval([m[CARBON] for m in ok]) if ok else (None, None)
         if ok:
             carbon[policy] = [m[CARBON] for m in ok]
-        rows.append(PolicyRow(
-            policy=policy, kind=mine[0].kind, n=len(ok), n_failed=len(mine) - len(ok), carbon_mean=mean,
-            carbon_ci=ci, reductions={}, reduction_cis={},
-            means={k: float(np.mean([m[k] for m in ok])) for k in MEAN_METRICS if ok and all(k in m for m in ok)},
-            errors=[f"seed {o.seed}: {o.error}" for o in mine if o.metrics is None]))
+        rows.append(
+            PolicyRow(
+                policy=policy,
+                kind=mine[0].kind,
+                n=len(ok),
+                n_failed=len(mine) - len(ok),
+                carbon_mean=mean,
+                carbon_ci=ci,
+                reductions={},
+                reduction_cis={},
+                means={k: float(np.mean([m[k] for m in ok])) for k in MEAN_METRICS if ok and all(k in m for m in ok)},
+                errors=[f"seed {o.seed}: {o.error}" for o in mine if o.metrics is None],
+            )
+        )
     for row in rows:
         for b in (b for b in baselines if b in policies):
             both = row.policy in carbon and b in carbon and b != row.policy  # a policy vs itself: no entry
-            row.reductions[b], row.reduction_cis[b] = (reduction_interval(carbon[row.policy], carbon[b]) if both
-                                                      else (None, None))
+            row.reductions[b], row.reduction_cis[b] = (
+                reduction_interval(carbon[row.policy], carbon[b]) if both else (None, None)
+            )
     return rows
 
 
@@ -183,8 +203,17 @@ def summarize(outcomes: Sequence[RunOutcome], baselines: Sequence[str] = BASELIN
 def format_table(rows: Sequence[PolicyRow]) -> str:
     """The comparison as an aligned terminal table."""
     baselines = list(rows[0].reductions) if rows else []
-    header = ["policy", "carbon g/request (95% CI)", *(f"vs {b}" for b in baselines), "gap to bound", "QoE",
-              "QoE viol", "lat viol", "actor nJ/dec", "status"]
+    header = [
+        "policy",
+        "carbon g/request (95% CI)",
+        *(f"vs {b}" for b in baselines),
+        "gap to bound",
+        "QoE",
+        "QoE viol",
+        "lat viol",
+        "actor nJ/dec",
+        "status",
+    ]
     lines = [header]
     for r in rows:
         if r.carbon_mean is None:
@@ -193,16 +222,24 @@ def format_table(rows: Sequence[PolicyRow]) -> str:
             carbon = f"{r.carbon_mean:.5f} (n={r.n})"
         else:
             carbon = f"{r.carbon_mean:.5f} ± {r.carbon_ci:.5f} (n={r.n})"
-        lines.append([
-            r.policy, carbon,
-            *(_reduction_cell(r, b) for b in baselines),
-            pct(r.means.get("gap_to_bound")), fmt(r.means.get("qoe_mean"), ".3f"),
-            fmt(r.means.get("qoe_violation_rate"), ".3f"), fmt(r.means.get("latency_violation_rate"), ".3f"),
-            fmt(r.means.get("actor_nj_per_decision"), ".1f"), _status(r),
-        ])
+        lines.append(
+            [
+                r.policy,
+                carbon,
+                *(_reduction_cell(r, b) for b in baselines),
+                pct(r.means.get("gap_to_bound")),
+                fmt(r.means.get("qoe_mean"), ".3f"),
+                fmt(r.means.get("qoe_violation_rate"), ".3f"),
+                fmt(r.means.get("latency_violation_rate"), ".3f"),
+                fmt(r.means.get("actor_nj_per_decision"), ".1f"),
+                _status(r),
+            ]
+        )
     out = format_columns(lines, rule=True)
-    out.append("vs <baseline>: carbon reduction 1 - carbon / carbon_baseline (+ = less carbon) ± 95 % interval; "
-               "gap to bound: carbon / strict lower bound (hindsight dual) - 1; CI: 95 % Student-t interval over seeds")
+    out.append(
+        "vs <baseline>: carbon reduction 1 - carbon / carbon_baseline (+ = less carbon) ± 95 % interval; "
+        "gap to bound: carbon / strict lower bound (hindsight dual) - 1; CI: 95 % Student-t interval over seeds"
+    )
     return "\n".join(out)
 
 
@@ -223,14 +260,20 @@ def table_records(rows: Sequence[PolicyRow]) -> list[dict[str, Any]]:
     """The table as CSV rows (full precision; empty cells where a value does not exist)."""
     records = []
     for r in rows:
-        records.append({
-            "policy": r.policy, "kind": r.kind, "n": r.n, "n_failed": r.n_failed,
-            CARBON: r.carbon_mean, f"{CARBON}_ci95": r.carbon_ci,
-            **{f"reduction_vs_{b}": v for b, v in r.reductions.items()},
-            **{f"reduction_vs_{b}_ci95": v for b, v in r.reduction_cis.items()},
-            **{k: r.means.get(k) for k in MEAN_METRICS},
-            "errors": " | ".join(r.errors),
-        })
+        records.append(
+            {
+                "policy": r.policy,
+                "kind": r.kind,
+                "n": r.n,
+                "n_failed": r.n_failed,
+                CARBON: r.carbon_mean,
+                f"{CARBON}_ci95": r.carbon_ci,
+                **{f"reduction_vs_{b}": v for b, v in r.reductions.items()},
+                **{f"reduction_vs_{b}_ci95": v for b, v in r.reduction_cis.items()},
+                **{k: r.means.get(k) for k in MEAN_METRICS},
+                "errors": " | ".join(r.errors),
+            }
+        )
     return records
 
 
@@ -243,8 +286,9 @@ def write_table_csv(rows: Sequence[PolicyRow], path: Path) -> Path:
     return path
 
 
-def write_plots(rows: Sequence[PolicyRow], outcomes: Sequence[RunOutcome], out_dir: Path,
-                study: Any = None) -> list[Path]:
+def write_plots(
+    rows: Sequence[PolicyRow], outcomes: Sequence[RunOutcome], out_dir: Path, study: Any = None
+) -> list[Path]:
     """carbon.png, carbon_vs_qoe.png and learning_curves.png in ``out_dir``; with ``study`` (the comparison read
     back by :func:`aolo.platform.report.load_study`) also cell_carbon.png, and learning curves per user-epoch."""
     from aolo.platform.report import bound_by_cell, cell_carbon
@@ -258,12 +302,21 @@ def write_plots(rows: Sequence[PolicyRow], outcomes: Sequence[RunOutcome], out_d
             histories.setdefault(o.policy, []).append(o.history)
     return [
         plot_carbon([(r.policy, r.carbon_mean, r.carbon_ci) for r in learned], references, out_dir / "carbon.png"),
-        plot_carbon_vs_qoe([(o.policy, o.metrics["qoe_mean"], o.metrics[CARBON]) for o in done],
-                           out_dir / "carbon_vs_qoe.png", references=list(references)),
-        plot_learning_curves(histories, out_dir / "learning_curves.png",
-                             *((study.users_per_episode, study.epochs_per_episode) if study is not None else ())),
-        *([plot_cell_carbon(cell_carbon(study), out_dir / "cell_carbon.png", bound_by_cell(study) or None)]
-          if study is not None else []),
+        plot_carbon_vs_qoe(
+            [(o.policy, o.metrics["qoe_mean"], o.metrics[CARBON]) for o in done],
+            out_dir / "carbon_vs_qoe.png",
+            references=list(references),
+        ),
+        plot_learning_curves(
+            histories,
+            out_dir / "learning_curves.png",
+            *((study.users_per_episode, study.epochs_per_episode) if study is not None else ()),
+        ),
+        *(
+            [plot_cell_carbon(cell_carbon(study), out_dir / "cell_carbon.png", bound_by_cell(study) or None)]
+            if study is not None
+            else []
+        ),
     ]
 
 
@@ -288,16 +341,24 @@ class ClusterSettings:
 
     def __post_init__(self) -> None:
         if self.max_concurrent is not None and not (isinstance(self.max_concurrent, int) and self.max_concurrent >= 1):
-            raise ConfigError(f"max_concurrent: must be an integer >= 1 (or None: as many as fit), "
-                              f"got {self.max_concurrent!r}")
+            raise ConfigError(
+                f"max_concurrent: must be an integer >= 1 (or None: as many as fit), got {self.max_concurrent!r}"
+            )
         learner_params(self.num_learners, self.num_gpus_per_learner)
         if not (isinstance(self.max_failures, int) and self.max_failures >= 0):
             raise ConfigError(f"max_failures: must be an integer >= 0, got {self.max_failures!r}")
 
 
-def run_compare(experiment: Experiment, output_dir: str | Path, *, tracking_uri: str | None,
-                num_env_runners: int = 0, resume: bool = False,
-                progress: Callable[[str], None] = print, cluster: ClusterSettings | None = None) -> CompareResult:
+def run_compare(
+    experiment: Experiment,
+    output_dir: str | Path,
+    *,
+    tracking_uri: str | None,
+    num_env_runners: int = 0,
+    resume: bool = False,
+    progress: Callable[[str], None] = print,
+    cluster: ClusterSettings | None = None,
+) -> CompareResult:
     """Train ``experiment.algorithms × experiment.seeds``, evaluate the reference policies, build the table.
 
     Every (algorithm, seed) is one Ray Tune trial (:func:`compare_trial`, which runs
@@ -311,11 +372,17 @@ def run_compare(experiment: Experiment, output_dir: str | Path, *, tracking_uri:
     out_dir = compare_dir(output_dir, experiment)
     out_dir.mkdir(parents=True, exist_ok=True)
     tracker = Tracker(tracking_uri, scenario.name)
-    params = {"preset": experiment.name, **scenario_params(scenario), "algorithms": ",".join(experiment.algorithms),
-              "seeds": ",".join(map(str, experiment.seeds)), "env_steps": experiment.training.env_steps,
-              "evaluation.days_per_cell": experiment.days_per_cell if experiment.days_per_cell is not None else "all",
-              "num_env_runners": num_env_runners, "max_concurrent": cluster.max_concurrent or "auto",
-              **learner_params(cluster.num_learners, cluster.num_gpus_per_learner)}
+    params = {
+        "preset": experiment.name,
+        **scenario_params(scenario),
+        "algorithms": ",".join(experiment.algorithms),
+        "seeds": ",".join(map(str, experiment.seeds)),
+        "env_steps": experiment.training.env_steps,
+        "evaluation.days_per_cell": experiment.days_per_cell if experiment.days_per_cell is not None else "all",
+        "num_env_runners": num_env_runners,
+        "max_concurrent": cluster.max_concurrent or "auto",
+        **learner_params(cluster.num_learners, cluster.num_gpus_per_learner),
+    }
     init_ray()
     check_gpus(cluster.num_gpus_per_learner)
     outcomes: list[RunOutcome] = []
@@ -325,20 +392,34 @@ def run_compare(experiment: Experiment, output_dir: str | Path, *, tracking_uri:
             result.parent_run_id = parent.run_id
             import ray
 
-            progress(f"[compare] evaluating the reference policies on the held-out days of {scenario.name!r} "
-                     f"while the trainings run")
+            progress(
+                f"[compare] evaluating the reference policies on the held-out days of {scenario.name!r} "
+                f"while the trainings run"
+            )
             evaluations_ref = ray.remote(num_cpus=0, max_retries=3)(_reference_task).remote(
-                scenario, experiment.days_per_cell)
-            outcomes += _trainings(experiment, output_dir, tracking_uri, parent.run_id, num_env_runners, resume,
-                                   evaluations_ref, progress, cluster)
+                scenario, experiment.days_per_cell
+            )
+            outcomes += _trainings(
+                experiment,
+                output_dir,
+                tracking_uri,
+                parent.run_id,
+                num_env_runners,
+                resume,
+                evaluations_ref,
+                progress,
+                cluster,
+            )
             evaluations = ray.get(evaluations_ref)
             outcomes += _log_references(experiment, evaluations, tracker, parent.run_id)  # learned rows first
             result.rows = summarize(outcomes)
             from aolo.platform.report import load_study, write_reference_rows
 
             write_reference_rows(evaluations, scenario, out_dir)  # compare/references/*.csv: what `aolo report` reads
-            result.files = [write_table_csv(result.rows, out_dir / "table.csv"),
-                            *write_plots(result.rows, outcomes, out_dir, load_study(experiment, output_dir))]
+            result.files = [
+                write_table_csv(result.rows, out_dir / "table.csv"),
+                *write_plots(result.rows, outcomes, out_dir, load_study(experiment, output_dir)),
+            ]
             _log_parent(parent, result.rows, result.files)
             result.succeeded = any(o.kind == "learned" and o.metrics is not None for o in outcomes)
             if not result.succeeded:
@@ -353,16 +434,22 @@ def _reference_task(scenario: Any, days_per_cell: int | None) -> dict[str, Evalu
     return reference_results(scenario, days_per_cell)
 
 
-def _log_references(experiment: Experiment, evaluations: dict[str, EvaluationResult], tracker: Tracker,
-                    parent_run_id: str | None) -> list[RunOutcome]:
+def _log_references(
+    experiment: Experiment, evaluations: dict[str, EvaluationResult], tracker: Tracker, parent_run_id: str | None
+) -> list[RunOutcome]:
     """Log each reference policy's evaluation as a child run."""
     scenario = experiment.scenario
     outcomes = []
     for name, evaluation in evaluations.items():
-        params = {**policy_params(name, "reference"), "preset": experiment.name, **scenario_params(scenario),
-                  "evaluation.days_per_cell": experiment.days_per_cell or "all"}
-        with tracker.mlflow_run(f"reference-{name}", params, {"aolo.command": "compare", "aolo.policy": name},
-                                parent_run_id=parent_run_id) as run:
+        params = {
+            **policy_params(name, "reference"),
+            "preset": experiment.name,
+            **scenario_params(scenario),
+            "evaluation.days_per_cell": experiment.days_per_cell or "all",
+        }
+        with tracker.mlflow_run(
+            f"reference-{name}", params, {"aolo.command": "compare", "aolo.policy": name}, parent_run_id=parent_run_id
+        ) as run:
             run.log_metrics(eval_metrics_for_mlflow(evaluation.metrics))
         outcomes.append(RunOutcome(name, "reference", None, dict(evaluation.metrics), run_id=run.run_id))
     return outcomes
@@ -371,9 +458,17 @@ def _log_references(experiment: Experiment, evaluations: dict[str, EvaluationRes
 ATTEMPTS_DIR = "attempts"  #: ``compare/attempts/<algorithm>_seed<seed>``: the compare session a trial started in
 
 
-def _trainings(experiment: Experiment, output_dir: str | Path, tracking_uri: str | None, parent_run_id: str | None,
-               num_env_runners: int, resume: bool, bound: Any, progress: Callable[[str], None],
-               cluster: ClusterSettings) -> list[RunOutcome]:
+def _trainings(
+    experiment: Experiment,
+    output_dir: str | Path,
+    tracking_uri: str | None,
+    parent_run_id: str | None,
+    num_env_runners: int,
+    resume: bool,
+    bound: Any,
+    progress: Callable[[str], None],
+    cluster: ClusterSettings,
+) -> list[RunOutcome]:
     """Train every (algorithm, seed) as a Tune trial; a failure is recorded and the others go on.
 
     ``bound`` is the hindsight evaluation, or a Ray ObjectRef to :func:`reference_results` (trials wait for it
@@ -386,29 +481,55 @@ def _trainings(experiment: Experiment, output_dir: str | Path, tracking_uri: str
     root = compare_dir(output_dir, experiment)
     shutil.rmtree(root / TUNE_DIR_NAME, ignore_errors=True)  # Tune's bookkeeping only; results live in run dirs
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # relative trace paths keep working in trials
-    bundles = {a: trial_resources(configure_learners(
-        build_algorithm_config(a, experiment.scenario, settings=experiment.training, num_env_runners=num_env_runners),
-        cluster.num_learners, cluster.num_gpus_per_learner)).bundles for a in experiment.algorithms}
+    bundles = {
+        a: trial_resources(
+            configure_learners(
+                build_algorithm_config(
+                    a, experiment.scenario, settings=experiment.training, num_env_runners=num_env_runners
+                ),
+                cluster.num_learners,
+                cluster.num_gpus_per_learner,
+            )
+        ).bundles
+        for a in experiment.algorithms
+    }
     trainable = tune.with_resources(
-        tune.with_parameters(compare_trial, experiment=experiment, output_dir=str(Path(output_dir).resolve()),
-                             tracking_uri=tracking_uri, parent_run_id=parent_run_id, num_env_runners=num_env_runners,
-                             resume=resume, bound=bound, session=uuid.uuid4().hex, cluster=cluster, jobs=jobs),
-        lambda config: tune.PlacementGroupFactory(bundles[jobs[config["job"]][0]]))
+        tune.with_parameters(
+            compare_trial,
+            experiment=experiment,
+            output_dir=str(Path(output_dir).resolve()),
+            tracking_uri=tracking_uri,
+            parent_run_id=parent_run_id,
+            num_env_runners=num_env_runners,
+            resume=resume,
+            bound=bound,
+            session=uuid.uuid4().hex,
+            cluster=cluster,
+            jobs=jobs,
+        ),
+        lambda config: tune.PlacementGroupFactory(bundles[jobs[config["job"]][0]]),
+    )
     order = {job: i for i, job in enumerate(jobs)}
     tuner = tune.Tuner(
         trainable,
         param_space={"job": tune.grid_search(list(range(len(jobs))))},  # job i = jobs[i] = (algorithm, seed)
-        tune_config=tune.TuneConfig(max_concurrent_trials=cluster.max_concurrent,
-                                    trial_name_creator=functools.partial(_trial_name, jobs),
-                                    trial_dirname_creator=functools.partial(_trial_name, jobs)),
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=cluster.max_concurrent,
+            trial_name_creator=functools.partial(_trial_name, jobs),
+            trial_dirname_creator=functools.partial(_trial_name, jobs),
+        ),
         run_config=tune.RunConfig(
-            name=TUNE_DIR_NAME, storage_path=str(root), verbose=0,
+            name=TUNE_DIR_NAME,
+            storage_path=str(root),
+            verbose=0,
             callbacks=[CompareProgress(jobs, progress, cluster.summary_every_s)],
-            failure_config=tune.FailureConfig(max_failures=cluster.max_failures)),
+            failure_config=tune.FailureConfig(max_failures=cluster.max_failures),
+        ),
     )
     concurrency = cluster.max_concurrent or "as many as fit"
-    progress(f"[compare] {len(jobs)} trainings as Tune trials ({concurrency} at a time; per trial "
-             f"{_bundles_text(bundles)})")
+    progress(
+        f"[compare] {len(jobs)} trainings as Tune trials ({concurrency} at a time; per trial {_bundles_text(bundles)})"
+    )
     outcomes: dict[tuple[str, int], RunOutcome] = {}
     grid = tuner.fit()  # Ctrl-C: Tune stops the trials and returns; they keep their last periodic checkpoint
     if any(r.error is None and "attempt" not in (r.metrics or {}) for r in grid):
@@ -420,24 +541,51 @@ def _trainings(experiment: Experiment, output_dir: str | Path, tracking_uri: str
         history = read_history(run_directory(output_dir, experiment.scenario, algorithm, seed) / "history.csv")
         if result.error is not None or m.get("error") or "eval/carbon_g_per_request" not in m:
             error = m.get("error") or (" ".join(str(result.error).split()[:40]) if result.error else "no result")
-            outcomes[algorithm, seed] = RunOutcome(algorithm, "learned", seed, None, history, m.get("run_id") or None,
-                                                   error=error, node_id=m.get("node_id"),
-                                                   node_ids=tuple(filter(None, str(m.get("node_ids", "")).split(","))),
-                                                   attempts=int(m.get("attempt", 1)))
+            outcomes[algorithm, seed] = RunOutcome(
+                algorithm,
+                "learned",
+                seed,
+                None,
+                history,
+                m.get("run_id") or None,
+                error=error,
+                node_id=m.get("node_id"),
+                node_ids=tuple(filter(None, str(m.get("node_ids", "")).split(","))),
+                attempts=int(m.get("attempt", 1)),
+            )
         else:
             metrics = {k.removeprefix("eval/"): float(v) for k, v in m.items() if k.startswith("eval/")}
-            outcomes[algorithm, seed] = RunOutcome(algorithm, "learned", seed, metrics, history, m.get("run_id"),
-                                                   node_id=m.get("node_id"), attempts=int(m.get("attempt", 1)),
-                                                   node_ids=tuple(str(m.get("node_ids", "")).split(",")))
+            outcomes[algorithm, seed] = RunOutcome(
+                algorithm,
+                "learned",
+                seed,
+                metrics,
+                history,
+                m.get("run_id"),
+                node_id=m.get("node_id"),
+                attempts=int(m.get("attempt", 1)),
+                node_ids=tuple(str(m.get("node_ids", "")).split(",")),
+            )
     return [outcomes[job] for job in sorted(outcomes, key=order.__getitem__)]
 
 
 TUNE_DIR_NAME = "tune"
 
 
-def compare_trial(config: dict[str, Any], *, experiment: Experiment, output_dir: str, tracking_uri: str | None,
-                  parent_run_id: str | None, num_env_runners: int, resume: bool, bound: Any, session: str,
-                  cluster: ClusterSettings, jobs: Sequence[tuple[str, int]]) -> None:
+def compare_trial(
+    config: dict[str, Any],
+    *,
+    experiment: Experiment,
+    output_dir: str,
+    tracking_uri: str | None,
+    parent_run_id: str | None,
+    num_env_runners: int,
+    resume: bool,
+    bound: Any,
+    session: str,
+    cluster: ClusterSettings,
+    jobs: Sequence[tuple[str, int]],
+) -> None:
     """Tune function trainable: one (algorithm, seed) of a comparison through :func:`train_one`.
 
     Reports once, at the end: ``eval/*`` metrics, ``run_id``, ``node_id``, ``attempt``, or ``error`` (a failed
@@ -465,12 +613,22 @@ def compare_trial(config: dict[str, Any], *, experiment: Experiment, output_dir:
         return (ray.get(bound) if isinstance(bound, ray.ObjectRef) else bound)["hindsight"]
 
     try:
-        trained = train_one(experiment, algorithm, seed, Path(output_dir), tracking_uri=tracking_uri,
-                            parent_run_id=parent_run_id, num_env_runners=num_env_runners, bound=hindsight,
-                            progress=lambda line: None, resume=(resume or attempt > 1) and has_checkpoint(checkpoint),
-                            num_learners=cluster.num_learners, num_gpus_per_learner=cluster.num_gpus_per_learner,
-                            checkpoint_every_s=cluster.checkpoint_every_s,
-                            tags={"aolo.node_id": node_id, "aolo.attempt": attempt})
+        trained = train_one(
+            experiment,
+            algorithm,
+            seed,
+            Path(output_dir),
+            tracking_uri=tracking_uri,
+            parent_run_id=parent_run_id,
+            num_env_runners=num_env_runners,
+            bound=hindsight,
+            progress=lambda line: None,
+            resume=(resume or attempt > 1) and has_checkpoint(checkpoint),
+            num_learners=cluster.num_learners,
+            num_gpus_per_learner=cluster.num_gpus_per_learner,
+            checkpoint_every_s=cluster.checkpoint_every_s,
+            tags={"aolo.node_id": node_id, "aolo.attempt": attempt},
+        )
     except Exception as e:  # recorded in the table; its MLflow child run ended FAILED
         report["error"] = " ".join(str(e).split()) or type(e).__name__
     else:
@@ -488,6 +646,7 @@ def _bundles_text(bundles: dict[str, list[dict[str, float]]]) -> str:
     def total(bs: list[dict[str, float]]) -> str:
         cpus, gpus = sum(b.get("CPU", 0) for b in bs), sum(b.get("GPU", 0) for b in bs)
         return f"{cpus:g} CPU" + (f" + {gpus:g} GPU" if gpus else "")
+
     return ", ".join(f"{a}: {total(b)}" for a, b in bundles.items())
 
 
@@ -511,8 +670,7 @@ class CompareProgress(tune.Callback):
         self.progress(f"[compare] started {self._label(trial)} ({self.done}/{self.total} done)")
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.progress(f"[compare] {self._label(trial)} lost its worker or node: restarting it from its last "
-                      f"checkpoint")
+        self.progress(f"[compare] {self._label(trial)} lost its worker or node: restarting it from its last checkpoint")
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         elapsed = time.monotonic() - self.started.get(trial.trial_id, time.monotonic())
@@ -520,8 +678,7 @@ class CompareProgress(tune.Callback):
         self.done += 1
         error = (trial.last_result or {}).get("error")
         state = f"FAILED: {error}" if error else "finished"
-        self.progress(f"[compare] {self._label(trial)} {state} in {_duration(elapsed)} "
-                      f"({self.done}/{self.total} done)")
+        self.progress(f"[compare] {self._label(trial)} {state} in {_duration(elapsed)} ({self.done}/{self.total} done)")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.done += 1
@@ -548,8 +705,9 @@ def _log_parent(parent: TrackedRun, rows: Sequence[PolicyRow], files: Sequence[P
     proposed = next((r for r in rows if r.policy == PROPOSED), None)
     if proposed is not None:
         parent.log_metrics({f"compare/reduction_vs_{b}": v for b, v in proposed.reductions.items() if v is not None})
-        parent.log_metrics({f"compare/reduction_vs_{b}_ci95": v for b, v in proposed.reduction_cis.items()
-                            if v is not None})
+        parent.log_metrics(
+            {f"compare/reduction_vs_{b}_ci95": v for b, v in proposed.reduction_cis.items() if v is not None}
+        )
     for path in files:
         parent.log_artifact(path)
 

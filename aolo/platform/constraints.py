@@ -74,8 +74,13 @@ class PIDGains:
     kd: float = 0.0
 
     def validate(self, path: str) -> None:
-        for name, lo, hi in (("initial", 0.0, 1e4), ("kp", 0.0, 1e4), ("ki", 0.0, 1e4), ("kd", 0.0, 1e4),
-                             ("target", -1.0, 1.0)):
+        for name, lo, hi in (
+            ("initial", 0.0, 1e4),
+            ("kp", 0.0, 1e4),
+            ("ki", 0.0, 1e4),
+            ("kd", 0.0, 1e4),
+            ("target", -1.0, 1.0),
+        ):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and not isinstance(v, bool) and lo <= v <= hi):
                 raise ConfigError(f"{path}.{name}: must be a number in [{lo:g}, {hi:g}], got {v!r}")
@@ -122,8 +127,9 @@ class ConstraintSettings:
                 sub = kwargs[name]
                 allowed = set(PIDGains.__dataclass_fields__)
                 if not isinstance(sub, dict) or set(sub) - allowed:
-                    raise ConfigError(f"constraints.{name}: must be a mapping with keys among {sorted(allowed)}, "
-                                      f"got {sub!r}")
+                    raise ConfigError(
+                        f"constraints.{name}: must be a mapping with keys among {sorted(allowed)}, got {sub!r}"
+                    )
                 kwargs[name] = PIDGains(**{**asdict(getattr(defaults, name)), **sub})
         return cls(**kwargs)
 
@@ -187,8 +193,13 @@ class LagrangianReward(ConnectorV2):
             return batch
         for sa_episode in self.single_agent_episode_iterator(episodes, agents_that_stepped_only=False):
             n = len(sa_episode)
-            self.add_n_batch_items(batch, Columns.REWARDS, items_to_add=self.lagrangian_rewards(sa_episode),
-                                   num_items=n, single_agent_episode=sa_episode)
+            self.add_n_batch_items(
+                batch,
+                Columns.REWARDS,
+                items_to_add=self.lagrangian_rewards(sa_episode),
+                num_items=n,
+                single_agent_episode=sa_episode,
+            )
         return batch
 
     def lagrangian_rewards(self, sa_episode) -> np.ndarray:
@@ -247,8 +258,9 @@ class ConstraintCallbacks(RLlibCallback):
         shortfall = sum(max(0.0, q_min + margin - d["qoe_day_mean"]) for d in days)
         metrics_logger.log_value("aolo_user_days", float(len(days)), reduce="sum")
         metrics_logger.log_value(f"aolo_{DAY_KEYS['qoe']}_sum", shortfall, reduce="sum")
-        metrics_logger.log_value(f"aolo_{DAY_KEYS['latency']}_sum", float(sum(d[DAY_KEYS["latency"]] for d in days)),
-                                 reduce="sum")
+        metrics_logger.log_value(
+            f"aolo_{DAY_KEYS['latency']}_sum", float(sum(d[DAY_KEYS["latency"]] for d in days)), reduce="sum"
+        )
 
 
 def measurement_config(config, num_cells: int):
@@ -282,8 +294,9 @@ class _LagrangianMixin:
         buffer = getattr(self, "local_replay_buffer", None)
         if buffer is not None:  # SAC's config check accepts only RLlib's buffer names: swap the class here
             if type(buffer) is not MultiAgentEpisodeReplayBuffer:
-                raise ConfigError(f"constraints.method: lagrangian needs MultiAgentEpisodeReplayBuffer, got "
-                                  f"{type(buffer).__name__}")
+                raise ConfigError(
+                    f"constraints.method: lagrangian needs MultiAgentEpisodeReplayBuffer, got {type(buffer).__name__}"
+                )
             buffer.__class__ = CostReplayBuffer
         self._aolo_push()
 

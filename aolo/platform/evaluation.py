@@ -21,8 +21,8 @@ from aolo.envs.physics import J_PER_KWH
 from aolo.envs.reference import REFERENCE_POLICIES, HindsightPolicy, make_reference_policy
 from aolo.envs.rollout import EpisodeRecord, run_episode, spread_days, summarize
 from aolo.errors import CheckpointError  # re-exported: aolo.platform.evaluation.CheckpointError
-from aolo.policies.energy import ActorEnergy, mlp_actor_energy
 from aolo.platform.algorithms import MODULE_ID
+from aolo.policies.energy import ActorEnergy, mlp_actor_energy
 
 
 def module_path(checkpoint: str | Path) -> Path:
@@ -116,8 +116,9 @@ def evaluation_episodes(scenario: ScenarioConfig, days_per_cell: int | None) -> 
     return pairs
 
 
-def evaluate(policy, scenario: ScenarioConfig, days_per_cell: int | None = 4,
-             bound: "EvaluationResult | None" = None) -> EvaluationResult:
+def evaluate(
+    policy, scenario: ScenarioConfig, days_per_cell: int | None = 4, bound: EvaluationResult | None = None
+) -> EvaluationResult:
     """Run ``policy`` (a reference-policy name or an object with ``begin_episode``/``act``) on held-out days."""
     if isinstance(policy, str):
         policy = make_reference_policy(policy)
@@ -166,8 +167,13 @@ def _mean_cell_ci(envs: dict[int, CellEnv], records: list[EpisodeRecord]) -> flo
     return float(np.mean(values))
 
 
-def evaluate_checkpoint(checkpoint: str | Path, scenario: ScenarioConfig, name: str,
-                        days_per_cell: int | None = 4, bound: EvaluationResult | None = None) -> EvaluationResult:
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    scenario: ScenarioConfig,
+    name: str,
+    days_per_cell: int | None = 4,
+    bound: EvaluationResult | None = None,
+) -> EvaluationResult:
     return evaluate(ModulePolicy(load_module(checkpoint), name), scenario, days_per_cell, bound)
 
 

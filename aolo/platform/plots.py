@@ -23,8 +23,15 @@ import numpy as np
 from matplotlib.figure import Figure
 
 #: One colour per policy in every figure; other names cycle through :data:`_EXTRA_COLORS`.
-POLICY_COLORS = {"sdrl": "tab:green", "sac": "tab:blue", "td3": "tab:orange", "ppo": "tab:red",
-                 "hindsight": "black", "fixed": "tab:gray", "myopic": "tab:brown"}
+POLICY_COLORS = {
+    "sdrl": "tab:green",
+    "sac": "tab:blue",
+    "td3": "tab:orange",
+    "ppo": "tab:red",
+    "hindsight": "black",
+    "fixed": "tab:gray",
+    "myopic": "tab:brown",
+}
 _EXTRA_COLORS = ("tab:purple", "tab:pink", "tab:olive", "tab:cyan")
 MG = 1000.0  #: g -> mg: per-request carbon reads better in milligrams
 _LINESTYLES = ("--", ":", "-.", (0, (5, 1)), (0, (1, 1)))
@@ -50,8 +57,7 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
-def plot_carbon(bars: Sequence[tuple[str, float, float | None]], lines: Mapping[str, float],
-                path: str | Path) -> Path:
+def plot_carbon(bars: Sequence[tuple[str, float, float | None]], lines: Mapping[str, float], path: str | Path) -> Path:
     """``bars``: ``(label, mean carbon, 95 % CI half-width or None)``; ``lines``: reference policies' carbon."""
     fig = Figure(figsize=(6.4, 4.0), layout="constrained")
     ax = fig.add_subplot()
@@ -61,8 +67,9 @@ def plot_carbon(bars: Sequence[tuple[str, float, float | None]], lines: Mapping[
     ax.bar(x, means, yerr=errors, capsize=5, color=[policy_color(b[0]) for b in bars])
     ax.set_xticks(x, [b[0] for b in bars])
     for i, (label, value) in enumerate(lines.items()):
-        ax.axhline(value, color=policy_color(label), linestyle=_LINESTYLES[i % len(_LINESTYLES)], linewidth=1.2,
-                   label=label)
+        ax.axhline(
+            value, color=policy_color(label), linestyle=_LINESTYLES[i % len(_LINESTYLES)], linewidth=1.2, label=label
+        )
     if lines:
         ax.legend(title="reference", fontsize="small")
     ax.set_ylim(bottom=0.0)  # carbon is never negative; a wide small-n interval may reach below zero
@@ -71,20 +78,34 @@ def plot_carbon(bars: Sequence[tuple[str, float, float | None]], lines: Mapping[
     return _save(fig, path)
 
 
-def plot_carbon_vs_qoe(points: Sequence[tuple[str, float, float]], path: str | Path,
-                       references: Sequence[str] = ()) -> Path:
+def plot_carbon_vs_qoe(
+    points: Sequence[tuple[str, float, float]], path: str | Path, references: Sequence[str] = ()
+) -> Path:
     """``points``: ``(policy, mean QoE, carbon per request)``, one per evaluated run; ``references`` are drawn
     as squares, learned policies as dots."""
     fig = Figure(figsize=(6.4, 4.4), layout="constrained")
     ax = fig.add_subplot()
     for label in dict.fromkeys(p[0] for p in points):
         mine = [p for p in points if p[0] == label]
-        ax.scatter([p[1] for p in mine], [p[2] for p in mine], color=policy_color(label), label=label, zorder=3,
-                   marker="s" if label in references else "o")
+        ax.scatter(
+            [p[1] for p in mine],
+            [p[2] for p in mine],
+            color=policy_color(label),
+            label=label,
+            zorder=3,
+            marker="s" if label in references else "o",
+        )
     front = pareto_front([(p[2], p[1]) for p in points])
     if front:
-        ax.plot([points[i][1] for i in front], [points[i][2] for i in front], color="0.2", linestyle="--",
-                linewidth=1, label="Pareto front", zorder=2)
+        ax.plot(
+            [points[i][1] for i in front],
+            [points[i][2] for i in front],
+            color="0.2",
+            linestyle="--",
+            linewidth=1,
+            label="Pareto front",
+            zorder=2,
+        )
     ax.set_xlabel("mean QoE")
     ax.set_ylabel("carbon per request [gCO2e]")
     ax.set_title("Carbon vs QoE on held-out days")
@@ -103,8 +124,11 @@ class CurveBand:
     n: int  #: seeds with at least one finite return
 
 
-def learning_curve_bands(histories: Mapping[str, Sequence[Sequence[Mapping[str, float]]]],
-                         users_per_episode: float = 1.0, epochs_per_episode: int = 1) -> dict[str, CurveBand]:
+def learning_curve_bands(
+    histories: Mapping[str, Sequence[Sequence[Mapping[str, float]]]],
+    users_per_episode: float = 1.0,
+    epochs_per_episode: int = 1,
+) -> dict[str, CurveBand]:
     """Per algorithm, the seeds' curves on the env steps they all cover, as median and inter-quartile range.
 
     ``episode_return_mean`` is the return of a cell's episode summed over its users and epochs; dividing by
@@ -131,16 +155,25 @@ def learning_curve_bands(histories: Mapping[str, Sequence[Sequence[Mapping[str, 
     return bands
 
 
-def plot_learning_curves(histories: Mapping[str, Sequence[Sequence[Mapping[str, float]]]], path: str | Path,
-                         users_per_episode: float = 1.0, epochs_per_episode: int = 1) -> Path:
+def plot_learning_curves(
+    histories: Mapping[str, Sequence[Sequence[Mapping[str, float]]]],
+    path: str | Path,
+    users_per_episode: float = 1.0,
+    epochs_per_episode: int = 1,
+) -> Path:
     """``histories[algorithm]``: one per-iteration history per seed (``env_steps``, ``episode_return_mean``);
     drawn as :func:`learning_curve_bands` on a linear axis."""
     fig = Figure(figsize=(6.4, 4.0), layout="constrained")
     ax = fig.add_subplot()
     for algo, band in learning_curve_bands(histories, users_per_episode, epochs_per_episode).items():
         color = policy_color(algo)
-        ax.plot(band.env_steps, band.median, color=color, marker="." if len(band.env_steps) < 20 else None,
-                label=f"{algo} (n={band.n})")
+        ax.plot(
+            band.env_steps,
+            band.median,
+            color=color,
+            marker="." if len(band.env_steps) < 20 else None,
+            label=f"{algo} (n={band.n})",
+        )
         if band.n > 1:
             ax.fill_between(band.env_steps, band.q25, band.q75, color=color, alpha=0.2, linewidth=0)
     ax.set_xlabel("env steps")
@@ -164,8 +197,9 @@ def cell_means(rows: Sequence[Mapping[str, Any]], metric: str = "carbon_g_per_re
     return {c: float(np.mean(v)) for c, v in cells.items()}
 
 
-def plot_cell_carbon(policies: Mapping[str, Mapping[str, float]], path: str | Path,
-                     bound: Mapping[str, float] | None = None) -> Path:
+def plot_cell_carbon(
+    policies: Mapping[str, Mapping[str, float]], path: str | Path, bound: Mapping[str, float] | None = None
+) -> Path:
     """``policies[name][cell]``: carbon per request [g] (mean over seeds); one group of bars per cell, one bar
     per policy; ``bound[cell]``: the strict lower bound, drawn as a dashed line across each group."""
     cells = list(dict.fromkeys(c for per_cell in policies.values() for c in per_cell))
@@ -175,11 +209,24 @@ def plot_cell_carbon(policies: Mapping[str, Mapping[str, float]], path: str | Pa
     width = 0.8 / max(len(policies), 1)
     for i, (name, per_cell) in enumerate(policies.items()):
         values = [per_cell.get(c, np.nan) * MG for c in cells]
-        ax.bar(x - 0.4 + (i + 0.5) * width, values, width, color=policy_color(name),
-               label="hindsight (played plan)" if name == "hindsight" else name)
+        ax.bar(
+            x - 0.4 + (i + 0.5) * width,
+            values,
+            width,
+            color=policy_color(name),
+            label="hindsight (played plan)" if name == "hindsight" else name,
+        )
     if bound:
-        ax.hlines([bound.get(c, np.nan) * MG for c in cells], x - 0.45, x + 0.45, colors="crimson", linewidth=2,
-                  linestyles="--", label="strict lower bound", zorder=3)
+        ax.hlines(
+            [bound.get(c, np.nan) * MG for c in cells],
+            x - 0.45,
+            x + 0.45,
+            colors="crimson",
+            linewidth=2,
+            linestyles="--",
+            label="strict lower bound",
+            zorder=3,
+        )
     ax.set_xticks(x, cells, rotation=15 if len(cells) > 3 else 0)
     ax.set_ylim(bottom=0.0)
     ax.set_ylabel("carbon per request [mgCO2e]")
@@ -189,9 +236,13 @@ def plot_cell_carbon(policies: Mapping[str, Mapping[str, float]], path: str | Pa
     return _save(fig, path)
 
 
-def plot_sweep_tradeoff(points: Sequence[tuple[str, float, float, bool]], selected: str | None,
-                        path: str | Path, q_min: float | None = None,
-                        references: Mapping[str, tuple[float, float]] | None = None) -> Path:
+def plot_sweep_tradeoff(
+    points: Sequence[tuple[str, float, float, bool]],
+    selected: str | None,
+    path: str | Path,
+    q_min: float | None = None,
+    references: Mapping[str, tuple[float, float]] | None = None,
+) -> Path:
     """``points``: ``(label, mean QoE, carbon per request, meets the selection rule)``, one per finished trial;
     ``selected`` is the label of the chosen trial; ``q_min`` draws the QoE target as a vertical line;
     ``references`` maps reference policies to their ``(mean QoE, carbon per request)`` (drawn as squares)."""
@@ -199,24 +250,40 @@ def plot_sweep_tradeoff(points: Sequence[tuple[str, float, float, bool]], select
     ax = fig.add_subplot()
     for name, (qoe, carbon) in (references or {}).items():
         ax.scatter([qoe], [carbon], marker="s", s=36, color=policy_color(name), zorder=3)
-        ax.annotate(name, (qoe, carbon), textcoords="offset points", xytext=(5, -9), fontsize=7,
-                    color=policy_color(name))
+        ax.annotate(
+            name, (qoe, carbon), textcoords="offset points", xytext=(5, -9), fontsize=7, color=policy_color(name)
+        )
     for label, qoe, carbon, ok in points:
-        ax.scatter([qoe], [carbon], s=36, zorder=3, color="tab:green",
-                   facecolors="tab:green" if ok else "none", edgecolors="tab:green")
+        ax.scatter(
+            [qoe],
+            [carbon],
+            s=36,
+            zorder=3,
+            color="tab:green",
+            facecolors="tab:green" if ok else "none",
+            edgecolors="tab:green",
+        )
         ax.annotate(label, (qoe, carbon), textcoords="offset points", xytext=(5, 3), fontsize=7)
         if label == selected:
             ax.scatter([qoe], [carbon], s=160, facecolors="none", edgecolors="black", linewidths=1.5, zorder=4)
     front = pareto_front([(p[2], p[1]) for p in points])
     if len(front) > 1:
-        ax.plot([points[i][1] for i in front], [points[i][2] for i in front], color="0.2", linestyle="--",
-                linewidth=1, zorder=2)
+        ax.plot(
+            [points[i][1] for i in front],
+            [points[i][2] for i in front],
+            color="0.2",
+            linestyle="--",
+            linewidth=1,
+            zorder=2,
+        )
     if q_min is not None:
         ax.axvline(q_min, color="tab:red", linewidth=0.8, linestyle=":")
-    handles = [ax.scatter([], [], color="tab:green", label="meets the selection rule"),
-               ax.scatter([], [], facecolors="none", edgecolors="tab:green", label="violates it"),
-               ax.scatter([], [], s=160, facecolors="none", edgecolors="black", label="selected"),
-               ax.plot([], [], color="0.2", linestyle="--", label="Pareto front")[0]]
+    handles = [
+        ax.scatter([], [], color="tab:green", label="meets the selection rule"),
+        ax.scatter([], [], facecolors="none", edgecolors="tab:green", label="violates it"),
+        ax.scatter([], [], s=160, facecolors="none", edgecolors="black", label="selected"),
+        ax.plot([], [], color="0.2", linestyle="--", label="Pareto front")[0],
+    ]
     if q_min is not None:
         handles.append(ax.plot([], [], color="tab:red", linestyle=":", label="Q_min")[0])
     if references:
@@ -231,8 +298,11 @@ def plot_sweep_tradeoff(points: Sequence[tuple[str, float, float, bool]], select
 
 def _curve(history: Sequence[Mapping[str, float]]) -> tuple[np.ndarray, np.ndarray]:
     """(env steps, return) of one run, iterations without a finite return dropped."""
-    pts = [(h["env_steps"], h["episode_return_mean"]) for h in history
-           if np.isfinite(h.get("episode_return_mean", np.nan)) and "env_steps" in h]
+    pts = [
+        (h["env_steps"], h["episode_return_mean"])
+        for h in history
+        if np.isfinite(h.get("episode_return_mean", np.nan)) and "env_steps" in h
+    ]
     arr = np.array(pts, dtype=float).reshape(-1, 2)
     return arr[:, 0], arr[:, 1]
 

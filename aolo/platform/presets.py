@@ -36,8 +36,19 @@ from aolo.platform.constraints import ConstraintSettings
 
 #: The shipped presets, package data read through importlib.resources (works from a wheel as from a checkout).
 TUNE_CONFIGS_DIR = importlib.resources.files("aolo") / "tune_configs"
-EXPERIMENT_KEYS = ("base", "description", "scenario", "training", "constraints", "evaluation", "compare",
-                   "algorithm", "search_space", "selection", "sweep")
+EXPERIMENT_KEYS = (
+    "base",
+    "description",
+    "scenario",
+    "training",
+    "constraints",
+    "evaluation",
+    "compare",
+    "algorithm",
+    "search_space",
+    "selection",
+    "sweep",
+)
 
 
 @dataclass(frozen=True)
@@ -60,8 +71,9 @@ class EvaluationSection(Validated):
 
     _path = "evaluation"
 
-    days_per_cell: int | None = bounded(4, 1, integer=True, optional=True,
-                                        allowed="must be an integer >= 1 or null (all held-out days)")
+    days_per_cell: int | None = bounded(
+        4, 1, integer=True, optional=True, allowed="must be an integer >= 1 or null (all held-out days)"
+    )
 
 
 @dataclass(frozen=True)
@@ -71,11 +83,15 @@ class CompareSection(Validated):
     _path = "compare"
 
     algorithms: tuple[str, ...] = satisfies(
-        ALGORITHMS, lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(a in ALGORITHMS for a in v),
-        f"must be a non-empty list among {list(ALGORITHMS)}")
+        ALGORITHMS,
+        lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(a in ALGORITHMS for a in v),
+        f"must be a non-empty list among {list(ALGORITHMS)}",
+    )
     seeds: tuple[int, ...] = satisfies(
-        (0,), lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(is_integer(s) and s >= 0 for s in v),
-        "must be a non-empty list of integers >= 0")
+        (0,),
+        lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(is_integer(s) and s >= 0 for s in v),
+        "must be a non-empty list of integers >= 0",
+    )
 
 
 def available_presets() -> list[str]:

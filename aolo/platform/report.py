@@ -52,8 +52,13 @@ CARBON = "carbon_g_per_request"
 BOUND = "bound_g_per_request"
 REFERENCES_DIR = "references"  #: ``compare/references/<policy>.csv``: reference evaluation rows
 CARBON_PARTS = ("carbon_inference_g", "carbon_embodied_g", "carbon_comm_g")
-CONSTRAINT_KEYS = ("qoe_violation_rate", "qoe_mean_violation_rate", "qoe_shortfall", "qoe_floor_violation_rate",
-                   "latency_violation_rate")
+CONSTRAINT_KEYS = (
+    "qoe_violation_rate",
+    "qoe_mean_violation_rate",
+    "qoe_shortfall",
+    "qoe_floor_violation_rate",
+    "latency_violation_rate",
+)
 
 Rows = list[dict[str, str]]  #: rows of an evaluation.csv, values as read
 
@@ -72,8 +77,10 @@ class StudyData:
 
     def policies(self) -> dict[str, list[Rows]]:
         """Every policy with one evaluation table per run: learned algorithms first, then the references."""
-        return {**{a: list(runs.values()) for a, runs in self.learned.items()},
-                **{name: [rows] for name, rows in self.references.items()}}
+        return {
+            **{a: list(runs.values()) for a, runs in self.learned.items()},
+            **{name: [rows] for name, rows in self.references.items()},
+        }
 
 
 # --- reading --------------------------------------------------------------------------------------------
@@ -109,8 +116,10 @@ def reference_rows(result: Any, scenario: Any) -> list[dict[str, Any]]:
 
 def write_reference_rows(evaluations: Mapping[str, Any], scenario: Any, compare_dir: Path) -> list[Path]:
     """``compare/references/<policy>.csv`` for every reference evaluation (what ``aolo report`` reads)."""
-    return [write_rows(reference_rows(result, scenario), compare_dir / REFERENCES_DIR / f"{name}.csv")
-            for name, result in evaluations.items()]
+    return [
+        write_rows(reference_rows(result, scenario), compare_dir / REFERENCES_DIR / f"{name}.csv")
+        for name, result in evaluations.items()
+    ]
 
 
 def load_study(experiment: Any, runs_dir: str | Path) -> StudyData:
@@ -120,8 +129,10 @@ def load_study(experiment: Any, runs_dir: str | Path) -> StudyData:
     scenario = experiment.scenario
     root = Path(runs_dir).expanduser() / scenario.name
     if not root.is_dir():
-        raise ConfigError(f"--output {runs_dir}: no comparison of scenario {scenario.name!r} there ({root} is "
-                          f"missing); give the --output of `aolo compare --preset {experiment.name}`")
+        raise ConfigError(
+            f"--output {runs_dir}: no comparison of scenario {scenario.name!r} there ({root} is "
+            f"missing); give the --output of `aolo compare --preset {experiment.name}`"
+        )
     learned: dict[str, dict[int, Rows]] = {}
     histories: dict[str, list[list[dict[str, float]]]] = {}
     for algo in experiment.algorithms:
@@ -138,12 +149,19 @@ def load_study(experiment: Any, runs_dir: str | Path) -> StudyData:
         from aolo.platform.evaluation import evaluate_references
 
         evaluations = evaluate_references(scenario, experiment.days_per_cell)
-        references = {name: [{k: str(v) for k, v in row.items()} for row in reference_rows(result, scenario)]
-                      for name, result in evaluations.items()}
-    return StudyData(cells=[c.name for c in scenario.cells], q_min=scenario.service.q_min, learned=learned,
-                     references=references, histories=histories,
-                     users_per_episode=float(np.mean([c.num_users for c in scenario.cells])),
-                     epochs_per_episode=scenario.epochs_per_episode)
+        references = {
+            name: [{k: str(v) for k, v in row.items()} for row in reference_rows(result, scenario)]
+            for name, result in evaluations.items()
+        }
+    return StudyData(
+        cells=[c.name for c in scenario.cells],
+        q_min=scenario.service.q_min,
+        learned=learned,
+        references=references,
+        histories=histories,
+        users_per_episode=float(np.mean([c.num_users for c in scenario.cells])),
+        epochs_per_episode=scenario.epochs_per_episode,
+    )
 
 
 # --- tables ---------------------------------------------------------------------------------------------
@@ -173,8 +191,9 @@ def cell_carbon(data: StudyData) -> dict[str, dict[str, float]]:
     out = {}
     for name, runs in data.policies().items():
         per_run = [cell_means(run, CARBON) for run in runs]
-        out[name] = {c: float(np.mean([p[c] for p in per_run if c in p])) for c in data.cells
-                     if any(c in p for p in per_run)}
+        out[name] = {
+            c: float(np.mean([p[c] for p in per_run if c in p])) for c in data.cells if any(c in p for p in per_run)
+        }
     return out
 
 
@@ -182,18 +201,36 @@ def report_markdown(data: StudyData, selection: Mapping[str, Any] | None = None)
     """The tables of REPORT.md as Markdown (see the module docstring for the list)."""
     policies = data.policies()
     seeds = sorted({s for runs in data.learned.values() for s in runs})
-    parts = ["### Carbon per request per seed [mg]\n",
-             markdown(["algorithm", *(f"seed {s}" for s in seeds)],
-                      [[a, *(f"{MG * overall(runs[s], CARBON):.3f}" if s in runs else "-" for s in seeds)]
-                       for a, runs in data.learned.items()])]
+    parts = [
+        "### Carbon per request per seed [mg]\n",
+        markdown(
+            ["algorithm", *(f"seed {s}" for s in seeds)],
+            [
+                [a, *(f"{MG * overall(runs[s], CARBON):.3f}" if s in runs else "-" for s in seeds)]
+                for a, runs in data.learned.items()
+            ],
+        ),
+    ]
 
     bound = bound_by_cell(data)
     per_cell = cell_carbon(data)
-    lines = [[name, *(f"{MG * per_cell[name][c]:.3f} ({100 * (per_cell[name][c] / bound[c] - 1):+.1f}%)"
-                      if c in per_cell[name] and c in bound else "-" for c in data.cells)] for name in policies]
+    lines = [
+        [
+            name,
+            *(
+                f"{MG * per_cell[name][c]:.3f} ({100 * (per_cell[name][c] / bound[c] - 1):+.1f}%)"
+                if c in per_cell[name] and c in bound
+                else "-"
+                for c in data.cells
+            ),
+        ]
+        for name in policies
+    ]
     lines.append(["strict lower bound", *(f"{MG * bound[c]:.3f}" if c in bound else "-" for c in data.cells)])
-    parts += ["\n### Carbon per request per cell [mg] (gap to the strict lower bound)\n",
-              markdown(["policy", *data.cells], lines)]
+    parts += [
+        "\n### Carbon per request per cell [mg] (gap to the strict lower bound)\n",
+        markdown(["policy", *data.cells], lines),
+    ]
 
     lines = []
     for name, runs in policies.items():
@@ -204,11 +241,28 @@ def report_markdown(data: StudyData, selection: Mapping[str, Any] | None = None)
     lines = []
     for name, runs in policies.items():
         values = [[overall(run, k) for run in runs] for k in CONSTRAINT_KEYS]
-        lines.append([name, f"{np.mean([overall(run, 'qoe_mean') for run in runs]):.3f}",
-                      *("-" if any(math.isnan(v) for v in vs) else f"{np.mean(vs):.4f}" for vs in values)])
-    parts += ["\n### Constraint satisfaction (fractions of user-days; latency: of requests)\n",
-              markdown(["policy", "mean QoE", "QoE violated", "mean < Q_min", "mean shortfall", "an answer < Q_floor",
-                        "latency > T_max"], lines)]
+        lines.append(
+            [
+                name,
+                f"{np.mean([overall(run, 'qoe_mean') for run in runs]):.3f}",
+                *("-" if any(math.isnan(v) for v in vs) else f"{np.mean(vs):.4f}" for vs in values),
+            ]
+        )
+    parts += [
+        "\n### Constraint satisfaction (fractions of user-days; latency: of requests)\n",
+        markdown(
+            [
+                "policy",
+                "mean QoE",
+                "QoE violated",
+                "mean < Q_min",
+                "mean shortfall",
+                "an answer < Q_floor",
+                "latency > T_max",
+            ],
+            lines,
+        ),
+    ]
 
     lines = []
     for name, runs in policies.items():
@@ -218,8 +272,10 @@ def report_markdown(data: StudyData, selection: Mapping[str, Any] | None = None)
         total = sum(carbon.values())
         shares = [(1 - actor_share) * carbon[k] / total for k in CARBON_PARTS]
         lines.append([name, *(f"{100 * s:.2f}%" for s in shares), f"{100 * actor_share:.1e}%", f"{MG * total:.3f}"])
-    parts += ["\n### Where the carbon goes (share of each policy's total, actor included)\n",
-              markdown(["policy", "inference", "embodied", "radio", "actor", "total mg/request"], lines)]
+    parts += [
+        "\n### Where the carbon goes (share of each policy's total, actor included)\n",
+        markdown(["policy", "inference", "embodied", "radio", "actor", "total mg/request"], lines),
+    ]
 
     if selection is not None:
         parts += ["", sweep_markdown(selection)]
@@ -235,35 +291,65 @@ def sweep_markdown(selection: Mapping[str, Any]) -> str:
     lines = []
     for t in sorted(trials, key=lambda t: t["metrics"][CARBON]):
         m = t["metrics"]
-        lines.append([*(f"{t['params'][k]:g}" if k in t["params"] else "-" for k in keys),
-                      f"{MG * m[CARBON]:.3f}", f"{m['qoe_mean']:.3f}", f"{m['qoe_violation_rate']:.3f}",
-                      f"{m['latency_violation_rate']:.4f}", "**selected**" if t["name"] == chosen else ""])
-    head = (f"### Reward-weight sweep; rule: lowest carbon with QoE violations <= {rule['max_qoe_violation_rate']} "
-            f"and latency violations <= {rule['max_latency_violation_rate']}\n")
-    return head + "\n" + markdown([*(k.removeprefix("scenario.reward.") for k in keys), "carbon mg/request", "QoE",
-                                   "QoE viol", "latency viol", ""], lines)
+        lines.append(
+            [
+                *(f"{t['params'][k]:g}" if k in t["params"] else "-" for k in keys),
+                f"{MG * m[CARBON]:.3f}",
+                f"{m['qoe_mean']:.3f}",
+                f"{m['qoe_violation_rate']:.3f}",
+                f"{m['latency_violation_rate']:.4f}",
+                "**selected**" if t["name"] == chosen else "",
+            ]
+        )
+    head = (
+        f"### Reward-weight sweep; rule: lowest carbon with QoE violations <= {rule['max_qoe_violation_rate']} "
+        f"and latency violations <= {rule['max_latency_violation_rate']}\n"
+    )
+    return (
+        head
+        + "\n"
+        + markdown(
+            [
+                *(k.removeprefix("scenario.reward.") for k in keys),
+                "carbon mg/request",
+                "QoE",
+                "QoE viol",
+                "latency viol",
+                "",
+            ],
+            lines,
+        )
+    )
 
 
 # --- figures --------------------------------------------------------------------------------------------
 
 
-def write_figures(data: StudyData, out_dir: str | Path, table: Rows | None = None,
-                  sweep_plot: Path | None = None) -> list[Path]:
+def write_figures(
+    data: StudyData, out_dir: str | Path, table: Rows | None = None, sweep_plot: Path | None = None
+) -> list[Path]:
     """carbon.png (from ``table``, the comparison's table.csv), carbon_vs_qoe.png, learning_curves.png,
     cell_carbon.png and a copy of the sweep's tradeoff.png in ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
     if table:
-        bars = [(r["policy"], float(r[CARBON]), float(r[f"{CARBON}_ci95"]) if r.get(f"{CARBON}_ci95") else None)
-                for r in table if r["kind"] == "learned" and r.get(CARBON)]
+        bars = [
+            (r["policy"], float(r[CARBON]), float(r[f"{CARBON}_ci95"]) if r.get(f"{CARBON}_ci95") else None)
+            for r in table
+            if r["kind"] == "learned" and r.get(CARBON)
+        ]
         lines = {r["policy"]: float(r[CARBON]) for r in table if r["kind"] == "reference" and r.get(CARBON)}
         files.append(plot_carbon(bars, lines, out_dir / "carbon.png"))
-    points = [(name, overall(run, "qoe_mean"), overall(run, CARBON)) for name, runs in data.policies().items()
-              for run in runs]
+    points = [
+        (name, overall(run, "qoe_mean"), overall(run, CARBON)) for name, runs in data.policies().items() for run in runs
+    ]
     files.append(plot_carbon_vs_qoe(points, out_dir / "carbon_vs_qoe.png", references=list(data.references)))
-    files.append(plot_learning_curves(data.histories, out_dir / "learning_curves.png", data.users_per_episode,
-                                      data.epochs_per_episode))
+    files.append(
+        plot_learning_curves(
+            data.histories, out_dir / "learning_curves.png", data.users_per_episode, data.epochs_per_episode
+        )
+    )
     bound = bound_by_cell(data)
     files.append(plot_cell_carbon(cell_carbon(data), out_dir / "cell_carbon.png", bound or None))
     if sweep_plot is not None and sweep_plot.is_file():
@@ -276,11 +362,17 @@ def write_figures(data: StudyData, out_dir: str | Path, table: Rows | None = Non
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``aolo report`` flags (``--output`` is read, not written: the comparison's folder)."""
-    parser.add_argument("--output", type=Path, default=Path("./aolo_runs"), metavar="DIR",
-                        help="the --output of `aolo compare` on the same preset (default: ./aolo_runs)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path("./aolo_runs"),
+        metavar="DIR",
+        help="the --output of `aolo compare` on the same preset (default: ./aolo_runs)",
+    )
     parser.add_argument("--sweep", type=Path, metavar="DIR", help="the --output of `aolo sweep` on the same preset")
-    parser.add_argument("--figures", type=Path, metavar="DIR",
-                        help="write the figures here (e.g. docs/report); default: none")
+    parser.add_argument(
+        "--figures", type=Path, metavar="DIR", help="write the figures here (e.g. docs/report); default: none"
+    )
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="write the tables here instead of printing")
 
 
@@ -294,8 +386,10 @@ def run(args: argparse.Namespace) -> int:
     if args.sweep is not None:
         folder = Path(args.sweep).expanduser() / experiment.scenario.name / "sweep"
         if not (folder / "selection.json").is_file():
-            raise ConfigError(f"--sweep {args.sweep}: no {folder / 'selection.json'}; give the --output of "
-                              f"a finished `aolo sweep` on the same preset")
+            raise ConfigError(
+                f"--sweep {args.sweep}: no {folder / 'selection.json'}; give the --output of "
+                f"a finished `aolo sweep` on the same preset"
+            )
         selection = json.loads((folder / "selection.json").read_text())
         sweep_plot = folder / "tradeoff.png"
     text = report_markdown(data, selection)

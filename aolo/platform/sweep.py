@@ -100,13 +100,17 @@ class SelectionRule:
 
     def qualifies(self, metrics: Mapping[str, float]) -> bool:
         """Both rates within their thresholds and a finite carbon (missing or NaN values never qualify)."""
-        return (math.isfinite(metrics.get(SELECTION_METRIC, math.nan))
-                and metrics.get("qoe_violation_rate", math.nan) <= self.max_qoe_violation_rate
-                and metrics.get("latency_violation_rate", math.nan) <= self.max_latency_violation_rate)
+        return (
+            math.isfinite(metrics.get(SELECTION_METRIC, math.nan))
+            and metrics.get("qoe_violation_rate", math.nan) <= self.max_qoe_violation_rate
+            and metrics.get("latency_violation_rate", math.nan) <= self.max_latency_violation_rate
+        )
 
     def thresholds(self) -> str:
-        return (f"qoe_violation_rate <= {self.max_qoe_violation_rate:g} and "
-                f"latency_violation_rate <= {self.max_latency_violation_rate:g}")
+        return (
+            f"qoe_violation_rate <= {self.max_qoe_violation_rate:g} and "
+            f"latency_violation_rate <= {self.max_latency_violation_rate:g}"
+        )
 
     def describe(self) -> str:
         return f"lowest held-out {SELECTION_METRIC} with {self.thresholds()}"
@@ -144,8 +148,11 @@ def parse_dimension(key: Any, entry: Any) -> SearchDimension:
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{where}: {{{form}: [...]}} needs a non-empty list of values, got {values!r}")
         return SearchDimension(key, form, tuple(values))
-    numbers = isinstance(values, list) and len(values) == 2 and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+    numbers = (
+        isinstance(values, list)
+        and len(values) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+    )
     if not numbers or not values[0] < values[1]:
         raise ConfigError(f"{where}: {{{form}: [lo, hi]}} needs two finite numbers with lo < hi, got {values!r}")
     if form == "loguniform" and values[0] <= 0:
@@ -157,8 +164,7 @@ def parse_sweep(raw: Mapping[str, Any], experiment: Experiment) -> SweepSpec:
     """Validate the sweep sections of a merged preset; every swept key is tried on ``experiment``."""
     space = raw.get("search_space")
     if not isinstance(space, dict) or not space:
-        raise ConfigError(f"search_space: must be a non-empty mapping of {KEY_HELP} to {FORMS_HELP}; "
-                          f"got {space!r}")
+        raise ConfigError(f"search_space: must be a non-empty mapping of {KEY_HELP} to {FORMS_HELP}; got {space!r}")
     dimensions = tuple(parse_dimension(key, entry) for key, entry in space.items())
     for dim in dimensions:  # every listed value, or both ends of a range, must make a valid experiment
         for value in dim.values:
@@ -261,20 +267,33 @@ def format_table(rows: Sequence[TrialRow], rule: SelectionRule, selected: TrialR
     lines = [header]
     for r in rows:
         m = r.metrics
-        lines.append([
-            "*" if r is selected else "", r.name, *(fmt(r.params.get(k)) for k in keys),
-            fmt(m.get(SELECTION_METRIC), ".5f"), fmt(m.get("qoe_mean"), ".3f"),
-            fmt(m.get("qoe_violation_rate"), ".3f"), fmt(m.get("latency_violation_rate"), ".3f"),
-            "yes" if r.status == "FINISHED" and rule.qualifies(m) else "no", r.status,
-        ])
+        lines.append(
+            [
+                "*" if r is selected else "",
+                r.name,
+                *(fmt(r.params.get(k)) for k in keys),
+                fmt(m.get(SELECTION_METRIC), ".5f"),
+                fmt(m.get("qoe_mean"), ".3f"),
+                fmt(m.get("qoe_violation_rate"), ".3f"),
+                fmt(m.get("latency_violation_rate"), ".3f"),
+                "yes" if r.status == "FINISHED" and rule.qualifies(m) else "no",
+                r.status,
+            ]
+        )
     return "\n".join(format_columns(lines))
 
 
 # --- the trial ------------------------------------------------------------------------------------------
 
 
-def train_trial(config: dict[str, Any], *, base: Experiment, num_env_runners: int, num_learners: int = 0,
-                num_gpus_per_learner: float = 0.0) -> None:
+def train_trial(
+    config: dict[str, Any],
+    *,
+    base: Experiment,
+    num_env_runners: int,
+    num_learners: int = 0,
+    num_gpus_per_learner: float = 0.0,
+) -> None:
     """Tune function trainable: train one sampled experiment to its budget, then evaluate on held-out days.
 
     The training loop is ``aolo train``'s (:func:`~aolo.platform.train.train_to_budget`), reporting
@@ -288,8 +307,9 @@ def train_trial(config: dict[str, Any], *, base: Experiment, num_env_runners: in
     torch.set_num_threads(1)  # 2-core machines: torch's default threads oversubscribe with Ray (13x slower)
     experiment = apply_params(base, {k: v for k, v in config.items() if k not in LEARNER_PARAMS})
     budget = experiment.training.env_steps
-    algo = build_algo(experiment, experiment.algorithm, int(config["seed"]), num_env_runners, num_learners,
-                      num_gpus_per_learner)
+    algo = build_algo(
+        experiment, experiment.algorithm, int(config["seed"]), num_env_runners, num_learners, num_gpus_per_learner
+    )
     try:
         env_steps = 0
         start = tune.get_checkpoint()
@@ -312,10 +332,13 @@ def train_trial(config: dict[str, Any], *, base: Experiment, num_env_runners: in
         with tempfile.TemporaryDirectory() as tmp:
             _save(algo, tmp, env_steps)
             bound = evaluate("hindsight", experiment.scenario, experiment.days_per_cell)
-            evaluation = evaluate_checkpoint(tmp, experiment.scenario, experiment.algorithm,
-                                             experiment.days_per_cell, bound)
-            tune.report({**metrics, **eval_metrics_for_mlflow(evaluation.metrics)},
-                        checkpoint=tune.Checkpoint.from_directory(tmp))
+            evaluation = evaluate_checkpoint(
+                tmp, experiment.scenario, experiment.algorithm, experiment.days_per_cell, bound
+            )
+            tune.report(
+                {**metrics, **eval_metrics_for_mlflow(evaluation.metrics)},
+                checkpoint=tune.Checkpoint.from_directory(tmp),
+            )
     finally:
         stop_algorithm(algo)
 
@@ -344,8 +367,9 @@ class TrialMetricsLogger(MLflowLoggerCallback):
         if trial not in self._trial_runs:  # a resumed trial continues the run its first start opened
             client = MlflowClient(self.tracking_uri)
             experiment = client.get_experiment_by_name(self.experiment_name)
-            runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.trial_name = '{trial}'",
-                                      max_results=1)
+            runs = client.search_runs(
+                [experiment.experiment_id], filter_string=f"tags.trial_name = '{trial}'", max_results=1
+            )
             if runs:
                 client.update_run(runs[0].info.run_id, status="RUNNING")
                 self._trial_runs[trial] = runs[0].info.run_id
@@ -370,10 +394,19 @@ def sweep_dir(output_dir: str | Path, experiment: Experiment) -> Path:
     return Path(output_dir).resolve() / experiment.scenario.name / "sweep"
 
 
-def run_sweep(experiment: Experiment, spec: SweepSpec, output_dir: str | Path, *, tracking_uri: str | None,
-              seed: int = 0, num_env_runners: int = 0, resume: bool = False,
-              progress: Callable[[str], None] = print, num_learners: int = 0,
-              num_gpus_per_learner: float = 0.0) -> SweepResult:
+def run_sweep(
+    experiment: Experiment,
+    spec: SweepSpec,
+    output_dir: str | Path,
+    *,
+    tracking_uri: str | None,
+    seed: int = 0,
+    num_env_runners: int = 0,
+    resume: bool = False,
+    progress: Callable[[str], None] = print,
+    num_learners: int = 0,
+    num_gpus_per_learner: float = 0.0,
+) -> SweepResult:
     """Run (or, with ``resume``, continue) the sweep; write and return the selection.
 
     ``tracking_uri`` None turns MLflow off. Without ``resume`` an existing sweep in the same folder is an
@@ -390,35 +423,61 @@ def run_sweep(experiment: Experiment, spec: SweepSpec, output_dir: str | Path, *
     init_ray()
     check_gpus(num_gpus_per_learner)
     # driver + EnvRunners + learners, as the algorithm asks (Algorithm.default_resource_request)
-    resources = trial_resources(configure_learners(
-        build_algorithm_config(experiment.algorithm, experiment.scenario, settings=experiment.training,
-                               num_env_runners=num_env_runners), num_learners, num_gpus_per_learner))
+    resources = trial_resources(
+        configure_learners(
+            build_algorithm_config(
+                experiment.algorithm, experiment.scenario, settings=experiment.training, num_env_runners=num_env_runners
+            ),
+            num_learners,
+            num_gpus_per_learner,
+        )
+    )
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, base=experiment, num_env_runners=num_env_runners, **learners), resources)
+        tune.with_parameters(train_trial, base=experiment, num_env_runners=num_env_runners, **learners), resources
+    )
     exists = tune.Tuner.can_restore(str(path))
     if resume and exists:
         progress(f"[sweep] resuming {path}")
         tuner = tune.Tuner.restore(str(path), trainable, resume_errored=True)
     else:
         if exists:
-            raise ConfigError(f"a sweep already exists in {path}: pass --resume to continue it, "
-                              f"or choose another --output")
-        callbacks = [] if tracking_uri is None else [TrialMetricsLogger(
-            tracking_uri=tracking_uri, experiment_name=experiment.scenario.name,
-            tags={"aolo.command": "sweep", "aolo.preset": experiment.name}, save_artifact=False)]
-        fixed = {"algorithm": experiment.algorithm, "seed": seed, BUDGET_PARAM: experiment.training.env_steps,
-                 **learners}  # the learner flags: recorded as MLflow params of every trial
+            raise ConfigError(
+                f"a sweep already exists in {path}: pass --resume to continue it, or choose another --output"
+            )
+        callbacks = (
+            []
+            if tracking_uri is None
+            else [
+                TrialMetricsLogger(
+                    tracking_uri=tracking_uri,
+                    experiment_name=experiment.scenario.name,
+                    tags={"aolo.command": "sweep", "aolo.preset": experiment.name},
+                    save_artifact=False,
+                )
+            ]
+        )
+        fixed = {
+            "algorithm": experiment.algorithm,
+            "seed": seed,
+            BUDGET_PARAM: experiment.training.env_steps,
+            **learners,
+        }  # the learner flags: recorded as MLflow params of every trial
         tuner = tune.Tuner(
             trainable,
             param_space={**fixed, **{d.key: d.to_tune() for d in spec.dimensions}},
             tune_config=tune.TuneConfig(
-                num_samples=spec.num_samples, max_concurrent_trials=spec.max_concurrent_trials,
+                num_samples=spec.num_samples,
+                max_concurrent_trials=spec.max_concurrent_trials,
                 trial_name_creator=functools.partial(_trial_name, experiment.name),
-                trial_dirname_creator=functools.partial(_trial_name, experiment.name)),
+                trial_dirname_creator=functools.partial(_trial_name, experiment.name),
+            ),
             run_config=tune.RunConfig(
-                name=TUNE_DIR_NAME, storage_path=str(root), callbacks=callbacks,
+                name=TUNE_DIR_NAME,
+                storage_path=str(root),
+                callbacks=callbacks,
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            ),
         )
         progress(f"[sweep] {experiment.name}: {sweep_line(experiment, spec)} -> {path}")
     grid = tuner.fit()  # Ctrl-C: Tune saves the experiment state and returns the trials it has
@@ -433,14 +492,27 @@ def run_sweep(experiment: Experiment, spec: SweepSpec, output_dir: str | Path, *
     selected = select_trial(rows, spec.selection)
     selection_path = root / "selection.json"
     selection_path.write_text(json.dumps(_selection_record(rows, spec, selected), indent=2, default=str))
-    references = {name: (e.metrics["qoe_mean"], e.metrics[SELECTION_METRIC])
-                  for name, e in reference_results(experiment.scenario, experiment.days_per_cell).items()
-                  if name != "fixed"}  # fixed sits far above and would squash the trials' scale
+    references = {
+        name: (e.metrics["qoe_mean"], e.metrics[SELECTION_METRIC])
+        for name, e in reference_results(experiment.scenario, experiment.days_per_cell).items()
+        if name != "fixed"
+    }  # fixed sits far above and would squash the trials' scale
     plot_path = plot_sweep_tradeoff(
-        [(trial_label(r, spec), r.metrics["qoe_mean"], r.metrics[SELECTION_METRIC], spec.selection.qualifies(r.metrics))
-         for r in rows if r.status == "FINISHED"],
-        None if selected is None else trial_label(selected, spec), root / "tradeoff.png",
-        q_min=experiment.scenario.service.q_min, references=references)
+        [
+            (
+                trial_label(r, spec),
+                r.metrics["qoe_mean"],
+                r.metrics[SELECTION_METRIC],
+                spec.selection.qualifies(r.metrics),
+            )
+            for r in rows
+            if r.status == "FINISHED"
+        ],
+        None if selected is None else trial_label(selected, spec),
+        root / "tradeoff.png",
+        q_min=experiment.scenario.service.q_min,
+        references=references,
+    )
     if selected is not None and selected.run_id is not None:
         TrackedRun(tracker.client, selected.run_id).set_tags({"aolo.sweep.selected": "true"})
     return SweepResult(rows, selected, selection_path, plot_path)
@@ -453,20 +525,28 @@ def trial_label(row: TrialRow, spec: SweepSpec) -> str:
 
 def sweep_line(experiment: Experiment, spec: SweepSpec) -> str:
     """What the sweep runs, in one line."""
-    return (f"{spec.num_trials} trial(s) over {list(spec.keys)}, each training {experiment.algorithm} for "
-            f"{experiment.training.env_steps} env steps; {spec.max_concurrent_trials} at a time, "
-            f"up to {spec.max_failures} retries each")
+    return (
+        f"{spec.num_trials} trial(s) over {list(spec.keys)}, each training {experiment.algorithm} for "
+        f"{experiment.training.env_steps} env steps; {spec.max_concurrent_trials} at a time, "
+        f"up to {spec.max_failures} retries each"
+    )
 
 
 def _row(result: Any) -> TrialRow:
     metrics = result.metrics or {}
     return TrialRow(
         name=Path(result.path).name,  # the trial folder is named like the trial
-        status="ERROR" if result.error is not None else "FINISHED" if f"eval/{SELECTION_METRIC}" in metrics
+        status="ERROR"
+        if result.error is not None
+        else "FINISHED"
+        if f"eval/{SELECTION_METRIC}" in metrics
         else "UNFINISHED",
         params=dict(result.config or {}),
-        metrics={k.removeprefix("eval/"): float(v) for k, v in metrics.items()
-                 if k.startswith("eval/") and isinstance(v, (int, float))},
+        metrics={
+            k.removeprefix("eval/"): float(v)
+            for k, v in metrics.items()
+            if k.startswith("eval/") and isinstance(v, (int, float))
+        },
         checkpoint=result.checkpoint.path if result.checkpoint is not None else None,
         error=None if result.error is None else str(result.error).splitlines()[0],
     )
@@ -474,8 +554,9 @@ def _row(result: Any) -> TrialRow:
 
 def _attach_run_ids(rows: list[TrialRow], tracker: Tracker) -> None:
     """The MLflow run of each trial (``MLflowLoggerCallback`` tags runs with ``trial_name``)."""
-    runs = tracker.client.search_runs([tracker.experiment_id], filter_string="tags.`aolo.command` = 'sweep'",
-                                      max_results=5000)
+    runs = tracker.client.search_runs(
+        [tracker.experiment_id], filter_string="tags.`aolo.command` = 'sweep'", max_results=5000
+    )
     by_name = {run.data.tags.get("trial_name"): run.info.run_id for run in runs}
     for row in rows:
         row.run_id = by_name.get(row.name)
@@ -485,7 +566,10 @@ def _selection_record(rows: Sequence[TrialRow], spec: SweepSpec, selected: Trial
     return {
         "rule": {"metric": SELECTION_METRIC, **dataclasses.asdict(spec.selection)},
         "selected": None if selected is None else dataclasses.asdict(selected),
-        "message": (f"selected {selected.name}" if selected is not None else
-                    f"no trial qualifies: none has {spec.selection.thresholds()}"),
+        "message": (
+            f"selected {selected.name}"
+            if selected is not None
+            else f"no trial qualifies: none has {spec.selection.thresholds()}"
+        ),
         "trials": [dataclasses.asdict(r) for r in rows],
     }

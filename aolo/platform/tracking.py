@@ -61,7 +61,7 @@ def sqlite_path(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI (``sqlite:////abs/x.db`` is absolute), else None."""
     if not uri.startswith("sqlite:///"):
         return None
-    return Path(uri[len("sqlite:///"):]).expanduser()
+    return Path(uri[len("sqlite:///") :]).expanduser()
 
 
 def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
@@ -83,11 +83,15 @@ def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
         folder = path.resolve().parent
         existing = next(p for p in (folder, *folder.parents) if p.exists())
         if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-            raise TrackingError(f"tracking URI {uri!r}: cannot create the store in {folder} "
-                                f"({existing} is not a writable folder); pass another --output or --tracking-uri")
+            raise TrackingError(
+                f"tracking URI {uri!r}: cannot create the store in {folder} "
+                f"({existing} is not a writable folder); pass another --output or --tracking-uri"
+            )
     elif scheme in ("", "file"):
-        raise TrackingError(f"tracking URI {uri!r}: MLflow 3 refuses the plain file store; use "
-                            f"sqlite:////abs/path/mlruns.db or an MLflow server http://host:port")
+        raise TrackingError(
+            f"tracking URI {uri!r}: MLflow 3 refuses the plain file store; use "
+            f"sqlite:////abs/path/mlruns.db or an MLflow server http://host:port"
+        )
 
 
 def resolve_tracking_uri(tracking_uri: str | None, output_dir: str | Path) -> str | None:
@@ -112,8 +116,10 @@ def _check_server(base: str, timeout_s: float) -> None:
             reasons.append(f"{path} answered HTTP {e.code}")
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
-            raise TrackingError(f"MLflow tracking server {base} is unreachable ({reason}); start it "
-                                f"(mlflow server --host ... --port ...) or pass another --tracking-uri") from None
+            raise TrackingError(
+                f"MLflow tracking server {base} is unreachable ({reason}); start it "
+                f"(mlflow server --host ... --port ...) or pass another --tracking-uri"
+            ) from None
     raise TrackingError(f"{base} does not answer like an MLflow tracking server ({'; '.join(reasons)})")
 
 
@@ -152,8 +158,9 @@ def policy_params(policy: str, kind: str) -> dict[str, str]:
 
 def scenario_params(scenario) -> dict[str, Any]:
     """Scenario name, cells with their BS/datacenter grid regions and users, episode shape, reward weights."""
-    cells = "; ".join(f"{c.name} (bs={c.grid_region}, dc={c.datacenter_region}, users={c.num_users})"
-                      for c in scenario.cells)
+    cells = "; ".join(
+        f"{c.name} (bs={c.grid_region}, dc={c.datacenter_region}, users={c.num_users})" for c in scenario.cells
+    )
     return {
         "scenario": scenario.name,
         "cells": cells,
@@ -177,7 +184,7 @@ class TrackedRun:
 
         items = [Param(k, str(v)) for k, v in params.items()]
         for i in range(0, len(items), _BATCH):
-            self._batch(params=items[i:i + _BATCH])
+            self._batch(params=items[i : i + _BATCH])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Log finite numeric metrics (NaN/inf, e.g. a return before the first finished episode, are skipped)."""
@@ -236,8 +243,9 @@ class Tracker:
         # A local store keeps artifacts beside the database instead of in the current directory.
         location = (sqlite_db.resolve().parent / "mlartifacts").as_uri() if sqlite_db is not None else None
         try:
-            return self.client.create_experiment(self.experiment_name, artifact_location=location,
-                                                 tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND})
+            return self.client.create_experiment(
+                self.experiment_name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND}
+            )
         except MlflowException:  # created meanwhile by a concurrent process (parallel trials)
             found = self.client.get_experiment_by_name(self.experiment_name)
             if found is None:
@@ -245,9 +253,14 @@ class Tracker:
             return found.experiment_id
 
     @contextlib.contextmanager
-    def mlflow_run(self, run_name: str, params: Mapping[str, Any] | None = None,
-                   tags: Mapping[str, Any] | None = None, parent_run_id: str | None = None,
-                   nested: bool = False) -> Iterator[TrackedRun]:
+    def mlflow_run(
+        self,
+        run_name: str,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        parent_run_id: str | None = None,
+        nested: bool = False,
+    ) -> Iterator[TrackedRun]:
         """Open a run; it ends FINISHED on success, FAILED on an exception, KILLED on Ctrl-C or SIGTERM.
 
         ``parent_run_id`` nests the run under that run; ``nested=True`` without it nests under the innermost
@@ -259,8 +272,9 @@ class Tracker:
         if parent_run_id is None and nested and _OPEN_RUNS:
             parent_run_id = _OPEN_RUNS[-1]
         all_tags = {**(tags or {}), **({PARENT_RUN_TAG: parent_run_id} if parent_run_id else {})}
-        created = self.client.create_run(self.experiment_id, run_name=run_name,
-                                         tags={k: str(v) for k, v in all_tags.items()})
+        created = self.client.create_run(
+            self.experiment_id, run_name=run_name, tags={k: str(v) for k, v in all_tags.items()}
+        )
         run = TrackedRun(self.client, created.info.run_id)
         _OPEN_RUNS.append(run.run_id)
         status = "FAILED"
@@ -283,8 +297,10 @@ class Tracker:
         a local store."""
         if urlparse(self.uri).scheme in ("http", "https"):
             return ui_url(self.uri, self.experiment_id, run_id)
-        return (f"mlflow ui --backend-store-uri {self.uri}  then open "
-                f"{ui_url('http://127.0.0.1:5000', self.experiment_id)}  (run {run_id})")
+        return (
+            f"mlflow ui --backend-store-uri {self.uri}  then open "
+            f"{ui_url('http://127.0.0.1:5000', self.experiment_id)}  (run {run_id})"
+        )
 
 
 #: MLflow 3.17's UI picks an experiment's landing page from a browser-wide GenAI / Model training switch that

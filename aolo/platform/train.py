@@ -45,8 +45,18 @@ from aolo.platform.tracking import TrackedRun, Tracker, experiment_params
 #: File RLlib writes last into a checkpoint directory; its presence marks a complete checkpoint.
 CHECKPOINT_MARKER = "rllib_checkpoint.json"
 #: Learner statistics logged per iteration as ``train/<name>`` when RLlib reports them.
-LEARNER_STATS = ("policy_loss", "qf_loss", "qf_twin_loss", "alpha_loss", "alpha_value", "vf_loss",
-                 "vf_explained_var", "mean_kl_loss", "entropy", "total_loss")
+LEARNER_STATS = (
+    "policy_loss",
+    "qf_loss",
+    "qf_twin_loss",
+    "alpha_loss",
+    "alpha_value",
+    "vf_loss",
+    "vf_explained_var",
+    "mean_kl_loss",
+    "entropy",
+    "total_loss",
+)
 
 
 @dataclass
@@ -120,9 +130,11 @@ def check_gpus(num_gpus_per_learner: float) -> None:
     import ray
 
     if num_gpus_per_learner > 0 and ray.cluster_resources().get("GPU", 0) <= 0:
-        raise ConfigError(f"num_gpus_per_learner: {num_gpus_per_learner:g} GPU(s) per learner requested but the "
-                          f"Ray cluster has no GPU; GPU learner path skipped. Use --num-gpus-per-learner 0 "
-                          f"(CPU learners) or connect to a cluster with GPU nodes")
+        raise ConfigError(
+            f"num_gpus_per_learner: {num_gpus_per_learner:g} GPU(s) per learner requested but the "
+            f"Ray cluster has no GPU; GPU learner path skipped. Use --num-gpus-per-learner 0 "
+            f"(CPU learners) or connect to a cluster with GPU nodes"
+        )
 
 
 def configure_learners(config: Any, num_learners: int = 0, num_gpus_per_learner: float = 0.0) -> Any:
@@ -140,12 +152,23 @@ def trial_resources(config: Any) -> Any:
     return config.algo_class.default_resource_request(unchecked)
 
 
-def train_one(experiment: Experiment, algorithm: str, seed: int, output_dir: Path, *, tracking_uri: str | None,
-              parent_run_id: str | None = None, num_env_runners: int = 0,
-              bound: EvaluationResult | Callable[[], EvaluationResult] | None = None,
-              progress: Callable[[str], None] = print, resume: bool = False, num_learners: int = 0,
-              num_gpus_per_learner: float = 0.0, checkpoint_every_s: float | None = None,
-              tags: dict[str, Any] | None = None) -> TrainResult:
+def train_one(
+    experiment: Experiment,
+    algorithm: str,
+    seed: int,
+    output_dir: Path,
+    *,
+    tracking_uri: str | None,
+    parent_run_id: str | None = None,
+    num_env_runners: int = 0,
+    bound: EvaluationResult | Callable[[], EvaluationResult] | None = None,
+    progress: Callable[[str], None] = print,
+    resume: bool = False,
+    num_learners: int = 0,
+    num_gpus_per_learner: float = 0.0,
+    checkpoint_every_s: float | None = None,
+    tags: dict[str, Any] | None = None,
+) -> TrainResult:
     """Train ``algorithm`` with ``seed`` until ``experiment.training.env_steps`` env steps, save, evaluate, log.
 
     ``bound`` is the hindsight evaluation the gap is measured against (computed and cached when None; a
@@ -177,16 +200,36 @@ def train_one(experiment: Experiment, algorithm: str, seed: int, output_dir: Pat
     if resume:
         tags["aolo.resumed_at_env_steps"] = int(history[-1]["env_steps"]) if history else 0
     try:
-        with tracker.mlflow_run(f"{algorithm}-seed{seed}", {**experiment_params(experiment, algorithm, seed),
-                                                            **learners}, tags, parent_run_id=parent_run_id) as run:
+        with tracker.mlflow_run(
+            f"{algorithm}-seed{seed}",
+            {**experiment_params(experiment, algorithm, seed), **learners},
+            tags,
+            parent_run_id=parent_run_id,
+        ) as run:
             label = f"{algorithm} seed {seed}"
-            progress(f"[{label}] training on {scenario.name!r} ({len(scenario.cells)} cells) to "
-                     f"{experiment.training.env_steps} env steps{' (resuming)' if resume else ''} -> {run_dir}")
+            progress(
+                f"[{label}] training on {scenario.name!r} ({len(scenario.cells)} cells) to "
+                f"{experiment.training.env_steps} env steps{' (resuming)' if resume else ''} -> {run_dir}"
+            )
             if not resume and has_checkpoint(checkpoint):
-                progress(f"[{label}] note: this run will replace the checkpoint of an earlier run in {run_dir} "
-                         f"(--resume continues that one instead)")
-            _train(experiment, algorithm, seed, checkpoint, num_env_runners, resume, history, run, progress, label,
-                   learners, checkpoint_every_s)
+                progress(
+                    f"[{label}] note: this run will replace the checkpoint of an earlier run in {run_dir} "
+                    f"(--resume continues that one instead)"
+                )
+            _train(
+                experiment,
+                algorithm,
+                seed,
+                checkpoint,
+                num_env_runners,
+                resume,
+                history,
+                run,
+                progress,
+                label,
+                learners,
+                checkpoint_every_s,
+            )
             if callable(bound):
                 bound = bound()
             if bound is None:
@@ -202,9 +245,20 @@ def train_one(experiment: Experiment, algorithm: str, seed: int, output_dir: Pat
         raise
 
 
-def _train(experiment: Experiment, algorithm: str, seed: int, checkpoint: Path, num_env_runners: int, resume: bool,
-           history: list[dict[str, float]], run: TrackedRun, progress: Callable[[str], None], label: str,
-           learners: dict[str, Any] | None = None, checkpoint_every_s: float | None = None) -> None:
+def _train(
+    experiment: Experiment,
+    algorithm: str,
+    seed: int,
+    checkpoint: Path,
+    num_env_runners: int,
+    resume: bool,
+    history: list[dict[str, float]],
+    run: TrackedRun,
+    progress: Callable[[str], None],
+    label: str,
+    learners: dict[str, Any] | None = None,
+    checkpoint_every_s: float | None = None,
+) -> None:
     """Build the algorithm, (restore,) train to the budget appending to ``history``, save the checkpoint."""
     budget = experiment.training.env_steps
     init_ray()
@@ -223,9 +277,13 @@ def _train(experiment: Experiment, algorithm: str, seed: int, checkpoint: Path, 
 
         def on_iteration(metrics: dict[str, float]) -> None:
             nonlocal saved_at, saved_time
-            row = {"iteration": float(len(history) + 1), "env_steps": metrics["env_steps"],  # history.csv order
-                   "episode_return_mean": metrics["episode_return_mean"],
-                   "time_s": time_before + time.monotonic() - start, **metrics}
+            row = {
+                "iteration": float(len(history) + 1),
+                "env_steps": metrics["env_steps"],  # history.csv order
+                "episode_return_mean": metrics["episode_return_mean"],
+                "time_s": time_before + time.monotonic() - start,
+                **metrics,
+            }
             history.append(row)
             steps = int(row["env_steps"])
             run.log_metrics({f"train/{k}": v for k, v in row.items() if k != "iteration"}, step=steps)
@@ -241,29 +299,44 @@ def _train(experiment: Experiment, algorithm: str, seed: int, checkpoint: Path, 
     except KeyboardInterrupt:
         if len(history) > saved_at:  # keep the finished iterations: `--resume` continues from here
             _save_checkpoint(algo, checkpoint, history)
-            progress(f"[{label}] interrupted: checkpoint saved at {int(history[-1]['env_steps'])} env steps "
-                     f"in {checkpoint}; continue with --resume")
+            progress(
+                f"[{label}] interrupted: checkpoint saved at {int(history[-1]['env_steps'])} env steps "
+                f"in {checkpoint}; continue with --resume"
+            )
         raise
     finally:
         stop_algorithm(algo)
 
 
-def build_algo(experiment: Experiment, algorithm: str, seed: int, num_env_runners: int = 0, num_learners: int = 0,
-               num_gpus_per_learner: float = 0.0) -> Any:
+def build_algo(
+    experiment: Experiment,
+    algorithm: str,
+    seed: int,
+    num_env_runners: int = 0,
+    num_learners: int = 0,
+    num_gpus_per_learner: float = 0.0,
+) -> Any:
     """The RLlib algorithm of one training (``train``, a ``compare`` job or a ``sweep`` trial), built; settings
     RLlib rejects are a :class:`ConfigError` saying so."""
-    config = configure_learners(build_algorithm_config(algorithm, experiment.scenario, seed=seed,
-                                                       settings=experiment.training, num_env_runners=num_env_runners,
-                                                       constraints=experiment.constraints),
-                                num_learners, num_gpus_per_learner)
+    config = configure_learners(
+        build_algorithm_config(
+            algorithm,
+            experiment.scenario,
+            seed=seed,
+            settings=experiment.training,
+            num_env_runners=num_env_runners,
+            constraints=experiment.constraints,
+        ),
+        num_learners,
+        num_gpus_per_learner,
+    )
     try:
         return config.build_algo()
     except ValueError as e:  # RLlib's config validation, e.g. a PPO minibatch larger than the train batch
         raise ConfigError(f"RLlib rejected the training settings for {algorithm}: {str(e).splitlines()[0]}") from e
 
 
-def train_to_budget(algo: Any, budget: int, env_steps: int,
-                    on_iteration: Callable[[dict[str, float]], None]) -> int:
+def train_to_budget(algo: Any, budget: int, env_steps: int, on_iteration: Callable[[dict[str, float]], None]) -> int:
     """The one training loop of train, compare and sweep: ``algo.train()`` from ``env_steps`` until ``budget``
     env steps are sampled, calling ``on_iteration`` with each iteration's :func:`iteration_metrics` (MLflow
     logging and checkpoints in ``train``, ``tune.report`` in a sweep trial). Returns the env steps reached."""
@@ -279,13 +352,19 @@ def train_to_budget(algo: Any, budget: int, env_steps: int,
 def iteration_metrics(result: dict[str, Any], iteration_time_s: float) -> dict[str, float]:
     """The per-iteration training metrics (logged as ``train/<name>``) of one ``algo.train()`` result: the one
     place train, sweep and compare take them from."""
-    return {"env_steps": float(_env_steps_sampled(result)), "episode_return_mean": _episode_return(result),
-            "iteration_time_s": iteration_time_s, **_learner_stats(result), **_constraint_stats(result)}
+    return {
+        "env_steps": float(_env_steps_sampled(result)),
+        "episode_return_mean": _episode_return(result),
+        "iteration_time_s": iteration_time_s,
+        **_learner_stats(result),
+        **_constraint_stats(result),
+    }
 
 
 def _env_steps_sampled(result: dict[str, Any]) -> int:
-    value = result.get("env_runners", {}).get("num_env_steps_sampled_lifetime",
-                                              result.get("num_env_steps_sampled_lifetime"))
+    value = result.get("env_runners", {}).get(
+        "num_env_steps_sampled_lifetime", result.get("num_env_steps_sampled_lifetime")
+    )
     if value is None:
         raise RuntimeError("RLlib's result has no num_env_steps_sampled_lifetime; cannot track the env-step budget")
     return int(value)
@@ -312,9 +391,11 @@ def _progress_line(label: str, row: dict[str, float], budget: int) -> str:
     ret = row["episode_return_mean"]
     ret_s = f"{ret:10.2f}" if math.isfinite(ret) else f"{'n/a':>10}"
     steps = int(row["env_steps"])
-    return (f"[{label}] iter {int(row['iteration']):4d}  env steps {steps:7d}/{budget} ({100 * steps / budget:3.0f}%)"
-            f"  episode return {ret_s}  elapsed {row['time_s']:7.1f} s"
-            + (f"  λ_qoe {row['lambda_qoe']:.3g} λ_latency {row['lambda_latency']:.3g}" if "lambda_qoe" in row else ""))
+    return (
+        f"[{label}] iter {int(row['iteration']):4d}  env steps {steps:7d}/{budget} ({100 * steps / budget:3.0f}%)"
+        f"  episode return {ret_s}  elapsed {row['time_s']:7.1f} s"
+        + (f"  λ_qoe {row['lambda_qoe']:.3g} λ_latency {row['lambda_latency']:.3g}" if "lambda_qoe" in row else "")
+    )
 
 
 def _save_checkpoint(algo, checkpoint: Path, history: list[dict[str, float]]) -> None:
@@ -351,8 +432,10 @@ def evaluation_rows(result: EvaluationResult, scenario: ScenarioConfig) -> list[
     from aolo.envs.rollout import summarize
 
     sv = scenario.service
-    rows: list[dict[str, Any]] = [{"policy": result.policy, "cell": r.cell, "day": r.day,
-                                   **summarize([r], sv.q_min, sv.q_floor, sv.t_max_s)} for r in result.records]
+    rows: list[dict[str, Any]] = [
+        {"policy": result.policy, "cell": r.cell, "day": r.day, **summarize([r], sv.q_min, sv.q_floor, sv.t_max_s)}
+        for r in result.records
+    ]
     rows.append({"policy": result.policy, "cell": "all", "day": "", **result.metrics})
     return rows
 
@@ -361,8 +444,11 @@ def plot_learning_curve(history: list[dict[str, float]], path: Path, title: str)
     """Episode return (summed over a cell's users) against env steps, as a PNG (no pyplot, no display)."""
     from matplotlib.figure import Figure
 
-    points = [(h["env_steps"], h["episode_return_mean"]) for h in history
-              if math.isfinite(h.get("episode_return_mean", math.nan))]
+    points = [
+        (h["env_steps"], h["episode_return_mean"])
+        for h in history
+        if math.isfinite(h.get("episode_return_mean", math.nan))
+    ]
     fig = Figure(figsize=(6.4, 3.6), layout="constrained")
     ax = fig.subplots()
     if points:
@@ -372,8 +458,15 @@ def plot_learning_curve(history: list[dict[str, float]], path: Path, title: str)
     fig.savefig(path, dpi=110)
 
 
-def _log_outputs(run: TrackedRun, run_dir: Path, checkpoint: Path, history: list[dict[str, float]],
-                 evaluation: EvaluationResult, scenario: ScenarioConfig, title: str) -> None:
+def _log_outputs(
+    run: TrackedRun,
+    run_dir: Path,
+    checkpoint: Path,
+    history: list[dict[str, float]],
+    evaluation: EvaluationResult,
+    scenario: ScenarioConfig,
+    title: str,
+) -> None:
     """Write evaluation.csv and learning_curve.png into the run directory and log them with the eval metrics."""
     write_csv(evaluation_rows(evaluation, scenario), run_dir / "evaluation.csv")
     plot_learning_curve(history, run_dir / "learning_curve.png", title)

@@ -68,7 +68,7 @@ class ActorEnergy:
 
 def mlp_macs(layer_sizes: Sequence[int]) -> int:
     """MACs of a dense MLP with these layer widths, e.g. [17, 256, 256, 6] (biases excluded)."""
-    return sum(n_in * n_out for n_in, n_out in zip(layer_sizes, layer_sizes[1:]))
+    return sum(n_in * n_out for n_in, n_out in zip(layer_sizes, layer_sizes[1:], strict=False))
 
 
 def mlp_energy_nj(layer_sizes: Sequence[int]) -> float:
@@ -103,7 +103,7 @@ def snn_energy_nj(
     """
     if len(presynaptic_spikes) != len(fan_outs):
         raise ValueError("need one fan-out per presynaptic population")
-    synops = float(sum(s * f for s, f in zip(presynaptic_spikes, fan_outs)))
+    synops = float(sum(s * f for s, f in zip(presynaptic_spikes, fan_outs, strict=False)))
     neuron_updates = float((lif_neurons + encoder_neurons) * timesteps)
     neuron_pj = timesteps * (lif_neurons * LIF_UPDATE_PJ + encoder_neurons * ENCODER_UPDATE_PJ)
     neuron_nj = neuron_pj / 1000.0

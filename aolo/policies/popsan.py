@@ -152,7 +152,7 @@ class PopSANActor(nn.Module):
         self.pop_out, self.timesteps = pop_out, timesteps
         self.encoder = PopulationEncoder(obs_dim, pop_in, timesteps, mean_range, encoder_std)
         sizes = [self.encoder.num_neurons, *hidden, act_dim * pop_out]
-        self.fc = nn.ModuleList(nn.Linear(n_in, n_out) for n_in, n_out in zip(sizes, sizes[1:]))
+        self.fc = nn.ModuleList(nn.Linear(n_in, n_out) for n_in, n_out in zip(sizes, sizes[1:], strict=False))
         self.lif = nn.ModuleList(
             snn.Synaptic(
                 alpha=CURRENT_DECAY,
@@ -185,7 +185,7 @@ class PopSANActor(nn.Module):
         steps, batch = x.shape[0], x.shape[1]
         # Layer by layer: a layer's input currents for all T steps are one matmul; only the neuron
         # dynamics loop over time. Same equations as the step-by-step loop (no recurrence across layers).
-        for fc, lif in zip(self.fc, self.lif):
+        for fc, lif in zip(self.fc, self.lif, strict=False):
             current = fc(x.reshape(steps * batch, -1)).view(steps, batch, -1)
             syn = mem = current.new_zeros(current.shape[1:])
             spikes = []

@@ -63,9 +63,7 @@ class PopSANGaussianActor(nn.Module):
         **popsan_kwargs: ``PopSANActor`` settings (hidden, pop_in, pop_out, timesteps, ...).
     """
 
-    def __init__(
-        self, obs_dim: int, act_dim: int, log_std_head: str = "rates", **popsan_kwargs: Any
-    ) -> None:
+    def __init__(self, obs_dim: int, act_dim: int, log_std_head: str = "rates", **popsan_kwargs: Any) -> None:
         super().__init__()
         if log_std_head not in LOG_STD_HEADS:
             raise ValueError(f"log_std_head must be one of {LOG_STD_HEADS}, got {log_std_head!r}")
@@ -73,9 +71,7 @@ class PopSANGaussianActor(nn.Module):
         self.log_std_head = log_std_head
         pop_out = self.popsan.pop_out
         if log_std_head == "rates":
-            self.log_std: nn.Module | nn.Parameter = nn.Conv1d(
-                act_dim, act_dim, pop_out, groups=act_dim
-            )
+            self.log_std: nn.Module | nn.Parameter = nn.Conv1d(act_dim, act_dim, pop_out, groups=act_dim)
         else:
             self.log_std = nn.Parameter(torch.zeros(act_dim))
 

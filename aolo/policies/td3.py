@@ -66,7 +66,8 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Type
+from collections.abc import Iterator
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -137,7 +138,7 @@ class TD3Config(SACConfig):
         algo = config.build_algo()
     """
 
-    def __init__(self, algo_class: Optional[type] = None) -> None:
+    def __init__(self, algo_class: type | None = None) -> None:
         super().__init__(algo_class=algo_class or TD3)
         # Actor update (and target update) every `policy_delay` critic updates.
         self.policy_delay = 2
@@ -166,7 +167,7 @@ class TD3Config(SACConfig):
         exploration_noise: float = NotProvided,
         policy_pre_activation_weight: float = NotProvided,
         **kwargs: Any,
-    ) -> "TD3Config":
+    ) -> TD3Config:
         """Sets the training settings: the TD3 ones below, SAC's through ``kwargs``.
 
         Args:
@@ -213,11 +214,11 @@ class TD3Config(SACConfig):
     def get_default_rl_module_spec(self) -> RLModuleSpec:
         return RLModuleSpec(module_class=DefaultTD3TorchRLModule)
 
-    def get_default_learner_class(self) -> Type["TD3TorchLearner"]:
+    def get_default_learner_class(self) -> type[TD3TorchLearner]:
         return TD3TorchLearner
 
     @property
-    def _model_config_auto_includes(self) -> Dict[str, Any]:
+    def _model_config_auto_includes(self) -> dict[str, Any]:
         return super()._model_config_auto_includes | {
             "exploration_noise": self.exploration_noise,
             "target_noise": self.target_noise,
@@ -246,9 +247,7 @@ class TD3(SAC):
         """Sets every EnvRunner's lifetime env-step count (the ``t`` its module sees)
         to the exact global count, which RLlib itself only does once per iteration.
         """
-        sampled = int(
-            self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
-        )
+        sampled = int(self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0))
         self.env_runner_group.foreach_env_runner(
             lambda env_runner: env_runner.set_state({NUM_ENV_STEPS_SAMPLED_LIFETIME: sampled})
         )
@@ -271,10 +270,10 @@ PI_PRE_TANH = "pi_pre_tanh"
 class MLPActor(nn.Module):
     """Default deterministic actor: an MLP from observations to pre-tanh actions."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hiddens: List[int], activation: str) -> None:
+    def __init__(self, obs_dim: int, act_dim: int, hiddens: list[int], activation: str) -> None:
         super().__init__()
         activation_cls = get_activation_fn(activation, framework="torch")
-        layers: List[nn.Module] = []
+        layers: list[nn.Module] = []
         in_dim = obs_dim
         for width in hiddens:
             layers += [nn.Linear(in_dim, width), activation_cls()]
@@ -351,10 +350,10 @@ class DefaultTD3TorchRLModule(DefaultSACTorchRLModule):
         super().make_target_networks()
         self.target_pi = make_target_network(self.pi)
 
-    def get_target_network_pairs(self) -> List[Tuple[nn.Module, nn.Module]]:
+    def get_target_network_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         return super().get_target_network_pairs() + [(self.pi, self.target_pi)]
 
-    def get_non_inference_attributes(self) -> List[str]:
+    def get_non_inference_attributes(self) -> list[str]:
         return super().get_non_inference_attributes() + ["target_pi"]
 
     def actor(self, obs: torch.Tensor) -> torch.Tensor:
@@ -366,12 +365,10 @@ class DefaultTD3TorchRLModule(DefaultSACTorchRLModule):
         target_mu = torch.tanh(self.target_pi(next_obs.flatten(start_dim=1)))
         return smooth_target_actions(target_mu, self.target_noise, self.target_noise_clip)
 
-    def _forward_inference(self, batch: Dict[str, Any], **kwargs: Any) -> Dict[str, Any]:
+    def _forward_inference(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         return {Columns.ACTIONS: self.actor(batch[Columns.OBS])}
 
-    def _forward_exploration(
-        self, batch: Dict[str, Any], t: Optional[int] = None, **kwargs: Any
-    ) -> Dict[str, Any]:
+    def _forward_exploration(self, batch: dict[str, Any], t: int | None = None, **kwargs: Any) -> dict[str, Any]:
         """Uniform actions while ``t`` (global env steps, passed by the EnvRunner) is
         below ``random_warmup_steps``; afterwards ``clip(mu + N(0, exploration_noise),
         -1, 1)``. Without ``t`` there is no warm-up.
@@ -383,7 +380,7 @@ class DefaultTD3TorchRLModule(DefaultSACTorchRLModule):
             actions = (mu + self.exploration_noise * torch.randn_like(mu)).clamp(-1.0, 1.0)
         return {Columns.ACTIONS: actions}
 
-    def _forward_train(self, batch: Dict[str, Any], **kwargs: Any) -> Dict[str, Any]:
+    def _forward_train(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         obs, next_obs = batch[Columns.OBS], batch[Columns.NEXT_OBS]
         out = {
             QF_PREDS: self._qf_forward_train_helper(
@@ -419,9 +416,9 @@ class TD3TorchLearner(DQNTorchLearner):
     def build(self) -> None:
         super().build()
         # Per-optimizer losses of the current update, consumed by compute_gradients.
-        self._temp_losses: Dict[Tuple[ModuleID, str], TensorType] = {}
+        self._temp_losses: dict[tuple[ModuleID, str], TensorType] = {}
         # Gradient updates done so far, per module (not checkpointed).
-        self._num_updates: Dict[ModuleID, int] = defaultdict(int)
+        self._num_updates: dict[ModuleID, int] = defaultdict(int)
         # Modules whose actor was stepped in the current `update()` call.
         self._modules_to_sync_targets: set[ModuleID] = set()
 
@@ -446,8 +443,8 @@ class TD3TorchLearner(DQNTorchLearner):
         *,
         module_id: ModuleID,
         config: TD3Config,
-        batch: Dict[str, Any],
-        fwd_out: Dict[str, TensorType],
+        batch: dict[str, Any],
+        fwd_out: dict[str, TensorType],
     ) -> TensorType:
         # Critic target: r + gamma^n (1 - terminated) min(Q1', Q2')(s', smoothed pi'(s')).
         not_done = 1.0 - batch[Columns.TERMINATEDS].float()
@@ -487,7 +484,7 @@ class TD3TorchLearner(DQNTorchLearner):
             self._temp_losses[(module_id, key)] = loss
         return sum(losses.values())
 
-    def compute_gradients(self, loss_per_module: Dict[ModuleID, TensorType], **kwargs: Any) -> ParamDict:
+    def compute_gradients(self, loss_per_module: dict[ModuleID, TensorType], **kwargs: Any) -> ParamDict:
         """Backpropagates each optimizer's own loss; the actor's only on every
         ``policy_delay``-th update (its grads stay None otherwise, so Adam skips it).
         """
@@ -509,7 +506,7 @@ class TD3TorchLearner(DQNTorchLearner):
                 )
         return grads
 
-    def after_gradient_based_update(self, *, timesteps: Dict[str, Any]) -> None:
+    def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
         """Polyak-updates all target networks of the modules whose actor was just
         updated (instead of DQNLearner's update after every step)."""
         # Skip DQNLearner's target update; keep the base learners' lr scheduling.

@@ -36,7 +36,20 @@ from aolo.envs.traces.synthetic import (
 from aolo.errors import TraceError
 
 __all__ = [
-    "ACCOUNTINGS", "ARCHETYPES", "Archetype", "ArchetypeTargets", "CarbonTrace", "HELDOUT_EVERY",
-    "QUANTILE_LEVELS_PCT", "SECONDS_PER_HOUR", "TraceError", "ZONE_ARCHETYPE", "find_data_dir",
-    "load_electricity_maps_csv", "load_plain_csv", "load_trace", "load_uk_carbon_intensity_json", "synthetic_trace",
+    "ACCOUNTINGS",
+    "ARCHETYPES",
+    "Archetype",
+    "ArchetypeTargets",
+    "CarbonTrace",
+    "HELDOUT_EVERY",
+    "QUANTILE_LEVELS_PCT",
+    "SECONDS_PER_HOUR",
+    "TraceError",
+    "ZONE_ARCHETYPE",
+    "find_data_dir",
+    "load_electricity_maps_csv",
+    "load_plain_csv",
+    "load_trace",
+    "load_uk_carbon_intensity_json",
+    "synthetic_trace",
 ]

@@ -64,9 +64,7 @@ class CarbonTrace:
         bad = np.flatnonzero(~(np.isfinite(values) & (values >= 0.0)))
         if bad.size:
             listed = ", ".join(f"hour {i} ({float(values[i])!r})" for i in bad[:MAX_LISTED])
-            raise TraceError(
-                f"{where}: {bad.size} invalid values in 'gco2_per_kwh' at {listed}; expected {VALUE_FORM}"
-            )
+            raise TraceError(f"{where}: {bad.size} invalid values in 'gco2_per_kwh' at {listed}; expected {VALUE_FORM}")
         values.flags.writeable = False
         object.__setattr__(self, "gco2_per_kwh", values)
         object.__setattr__(self, "start_unix_s", int(self.start_unix_s))

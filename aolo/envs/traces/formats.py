@@ -92,8 +92,7 @@ def _regular_to_hourly(
     irregular = np.flatnonzero(steps_us != step_us)
     if irregular.size:
         listed = ", ".join(
-            f"{locate(int(i))} ({_format_us(times_us[i])}) -> {locate(int(i) + 1)} "
-            f"({_format_us(times_us[i + 1])})"
+            f"{locate(int(i))} ({_format_us(times_us[i])}) -> {locate(int(i) + 1)} ({_format_us(times_us[i + 1])})"
             for i in irregular[:MAX_LISTED]
         )
         raise TraceError(
@@ -109,9 +108,7 @@ def _regular_to_hourly(
     return int(times_us[0] // _US_PER_S), values.reshape(-1, per_hour).mean(axis=1)
 
 
-def _csv_columns(
-    table: CsvTable, time_col: int, value_col: int
-) -> tuple[np.ndarray, np.ndarray, Callable[[int], str]]:
+def _csv_columns(table: CsvTable, time_col: int, value_col: int) -> tuple[np.ndarray, np.ndarray, Callable[[int], str]]:
     """Parse the timestamp and value columns of CSV rows into (times_us, values, locate)."""
     path, header, rows = table.path, table.header, table.rows
     table.check_width(max(time_col, value_col) + 1, TraceError)
@@ -164,8 +161,10 @@ def _electricity_maps_trace(table: CsvTable, accounting: str) -> CarbonTrace:
     time_col = table.column(lambda n: n.startswith("datetime"))
     value_col = table.column(_is_direct_column if accounting == "direct" else _is_lca_column)
     if time_col is None or value_col is None:
-        wanted = "'Carbon Intensity gCO₂eq/kWh (direct)'" if accounting == "direct" else (
-            "'Carbon Intensity gCO₂eq/kWh (LCA)' or '... (Life cycle)'"
+        wanted = (
+            "'Carbon Intensity gCO₂eq/kWh (direct)'"
+            if accounting == "direct"
+            else ("'Carbon Intensity gCO₂eq/kWh (LCA)' or '... (Life cycle)'")
         )
         raise TraceError(
             f"{file}: line 1 (header): missing column(s); expected 'Datetime (UTC)' and {wanted} "

@@ -17,16 +17,30 @@ from aolo.platform.presets import Experiment, load_experiment
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``aolo compare`` flags on top of the shared ones; ``--seed N`` is short for ``--seeds N``."""
-    parser.add_argument("--algorithms", type=_names, metavar="A,B,...",
-                        help=f"comma-separated subset of {', '.join(ALGORITHMS)} (default: the preset's "
-                             f"compare.algorithms)")
-    parser.add_argument("--seeds", type=_seeds, metavar="N,M,...",
-                        help="comma-separated seeds (default: the preset's compare.seeds)")
-    parser.add_argument("--max-concurrent", type=int, default=None, metavar="N",
-                        help="trainings (Tune trials) at a time; 1 trains one after another (default: as many as "
-                             "the cluster's CPUs/GPUs fit)")
-    parser.add_argument("--max-failures", type=int, default=2, metavar="N",
-                        help="restarts of a training lost with its node or worker (default: %(default)s)")
+    parser.add_argument(
+        "--algorithms",
+        type=_names,
+        metavar="A,B,...",
+        help=f"comma-separated subset of {', '.join(ALGORITHMS)} (default: the preset's compare.algorithms)",
+    )
+    parser.add_argument(
+        "--seeds", type=_seeds, metavar="N,M,...", help="comma-separated seeds (default: the preset's compare.seeds)"
+    )
+    parser.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=None,
+        metavar="N",
+        help="trainings (Tune trials) at a time; 1 trains one after another (default: as many as "
+        "the cluster's CPUs/GPUs fit)",
+    )
+    parser.add_argument(
+        "--max-failures",
+        type=int,
+        default=2,
+        metavar="N",
+        help="restarts of a training lost with its node or worker (default: %(default)s)",
+    )
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -66,13 +80,26 @@ def run(args: argparse.Namespace) -> int:
     preflight(experiment.scenario)
     tracking_uri = resolve_tracking_uri(args.tracking_uri, args.output)
     jobs = len(experiment.algorithms) * len(experiment.seeds)
-    print_flush(f"[compare] {experiment.name}: {', '.join(experiment.algorithms)} x seeds "
-                f"{list(experiment.seeds)} ({jobs} trainings of {experiment.training.env_steps} env steps) "
-                f"+ the reference policies")
-    cluster = ClusterSettings(max_concurrent=args.max_concurrent, num_learners=args.num_learners,
-                              num_gpus_per_learner=args.num_gpus_per_learner, max_failures=args.max_failures)
-    result = run_compare(experiment, args.output, tracking_uri=tracking_uri, num_env_runners=args.num_env_runners,
-                         resume=args.resume, progress=print_flush, cluster=cluster)
+    print_flush(
+        f"[compare] {experiment.name}: {', '.join(experiment.algorithms)} x seeds "
+        f"{list(experiment.seeds)} ({jobs} trainings of {experiment.training.env_steps} env steps) "
+        f"+ the reference policies"
+    )
+    cluster = ClusterSettings(
+        max_concurrent=args.max_concurrent,
+        num_learners=args.num_learners,
+        num_gpus_per_learner=args.num_gpus_per_learner,
+        max_failures=args.max_failures,
+    )
+    result = run_compare(
+        experiment,
+        args.output,
+        tracking_uri=tracking_uri,
+        num_env_runners=args.num_env_runners,
+        resume=args.resume,
+        progress=print_flush,
+        cluster=cluster,
+    )
     print()
     print(format_table(result.rows))
     for row in result.rows:

@@ -15,12 +15,23 @@ from aolo.platform.console import _positive_int, format_metrics_table, print_flu
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``aolo evaluate`` flags on top of the shared ``--preset --output --tracking-uri``."""
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--checkpoint", type=Path, metavar="PATH",
-                       help="checkpoint directory written by `aolo train` (…/<algorithm>_seed<N>/checkpoint)")
-    which.add_argument("--policy", choices=("fixed", "myopic", "hindsight"),
-                       help="reference policy: carbon-agnostic, per-request greedy, or the offline lower bound")
-    parser.add_argument("--days-per-cell", type=_positive_int, metavar="N",
-                        help="held-out days per cell (default: the preset's evaluation.days_per_cell)")
+    which.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="PATH",
+        help="checkpoint directory written by `aolo train` (…/<algorithm>_seed<N>/checkpoint)",
+    )
+    which.add_argument(
+        "--policy",
+        choices=("fixed", "myopic", "hindsight"),
+        help="reference policy: carbon-agnostic, per-request greedy, or the offline lower bound",
+    )
+    parser.add_argument(
+        "--days-per-cell",
+        type=_positive_int,
+        metavar="N",
+        help="held-out days per cell (default: the preset's evaluation.days_per_cell)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,8 +52,10 @@ def run(args: argparse.Namespace) -> int:
     tracking_uri = resolve_tracking_uri(args.tracking_uri, args.output)
     preflight(scenario)
 
-    print_flush(f"evaluating {name} on {scenario.name!r}: {len(scenario.cells)} cells x "
-                f"{days if days is not None else 'all'} held-out day(s) per cell")
+    print_flush(
+        f"evaluating {name} on {scenario.name!r}: {len(scenario.cells)} cells x "
+        f"{days if days is not None else 'all'} held-out day(s) per cell"
+    )
     references = reference_results(scenario, days)
     bound = references["hindsight"]
     if checkpoint is not None:
@@ -57,8 +70,12 @@ def run(args: argparse.Namespace) -> int:
     csv_path = out_dir / f"{name}.csv"
     write_csv(evaluation_rows(result, scenario), csv_path)
     print(f"\nper-episode results: {csv_path}")
-    params = {"policy": name, "preset": experiment.name, **scenario_params(scenario),
-              "evaluation.days_per_cell": days if days is not None else "all"}
+    params = {
+        "policy": name,
+        "preset": experiment.name,
+        **scenario_params(scenario),
+        "evaluation.days_per_cell": days if days is not None else "all",
+    }
     if checkpoint is not None:
         params["checkpoint"] = checkpoint
     tracker = Tracker(tracking_uri, scenario.name)
@@ -68,4 +85,3 @@ def run(args: argparse.Namespace) -> int:
     if tracking_uri is not None:
         print(f"MLflow: {tracker.run_url(tracked.run_id)}")
     return 0
-

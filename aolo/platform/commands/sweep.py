@@ -14,13 +14,19 @@ from aolo.platform.console import EXIT_INTERRUPTED, fmt, print_flush
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``aolo sweep`` flags on top of the shared ones (``--output``, ``--tracking-uri``, ``--seed``, ...)."""
     parser.add_argument(
-        "--preset", default=None, metavar="NAME|PATH.yaml",
+        "--preset",
+        default=None,
+        metavar="NAME|PATH.yaml",
         help="experiment (scenario, training budget, algorithm) to sweep on; the sweep file's search_space, "
-             "selection and sweep sections apply on top (default: the sweep file itself, with its `base`)")
+        "selection and sweep sections apply on top (default: the sweep file itself, with its `base`)",
+    )
     parser.add_argument(
-        "--sweep-config", default="reward_weights", metavar="NAME|PATH.yaml",
+        "--sweep-config",
+        default="reward_weights",
+        metavar="NAME|PATH.yaml",
         help="sweep file in aolo/tune_configs/ or a YAML path with search_space / selection / sweep sections "
-             "(default: %(default)s)")
+        "(default: %(default)s)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,27 +42,42 @@ def run(args: argparse.Namespace) -> int:
     preflight(experiment.scenario)
     tracking_uri = resolve_tracking_uri(args.tracking_uri, args.output)
     seed = args.seed if args.seed is not None else experiment.seeds[0]
-    result = run_sweep(experiment, spec, args.output, tracking_uri=tracking_uri, seed=seed,
-                       num_env_runners=args.num_env_runners, resume=args.resume, progress=print_flush,
-                       num_learners=args.num_learners, num_gpus_per_learner=args.num_gpus_per_learner)
+    result = run_sweep(
+        experiment,
+        spec,
+        args.output,
+        tracking_uri=tracking_uri,
+        seed=seed,
+        num_env_runners=args.num_env_runners,
+        resume=args.resume,
+        progress=print_flush,
+        num_learners=args.num_learners,
+        num_gpus_per_learner=args.num_gpus_per_learner,
+    )
     print()
     print(format_table(result.rows, spec.selection, result.selected))
     if result.interrupted:
         done = sum(r.status != "UNFINISHED" for r in result.rows)
-        print(f"[sweep] interrupted after {done} of {spec.num_trials} trial(s); continue it with the same "
-              f"command plus --resume")
+        print(
+            f"[sweep] interrupted after {done} of {spec.num_trials} trial(s); continue it with the same "
+            f"command plus --resume"
+        )
         return EXIT_INTERRUPTED
     for row in result.rows:
         if row.status == "ERROR":
             print(f"[sweep] trial {row.name} failed: {row.error}")
     print(f"\n[sweep] rule: {spec.selection.describe()}")
     if result.selected is None:
-        print(f"[sweep] NO TRIAL QUALIFIES: none of the {len(result.rows)} trial(s) meets the thresholds; "
-              f"relax `selection`, widen the search space or raise the budget. Written: {result.selection_path}")
+        print(
+            f"[sweep] NO TRIAL QUALIFIES: none of the {len(result.rows)} trial(s) meets the thresholds; "
+            f"relax `selection`, widen the search space or raise the budget. Written: {result.selection_path}"
+        )
         return 1
     chosen = ", ".join(f"{k}={fmt(result.selected.params[k])}" for k in spec.keys)
     run_id = f" (MLflow run {result.selected.run_id})" if result.selected.run_id else ""
-    print(f"[sweep] selected {result.selected.name}{run_id}: {chosen} -> "
-          f"{result.selected.metrics[SELECTION_METRIC]:.5f} gCO2e/request on held-out days")
+    print(
+        f"[sweep] selected {result.selected.name}{run_id}: {chosen} -> "
+        f"{result.selected.metrics[SELECTION_METRIC]:.5f} gCO2e/request on held-out days"
+    )
     print(f"[sweep] written: {result.selection_path}, {result.plot_path}")
     return 0

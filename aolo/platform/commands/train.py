@@ -14,9 +14,12 @@ from aolo.platform.console import format_metrics_table, print_flush
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``aolo train`` flags on top of the shared ones."""
     # no `choices`: listing them would import RLlib (seconds) just to print --help; train_one validates
-    parser.add_argument("--algorithm", metavar="{sdrl,sac,td3,ppo}",
-                        help="algorithm to train: sdrl (SAC with a spiking PopSAN actor), sac, td3 or ppo "
-                             "(default: the preset's `algorithm`, else sdrl)")
+    parser.add_argument(
+        "--algorithm",
+        metavar="{sdrl,sac,td3,ppo}",
+        help="algorithm to train: sdrl (SAC with a spiking PopSAN actor), sac, td3 or ppo "
+        "(default: the preset's `algorithm`, else sdrl)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,9 +32,18 @@ def run(args: argparse.Namespace) -> int:
     algorithm = args.algorithm or experiment.algorithm
     seed = experiment.seeds[0] if args.seed is None else args.seed
     tracking_uri = resolve_tracking_uri(args.tracking_uri, args.output)
-    result = train_one(experiment, algorithm, seed, args.output, tracking_uri=tracking_uri,
-                       num_env_runners=args.num_env_runners, resume=args.resume, progress=print_flush,
-                       num_learners=args.num_learners, num_gpus_per_learner=args.num_gpus_per_learner)
+    result = train_one(
+        experiment,
+        algorithm,
+        seed,
+        args.output,
+        tracking_uri=tracking_uri,
+        num_env_runners=args.num_env_runners,
+        resume=args.resume,
+        progress=print_flush,
+        num_learners=args.num_learners,
+        num_gpus_per_learner=args.num_gpus_per_learner,
+    )
     bound = reference_results(experiment.scenario, experiment.days_per_cell)["hindsight"]  # cached by train_one
     print()
     print(format_metrics_table({algorithm: result.evaluation.metrics, "hindsight": bound.metrics}))
