@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
-import ray
 import torch
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.sac import SACConfig
@@ -132,25 +130,12 @@ class TwoAgentToyEnv(MultiAgentEnv):
         return self._observe(), rewards, {"__all__": False}, {"__all__": self._t >= 10}, {}
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    """A small local Ray (no dashboard), unless the session already runs one."""
-    if ray.is_initialized():
-        yield
-        return
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 def _shared_policy(agent_id, episode, **kwargs) -> str:
     return "shared"
 
 
 @pytest.mark.ray
-def test_multi_agent_training_and_checkpoint_restore(ray_local, tmp_path: Path) -> None:
+def test_multi_agent_training_and_checkpoint_restore(ray_session, tmp_path: Path) -> None:
     spec = MultiRLModuleSpec(
         rl_module_specs={"shared": RLModuleSpec(module_class=SDRLTorchRLModule, model_config=SMALL)}
     )

@@ -7,12 +7,10 @@ import os
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from collections.abc import Iterator
 
 import gymnasium as gym
 import numpy as np
 import pytest
-import ray
 import torch
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.core import DEFAULT_MODULE_ID
@@ -36,16 +34,6 @@ from aolo.policies.td3 import (
 torch.set_num_threads(1)
 
 OBS_DIM, ACT_DIM = 3, 1  # Pendulum-v1
-
-
-@pytest.fixture(scope="module")
-def ray_runtime() -> Iterator[None]:
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    if started:
-        ray.shutdown()
 
 
 def _learner(config: TD3Config) -> TD3TorchLearner:
@@ -291,7 +279,7 @@ def _pendulum_config(warmup: int = 100) -> TD3Config:
 
 
 @pytest.mark.ray
-def test_env_runner_step_count_is_exact_during_warmup(ray_runtime: None) -> None:
+def test_env_runner_step_count_is_exact_during_warmup(ray_session) -> None:
     algo = _pendulum_config(warmup=120).build_algo()
     try:
         counts = []
@@ -307,7 +295,7 @@ def test_env_runner_step_count_is_exact_during_warmup(ray_runtime: None) -> None
 
 
 @pytest.mark.ray
-def test_pendulum_train_checkpoint_restore(ray_runtime: None, tmp_path) -> None:
+def test_pendulum_train_checkpoint_restore(ray_session, tmp_path) -> None:
     algo = _pendulum_config().build_algo()
     try:
         for _ in range(2):
@@ -330,7 +318,7 @@ def test_pendulum_train_checkpoint_restore(ray_runtime: None, tmp_path) -> None:
 
 
 @pytest.mark.ray
-def test_multi_agent_shared_module(ray_runtime: None) -> None:
+def test_multi_agent_shared_module(ray_session) -> None:
     config = (
         _pendulum_config()
         .environment(MultiAgentPendulum, env_config={"num_agents": 2})
@@ -349,7 +337,7 @@ def test_multi_agent_shared_module(ray_runtime: None) -> None:
 
 
 @pytest.mark.ray
-def test_tune_sweep_by_registered_name(ray_runtime: None, tmp_path) -> None:
+def test_tune_sweep_by_registered_name(ray_session, tmp_path) -> None:
     from ray import tune
 
     tuner = tune.Tuner(

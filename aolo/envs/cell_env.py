@@ -49,6 +49,9 @@ OBS_FEATURES = (
     "prompt_tokens",
     "ref_tokens",
 )
+#: Column of each observation feature (write and read observations by name, never by number).
+OBS = {name: i for i, name in enumerate(OBS_FEATURES)}
+_CI_COLUMNS = slice(OBS["ci_cell_now"], OBS["ci_dc_day_mean"] + 1)  # the 8 carbon features, in ci_features order
 OBS_BOUND = 10.0
 _CI_REF_G_PER_KWH = 100.0  # carbon features are ln(CI / 100 g/kWh): 9 g → -2.4, 700 g → +1.9
 
@@ -357,14 +360,14 @@ class CellEnv(MultiAgentEnv):
             ep.large_scale_gain[:, None] * ep.fading_gain_estimate / (self.noise_w + self.interference_w) + 1e-30
         )  # (U, T): SNR at 1 W transmit power seen through the CSI estimate
         obs = np.empty((T, n, len(OBS_FEATURES)), dtype=np.float32)
-        obs[:, :, 0] = np.sin(2.0 * np.pi * tod)[:, None]
-        obs[:, :, 1] = np.cos(2.0 * np.pi * tod)[:, None]
-        obs[:, :, 2] = (np.arange(T) / T)[:, None]
-        obs[:, :, 3:11] = ep.ci_features[:, None, :]
-        obs[:, :, 11] = 0.0
-        obs[:, :, 12] = ((snr_db - 10.0) / 10.0).T
-        obs[:, :, 13] = (np.log(ep.prompt_tokens) - 6.5).T
-        obs[:, :, 14] = (np.log(ep.ref_tokens) - 5.0).T
+        obs[:, :, OBS["tod_sin"]] = np.sin(2.0 * np.pi * tod)[:, None]
+        obs[:, :, OBS["tod_cos"]] = np.cos(2.0 * np.pi * tod)[:, None]
+        obs[:, :, OBS["episode_fraction"]] = (np.arange(T) / T)[:, None]
+        obs[:, :, _CI_COLUMNS] = ep.ci_features[:, None, :]
+        obs[:, :, OBS["qoe_running_mean_slack"]] = 0.0
+        obs[:, :, OBS["csi_snr_db"]] = ((snr_db - 10.0) / 10.0).T
+        obs[:, :, OBS["prompt_tokens"]] = (np.log(ep.prompt_tokens) - 6.5).T
+        obs[:, :, OBS["ref_tokens"]] = (np.log(ep.ref_tokens) - 5.0).T
         return np.clip(obs, -OBS_BOUND, OBS_BOUND)
 
     def _observations(self) -> dict[str, np.ndarray]:
@@ -372,7 +375,7 @@ class CellEnv(MultiAgentEnv):
         obs = self._obs_table[t].copy()
         if self.t > 0:
             slack = 20.0 * (self._qoe_sum / self.t - self.scenario.service.q_min)
-            obs[:, 11] = np.minimum(np.maximum(slack, -OBS_BOUND), OBS_BOUND)
+            obs[:, OBS["qoe_running_mean_slack"]] = np.minimum(np.maximum(slack, -OBS_BOUND), OBS_BOUND)
         return dict(zip(self.agents, obs, strict=True))
 
     def _validated_actions(self, action_dict: dict[str, Any]) -> np.ndarray:
@@ -430,17 +433,34 @@ class CellEnv(MultiAgentEnv):
 
     def outcomes(self, kappa: np.ndarray, power_w: np.ndarray, t: int, users=slice(None)) -> RequestOutcomes:
         """Per-request outcomes at epoch ``t`` for answer lengths ``kappa`` and (post-budget) powers ``power_w``."""
-        ep, sc = self.episode, self.scenario
-        return request_outcomes(
-            kappa=kappa,
+        ep = self.episode
+        return self.request_outcomes(
+            kappa,
+            power_w,
             prompt_tokens=ep.prompt_tokens[users, t],
             ref_tokens=ep.ref_tokens[users, t],
-            power_w=power_w,
             channel_gain=ep.channel_gain[users, t],
+            ci_dc_g_per_kwh=ep.ci_dc_g_per_kwh[t],
+            ci_cell_g_per_kwh=ep.ci_cell_g_per_kwh[t],
+        )
+
+    def request_outcomes(
+        self, kappa, power_w, *, prompt_tokens, ref_tokens, channel_gain, ci_dc_g_per_kwh, ci_cell_g_per_kwh
+    ) -> RequestOutcomes:
+        """:func:`~aolo.envs.physics.request_outcomes` in this cell (its noise, interference, bandwidth share,
+        serving profile, radio and service settings) for any broadcastable request arrays: the one place the
+        references and the bound evaluate candidate answers the way :meth:`step` scores them."""
+        sc = self.scenario
+        return request_outcomes(
+            kappa=kappa,
+            prompt_tokens=prompt_tokens,
+            ref_tokens=ref_tokens,
+            power_w=power_w,
+            channel_gain=channel_gain,
             noise_w=self.noise_w,
             interference_w=self.interference_w,
-            ci_datacenter_g_per_kwh=ep.ci_dc_g_per_kwh[t],
-            ci_cell_g_per_kwh=ep.ci_cell_g_per_kwh[t],
+            ci_datacenter_g_per_kwh=ci_dc_g_per_kwh,
+            ci_cell_g_per_kwh=ci_cell_g_per_kwh,
             users_in_cell=self.num_users,
             bandwidth_per_user_hz=self.bandwidth_per_user_hz,
             inference=self.inference,

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,11 +43,22 @@ class CsvTable:
                 raise error(f"{self.path}: line {line} has {len(row)} fields; expected at least {width}{header}")
 
 
+@contextmanager
+def reading(file: Path, error: type[Exception], kind: str) -> Iterator[None]:
+    """Turn a missing ``file`` or bytes that are not UTF-8, met inside the block, into ``error`` naming the file."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise error(f"{file}: file not found") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{file}: byte {exc.start} is not valid UTF-8; expected a UTF-8 {kind} file") from None
+
+
 def read_csv(path: str | os.PathLike[str], error: type[Exception], *, header: bool = True) -> CsvTable:
     """Read ``path``; with ``header`` the first line names the columns and at least one data row must follow."""
     file = Path(path)
     try:
-        with file.open(encoding="utf-8-sig", newline="") as fh:
+        with reading(file, error, "CSV"), file.open(encoding="utf-8-sig", newline="") as fh:
             reader = csv.reader(fh)
             first = next(reader, None) if header else None
             lines: list[int] = []
@@ -55,10 +67,6 @@ def read_csv(path: str | os.PathLike[str], error: type[Exception], *, header: bo
                 if any(cell.strip() for cell in row):
                     lines.append(reader.line_num)
                     rows.append(row)
-    except FileNotFoundError:
-        raise error(f"{file}: file not found") from None
-    except UnicodeDecodeError as exc:
-        raise error(f"{file}: byte {exc.start} is not valid UTF-8; expected a UTF-8 CSV file") from None
     except csv.Error as exc:
         raise error(f"{file}: malformed CSV ({exc}); expected comma-separated values") from None
     if not header:

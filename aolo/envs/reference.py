@@ -25,7 +25,7 @@ import numpy as np
 
 from aolo.envs import channel
 from aolo.envs.cell_env import CellEnv
-from aolo.envs.physics import J_PER_KWH, comm_energy_j, qoe, request_outcomes, tokens_for_qoe
+from aolo.envs.physics import J_PER_KWH, comm_energy_j, qoe, tokens_for_qoe
 
 _GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
 REFERENCE_POLICIES = ("fixed", "myopic", "myopic_true_csi", "forecast", "hindsight")
@@ -216,21 +216,14 @@ class ForecastPolicy:
         return self._mean_ref
 
     def _request_outcomes(self, env: CellEnv, kappa, power_w, prompt, gain, ci_dc, ci_cell):
-        return request_outcomes(
-            kappa=kappa,
+        return env.request_outcomes(
+            kappa,
+            power_w,
             prompt_tokens=prompt,
             ref_tokens=1.0,
-            power_w=power_w,
             channel_gain=gain,
-            noise_w=env.noise_w,
-            interference_w=env.interference_w,
-            ci_datacenter_g_per_kwh=ci_dc,
+            ci_dc_g_per_kwh=ci_dc,
             ci_cell_g_per_kwh=ci_cell,
-            users_in_cell=env.num_users,
-            bandwidth_per_user_hz=env.bandwidth_per_user_hz,
-            inference=env.inference,
-            radio=env.scenario.radio,
-            service=env.scenario.service,
         )
 
     def act(self, env: CellEnv, obs=None) -> dict[str, np.ndarray]:
@@ -407,21 +400,14 @@ def _budget_epoch(env: CellEnv, t: int, lam, kappa, allowed, q, grid_db: float):
     """
     ep, sv, radio = env.episode, env.scenario.service, env.scenario.radio
     grid_w = channel.dbm_to_w(np.arange(radio.p_min_dbm, radio.p_max_dbm + 1e-9, grid_db))  # (G,)
-    out = request_outcomes(
-        kappa=kappa[:, :, None],
+    out = env.request_outcomes(
+        kappa[:, :, None],
+        grid_w,
         prompt_tokens=ep.prompt_tokens[:, t, None, None],
         ref_tokens=1.0,
-        power_w=grid_w,
         channel_gain=ep.channel_gain[:, t, None, None],
-        noise_w=env.noise_w,
-        interference_w=env.interference_w,
-        ci_datacenter_g_per_kwh=ep.ci_dc_g_per_kwh[t],
+        ci_dc_g_per_kwh=ep.ci_dc_g_per_kwh[t],
         ci_cell_g_per_kwh=ep.ci_cell_g_per_kwh[t],
-        users_in_cell=env.num_users,
-        bandwidth_per_user_hz=env.bandwidth_per_user_hz,
-        inference=env.inference,
-        radio=radio,
-        service=sv,
     )  # (U, K, G)
     ok = allowed[:, :, None] & (out.latency_s <= sv.t_max_s)
     carbon = np.where(ok, out.carbon_total_g, np.inf)  # (U, K, G)
@@ -448,21 +434,14 @@ def _outcomes(env: CellEnv, kappa, power_w, prompt_tokens, gain):
     """Outcomes of answers over the whole episode (broadcasts over a trailing candidate axis)."""
     ep = env.episode
     shape = (1, env.scenario.epochs_per_episode) + (1,) * (np.ndim(kappa) - 2)
-    return request_outcomes(
-        kappa=kappa,
+    return env.request_outcomes(
+        kappa,
+        power_w,
         prompt_tokens=prompt_tokens,
         ref_tokens=1.0,
-        power_w=power_w,
         channel_gain=gain,
-        noise_w=env.noise_w,
-        interference_w=env.interference_w,
-        ci_datacenter_g_per_kwh=ep.ci_dc_g_per_kwh.reshape(shape),
+        ci_dc_g_per_kwh=ep.ci_dc_g_per_kwh.reshape(shape),
         ci_cell_g_per_kwh=ep.ci_cell_g_per_kwh.reshape(shape),
-        users_in_cell=env.num_users,
-        bandwidth_per_user_hz=env.bandwidth_per_user_hz,
-        inference=env.inference,
-        radio=env.scenario.radio,
-        service=env.scenario.service,
     )
 
 

@@ -41,6 +41,14 @@ def policy_color(name: str) -> str:
     return POLICY_COLORS.get(name) or _EXTRA_COLORS[sum(map(ord, name)) % len(_EXTRA_COLORS)]
 
 
+def _plot_pareto_front(ax, qoe_carbon: list[tuple[float, float]], min_points: int, label: str | None = None) -> None:
+    """The dashed Pareto front (lowest carbon for the QoE) through the (QoE, carbon) points, if it has enough."""
+    front = pareto_front([(carbon, qoe) for qoe, carbon in qoe_carbon])
+    if len(front) >= min_points:
+        xs, ys = [qoe_carbon[i][0] for i in front], [qoe_carbon[i][1] for i in front]
+        ax.plot(xs, ys, color="0.2", linestyle="--", linewidth=1, label=label, zorder=2)
+
+
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     """Indices of the non-dominated ``(carbon, qoe)`` points, by increasing carbon.
 
@@ -95,17 +103,7 @@ def plot_carbon_vs_qoe(
             zorder=3,
             marker="s" if label in references else "o",
         )
-    front = pareto_front([(p[2], p[1]) for p in points])
-    if front:
-        ax.plot(
-            [points[i][1] for i in front],
-            [points[i][2] for i in front],
-            color="0.2",
-            linestyle="--",
-            linewidth=1,
-            label="Pareto front",
-            zorder=2,
-        )
+    _plot_pareto_front(ax, [(p[1], p[2]) for p in points], min_points=1, label="Pareto front")
     ax.set_xlabel("mean QoE")
     ax.set_ylabel("carbon per request [gCO2e]")
     ax.set_title("Carbon vs QoE on held-out days")
@@ -266,16 +264,7 @@ def plot_sweep_tradeoff(
         ax.annotate(label, (qoe, carbon), textcoords="offset points", xytext=(5, 3), fontsize=7)
         if label == selected:
             ax.scatter([qoe], [carbon], s=160, facecolors="none", edgecolors="black", linewidths=1.5, zorder=4)
-    front = pareto_front([(p[2], p[1]) for p in points])
-    if len(front) > 1:
-        ax.plot(
-            [points[i][1] for i in front],
-            [points[i][2] for i in front],
-            color="0.2",
-            linestyle="--",
-            linewidth=1,
-            zorder=2,
-        )
+    _plot_pareto_front(ax, [(p[1], p[2]) for p in points], min_points=2)
     if q_min is not None:
         ax.axvline(q_min, color="tab:red", linewidth=0.8, linestyle=":")
     handles = [

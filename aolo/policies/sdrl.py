@@ -26,7 +26,6 @@ RLlib's ``TorchSquashedGaussian`` clamps log_std to [-5, 2].
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import gymnasium as gym
@@ -50,6 +49,10 @@ class ObsPassThrough(nn.Module):
     def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         obs = batch[Columns.OBS]
         return {ENCODER_OUT: obs.reshape(obs.shape[0], -1)}
+
+
+#: PopSAN settings an SDRL model config may give (plus ``popsan_hidden``, the spiking hidden layer widths).
+POPSAN_SETTINGS = ("log_std_head", "pop_in", "pop_out", "timesteps", "mean_range", "encoder_std")
 
 
 class PopSANGaussianActor(nn.Module):
@@ -103,17 +106,17 @@ class SDRLTorchRLModule(SACTorchRLModule):
         if not isinstance(self.action_space, gym.spaces.Box):
             raise ValueError(f"SDRL needs a Box action space, got {self.action_space}")
         cfg = self.model_config
+        # only the settings the model config gives: the defaults live once, in PopSANGaussianActor/PopSANActor
+        settings = {key: cfg[key] for key in POPSAN_SETTINGS if key in cfg}
+        if "popsan_hidden" in cfg:
+            settings["hidden"] = tuple(cfg["popsan_hidden"])
+        if "mean_range" in settings:
+            settings["mean_range"] = tuple(settings["mean_range"])
         self.pi_encoder = ObsPassThrough()
         self.pi = PopSANGaussianActor(
             obs_dim=int(np.prod(self.observation_space.shape)),
             act_dim=int(np.prod(self.action_space.shape)),
-            log_std_head=cfg.get("log_std_head", "rates"),
-            hidden=tuple(cfg.get("popsan_hidden", (256, 256))),
-            pop_in=cfg.get("pop_in", 10),
-            pop_out=cfg.get("pop_out", 10),
-            timesteps=cfg.get("timesteps", 5),
-            mean_range=tuple(cfg.get("mean_range", (-3.0, 3.0))),
-            encoder_std=cfg.get("encoder_std", math.sqrt(0.15)),
+            **settings,
         )
 
     def actor_energy(self, obs_batch: Tensor | np.ndarray) -> ActorEnergy:

@@ -319,11 +319,12 @@ class DefaultTD3TorchRLModule(DefaultSACTorchRLModule):
         if not isinstance(self.action_space, gym.spaces.Box):
             raise ValueError(f"TD3 needs a Box action space, got {self.action_space}.")
         cfg = self.model_config
+        # TD3Config.model_config supplies these (its defaults are the one home of these numbers)
         self.twin_q = cfg["twin_q"]
-        self.exploration_noise = cfg.get("exploration_noise", 0.1)
-        self.target_noise = cfg.get("target_noise", 0.2)
-        self.target_noise_clip = cfg.get("target_noise_clip", 0.5)
-        self.random_warmup_steps = cfg.get("random_warmup_steps", 0)
+        self.exploration_noise = cfg["exploration_noise"]
+        self.target_noise = cfg["target_noise"]
+        self.target_noise_clip = cfg["target_noise_clip"]
+        self.random_warmup_steps = cfg["random_warmup_steps"]
 
         obs_dim = int(np.prod(self.observation_space.shape))
         act_dim = int(np.prod(self.action_space.shape))

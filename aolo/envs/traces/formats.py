@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aolo.envs.csv_reader import CsvTable, read_csv
+from aolo.envs.csv_reader import CsvTable, read_csv, reading
 from aolo.envs.traces.carbon_trace import MAX_LISTED, SECONDS_PER_HOUR, VALUE_FORM, CarbonTrace, check_accounting
 from aolo.errors import TraceError
 
@@ -212,12 +212,8 @@ def load_uk_carbon_intensity_json(path: str | os.PathLike[str], field: str = "ac
     if field not in ("actual", "forecast"):
         raise TraceError(f"{file}: field {field!r} is unknown; expected 'actual' or 'forecast'")
     try:
-        with file.open(encoding="utf-8-sig") as fh:
+        with reading(file, TraceError, "JSON"), file.open(encoding="utf-8-sig") as fh:
             doc = json.load(fh)
-    except FileNotFoundError:
-        raise TraceError(f"{file}: file not found") from None
-    except UnicodeDecodeError as exc:
-        raise TraceError(f"{file}: byte {exc.start} is not valid UTF-8; expected a UTF-8 JSON file") from None
     except json.JSONDecodeError as exc:
         raise TraceError(f"{file}: line {exc.lineno}, column {exc.colno}: invalid JSON ({exc.msg})") from None
     slots = doc.get("data") if isinstance(doc, dict) else None

@@ -13,3 +13,19 @@ loads nothing of the others). Command modules import the library (:mod:`aolo.pla
 :mod:`~aolo.platform.sweep`, :mod:`~aolo.platform.compare`, ...) and the shared terminal helpers of
 :mod:`aolo.platform.console`, never :mod:`aolo.platform.cli`; the library never imports a command module.
 """
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def training_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments every training command passes on from the shared flags (and the progress printer)."""
+    from aolo.platform.console import print_flush
+
+    return {
+        "num_env_runners": args.num_env_runners,
+        "resume": args.resume,
+        "progress": print_flush,
+    }

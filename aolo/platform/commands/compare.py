@@ -11,6 +11,7 @@ import dataclasses
 
 from aolo.envs.config import ConfigError
 from aolo.platform.algorithms import ALGORITHMS
+from aolo.platform.commands import training_options
 from aolo.platform.console import print_flush
 from aolo.platform.presets import Experiment, load_experiment
 
@@ -91,15 +92,7 @@ def run(args: argparse.Namespace) -> int:
         num_gpus_per_learner=args.num_gpus_per_learner,
         max_failures=args.max_failures,
     )
-    result = run_compare(
-        experiment,
-        args.output,
-        tracking_uri=tracking_uri,
-        num_env_runners=args.num_env_runners,
-        resume=args.resume,
-        progress=print_flush,
-        cluster=cluster,
-    )
+    result = run_compare(experiment, args.output, tracking_uri=tracking_uri, cluster=cluster, **training_options(args))
     print()
     print(format_table(result.rows))
     for row in result.rows:

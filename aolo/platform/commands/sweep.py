@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from aolo.platform.console import EXIT_INTERRUPTED, fmt, print_flush
+from aolo.platform.commands import training_options
+from aolo.platform.console import EXIT_INTERRUPTED, fmt
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,13 +47,11 @@ def run(args: argparse.Namespace) -> int:
         experiment,
         spec,
         args.output,
-        tracking_uri=tracking_uri,
         seed=seed,
-        num_env_runners=args.num_env_runners,
-        resume=args.resume,
-        progress=print_flush,
         num_learners=args.num_learners,
         num_gpus_per_learner=args.num_gpus_per_learner,
+        tracking_uri=tracking_uri,
+        **training_options(args),
     )
     print()
     print(format_table(result.rows, spec.selection, result.selected))

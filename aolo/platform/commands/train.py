@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from aolo.platform.console import format_metrics_table, print_flush
+from aolo.platform.commands import training_options
+from aolo.platform.console import format_metrics_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,12 +38,10 @@ def run(args: argparse.Namespace) -> int:
         algorithm,
         seed,
         args.output,
-        tracking_uri=tracking_uri,
-        num_env_runners=args.num_env_runners,
-        resume=args.resume,
-        progress=print_flush,
         num_learners=args.num_learners,
         num_gpus_per_learner=args.num_gpus_per_learner,
+        tracking_uri=tracking_uri,
+        **training_options(args),
     )
     bound = reference_results(experiment.scenario, experiment.days_per_cell)["hindsight"]  # cached by train_one
     print()
