@@ -71,7 +71,9 @@ COMMANDS = {
         "aolo.platform.commands.compare", "all algorithms x seeds + the reference policies -> one table"
     ),
     "report": Command(
-        "aolo.platform.commands.report", "REPORT.md's tables and figures from a finished compare (and sweep)"
+        "aolo.platform.commands.report",
+        "REPORT.md's tables and figures from a finished compare (and sweep)",
+        training_flags=False,
     ),
 }
 
