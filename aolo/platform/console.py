@@ -78,22 +78,19 @@ def format_columns(lines: Sequence[Sequence[str]], rule: bool = False) -> list[s
 # Named with the underscore argparse has always shown: "argument --seed: invalid _non_negative_int value: 'x'".
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
-    return value
+def _at_least(kind: type, lowest: float, name: str, what: str):
+    """An argparse type: ``kind(text)``, rejected below ``lowest`` with "must be <what> >= <lowest>"."""
+
+    def parse(text: str):
+        value = kind(text)
+        if not value >= lowest:  # also rejects NaN
+            raise argparse.ArgumentTypeError(f"must be {what} >= {lowest}, got {text}")
+        return value
+
+    parse.__name__ = name
+    return parse
 
 
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
-    return value
+_non_negative_int = _at_least(int, 0, "_non_negative_int", "an integer")
+_non_negative_float = _at_least(float, 0, "_non_negative_float", "a number")
+_positive_int = _at_least(int, 1, "_positive_int", "an integer")
