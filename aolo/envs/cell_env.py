@@ -124,10 +124,6 @@ class CellEnv(MultiAgentEnv):
         self.cell_index = cell_index
         self.cell: CellSpec = self.scenario.cells[cell_index]
         self.split = config.get("split", "train")
-        #: the day-mean QoE the cost signal holds the agent to: Q_min plus the constraints' ``qoe_margin`` when a
-        #: training passes its ``constraints`` section (held-out days are not training days); Q_min otherwise
-        margin = float((config.get("constraints") or {}).get("qoe_margin", 0.0))
-        self.qoe_cost_target = self.scenario.service.q_min + margin
         if self.split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
 
@@ -414,7 +410,7 @@ class CellEnv(MultiAgentEnv):
         out = self.outcomes(kappa, power_w, t)
         rewards = self.rewards(out)
         deficit_before = self._deficit()
-        shortfall_before = np.maximum(0.0, t * self.qoe_cost_target - self._qoe_sum)
+        shortfall_before = np.maximum(0.0, t * sc.service.q_min - self._qoe_sum)
         self._qoe_sum += out.qoe
         if t == 0:
             self._late_count = np.zeros(self.num_users)
@@ -423,7 +419,7 @@ class CellEnv(MultiAgentEnv):
         done = self.t >= sc.epochs_per_episode
         if sc.reward.terms == "all" and (sc.reward.deficit_timing == "accrued" or done):
             rewards = rewards - sc.reward.deficit * (self._deficit() - deficit_before)
-        shortfall_after = np.maximum(0.0, self.t * self.qoe_cost_target - self._qoe_sum)
+        shortfall_after = np.maximum(0.0, self.t * sc.service.q_min - self._qoe_sum)
         infos = self._infos(out, kappa, power_w, bool(power_clipped), t, shortfall_after - shortfall_before)
         return (
             self._observations(),
@@ -512,13 +508,13 @@ class CellEnv(MultiAgentEnv):
             "power_w": power_w,
         }
         # Constraint cost signals (aolo.platform.constraints), per step and for the day so far (the day's value at
-        # the last epoch). cost_qoe is the step's increment of the shortfall max(0, t Q_target - Σ Q): its day mean
-        # is the day's violation max(0, Q_target - mean Q), so only a shortfall that is not paid back costs
-        # (Q_target = qoe_cost_target: Q_min, plus the constraints' margin in training).
+        # the last epoch). cost_qoe is the step's increment of the shortfall max(0, t Q_min - Σ Q): its day mean
+        # is the day's violation max(0, Q_min - mean Q), so only a shortfall that is not paid back costs.
         sv = self.scenario.service
         columns["cost_qoe"] = cost_qoe
         columns["cost_latency"] = (out.latency_s > sv.t_max_s).astype(np.float64)
-        columns["cost_qoe_day_mean"] = np.maximum(0.0, self.qoe_cost_target - self._qoe_sum / self.t)
+        columns["cost_qoe_day_mean"] = np.maximum(0.0, sv.q_min - self._qoe_sum / self.t)
+        columns["qoe_day_mean"] = self._qoe_sum / self.t
         columns["cost_latency_day_mean"] = self._late_count / self.t
         rows = np.stack(list(columns.values()), axis=1).tolist()
         names = list(columns)

@@ -6,10 +6,9 @@ Two methods, chosen by the experiment's ``constraints`` section:
   reward sweep and the ablation).
 * ``lagrangian``: the env's reward is the carbon term ``-w_carbon C/C_scale`` (plus the per-answer floor
   penalty, which the QoE-space action mapping makes zero), and every agent's step info carries two cost
-  signals: ``cost_qoe``, the step's increment of the day's shortfall ``max(0, t Q_tgt - Σ_τ Q_τ)`` with
-  ``Q_tgt = Q_min + qoe_margin`` (its day sum is ``T max(0, Q_tgt - mean Q)``: a shortfall paid back later in
-  the day is refunded, QoE above the target earns nothing), and ``cost_latency = 1[T_t > T_max]``. The learner
-  trains on
+  signals: ``cost_qoe``, the step's increment of the day's shortfall ``max(0, t Q_min - Σ_τ Q_τ)`` (its day
+  sum is ``T max(0, Q_min - mean Q)``: a shortfall paid back later in the day is refunded, QoE above the rule
+  earns nothing), and ``cost_latency = 1[T_t > T_max]``. The learner trains on
 
       r'_t = r_t - λ_qoe · cost_qoe_t - λ_latency · cost_latency_t
 
@@ -98,8 +97,8 @@ class ConstraintSettings:
     #: latency rule: e is a share of answers (≈ 0.01), hence the larger gains.
     latency: PIDGains = field(default_factory=lambda: PIDGains(initial=2.0, target=0.001, kp=20.0, ki=50.0, kd=0.0))
     lambda_max: float = 100.0
-    #: the QoE cost and its measurement are the shortfall below ``Q_min + qoe_margin``: held-out days are not
-    #: training days, so the policy is trained to a little headroom to keep the rule on every day
+    #: the QoE multiplier prices the shortfall below ``Q_min + qoe_margin`` measured on the deterministic policy:
+    #: held-out days are not training days, so the policy needs a little headroom to keep the rule on every day
     qoe_margin: float = 0.01
 
     def __post_init__(self) -> None:
@@ -242,20 +241,26 @@ def learner_connector(input_observation_space, input_action_space) -> Lagrangian
 
 
 class ConstraintCallbacks(RLlibCallback):
-    """Logs, for every completed episode, the sums of its user-days' violations (the QoE shortfall below
-    ``Q_min + qoe_margin``, the late-answer share: the final infos' day means) and the number of user-days
-    (``reduce="sum"``: the iteration's totals reach the algorithm's result)."""
+    """Logs, for every completed episode, the sums of its user-days' measured violations and the number of
+    user-days (``reduce="sum"``: the iteration's totals reach the algorithm's result): the QoE shortfall
+    ``max(0, Q_min + qoe_margin - mean Q)`` and the late-answer share."""
 
-    def on_episode_end(self, *, episode, metrics_logger=None, **kwargs) -> None:
+    def on_episode_end(self, *, episode, env_runner=None, metrics_logger=None, **kwargs) -> None:
         infos = episode.get_infos(-1)
-        if not infos or metrics_logger is None:
+        if not infos or metrics_logger is None or env_runner is None:
             return
-        days = [info for info in infos.values() if isinstance(info, dict) and DAY_KEYS["qoe"] in info]
+        days = [info for info in infos.values() if isinstance(info, dict) and "qoe_day_mean" in info]
         if not days:
             return
+        env_config = env_runner.config.env_config
+        q_min = float(env_config["scenario"]["service"]["q_min"])
+        margin = float(env_config.get("constraints", {}).get("qoe_margin", 0.0))
+        shortfall = sum(max(0.0, q_min + margin - d["qoe_day_mean"]) for d in days)
         metrics_logger.log_value("aolo_user_days", float(len(days)), reduce="sum")
-        for key in DAY_KEYS.values():
-            metrics_logger.log_value(f"aolo_{key}_sum", float(sum(d[key] for d in days)), reduce="sum")
+        metrics_logger.log_value(f"aolo_{DAY_KEYS['qoe']}_sum", shortfall, reduce="sum")
+        metrics_logger.log_value(
+            f"aolo_{DAY_KEYS['latency']}_sum", float(sum(d[DAY_KEYS["latency"]] for d in days)), reduce="sum"
+        )
 
 
 def measurement_config(config, num_cells: int):
