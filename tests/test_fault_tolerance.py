@@ -24,7 +24,7 @@ def test_killed_env_runner_is_restarted_and_training_continues(ray_session):
         (victim,) = group._worker_manager.actors().values()
         ray.kill(victim, no_restart=False)  # the EnvRunner process dies mid-training; Ray may restart it
 
-        for _ in range(4):  # the iteration that hits the dead runner restarts it; sampling resumes
+        for _ in range(10):  # the iteration that hits the dead runner restarts it (later on a busy machine)
             result = algo.train()
             if (
                 group.num_healthy_remote_workers() == 1
