@@ -6,8 +6,8 @@ from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 
 from aolo.envs.cell_env import CellEnv
-from aolo.envs.config import ConfigError, ScenarioConfig
-from aolo.platform.algorithms import TrainingSettings, build_algorithm_config, stop_algorithm
+from aolo.envs.config import ConfigError
+from aolo.platform.algorithms import build_algorithm_config, stop_algorithm
 from aolo.platform.constraints import (
     ConstraintSettings,
     LagrangianReward,
@@ -15,33 +15,8 @@ from aolo.platform.constraints import (
     PIDLagrangian,
 )
 from aolo.platform.presets import experiment_from_raw
+from tests.tiny import SETTINGS, TINY
 
-TINY = ScenarioConfig.from_dict(
-    {
-        "name": "tiny",
-        "epochs_per_episode": 12,
-        "epoch_s": 7200.0,
-        "cells": [
-            {
-                "name": "a",
-                "grid_region": "synthetic:coal_heavy",
-                "datacenter_region": "synthetic:hydro",
-                "num_users": 2,
-            },
-            {"name": "b", "grid_region": "synthetic:hydro", "datacenter_region": "synthetic:wind_coal", "num_users": 2},
-        ],
-    }
-)
-SETTINGS = TrainingSettings(
-    env_steps=48,
-    rollout_fragment_length=12,
-    updates_per_env_step=0.25,
-    train_batch_size=32,
-    learning_starts=12,
-    hidden=(16, 16),
-    ppo_minibatch_size=16,
-    ppo_epochs=1,
-)
 LAGRANGIAN = ConstraintSettings.from_dict({"method": "lagrangian"})
 
 

@@ -2,17 +2,8 @@
 
 import ray
 
-from aolo.platform.algorithms import TrainingSettings, build_algorithm_config
-from tests.test_algorithms import TINY
-
-SETTINGS = TrainingSettings(
-    env_steps=48,
-    rollout_fragment_length=12,
-    updates_per_env_step=0.25,
-    train_batch_size=32,
-    learning_starts=12,
-    hidden=(16, 16),
-)
+from aolo.platform.algorithms import build_algorithm_config
+from tests.tiny import SETTINGS, TINY
 
 
 def test_killed_env_runner_is_restarted_and_training_continues(ray_session):
