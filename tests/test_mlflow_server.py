@@ -5,11 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -17,6 +12,7 @@ import urllib.request
 import pytest
 
 from aolo.platform import cli
+from tests.servers import running_mlflow_server
 
 pytestmark = pytest.mark.slow
 
@@ -38,47 +34,10 @@ def _post(base: str, path: str, body: dict) -> dict:
 @pytest.fixture
 def mlflow_server(tmp_path, free_port, aolo_env):
     """``mlflow server`` on 127.0.0.1 (sqlite store, local artifact root); yields its URL once healthy."""
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--backend-store-uri",
-        f"sqlite:///{tmp_path / 'db.sqlite'}",
-        "--default-artifact-root",
-        str(tmp_path / "artifacts"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(cmd, env=aolo_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not come up:\n{(tmp_path / 'server.log').read_text()[-3000:]}")
-            time.sleep(1)
+    with running_mlflow_server(
+        f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "artifacts", free_port(), aolo_env, tmp_path / "server.log"
+    ) as base:
         yield base
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server and its workers: this session only
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
 
 
 def test_train_logs_to_a_tracking_server(ray_session, mlflow_server, tmp_path):

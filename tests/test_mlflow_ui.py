@@ -11,15 +11,8 @@ test's tmp dir and skips, saying why, when either is missing (``.ci/run`` instal
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -36,6 +29,7 @@ from aolo.platform.tracking import (
     experiment_params,
     ui_url,
 )
+from tests.servers import running_mlflow_server
 
 #: Held-out carbon per request [g] of each child run: distinct, so every row of the UI table is recognisable.
 CARBON_G = {
@@ -147,47 +141,10 @@ def mlflow_ui(smoke_compare_store, tmp_path, free_port, aolo_env):
     """``mlflow server`` on 127.0.0.1 over the smoke compare's store; yields ``(base URL, tracker)`` once healthy."""
     db = smoke_compare_store
     tracker = Tracker(f"sqlite:///{db}", "smoke")
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--backend-store-uri",
-        f"sqlite:///{db}",
-        "--default-artifact-root",
-        str(tmp_path / "mlartifacts"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(cmd, env=aolo_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not come up:\n{(tmp_path / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.5)
+    with running_mlflow_server(
+        f"sqlite:///{db}", tmp_path / "mlartifacts", free_port(), aolo_env, tmp_path / "server.log", timeout_s=120
+    ) as base:
         yield base, tracker
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server and its workers: this test's only
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
 
 
 @pytest.fixture
