@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from aolo.envs.cell_env import CellEnv, least_length_for_qoe
+from aolo.envs.cell_env import CellEnv, greatest_length_within_qoe, least_length_for_qoe
 from aolo.envs.config import ConfigError, ScenarioConfig
 from aolo.envs.physics import qoe
 from aolo.envs.reference import length_bounds
@@ -31,6 +31,14 @@ def test_least_length_is_exact() -> None:
     # hand values: kappa* = -ln(0.7) L_ref / 3 = 0.11889 L_ref → 4.16, 11.89, 118.9, 0.83
     np.testing.assert_array_equal(k, [5.0, 12.0, 119.0, 1.0])
     assert (qoe(k, ref, 3.0) >= 0.3).all() and (qoe(np.maximum(k - 1, 0), ref, 3.0)[:3] < 0.3).all()
+
+
+def test_greatest_length_is_exact() -> None:
+    ref = np.array([7.0, 100.0, 1.0])
+    k = greatest_length_within_qoe(1.0 - math.exp(-4.5), ref, 3.0)
+    # hand values: q_max = 1 - e^-4.5 is reached at kappa* = 1.5 L_ref → 10.5, 150 (exactly: QoE(150) = q_max), 1.5
+    np.testing.assert_array_equal(k, [10.0, 150.0, 1.0])
+    assert (qoe(k + 1, ref, 3.0)[[0, 2]] > 1.0 - math.exp(-4.5)).all()
 
 
 def test_floor_unbreakable_under_random_actions() -> None:
@@ -115,3 +123,65 @@ def test_q_max_validated() -> None:
     with pytest.raises(ConfigError, match="service.length_action"):
         ScenarioConfig().replace(**{"service.length_action": "bits"})
     assert math.isclose(ScenarioConfig().service.q_max_effective, 1 - math.exp(-4.5))
+
+
+# --- the mean-QoE guard (service.mean_qoe_guard) -------------------------------------------------------------
+
+
+def _play_day(env: CellEnv, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Play one whole day of ``actions`` (T, U, 2); returns each user's day-mean QoE, the guard's added QoE
+    (U, T) and each user's summed QoE cost."""
+    T = env.scenario.epochs_per_episode
+    qoes, added, cost = np.zeros((env.num_users, T)), np.zeros((env.num_users, T)), np.zeros(env.num_users)
+    for t in range(T):
+        _, _, _, _, infos = env.step({a: act for a, act in zip(env.agents, actions[t].astype(np.float32), strict=True)})
+        for i, a in enumerate(env.agents):
+            qoes[i, t], added[i, t], cost[i] = (
+                infos[a]["qoe"],
+                infos[a]["qoe_guard_added"],
+                cost[i] + infos[a]["cost_qoe"],
+            )
+    last = infos[env.agents[0]]
+    assert last["qoe_own_day_mean"] == pytest.approx(last["qoe_day_mean"] - added[0].sum() / T, abs=1e-12)
+    return qoes.mean(axis=1), added, cost
+
+
+@pytest.mark.parametrize("low_share", [0.3, 0.7, 1.0])
+def test_guard_keeps_every_user_day_at_q_min(low_share: float) -> None:
+    """Random actions, a share of them at the shortest answer: with the guard every user-day meets Q_min (up to
+    float rounding); the same actions without it miss. The QoE cost of a day is what the guard added."""
+    T, U = ScenarioConfig().epochs_per_episode, _env().num_users
+    for day, seed in ((0, 0), (3, 1)):
+        rng = np.random.default_rng(seed)
+        acts = rng.uniform(-1, 1, (T, U, 2))
+        acts[rng.random((T, U)) < low_share, 0] = -1.0
+        means = {}
+        for guard in (True, False):
+            env = _env(mean_qoe_guard=guard)
+            env.reset(options={"day": day}, seed=seed)
+            means[guard], added, cost = _play_day(env, acts)
+            if guard:
+                assert (means[guard] >= env.scenario.service.q_min - 1e-12).all()
+                assert added.sum() > 0.0 and (added >= 0.0).all()
+                np.testing.assert_allclose(cost, added.sum(axis=1), atol=1e-9)  # no shortfall left: only the rescue
+            else:
+                assert (added == 0.0).all()
+                np.testing.assert_allclose(cost, T * np.maximum(0.0, env.scenario.service.q_min - means[guard]))
+        assert (means[False] < 0.8).any()
+
+
+def test_guard_asks_for_exactly_what_the_day_still_needs() -> None:
+    """Hand values, L_ref = 100, alpha = 3, T = 96, q_max = 1 - e^-4.5 = 0.98889."""
+    env = _env()
+    sv, T = env.scenario.service, env.scenario.epochs_per_episode
+    env.episode.ref_tokens[:, :] = 100.0
+    shortest = np.full(env.num_users, 12.0)  # the floor's length: ceil(-ln 0.7 · 100/3) = ceil(11.89)
+    env.t, env._qoe_sum = T - 1, np.full(env.num_users, T * sv.q_min - 0.9)
+    # last epoch, 0.9 still missing: least length with QoE >= 0.9 = ceil(-ln 0.1 · 100/3) = ceil(76.75) = 77
+    np.testing.assert_array_equal(env.mean_qoe_guard(shortest), 77.0)
+    np.testing.assert_array_equal(env.mean_qoe_guard(np.full(env.num_users, 90.0)), 90.0)  # longer: kept
+    # two epochs left after this one: need = 0.5 + 2 q_max - 2 q_max → ceil(-ln 0.5 · 100/3) = ceil(23.10) = 24
+    env.t, env._qoe_sum = T - 3, np.full(env.num_users, T * sv.q_min - 0.5 - 2 * sv.q_max_effective)
+    np.testing.assert_array_equal(env.mean_qoe_guard(shortest), 24.0)
+    env._qoe_sum += 0.5  # the day can still make it with q_max later: untouched
+    np.testing.assert_array_equal(env.mean_qoe_guard(shortest), 12.0)

@@ -84,7 +84,7 @@ def test_env_carbon_reward_and_costs():
     for env in envs:
         env.reset(seed=5, options={"day": int(env.days["train"][0])})
     acts = {a: np.array([-1.0, -1.0], np.float32) for a in envs[0].agents}  # shortest answers: QoE < Q_min
-    qoe, late, cost = [], [], []
+    qoe, late, cost, added = [], [], [], []
     for _ in range(TINY.epochs_per_episode):
         (_, r_pen, *_, i_pen), (_, r_car, *_, i_car) = (env.step(acts) for env in envs)
         for a in envs[0].agents:
@@ -98,15 +98,19 @@ def test_env_carbon_reward_and_costs():
         qoe.append(i_car["user_0"]["qoe"])
         late.append(i_car["user_0"]["cost_latency"])
         cost.append(i_car["user_0"]["cost_qoe"])
+        added.append(i_car["user_0"]["qoe_guard_added"])
         t = len(qoe)
-        # the step cost is the increment of the shortfall max(0, t Q_min - Σ Q) ...
+        # the step cost is the increment of the shortfall max(0, t Q_min - Σ Q) plus what the mean-QoE guard added
         shortfall = max(0.0, t * TINY.service.q_min - sum(qoe))
-        assert sum(cost) == pytest.approx(shortfall)
+        assert sum(cost) == pytest.approx(shortfall + sum(added))
         # ... so its day mean is the day's violation max(0, Q_min - mean Q)
         assert i_car["user_0"]["qoe_day_mean"] == pytest.approx(np.mean(qoe))
         assert i_car["user_0"]["cost_qoe_day_mean"] == pytest.approx(max(0.0, TINY.service.q_min - np.mean(qoe)))
         assert i_car["user_0"]["cost_latency_day_mean"] == pytest.approx(np.mean(late))
-    assert i_car["user_0"]["cost_qoe_day_mean"] > 0  # the day violates the mean-QoE rule
+    # the guard rescued the day (it met the mean-QoE rule only thanks to the guard): the day's cost is the rescue
+    assert i_car["user_0"]["cost_qoe_day_mean"] == 0.0 and sum(added) > 0.1
+    assert i_car["user_0"]["qoe_own_day_mean"] == pytest.approx(np.mean(qoe) - np.mean(added))
+    assert i_car["user_0"]["qoe_own_day_mean"] < TINY.service.q_min
 
 
 def test_qoe_cost_charges_a_shortfall_and_refunds_it_when_repaid():

@@ -43,6 +43,7 @@ def test_hindsight_le_myopic_le_fixed_all_feasible(cell_index):
         m = summarize([rec], sv.q_min, sv.q_floor, sv.t_max_s)
         assert m["latency_violation_rate"] == 0.0, policy.name
         assert m["qoe_violation_rate"] == 0.0, policy.name
+        assert m["qoe_guard_rate"] == 0.0, policy.name  # feasible on their own: the guard never acted
         results[policy.name] = m["carbon_g_per_request"]
     assert results["hindsight"] <= results["myopic"] <= results["fixed"]
     assert results["hindsight"] < 0.99 * results["myopic"]  # temporal shifting pays on a varying grid
@@ -53,6 +54,7 @@ def test_hindsight_plan_is_what_the_env_realises():
     policy = HindsightPolicy()
     rec = run_episode(env, policy, day=27, seed=1)
     assert np.allclose(rec.fields["kappa"], policy.plan.kappa)
+    assert (rec.fields["qoe_guard_added"] == 0.0).all()  # the mean-QoE guard never binds on a plan meeting the rule
     assert np.allclose(rec.fields["carbon_total_g"], policy.plan.carbon_g, rtol=1e-9)
     assert np.all(rec.fields["qoe"].mean(axis=1) >= env.scenario.service.q_min - 1e-12)
     assert policy.plan.dual_bound_g <= rec.fields["carbon_total_g"].sum() * (1 + 1e-9)

@@ -56,6 +56,15 @@ OBS_BOUND = 10.0
 _CI_REF_G_PER_KWH = 100.0  # carbon features are ln(CI / 100 g/kWh): 9 g → -2.4, 700 g → +1.9
 
 
+def greatest_length_within_qoe(q, ref_tokens, alpha: float) -> np.ndarray:
+    """The greatest integer answer length (≥ 1) whose QoE does not exceed ``q`` (exact in floats, like
+    :func:`least_length_for_qoe`): the longest answer an action can ask for, so no chosen answer tops ``q_max``."""
+    q = np.asarray(q, dtype=np.float64)
+    k = np.maximum(np.floor(tokens_for_qoe(q, ref_tokens, alpha)), 1.0)
+    k = np.where(qoe(k + 1.0, ref_tokens, alpha) <= q, k + 1.0, k)
+    return np.where((k > 1.0) & (qoe(k, ref_tokens, alpha) > q), k - 1.0, k)
+
+
 def least_length_for_qoe(q, ref_tokens, alpha: float) -> np.ndarray:
     """The least integer answer length (≥ 1) whose QoE ``1 - exp(-α κ / L_ref)`` reaches ``q`` (exact in floats:
     the real inverse is rounded up, then corrected by one token either way against :func:`qoe` itself)."""
@@ -206,8 +215,9 @@ class CellEnv(MultiAgentEnv):
     def length_limits(self, ref_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The answer lengths of the actions a = -1 and a = +1 for reference lengths ``ref_tokens``.
 
-        ``qoe`` mode: ``kappa_floor`` = the least integer length with QoE ≥ ``q_floor`` and the least length
-        reaching ``q_max`` capped at ``kappa_max`` (never below ``kappa_floor``: the floor wins over the cap).
+        ``qoe`` mode: ``kappa_floor`` = the least integer length with QoE ≥ ``q_floor`` and the greatest length
+        with QoE ≤ ``q_max`` capped at ``kappa_max`` (never below ``kappa_floor``: the floor wins over the cap).
+        No action asks for more than ``q_max``, which the mean-QoE guard relies on (:meth:`mean_qoe_guard`).
         ``tokens`` mode: ``max(1, round(f_min L_ref))`` and ``round(f_max L_ref)``, both capped at ``kappa_max``.
         """
         sv = self.scenario.service
@@ -217,7 +227,7 @@ class CellEnv(MultiAgentEnv):
             return lo, np.minimum(np.maximum(np.rint(sv.f_max * ref), 1.0), sv.kappa_max)
         k_floor = least_length_for_qoe(sv.q_floor, ref, sv.qoe_alpha)
         k_top = np.maximum(
-            np.minimum(least_length_for_qoe(sv.q_max_effective, ref, sv.qoe_alpha), sv.kappa_max), k_floor
+            np.minimum(greatest_length_within_qoe(sv.q_max_effective, ref, sv.qoe_alpha), sv.kappa_max), k_floor
         )
         return k_floor, k_top
 
@@ -270,6 +280,30 @@ class CellEnv(MultiAgentEnv):
             kappa = np.clip(least_length_for_qoe(target, ref, sv.qoe_alpha), lo, hi)
         p_dbm = radio.p_min_dbm + (actions[:, 1] + 1.0) * 0.5 * (radio.p_max_dbm - radio.p_min_dbm)
         return kappa, channel.dbm_to_w(p_dbm)
+
+    def mean_qoe_guard(self, kappa: np.ndarray) -> np.ndarray:
+        """The safety layer of the per-user-day mean-QoE rule (``service.mean_qoe_guard``, docs/design.md §3.3):
+        ``kappa`` lengthened to at least the least length reaching ``T Q_min - Σ_τ<t Q_τ - (T - t - 1) q_max``,
+        the QoE this answer needs so that the day can still meet the rule with every later answer at ``q_max``.
+
+        Causal (the running QoE sum is the agent's own observation) and minimal: no action asks for more than
+        ``q_max`` (:meth:`length_limits`), so it never binds on a day the actions alone keep within the rule — the
+        hindsight plan and the bound are untouched. Once it binds, what it asks for stays at most ``q_max``
+        (induction on the epochs), which a length up to ``kappa_max`` reaches even where the action's own top
+        length falls short of it (integer rounding), and at the last epoch it asks exactly for the day's
+        remaining shortfall: the rule holds on every user-day unless ``kappa_max`` keeps an answer from
+        ``q_max`` (reference answers over 1000 tokens)."""
+        if not self.scenario.service.mean_qoe_guard:
+            return kappa
+        sv, T, t = self.scenario.service, self.scenario.epochs_per_episode, self.t
+        need = T * sv.q_min - self._qoe_sum - (T - t - 1) * sv.q_max_effective
+        if not (need > 0.0).any():  # the usual case: any answer keeps the day within reach
+            return kappa
+        ref = self.episode.ref_tokens[:, t]
+        guard = np.minimum(
+            least_length_for_qoe(np.clip(need, 0.0, sv.q_max_effective), ref, sv.qoe_alpha), sv.kappa_max
+        )
+        return np.where(need > 0.0, np.maximum(kappa, guard), kappa)
 
     # --- episode generation ---------------------------------------------------------------------------
 
@@ -402,25 +436,33 @@ class CellEnv(MultiAgentEnv):
         sc, t = self.scenario, self.t
         if t >= sc.epochs_per_episode:
             raise RuntimeError("CellEnv.step called after the episode ended; call reset()")
-        kappa, power_w = self.decode_actions(self._validated_actions(action_dict))
+        kappa_policy, power_w = self.decode_actions(self._validated_actions(action_dict))
+        kappa = self.mean_qoe_guard(kappa_policy)
         requested_w = power_w.sum()
         power_clipped = requested_w > self.cell.bs_power_budget_w
         if power_clipped:  # scale every user's power down proportionally to meet the BS budget
             power_w = power_w * (self.cell.bs_power_budget_w / requested_w)
         out = self.outcomes(kappa, power_w, t)
+        # QoE the guard added over the policy's own answer: priced like a shortfall (a day the guard had to
+        # rescue is a day the policy would have missed), see cost_qoe in _infos
+        qoe_guard_added = out.qoe - qoe(kappa_policy, self.episode.ref_tokens[:, t], sc.service.qoe_alpha)
         rewards = self.rewards(out)
         deficit_before = self._deficit()
         shortfall_before = np.maximum(0.0, t * sc.service.q_min - self._qoe_sum)
         self._qoe_sum += out.qoe
         if t == 0:
             self._late_count = np.zeros(self.num_users)
+            self._guard_sum = np.zeros(self.num_users)
+        self._guard_sum += qoe_guard_added
         self._late_count += out.latency_s > sc.service.t_max_s
         self.t += 1
         done = self.t >= sc.epochs_per_episode
         if sc.reward.terms == "all" and (sc.reward.deficit_timing == "accrued" or done):
             rewards = rewards - sc.reward.deficit * (self._deficit() - deficit_before)
         shortfall_after = np.maximum(0.0, self.t * sc.service.q_min - self._qoe_sum)
-        infos = self._infos(out, kappa, power_w, bool(power_clipped), t, shortfall_after - shortfall_before)
+        infos = self._infos(
+            out, kappa, power_w, bool(power_clipped), t, shortfall_after - shortfall_before, qoe_guard_added
+        )
         return (
             self._observations(),
             dict(zip(self.agents, rewards.tolist(), strict=True)),
@@ -490,7 +532,14 @@ class CellEnv(MultiAgentEnv):
         )
 
     def _infos(
-        self, out: RequestOutcomes, kappa, power_w, power_clipped: bool, t: int, cost_qoe: np.ndarray
+        self,
+        out: RequestOutcomes,
+        kappa,
+        power_w,
+        power_clipped: bool,
+        t: int,
+        shortfall_increment: np.ndarray,
+        qoe_guard_added: np.ndarray,
     ) -> dict[str, dict]:
         ep = self.episode
         columns = {
@@ -508,13 +557,17 @@ class CellEnv(MultiAgentEnv):
             "power_w": power_w,
         }
         # Constraint cost signals (aolo.platform.constraints), per step and for the day so far (the day's value at
-        # the last epoch). cost_qoe is the step's increment of the shortfall max(0, t Q_min - Σ Q): its day mean
-        # is the day's violation max(0, Q_min - mean Q), so only a shortfall that is not paid back costs.
+        # the last epoch). cost_qoe is the step's increment of the shortfall max(0, t Q_min - Σ Q) plus the QoE
+        # the mean-QoE guard added: its day mean is the day's violation max(0, Q_min - mean Q) plus the guard's
+        # rescue, so only a shortfall the policy itself does not pay back costs.
         sv = self.scenario.service
-        columns["cost_qoe"] = cost_qoe
+        columns["qoe_guard_added"] = qoe_guard_added
+        columns["cost_qoe"] = shortfall_increment + qoe_guard_added
         columns["cost_latency"] = (out.latency_s > sv.t_max_s).astype(np.float64)
         columns["cost_qoe_day_mean"] = np.maximum(0.0, sv.q_min - self._qoe_sum / self.t)
         columns["qoe_day_mean"] = self._qoe_sum / self.t
+        #: the day's mean QoE without what the guard added: what the multiplier measures
+        columns["qoe_own_day_mean"] = (self._qoe_sum - self._guard_sum) / self.t
         columns["cost_latency_day_mean"] = self._late_count / self.t
         rows = np.stack(list(columns.values()), axis=1).tolist()
         names = list(columns)

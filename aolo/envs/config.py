@@ -367,6 +367,9 @@ class ServiceConfig(Validated):
     f_min: float = bounded(0.05, 0.0, 10.0, lo_open=True)
     f_max: float = bounded(1.5, 0.0, 10.0, lo_open=True)
     kappa_max: int = bounded(1500, 1, integer=True)  #: hard cap on answer tokens
+    #: the mean-QoE safety layer (docs/design.md §3.3): an answer is lengthened where the user's day could
+    #: otherwise no longer meet q_min with every later answer at q_max; never binds on a plan that meets the rule
+    mean_qoe_guard: bool = satisfies(True, lambda v: isinstance(v, bool), "true or false")
     qoe_alpha: float = bounded(3.0, 0.0, 100.0, lo_open=True)  #: Q(kappa) = 1 - exp(-alpha kappa / L_ref)
     q_min: float = bounded(0.8, 0.0, 1.0)  #: per-user mean-QoE constraint over the episode
     q_floor: float = bounded(0.3, 0.0, 1.0)  #: every answer's QoE must reach this

@@ -23,6 +23,7 @@ RECORDED_FIELDS = (
     "airtime_s",
     "kappa",
     "power_w",
+    "qoe_guard_added",
 )
 
 
@@ -95,7 +96,9 @@ def summarize(records: list[EpisodeRecord], q_min: float, q_floor: float, t_max_
     ``qoe_violation_rate`` is the fraction of user-episodes whose mean QoE is below ``q_min`` or with any
     answer below ``q_floor`` (``qoe_mean_violation_rate`` and ``qoe_floor_violation_rate`` count the two
     causes separately, ``qoe_shortfall`` is the mean of ``max(0, q_min - mean QoE)`` over user-episodes: how
-    deep the mean-QoE violations go); ``latency_violation_rate`` the fraction of requests over ``t_max_s``.
+    deep the mean-QoE violations go); ``qoe_guard_rate`` is the share of answers the mean-QoE guard lengthened
+    and ``qoe_guard_added`` the mean QoE it added per answer (how much the policy leaned on the safety layer);
+    ``latency_violation_rate`` the fraction of requests over ``t_max_s``.
     ``action_at_bound_rate`` is the share of action components (answer length, power) within 1 % of a bound of
     ``[-1, 1]`` (``|a| >= 0.99``): near 1 for a bang-bang policy (nan when no record kept its actions).
     """
@@ -114,6 +117,8 @@ def summarize(records: list[EpisodeRecord], q_min: float, q_floor: float, t_max_
         "qoe_mean_violation_rate": float(np.mean(user_mean_q < q_min - 1e-9)),
         "qoe_floor_violation_rate": float(np.mean(user_min_q < q_floor - 1e-9)),
         "qoe_shortfall": float(np.mean(np.maximum(0.0, q_min - user_mean_q))),
+        "qoe_guard_rate": float(np.mean(cat("qoe_guard_added") > 1e-12)),
+        "qoe_guard_added": float(cat("qoe_guard_added").mean()),
         "latency_violation_rate": float(np.mean(cat("latency_s") > t_max_s)),
         "power_clipped_rate": float(np.mean(np.concatenate([r.power_clipped for r in records]))),
         "action_at_bound_rate": at_bound,

@@ -63,6 +63,7 @@ MEAN_METRICS = (
     "qoe_mean_violation_rate",
     "qoe_floor_violation_rate",
     "qoe_shortfall",
+    "qoe_guard_rate",
     "latency_violation_rate",
     "action_at_bound_rate",
     "actor_nj_per_decision",

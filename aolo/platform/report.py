@@ -58,6 +58,7 @@ CONSTRAINT_KEYS = (
     "qoe_shortfall",
     "qoe_floor_violation_rate",
     "latency_violation_rate",
+    "qoe_guard_rate",
 )
 
 Rows = list[dict[str, str]]  #: rows of an evaluation.csv, values as read
