@@ -53,7 +53,7 @@ def exact_optimum_g(env: CellEnv, plan=None) -> float:
     grid_w = channel.dbm_to_w(np.arange(radio.p_min_dbm, radio.p_max_dbm + 1e-9, GRID_DB))
     options = []  # (u, t, kappa, power, carbon, qoe)
     for t in range(T):
-        p_star = most_efficient_power_w(env, ep.channel_gain[:, t], t)
+        p_star = most_efficient_power_w(env, ep.channel_gain[:, t])
         for u in range(U):
             for k in np.arange(k_lo[u, t], k_hi[u, t] + 1):
                 exact, _ = power_for_length_w(env, k, p_star[u], ep.prompt_tokens[u, t], ep.channel_gain[u, t])

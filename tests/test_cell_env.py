@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from aolo.envs import channel
 from aolo.envs.cell_env import ENV_NAME, OBS_FEATURES, CellEnv
 from aolo.envs.config import CellSpec, ConfigError, ScenarioConfig
 
@@ -118,14 +119,16 @@ def test_action_mapping_and_reward_formula():
     ep, sv, w = env.episode, env.scenario.service, env.scenario.reward
     act = {a: np.array([0.2, -0.5], np.float32) for a in env.agents}
     ref = ep.ref_tokens[:, 0].copy()
+    p_star_dbm = 10 * np.log10(env.efficient_power_w(ep.large_scale_gain) * 1e3)  # ergodic rate: no fading term
     _, rew, _, _, info = env.step(act)
     # QoE-space length action: a = 0.2 → target Q = q_min + 0.2 (q_max - q_min), q_max = 1 - exp(-alpha f_max)
     q_target = sv.q_min + np.float32(0.2) * (1 - np.exp(-sv.qoe_alpha * sv.f_max) - sv.q_min)
-    p_dbm = 0.0 + (np.float32(-0.5) + 1) / 2 * 43.0
+    # efficient power action: a = -0.5 → halfway (in dBm) between p_min = 0 dBm and P*
+    p_dbm = p_star_dbm + np.float32(-0.5) * (p_star_dbm - 0.0)
     for i, a in enumerate(env.agents):
         k = info[a]["kappa"]  # the least length reaching the target
         assert 1 - np.exp(-sv.qoe_alpha * k / ref[i]) >= q_target > 1 - np.exp(-sv.qoe_alpha * (k - 1) / ref[i])
-        assert info[a]["power_w"] == pytest.approx(10 ** ((p_dbm - 30) / 10), rel=1e-5)
+        assert info[a]["power_w"] == pytest.approx(10 ** ((p_dbm[i] - 30) / 10), rel=1e-5)
         q = 1 - np.exp(-sv.qoe_alpha * info[a]["kappa"] / ref[i])
         expected = (
             -w.carbon * info[a]["carbon_total_g"] / w.carbon_scale_g
@@ -263,3 +266,38 @@ def test_scenario_yaml_roundtrip(tmp_path):
     p.write_text("scenario: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         ScenarioConfig.from_yaml(p)
+
+
+def test_power_action_centres_on_the_most_efficient_power():
+    """``efficient`` mode: -1 ↦ p_min, 0 ↦ P* (least radio energy per bit, checked against ±0.1 dB), +1 ↦ p_max,
+    monotone, and action_for inverts it; ``dbm`` mode keeps the linear mapping (a = 0 ↦ 21.5 dBm)."""
+    from aolo.envs.physics import comm_energy_j
+
+    env = make_env()
+    env.reset(seed=3)
+    radio, n = env.scenario.radio, env.num_users
+    p_star_w = env.efficient_power_w(env.episode.large_scale_gain)
+
+    def joules_per_bit(p_w):
+        rate = channel.delivery_rate_bps(
+            env.bandwidth_per_user_hz, p_w, env.episode.large_scale_gain, env.noise_w, env.interference_w, radio
+        )
+        return comm_energy_j(p_w, 1.0 / rate, n, radio)
+
+    for step_db in (-0.1, 0.1):
+        assert (joules_per_bit(p_star_w) <= joules_per_bit(p_star_w * 10 ** (step_db / 10))).all()
+    assert ((p_star_w > 1e-3) & (p_star_w < 20.0)).all()  # an interior optimum in these cells
+    grid = np.linspace(-1.0, 1.0, 21)
+    powers = np.stack([env.decode_actions(np.stack([np.zeros(n), np.full(n, a)], axis=1))[1] for a in grid])
+    np.testing.assert_allclose(powers[0], 1e-3)
+    np.testing.assert_allclose(powers[10], p_star_w, rtol=1e-12)
+    np.testing.assert_allclose(powers[-1], 10 ** ((43.0 - 30) / 10))
+    assert (np.diff(powers, axis=0) > 0).all()
+    for p_w in (np.full(n, 2e-3), p_star_w, np.full(n, 15.0)):
+        acts = env.action_for(np.full(n, 50.0), p_w)
+        back = env.decode_actions(np.stack([acts[a] for a in env.agents]).astype(np.float64))[1]
+        np.testing.assert_allclose(back, p_w, rtol=1e-5)  # float32 actions
+    dbm = CellEnv({"scenario": ScenarioConfig.from_dict(SMALL).replace(**{"radio.power_action": "dbm"})})
+    dbm.reset(seed=3)
+    _, p_w = dbm.decode_actions(np.zeros((n, 2)))
+    np.testing.assert_allclose(p_w, 10 ** ((21.5 - 30) / 10))

@@ -23,7 +23,14 @@ from ray.tune.registry import register_env
 from aolo.envs import channel
 from aolo.envs.config import CellSpec, ScenarioConfig
 from aolo.envs.forecast import FORECAST_HOURS, make_forecasts
-from aolo.envs.physics import InferenceCoefficients, RequestOutcomes, qoe, request_outcomes, tokens_for_qoe
+from aolo.envs.physics import (
+    InferenceCoefficients,
+    RequestOutcomes,
+    most_efficient_power_w,
+    qoe,
+    request_outcomes,
+    tokens_for_qoe,
+)
 from aolo.envs.serving import get_serving_profile
 from aolo.envs.traces import CarbonTrace, load_trace
 from aolo.envs.workload import make_workload
@@ -236,6 +243,22 @@ class CellEnv(MultiAgentEnv):
         sv = self.scenario.service
         return np.where(a < 0.0, sv.q_min + a * (sv.q_min - sv.q_floor), sv.q_min + a * (sv.q_max_effective - sv.q_min))
 
+    def efficient_power_w(self, channel_gain) -> np.ndarray:
+        """``P*`` [W]: the power minimising radio carbon per token on ``channel_gain`` in this cell
+        (:func:`aolo.envs.physics.most_efficient_power_w`)."""
+        return most_efficient_power_w(
+            channel_gain,
+            bandwidth_hz=self.bandwidth_per_user_hz,
+            noise_w=self.noise_w,
+            interference_w=self.interference_w,
+            users_in_cell=self.num_users,
+            radio=self.scenario.radio,
+        )
+
+    def _power_centre_dbm(self) -> np.ndarray:
+        """The power of the action a = 0 this epoch [dBm]: ``P*`` on the channel the base station knows."""
+        return self._efficient_dbm[:, self.t]
+
     def action_for(self, kappa: np.ndarray, power_w: np.ndarray) -> dict[str, np.ndarray]:
         """The action dict that makes the env use answer lengths ``kappa`` and powers ``power_w`` this epoch
         (the inverse of :meth:`decode_actions`; lengths outside :meth:`length_limits` are clipped to them).
@@ -260,7 +283,15 @@ class CellEnv(MultiAgentEnv):
             )
             a_len = np.where(k <= lo, -1.0, np.where(k >= hi, 1.0, a_len))
         p_dbm = channel.w_to_dbm(np.asarray(power_w, dtype=np.float64))
-        a_pow = 2.0 * (p_dbm - radio.p_min_dbm) / (radio.p_max_dbm - radio.p_min_dbm) - 1.0
+        if radio.power_action == "dbm":
+            a_pow = 2.0 * (p_dbm - radio.p_min_dbm) / (radio.p_max_dbm - radio.p_min_dbm) - 1.0
+        else:
+            c = self._power_centre_dbm()
+            a_pow = np.where(
+                p_dbm < c,
+                (p_dbm - c) / np.maximum(c - radio.p_min_dbm, 1e-9),
+                (p_dbm - c) / np.maximum(radio.p_max_dbm - c, 1e-9),
+            )
         acts = np.clip(np.stack([a_len, a_pow], axis=1), -1.0, 1.0)
         return {a: acts[i].astype(np.float32) for i, a in enumerate(self.agents)}
 
@@ -268,7 +299,10 @@ class CellEnv(MultiAgentEnv):
         """Map actions in ``[-1, 1]^2`` to (``kappa`` tokens, requested power [W]) for the current epoch.
 
         ``qoe`` mode: the least length whose QoE meets the action's target QoE, within :meth:`length_limits`
-        (so every answer has QoE ≥ ``q_floor``); ``tokens`` mode: ``round(f · L_ref)``."""
+        (so every answer has QoE ≥ ``q_floor``); ``tokens`` mode: ``round(f · L_ref)``. Power: ``efficient`` mode
+        -1 ↦ ``p_min_dbm``, 0 ↦ ``P*`` on the known channel (the power of least radio carbon per token, what
+        ``myopic`` sends when latency allows), +1 ↦ ``p_max_dbm``, linear in dBm on each side; ``dbm`` mode
+        linear in dBm over the whole range."""
         sv, radio = self.scenario.service, self.scenario.radio
         ref = self.episode.ref_tokens[:, self.t]
         if sv.length_action == "tokens":
@@ -278,7 +312,12 @@ class CellEnv(MultiAgentEnv):
             lo, hi = self.length_limits(ref)
             target = self._target_qoe(np.asarray(actions[:, 0], dtype=np.float64))
             kappa = np.clip(least_length_for_qoe(target, ref, sv.qoe_alpha), lo, hi)
-        p_dbm = radio.p_min_dbm + (actions[:, 1] + 1.0) * 0.5 * (radio.p_max_dbm - radio.p_min_dbm)
+        a_pow = np.asarray(actions[:, 1], dtype=np.float64)
+        if radio.power_action == "dbm":
+            p_dbm = radio.p_min_dbm + (a_pow + 1.0) * 0.5 * (radio.p_max_dbm - radio.p_min_dbm)
+        else:
+            c = self._power_centre_dbm()
+            p_dbm = np.where(a_pow < 0.0, c + a_pow * (c - radio.p_min_dbm), c + a_pow * (radio.p_max_dbm - c))
         return kappa, channel.dbm_to_w(p_dbm)
 
     def mean_qoe_guard(self, kappa: np.ndarray) -> np.ndarray:
@@ -382,6 +421,14 @@ class CellEnv(MultiAgentEnv):
             raise ValueError(f"options['day']={day!r} is not a day of the traces of cell {self.cell.name!r}")
         self.episode = self._draw_episode(day)
         self._obs_table = self._exogenous_observations(self.episode)
+        ep = self.episode
+        #: (U, T) the channel power gain the base station knows: large-scale gain × the CSI estimate |ĥ|²
+        #: (× 1 under the ergodic rate, which averages the fading out)
+        self.known_gain = np.broadcast_to(
+            ep.large_scale_gain[:, None] * (1.0 if ep.ergodic else ep.fading_gain_estimate),
+            ep.fading_gain_estimate.shape,
+        )
+        self._efficient_dbm = channel.w_to_dbm(self.efficient_power_w(self.known_gain))
         self.t = 0
         self._qoe_sum = np.zeros(self.num_users)
         return self._observations(), {a: {"day": int(day), "cell": self.cell.name} for a in self.agents}

@@ -330,6 +330,10 @@ class RadioConfig(Validated):
     csi_nmse_db: float = bounded(-10.0, -100.0, 10.0)  #: error of the CSI estimate the agent sees
     p_min_dbm: float = bounded(0.0, -30.0, 60.0)  #: below p_max_dbm
     p_max_dbm: float = bounded(43.0, -30.0, 60.0)  #: per user
+    #: power action mapping (docs/design.md §3.3): ``efficient`` = a ∈ [-1, 1] → dBm, piecewise linear, -1 ↦
+    #: p_min_dbm, 0 ↦ the most efficient power P* on the estimated channel, +1 ↦ p_max_dbm; ``dbm`` = linear
+    #: over [p_min_dbm, p_max_dbm] (the old mapping, kept for the ablation)
+    power_action: str = one_of("efficient", ("efficient", "dbm"))
     earth_p0_w: float = bounded(130.0, 0.0, 10_000.0)  #: load-independent power per transceiver
     earth_p_sleep_w: float = bounded(75.0, 0.0, 10_000.0)  #: at most earth_p0_w
     earth_delta_p: float = bounded(4.7, 0.0, 100.0)  #: slope of the load-dependent power

@@ -101,6 +101,42 @@ def comm_energy_j(power_w, airtime_s, users_in_cell: int, radio: RadioConfig):
     return (static_share_w + radio.earth_delta_p * power_w + radio.ue_receive_power_w) * airtime_s
 
 
+_GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
+
+
+def most_efficient_power_w(
+    channel_gain,
+    *,
+    bandwidth_hz: float,
+    noise_w: float,
+    interference_w: float,
+    users_in_cell: int,
+    radio: RadioConfig,
+    iterations: int = 80,
+) -> np.ndarray:
+    """``P*`` [W] minimising the radio energy per delivered bit, ``comm_energy_j(P, 1 / R(P))``, in
+    ``[p_min_dbm, p_max_dbm]`` for each entry of ``channel_gain`` (golden-section search in dBm, vectorised).
+
+    The energy per bit is quasi-convex in ``P`` (affine over concave), so the search is exact; the carbon per
+    token of any answer is this energy × bits per token × the cell's intensity, so ``P*`` is also its minimiser
+    whatever the intensity and the answer length (the latency limit may ask for more power)."""
+    lo = np.full(np.shape(channel_gain), radio.p_min_dbm, dtype=np.float64)
+    hi = np.full(np.shape(channel_gain), radio.p_max_dbm, dtype=np.float64)
+
+    def joules_per_bit(p_dbm):
+        p_w = 10.0 ** ((p_dbm - 30.0) / 10.0)
+        rate = delivery_rate_bps(bandwidth_hz, p_w, channel_gain, noise_w, interference_w, radio)
+        return comm_energy_j(p_w, 1.0 / rate, users_in_cell, radio)
+
+    for _ in range(iterations):
+        a = hi - _GOLDEN * (hi - lo)
+        b = lo + _GOLDEN * (hi - lo)
+        left = joules_per_bit(a) < joules_per_bit(b)
+        hi = np.where(left, b, hi)
+        lo = np.where(left, lo, a)
+    return 10.0 ** ((0.5 * (lo + hi) - 30.0) / 10.0)
+
+
 @dataclass
 class RequestOutcomes:
     """Per-request results; every field is an array over the evaluated requests."""

@@ -27,7 +27,6 @@ from aolo.envs import channel
 from aolo.envs.cell_env import CellEnv
 from aolo.envs.physics import J_PER_KWH, comm_energy_j, qoe, tokens_for_qoe
 
-_GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
 REFERENCE_POLICIES = ("fixed", "myopic", "myopic_true_csi", "forecast", "hindsight")
 
 
@@ -44,19 +43,10 @@ def marginal_comm_carbon_g_per_token(env: CellEnv, power_w, gain, t) -> np.ndarr
     return joules / J_PER_KWH * env.episode.ci_cell_g_per_kwh[t]
 
 
-def most_efficient_power_w(env: CellEnv, gain, t, iterations: int = 80) -> np.ndarray:
-    """``P*`` minimising radio carbon per token (golden-section search in dBm, vectorised)."""
-    radio = env.scenario.radio
-    lo = np.full(np.shape(gain), radio.p_min_dbm, dtype=np.float64)
-    hi = np.full(np.shape(gain), radio.p_max_dbm, dtype=np.float64)
-    f = lambda p_dbm: marginal_comm_carbon_g_per_token(env, channel.dbm_to_w(p_dbm), gain, t)  # noqa: E731
-    for _ in range(iterations):
-        a = hi - _GOLDEN * (hi - lo)
-        b = lo + _GOLDEN * (hi - lo)
-        left = f(a) < f(b)
-        hi = np.where(left, b, hi)
-        lo = np.where(left, lo, a)
-    return channel.dbm_to_w(0.5 * (lo + hi))
+def most_efficient_power_w(env: CellEnv, gain) -> np.ndarray:
+    """``P*`` minimising radio carbon per token on channel ``gain`` in ``env``'s cell
+    (:func:`aolo.envs.physics.most_efficient_power_w`)."""
+    return env.efficient_power_w(gain)
 
 
 def latency_power_w(env: CellEnv, kappa, prompt_tokens, gain) -> np.ndarray:
@@ -149,9 +139,7 @@ class FixedPolicy:
 def estimated_gain(env: CellEnv, t: int) -> np.ndarray:
     """(U,) channel power gain a base station knows at epoch ``t``: large-scale gain × the CSI estimate
     ``|ĥ|²`` (× 1 under the ergodic-rate model, where the delivery rate averages the fading out)."""
-    ep = env.episode
-    fading = 1.0 if ep.ergodic else ep.fading_gain_estimate[:, t]
-    return ep.large_scale_gain * fading
+    return env.known_gain[:, t]
 
 
 class MyopicPolicy:
@@ -178,7 +166,7 @@ class MyopicPolicy:
         gain = estimated_gain(env, t) if self.csi == "estimate" else ep.channel_gain[:, t]
         k_lo, k_hi = length_bounds(env, ref)
         kappa = np.clip(np.ceil(tokens_for_qoe(sv.q_min, ref, sv.qoe_alpha) - 1e-9), k_lo, k_hi)
-        power, _ = power_for_length_w(env, kappa, most_efficient_power_w(env, gain, t), prompt, gain)
+        power, _ = power_for_length_w(env, kappa, most_efficient_power_w(env, gain), prompt, gain)
         power = allocate_budget(env, kappa, power, t, prompt, gain)
         return env.action_for(kappa, power)
 
@@ -241,7 +229,7 @@ class ForecastPolicy:
         span = int((k_hi - k_lo).max()) + 1
         kappa = k_lo[:, None] + np.arange(span)  # (U, K)
         valid = kappa <= k_hi[:, None]
-        p_star = most_efficient_power_w(env, gain, t)
+        p_star = most_efficient_power_w(env, gain)
         power, lat_ok = power_for_length_w(env, kappa, p_star[:, None], prompt[:, None], gain[:, None])
         out = self._request_outcomes(env, kappa, power, prompt[:, None], gain[:, None], ci_dc, ci_cell)
         # marginal carbon per token at the forecast day-mean intensities (inference part ∝ CI_dc, radio ∝ CI_cell)
@@ -303,7 +291,7 @@ def solve_hindsight(env: CellEnv, bisection_steps: int = 60, budget_grid_db: flo
     span = int((k_hi - k_lo).max()) + 1
     kappa = k_lo[..., None] + np.arange(span)  # (U, T, K) candidate lengths
     valid = kappa <= k_hi[..., None]
-    p_star = np.stack([most_efficient_power_w(env, gain[:, t], t) for t in range(T)], axis=1)  # (U, T)
+    p_star = np.stack([most_efficient_power_w(env, gain[:, t]) for t in range(T)], axis=1)  # (U, T)
     power, latency_ok = power_for_length_w(env, kappa, p_star[..., None], prompt[..., None], gain[..., None])
     carbon = _carbon_g(env, kappa, power, prompt[..., None], gain[..., None])
     feasible_k = valid & latency_ok
