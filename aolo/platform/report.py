@@ -250,7 +250,7 @@ def report_markdown(data: StudyData, selection: Mapping[str, Any] | None = None)
             ]
         )
     parts += [
-        "\n### Constraint satisfaction (fractions of user-days; latency: of requests)\n",
+        "\n### Constraint satisfaction (fractions of user-days; latency and guard: of requests)\n",
         markdown(
             [
                 "policy",
@@ -260,6 +260,7 @@ def report_markdown(data: StudyData, selection: Mapping[str, Any] | None = None)
                 "mean shortfall",
                 "an answer < Q_floor",
                 "latency > T_max",
+                "answers the guard lengthened",
             ],
             lines,
         ),
