@@ -117,6 +117,8 @@ def build_algorithm_config(
     num_envs = len(scenario.cells)
     if constraints.lagrangian:
         scenario = scenario.replace(**{"reward.terms": "carbon"})
+    if not constraints.guard_in_training:  # the guard acts where the policy is deployed (ConstraintSettings)
+        scenario = scenario.replace(**{"service.mean_qoe_guard": False})
     env_config = {
         "scenario": scenario.to_dict(),
         "seed": seed,
