@@ -175,6 +175,13 @@ def test_user_errors_are_one_line_exit_2_and_leave_nothing_behind(case, tmp_path
     assert sorted(tmp_path.rglob("*")) == before, "files were written"
 
 
+def test_evaluate_offers_every_reference_policy():
+    from aolo.envs.reference import REFERENCE_POLICIES
+    from aolo.platform.commands.evaluate import REFERENCE_POLICY_NAMES
+
+    assert REFERENCE_POLICY_NAMES == REFERENCE_POLICIES
+
+
 def test_evaluate_reference_policy_logs_the_printed_metrics(tmp_path, capsys):
     from mlflow.tracking import MlflowClient
 

@@ -11,6 +11,9 @@ from pathlib import Path
 
 from aolo.platform.console import _positive_int, format_metrics_table, print_flush
 
+#: aolo.envs.reference.REFERENCE_POLICIES, written out so that `--help` does not import Ray (a test keeps them equal)
+REFERENCE_POLICY_NAMES = ("fixed", "myopic", "myopic_true_csi", "forecast", "hindsight")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``aolo evaluate`` flags on top of the shared ``--preset --output --tracking-uri``."""
@@ -23,8 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     which.add_argument(
         "--policy",
-        choices=("fixed", "myopic", "hindsight"),
-        help="reference policy: carbon-agnostic, per-request greedy, or the offline lower bound",
+        choices=REFERENCE_POLICY_NAMES,
+        help=(
+            "reference policy: carbon-agnostic (fixed), per-request greedy on the CSI estimate or the true channel "
+            "(myopic, myopic_true_csi), online primal-dual on the forecasts (forecast), the offline bound (hindsight)"
+        ),
     )
     parser.add_argument(
         "--days-per-cell",
