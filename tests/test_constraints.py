@@ -231,6 +231,18 @@ def test_lagrangian_training_logs_pushes_and_restores_multipliers(
         stop_algorithm(restored)
 
 
+def test_the_guard_acts_at_deployment_not_in_training_by_default():
+    for constraints, in_training in ((LAGRANGIAN, False), (ConstraintSettings(), False)):
+        config = build_algorithm_config("sac", TINY, settings=SETTINGS, constraints=constraints)
+        assert config.env_config["scenario"]["service"]["mean_qoe_guard"] is in_training
+    on = ConstraintSettings.from_dict({"method": "lagrangian", "guard_in_training": True})
+    config = build_algorithm_config("sac", TINY, settings=SETTINGS, constraints=on)
+    assert config.env_config["scenario"]["service"]["mean_qoe_guard"] is True
+    assert TINY.service.mean_qoe_guard is True  # the scenario (evaluation) keeps it
+    with pytest.raises(ConfigError, match="constraints.guard_in_training"):
+        ConstraintSettings.from_dict({"method": "lagrangian", "guard_in_training": "yes"})
+
+
 def test_penalty_method_keeps_the_old_config():
     config = build_algorithm_config("sac", TINY, settings=SETTINGS)
     assert type(config.algo_class).__name__ != "LagrangianSAC" and config.algo_class.__name__ == "SAC"
