@@ -44,8 +44,9 @@ def run(args: argparse.Namespace) -> int:
     """``aolo evaluate``: 0 once the table is printed and the run logged."""
     from aolo.platform.evaluation import eval_metrics_for_mlflow, evaluate_checkpoint, module_path
     from aolo.platform.presets import load_experiment
+    from aolo.platform.results import evaluate_dir, evaluation_rows, write_rows
     from aolo.platform.tracking import Tracker, resolve_tracking_uri, scenario_params
-    from aolo.platform.train import evaluation_rows, preflight, reference_results, write_csv
+    from aolo.platform.train import preflight, reference_results
 
     experiment = load_experiment(args.preset)
     scenario = experiment.scenario
@@ -71,10 +72,7 @@ def run(args: argparse.Namespace) -> int:
     columns = {name: result.metrics} if name == "hindsight" else {name: result.metrics, "hindsight": bound.metrics}
     print(format_metrics_table(columns))
 
-    out_dir = args.output.expanduser().resolve() / scenario.name / "evaluate"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path = out_dir / f"{name}.csv"
-    write_csv(evaluation_rows(result, scenario), csv_path)
+    csv_path = write_rows(evaluation_rows(result, scenario), evaluate_dir(args.output, scenario) / f"{name}.csv")
     print(f"\nper-episode results: {csv_path}")
     params = {
         "policy": name,
