@@ -165,7 +165,7 @@ def test_compare_on_smoke_logs_parent_children_table_and_plots(tmp_path, ray_ses
         1 - carbon["sdrl-seed0"] / carbon["sac-seed0"]
     )
     assert "compare/reduction_vs_ppo" not in parent.data.metrics  # no successful ppo run to compare with
-    assert {a.path for a in client.list_artifacts(parent.info.run_id)} == {"table.csv", *PLOTS}
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} == {"table.csv", "config.yaml", *PLOTS}
 
     folder = out / "smoke" / "compare"
     with (folder / "table.csv").open() as f:

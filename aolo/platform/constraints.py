@@ -57,7 +57,7 @@ from ray.rllib.connectors.connector_v2 import ConnectorV2
 from ray.rllib.core.columns import Columns
 from ray.rllib.utils.replay_buffers.multi_agent_episode_buffer import MultiAgentEpisodeReplayBuffer
 
-from aolo.envs.config import ConfigError
+from aolo.envs.config import ConfigError, ScenarioConfig
 from aolo.policies.td3 import TD3
 
 METHODS = ("lagrangian", "penalty")
@@ -155,6 +155,37 @@ class ConstraintSettings:
     @property
     def lagrangian(self) -> bool:
         return self.method == "lagrangian"
+
+
+#: The reward terms each method trains with (``scenario.reward.terms``): the multipliers price the QoE-mean and
+#: latency rules under ``lagrangian``, the fixed weights under ``penalty``. :func:`training_scenario` applies it.
+REWARD_TERMS_BY_METHOD = {"lagrangian": "carbon", "penalty": "all"}
+
+
+def check_reward_terms(terms: str, constraints: ConstraintSettings) -> None:
+    """A ``scenario.reward.terms`` that contradicts ``constraints.method`` is a :class:`ConfigError` naming both
+    keys (``penalty`` with ``terms: carbon`` would train with no QoE or latency cost at all)."""
+    wanted = REWARD_TERMS_BY_METHOD[constraints.method]
+    if terms != wanted:
+        raise ConfigError(
+            f"scenario.reward.terms: {terms!r} contradicts constraints.method: {constraints.method!r}, which "
+            f"trains with reward.terms {wanted!r}; leave scenario.reward.terms out (constraints.method decides it)"
+        )
+
+
+def training_scenario(scenario: ScenarioConfig, constraints: ConstraintSettings) -> ScenarioConfig:
+    """The scenario the learner trains on: the one place ``constraints`` decides the reward terms
+    (:data:`REWARD_TERMS_BY_METHOD`) and where the mean-QoE guard runs (in training only with
+    ``guard_in_training``; evaluation keeps the scenario's own ``service.mean_qoe_guard``).
+
+    ``scenario.reward.terms`` left at its default ``all`` follows the method; a ``carbon`` under ``penalty`` is
+    refused (:func:`check_reward_terms`)."""
+    if scenario.reward.terms != "all":
+        check_reward_terms(scenario.reward.terms, constraints)
+    changes: dict[str, Any] = {"reward.terms": REWARD_TERMS_BY_METHOD[constraints.method]}
+    if not constraints.guard_in_training:
+        changes["service.mean_qoe_guard"] = False
+    return scenario.replace(**changes)
 
 
 class PIDLagrangian:
