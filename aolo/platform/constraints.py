@@ -32,10 +32,8 @@ per cell in RLlib's evaluation step, :func:`measurement_config`)::
 
 "Own" leaves out what the mean-QoE guard added (``qoe_own_day_mean``): the guard keeps every delivered day at
 ``Q_min``, so the multiplier must see the policy's own days to price leaning on it. The error is the shortfall,
-not the signed gap ``Q_min + qoe_margin - own mean`` (which would let surplus days pay for short ones): measured on
-quick (seed 0, guard on), the signed gap with these gains swung λ between 0 and 3.7 and the policy between leaning
-on the guard and over-delivering (SDRL +15 %, SAC +16 % to the bound); with K_P 2, K_I 5 it settled (λ ≈ 1.3)
-but the policies were +11 % and +14 %, against +4 % (SDRL) with the shortfall.
+not the signed gap ``Q_min + qoe_margin - own mean`` (which would let surplus days pay for short ones, and
+measured worse: REPORT.md §3, item 4).
 ``I`` starts at the initial multiplier, so training starts at the price given in the preset. The state
 (``I``, ``e_prev``, ``λ``) lives in the Algorithm (the ``Lagrangian*`` subclasses below): it goes into
 ``Algorithm.save_to_path`` checkpoints, is restored by ``restore_from_path`` / ``from_checkpoint``, is
@@ -110,9 +108,8 @@ class ConstraintSettings:
     qoe_margin: float = 0.01
     #: run the mean-QoE guard (``service.mean_qoe_guard``) in training too. Off by default: the learner then sees
     #: what a short day really costs and the guard acts only where the policy is deployed (held-out evaluation,
-    #: ``aolo evaluate``). Measured with it on (paper, 5 seeds): exploration noise made the guard rescue sampled
-    #: days at q_max, the learners paid that carbon plus the priced rescue and over-delivered (mean QoE SAC
-    #: 0.821-0.835, SDRL up to 0.842; SAC +4.1 to +6.5 % to the bound where it had been +3.4 to +6.0 %)
+    #: ``aolo evaluate``); with it on, exploration noise makes the guard rescue sampled days and the learners
+    #: over-deliver (measured: REPORT.md §2)
     guard_in_training: bool = False
 
     def __post_init__(self) -> None:
@@ -314,9 +311,8 @@ def measurement_config(config, num_cells: int):
     """Measure the constraints where they must hold: on the deterministic policy (``explore=False``, the policy
     evaluation deploys), one training-split day per cell after every iteration, in the algorithm's process.
 
-    The exploring policy's days are not that measurement: SAC's squashed-Gaussian noise alone moved a cell's day
-    mean QoE by 0.1 against its mean action (measured, quick preset), so a multiplier driven by the sampled
-    days priced a constraint the deployed policy broke."""
+    The exploring policy's days are not that measurement: the sampled days can meet the rule while the deployed
+    policy breaks it (measured: docs/design.md §8), so a multiplier driven by them prices the wrong policy."""
     from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
     return config.evaluation(
