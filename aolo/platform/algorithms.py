@@ -30,6 +30,7 @@ from aolo.platform.constraints import (
     learner_connector,
     measurement_config,
 )
+from aolo.policies.learners import LeanSACTorchLearner
 
 ALGORITHMS = ("sdrl", "sac", "td3", "ppo")
 MODULE_ID = "shared"
@@ -146,12 +147,20 @@ def build_algorithm_config(
         elif algo == "sac":
             from aolo.policies.sac import SACTorchRLModule
 
-            config = SACConfig().training(initial_alpha=s.initial_alpha, alpha_lr=s.alpha_lr)
+            config = (
+                SACConfig()
+                .training(initial_alpha=s.initial_alpha, alpha_lr=s.alpha_lr)
+                .learners(learner_class=LeanSACTorchLearner)
+            )
             module_spec = RLModuleSpec(module_class=SACTorchRLModule, model_config={"fcnet_hiddens": list(s.hidden)})
         else:  # sdrl
             from aolo.policies.sdrl import SDRLTorchRLModule
 
-            config = SACConfig().training(initial_alpha=s.initial_alpha, alpha_lr=s.alpha_lr)
+            config = (
+                SACConfig()
+                .training(initial_alpha=s.initial_alpha, alpha_lr=s.alpha_lr)
+                .learners(learner_class=LeanSACTorchLearner)
+            )
             module_spec = RLModuleSpec(
                 module_class=SDRLTorchRLModule,
                 model_config={"fcnet_hiddens": list(s.hidden), "popsan_hidden": list(s.hidden), **s.popsan},

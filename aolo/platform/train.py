@@ -41,6 +41,7 @@ from aolo.platform.evaluation import (
 )
 from aolo.platform.presets import Experiment
 from aolo.platform.tracking import TrackedRun, Tracker, experiment_params
+from aolo.policies.networks import architecture_params
 
 #: File RLlib writes last into a checkpoint directory; its presence marks a complete checkpoint.
 CHECKPOINT_MARKER = "rllib_checkpoint.json"
@@ -265,6 +266,7 @@ def _train(
     learners = learners or {}
     check_gpus(learners.get("num_gpus_per_learner", 0))
     algo = build_algo(experiment, algorithm, seed, num_env_runners, **learners)
+    run.log_params(architecture_params(algo, MODULE_ID))
     saved_at = len(history)
     try:
         if resume:

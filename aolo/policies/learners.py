@@ -1,0 +1,115 @@
+"""Lean gradient steps for the SAC family (SAC, SDRL, TD3): the same arithmetic with less bookkeeping.
+
+RLlib's torch learners spend more per update on bookkeeping than on the networks' arithmetic (profile in
+BENCHMARKS.md, ``bench/learner_overhead.py``). Three pieces here change how an update is executed, not what it
+computes:
+
+* **One backward pass.** ``SACTorchLearner.compute_gradients`` backpropagates each optimizer's loss separately
+  (``qf``, ``qf_twin``, ``policy``, ``alpha``; ``retain_graph=True``). Every loss reaches only its own
+  optimizer's parameters (the critic targets and the entropy terms are detached, and the actor's ``q_curr`` is
+  computed with the critics' parameters frozen), so one backward pass of their sum gives every parameter the
+  same gradient, bit for bit (tests/test_lean_learner.py).
+* **One finiteness check.** ``TorchLearner.apply_gradients`` calls ``torch.isfinite(grad).all()`` twice per
+  parameter tensor (one host sync each). Here one fused norm over all gradients decides; only if it is not
+  finite does RLlib's own per-tensor path run (zeroing non-finite entries and warning, as before).
+* **One fused target update.** RLlib's ``update_target_network`` rebuilds both state dicts and loads one into
+  the other for every (network, target) pair; here ``torch._foreach_lerp_`` moves all target parameters toward
+  their networks in one call: ``target += tau (main - target)``, the same Polyak average.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from ray.rllib.algorithms.sac.torch.sac_torch_learner import SACTorchLearner
+from ray.rllib.core.learner.learner import Learner
+from ray.rllib.core.rl_module.apis import TargetNetworkAPI
+from ray.rllib.utils.metrics import (
+    ALL_MODULES,
+    LAST_TARGET_UPDATE_TS,
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+    NUM_TARGET_UPDATES,
+)
+from ray.rllib.utils.typing import ModuleID, ParamDict, TensorType
+from torch import nn
+
+
+@torch.no_grad()
+def polyak_update(pairs: Iterable[tuple[nn.Module, nn.Module]], tau: float) -> None:
+    """``target ← target + tau (main - target)`` for every parameter of every (main, target) pair, fused."""
+    mains: list[torch.Tensor] = []
+    targets: list[torch.Tensor] = []
+    for main, target in pairs:
+        main_params, target_params = list(main.parameters()), list(target.parameters())
+        if len(main_params) != len(target_params) or any(b.is_floating_point() for b in target.buffers()):
+            raise ValueError(f"polyak_update needs parameter-only twins, got {type(main).__name__}")
+        mains += [p.detach() for p in main_params]
+        targets += [p.detach() for p in target_params]
+    if targets:
+        torch._foreach_lerp_(targets, mains, float(tau))
+
+
+def all_finite(grads: list[torch.Tensor]) -> bool:
+    """Whether every entry of every tensor is finite, with one host sync (a fused norm per tensor).
+
+    A norm overflows to inf only for entries beyond ~1e19 (float32); such gradients take the slow exact path."""
+    if not grads:
+        return True
+    return bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all())
+
+
+class LeanStepMixin:
+    """``apply_gradients`` with one fused finiteness check (put before a ``TorchLearner`` in the bases)."""
+
+    def apply_gradients(self, gradients_dict: ParamDict) -> None:
+        grads = [g for g in gradients_dict.values() if g is not None]
+        plain = self._lr_scheduler_classes is None and self._grad_scalers is None
+        if not (plain and all_finite(grads)):
+            return super().apply_gradients(gradients_dict)  # RLlib's path: schedulers, scalers, nan/inf handling
+        for pid, grad in gradients_dict.items():
+            self._params[pid].grad = grad
+        for module_id, optimizer_names in self._module_optimizers.items():
+            for optimizer_name in optimizer_names:
+                self.get_optimizer(module_id, optimizer_name).step()
+
+
+def fused_backward(learner: Any, module_ids: Iterable[ModuleID], skip: set[tuple[ModuleID, str]]) -> ParamDict:
+    """One backward pass of the sum of each module's per-optimizer losses (``learner._temp_losses``, keyed
+    ``(module_id, "<optimizer>_loss")``); the optimizers named in ``skip`` get no gradient (None)."""
+    grads: ParamDict = {}
+    losses: list[TensorType] = []
+    for module_id in module_ids:
+        for optim_name, optim in learner.get_optimizers_for_module(module_id):
+            optim.zero_grad(set_to_none=True)
+            loss = learner._temp_losses.pop((module_id, f"{optim_name}_loss"))
+            if (module_id, optim_name) in skip:
+                continue
+            losses.append(loss)
+            grads.update(learner.filter_param_dict_for_optimizer(learner._params, optim))
+    if losses:
+        torch.stack(losses).sum().backward()
+    return {pid: p.grad for pid, p in grads.items()}
+
+
+class LeanSACTorchLearner(LeanStepMixin, SACTorchLearner):
+    """RLlib's SAC learner (losses unchanged) with the lean steps of this module; SAC's and SDRL's learner."""
+
+    def compute_gradients(self, loss_per_module: dict[ModuleID, TensorType], **kwargs: Any) -> ParamDict:
+        grads = fused_backward(self, set(loss_per_module) - {ALL_MODULES}, skip=set())
+        assert not self._temp_losses
+        return grads
+
+    def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
+        """DQNLearner's target update (same schedule, same metrics) as one fused Polyak step per module."""
+        Learner.after_gradient_based_update(self, timesteps=timesteps)
+        timestep = timesteps.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, 0)
+        for module_id, module in self.module._rl_modules.items():
+            config = self.config.get_config_for_module(module_id)
+            due = timestep - self.last_update_ts_by_mid[module_id] >= config.target_network_update_freq
+            if due and isinstance(module.unwrapped(), TargetNetworkAPI):
+                polyak_update(module.unwrapped().get_target_network_pairs(), config.tau)
+                self.metrics.log_value((module_id, NUM_TARGET_UPDATES), 1, reduce="lifetime_sum")
+                self.last_update_ts_by_mid[module_id] = timestep
+                self.metrics.log_value((module_id, LAST_TARGET_UPDATE_TS), timestep, reduce="max")
