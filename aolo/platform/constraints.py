@@ -58,6 +58,7 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.utils.replay_buffers.multi_agent_episode_buffer import MultiAgentEpisodeReplayBuffer
 
 from aolo.envs.config import ConfigError
+from aolo.policies.replay_updates import BatchedSAC
 from aolo.policies.td3 import TD3
 
 METHODS = ("lagrangian", "penalty")
@@ -367,7 +368,7 @@ class LagrangianPPO(_LagrangianMixin, PPO):
     pass
 
 
-class LagrangianSAC(_LagrangianMixin, SAC):
+class LagrangianSAC(_LagrangianMixin, BatchedSAC):
     pass
 
 
@@ -377,7 +378,7 @@ class LagrangianTD3(_LagrangianMixin, TD3):
 
 def lagrangian_algo_class(base: type[Algorithm]) -> type[Algorithm]:
     """The ``Lagrangian*`` subclass of ``base`` (module-level classes, so checkpoints unpickle them)."""
-    classes = {PPO: LagrangianPPO, SAC: LagrangianSAC, TD3: LagrangianTD3}
+    classes = {PPO: LagrangianPPO, SAC: LagrangianSAC, BatchedSAC: LagrangianSAC, TD3: LagrangianTD3}
     if base not in classes:
         raise ConfigError(f"constraints.method: lagrangian is not wired for {base.__name__}")
     return classes[base]

@@ -101,10 +101,23 @@ class LeanSACTorchLearner(LeanStepMixin, SACTorchLearner):
         assert not self._temp_losses
         return grads
 
+    def before_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
+        super().before_gradient_based_update(timesteps=timesteps)
+        self._aolo_timestep = timesteps.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, 0)
+
+    def _update(self, batch: dict[str, Any]) -> tuple[Any, Any, Any]:
+        """One gradient step on one minibatch, then the target update that belongs to it (RLlib does the target
+        update once per ``update()`` call, which with several minibatches per call would skip all but one)."""
+        out = super()._update(batch)
+        self._update_targets(self._aolo_timestep)
+        return out
+
     def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
-        """DQNLearner's target update (same schedule, same metrics) as one fused Polyak step per module."""
+        """The base learners' bookkeeping only: the targets moved after each gradient step (``_update``)."""
         Learner.after_gradient_based_update(self, timesteps=timesteps)
-        timestep = timesteps.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, 0)
+
+    def _update_targets(self, timestep: int) -> None:
+        """DQNLearner's target update (same schedule, same metrics) as one fused Polyak step per module."""
         for module_id, module in self.module._rl_modules.items():
             config = self.config.get_config_for_module(module_id)
             due = timestep - self.last_update_ts_by_mid[module_id] >= config.target_network_update_freq

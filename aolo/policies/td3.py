@@ -109,6 +109,7 @@ from torch import nn
 
 from aolo.policies.learners import LeanStepMixin, fused_backward, polyak_update
 from aolo.policies.networks import build_mlp_critics, critic_setting
+from aolo.policies.replay_updates import BatchedReplayUpdates
 
 __all__ = [
     "DefaultTD3TorchRLModule",
@@ -230,8 +231,9 @@ class TD3Config(SACConfig):
         }
 
 
-class TD3(SAC):
-    """TD3 algorithm: SAC's (i.e. DQN's) training loop with TD3's module and learner."""
+class TD3(BatchedReplayUpdates, SAC):
+    """TD3 algorithm: SAC's (i.e. DQN's) training loop with TD3's module and learner (optionally batched:
+    :mod:`aolo.policies.replay_updates`)."""
 
     @classmethod
     def get_default_config(cls) -> TD3Config:
@@ -425,7 +427,7 @@ class TD3TorchLearner(LeanStepMixin, DQNTorchLearner):
         self._temp_losses: dict[tuple[ModuleID, str], TensorType] = {}
         # Gradient updates done so far, per module (not checkpointed).
         self._num_updates: dict[ModuleID, int] = defaultdict(int)
-        # Modules whose actor was stepped in the current `update()` call.
+        # Modules whose actor was stepped in the current gradient step (their targets follow in `_update`).
         self._modules_to_sync_targets: set[ModuleID] = set()
 
     def configure_optimizers_for_module(self, module_id: ModuleID, config: TD3Config = None) -> None:
@@ -506,16 +508,20 @@ class TD3TorchLearner(LeanStepMixin, DQNTorchLearner):
                 skip.add((module_id, "policy"))
         return fused_backward(self, modules, skip)
 
-    def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
-        """Polyak-updates all target networks of the modules whose actor was just
-        updated (instead of DQNLearner's update after every step)."""
-        # Skip DQNLearner's target update; keep the base learners' lr scheduling.
-        super(DQNLearner, self).after_gradient_based_update(timesteps=timesteps)
+    def _update(self, batch: dict[str, Any]) -> tuple[Any, Any, Any]:
+        """One gradient step on one minibatch, then Polyak-updates all target networks of the modules whose actor
+        it stepped (instead of DQNLearner's update once per ``update()`` call)."""
+        out = super()._update(batch)
         for module_id in self._modules_to_sync_targets:
             tau = self.config.get_config_for_module(module_id).tau
             polyak_update(self.module[module_id].unwrapped().get_target_network_pairs(), tau)
             self.metrics.log_value((module_id, NUM_TARGET_UPDATES), 1, reduce="lifetime_sum")
         self._modules_to_sync_targets.clear()
+        return out
+
+    def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
+        # Skip DQNLearner's target update (done per gradient step in `_update`); keep the base learners' lr scheduling.
+        super(DQNLearner, self).after_gradient_based_update(timesteps=timesteps)
 
 
 # Makes `Tuner("TD3", param_space=config)` work like RLlib's built-in algorithms.
