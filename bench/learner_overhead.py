@@ -17,7 +17,9 @@ Each measurement runs two variants, interleaved round by round:
 * ``rllib`` — what aolo ran before issue 22: RLlib's SAC learner, RLlib's catalog critic (the 256-wide fusion
   stack) and, for SDRL, snntorch ``Synaptic`` neurons;
 * ``aolo`` — the current code: the MLP critics ``training.hidden`` sizes, the lean learner
-  (:mod:`aolo.policies.learners`) and PopSAN's plain-op neurons.
+  (:mod:`aolo.policies.learners`) and PopSAN's plain-op neurons;
+* ``batched`` (iteration breakdown only) — ``aolo`` with ``training.batched_updates``: the iteration's updates
+  in one replay sample and one learner call (:mod:`aolo.policies.replay_updates`).
 
 Usage (on the shared 2-core machine wrap it in the heavy-job lock)::
 
@@ -44,12 +46,14 @@ from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
 from aolo.envs.cell_env import OBS_FEATURES
-from aolo.platform.algorithms import MODULE_ID, build_algorithm_config
+from aolo.platform.algorithms import MODULE_ID, TrainingSettings, build_algorithm_config
 from aolo.platform.presets import load_experiment
 from aolo.platform.train import init_ray
 from aolo.policies.learners import polyak_update
 
 VARIANTS = ("rllib", "aolo")
+#: the iteration breakdown also runs aolo with ``training.batched_updates`` (one learner call per iteration)
+ITERATION_VARIANTS = (*VARIANTS, "batched")
 PARTS = (
     "env sampling",
     "replay-buffer sample",
@@ -65,14 +69,20 @@ PARTS = (
 
 
 def variant_config(algo: str, experiment, variant: str):
-    """The AlgorithmConfig of ``algo`` on the preset, as aolo builds it (``aolo``) or as before issue 22."""
+    """The AlgorithmConfig of ``algo`` on the preset, as aolo builds it (``aolo``, ``batched``) or as before
+    issue 22 (``rllib``)."""
+    settings = experiment.training
+    if variant == "batched":
+        settings = TrainingSettings.from_dict({**settings.to_dict(), "batched_updates": True})
     config = build_algorithm_config(
-        algo, experiment.scenario, seed=0, settings=experiment.training, constraints=experiment.constraints
+        algo, experiment.scenario, seed=0, settings=settings, constraints=experiment.constraints
     )
     if variant == "rllib":
         config = config.learners(learner_class=SACTorchLearner)
-        spec = config.rl_module_spec.rl_module_specs[MODULE_ID]
+        multi_spec = copy.deepcopy(config._rl_module_spec)
+        spec = multi_spec.rl_module_specs[MODULE_ID]
         spec.model_config = {**spec.model_config, "critic": "catalog"}
+        config = config.rl_module(rl_module_spec=multi_spec)
     return config
 
 
@@ -254,7 +264,7 @@ def instrument(algo) -> Stopwatch:
 def bench_iterations(algo_name: str, experiment, rounds: int) -> dict[str, dict[str, float]]:
     """Median seconds per part of a training iteration (after the warm-up iteration), per variant."""
     algos, watches = {}, {}
-    for variant in VARIANTS:
+    for variant in ITERATION_VARIANTS:
         algo = variant_config(algo_name, experiment, variant).build_algo()
         if variant == "rllib":
             use_snntorch_neurons(algo.learner_group._learner.module[MODULE_ID].unwrapped())
@@ -263,7 +273,7 @@ def bench_iterations(algo_name: str, experiment, rounds: int) -> dict[str, dict[
                 use_snntorch_neurons(algo.eval_env_runner.module[MODULE_ID].unwrapped())
         algo.train()  # warm-up iteration (fills the replay buffer, no updates)
         algos[variant], watches[variant] = algo, instrument(algo)
-    samples: dict[str, dict[str, list[float]]] = {v: defaultdict(list) for v in VARIANTS}
+    samples: dict[str, dict[str, list[float]]] = {v: defaultdict(list) for v in ITERATION_VARIANTS}
     for _ in range(rounds):
         for variant, algo in algos.items():
             watch = watches[variant]
@@ -310,11 +320,11 @@ def main(argv: list[str] | None = None) -> None:
     for algo in args.algos:
         parts = bench_iterations(algo, experiment, args.rounds)
         print(f"\n{algo}: one training iteration, seconds (medians of {args.rounds} interleaved rounds)")
-        print(f"  {'part':24s} {'rllib':>8s} {'aolo':>8s} {'rllib/aolo':>11s}")
+        print(f"  {'part':24s} {'rllib':>8s} {'aolo':>8s} {'batched':>8s} {'rllib/aolo':>11s} {'rllib/batched':>14s}")
         for part in (*PARTS, "total"):
-            before, after = parts["rllib"].get(part, 0.0), parts["aolo"].get(part, 0.0)
-            ratio = f"{before / after:10.2f}x" if after > 1e-4 else f"{'-':>11s}"
-            print(f"  {part:24s} {before:8.3f} {after:8.3f} {ratio}")
+            before, after, batched = (parts[v].get(part, 0.0) for v in ITERATION_VARIANTS)
+            ratios = [f"{before / x:.2f}x" if x > 1e-4 else "-" for x in (after, batched)]
+            print(f"  {part:24s} {before:8.3f} {after:8.3f} {batched:8.3f} {ratios[0]:>11s} {ratios[1]:>14s}")
 
 
 if __name__ == "__main__":
