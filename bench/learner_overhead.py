@@ -77,6 +77,8 @@ def variant_config(algo: str, experiment, variant: str):
     config = build_algorithm_config(
         algo, experiment.scenario, seed=0, settings=settings, constraints=experiment.constraints
     )
+    if variant == "compiled":  # RLlib's torch.compile of the module's forward_train in the learner
+        config = config.framework(torch_compile_learner=True)
     if variant == "rllib":
         config = config.learners(learner_class=SACTorchLearner)
         multi_spec = copy.deepcopy(config._rl_module_spec)
@@ -186,7 +188,9 @@ class PlainSAC:
         polyak_update(zip(self.q, self.q_target, strict=True), self.tau)
 
 
-def bench_update(algo: str, experiment, rounds: int, updates: int) -> dict[str, dict[str, float]]:
+def bench_update(
+    algo: str, experiment, rounds: int, updates: int, variants: tuple[str, ...] = VARIANTS
+) -> dict[str, dict[str, float]]:
     """Median seconds per update: {variant: {"rllib": s, "plain": s}}."""
     settings = experiment.training
     spaces = {
@@ -199,7 +203,7 @@ def bench_update(algo: str, experiment, rounds: int, updates: int) -> dict[str, 
     tensors = {k: torch.as_tensor(v) for k, v in data.items()}
     batch = MultiAgentBatch({MODULE_ID: SampleBatch(data)}, env_steps=settings.train_batch_size)
     runs: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {}
-    for variant in VARIANTS:
+    for variant in variants:
         config = variant_config(algo, experiment, variant)
         learner = config.build_learner(spaces=spaces)
         module = learner.module[MODULE_ID].unwrapped()
@@ -211,7 +215,7 @@ def bench_update(algo: str, experiment, rounds: int, updates: int) -> dict[str, 
             lambda learner=learner, timesteps=timesteps: learner.update(batch=batch, timesteps=timesteps),
             lambda plain=plain: plain.update(tensors),
         )
-    samples: dict[str, dict[str, list[float]]] = {v: {"rllib": [], "plain": []} for v in VARIANTS}
+    samples: dict[str, dict[str, list[float]]] = {v: {"rllib": [], "plain": []} for v in variants}
     for _ in range(rounds):
         for variant, (rllib_update, plain_update) in runs.items():
             for kind, fn in (("rllib", rllib_update), ("plain", plain_update)):
@@ -299,6 +303,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians are reported)")
     parser.add_argument("--updates", type=int, default=20, help="updates per round in the update benchmark")
     parser.add_argument("--skip-iterations", action="store_true", help="only the update benchmark")
+    parser.add_argument(
+        "--compile", action="store_true", help="also time aolo's update with torch_compile_learner (compiles first)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     experiment = load_experiment(args.preset)
@@ -306,14 +313,15 @@ def main(argv: list[str] | None = None) -> None:
         f"preset {args.preset}: hidden {list(experiment.training.hidden)}, batch {experiment.training.train_batch_size}"
     )
     for algo in args.algos:
-        update = bench_update(algo, experiment, args.rounds, args.updates)
+        variants = (*VARIANTS, "compiled") if args.compile else VARIANTS
+        update = bench_update(algo, experiment, args.rounds, args.updates, variants)
         print(f"\n{algo}: one update, medians of {args.rounds} interleaved rounds x {args.updates} updates")
         print(f"  {'variant':8s} {'RLlib ms':>9s} {'plain ms':>9s} {'RLlib/plain':>12s}")
         for variant, times in update.items():
             ratio = times["rllib"] / times["plain"]
             print(f"  {variant:8s} {1e3 * times['rllib']:9.2f} {1e3 * times['plain']:9.2f} {ratio:11.2f}x")
-        speedup = update["rllib"]["rllib"] / update["aolo"]["rllib"]
-        print(f"  RLlib update, rllib/aolo: {speedup:.2f}x")
+        for variant in variants[1:]:
+            print(f"  RLlib update, rllib/{variant}: {update['rllib']['rllib'] / update[variant]['rllib']:.2f}x")
     if args.skip_iterations:
         return
     init_ray()

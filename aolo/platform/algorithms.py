@@ -152,7 +152,7 @@ def build_algorithm_config(
             from aolo.policies.sac import SACTorchRLModule
 
             config = (
-                SACConfig(algo_class=BatchedSAC)
+                SACConfig(algo_class=BatchedSAC if s.batched_updates else None)
                 .training(initial_alpha=s.initial_alpha, alpha_lr=s.alpha_lr)
                 .learners(learner_class=LeanSACTorchLearner)
             )
@@ -161,7 +161,7 @@ def build_algorithm_config(
             from aolo.policies.sdrl import SDRLTorchRLModule
 
             config = (
-                SACConfig(algo_class=BatchedSAC)
+                SACConfig(algo_class=BatchedSAC if s.batched_updates else None)
                 .training(initial_alpha=s.initial_alpha, alpha_lr=s.alpha_lr)
                 .learners(learner_class=LeanSACTorchLearner)
             )

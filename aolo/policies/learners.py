@@ -35,6 +35,8 @@ from ray.rllib.utils.metrics import (
 from ray.rllib.utils.typing import ModuleID, ParamDict, TensorType
 from torch import nn
 
+from aolo.policies.replay_updates import BATCHED_UPDATES
+
 
 @torch.no_grad()
 def polyak_update(pairs: Iterable[tuple[nn.Module, nn.Module]], tau: float) -> None:
@@ -61,7 +63,20 @@ def all_finite(grads: list[torch.Tensor]) -> bool:
 
 
 class LeanStepMixin:
-    """``apply_gradients`` with one fused finiteness check (put before a ``TorchLearner`` in the bases)."""
+    """``apply_gradients`` with one fused finiteness check (put before a ``TorchLearner`` in the bases), and the
+    shuffle that makes the minibatches of a batched update call independent uniform draws again."""
+
+    def _make_batch_if_necessary(self, training_data: Any) -> Any:
+        """The learner connector's train batch; shuffled when the iteration's updates come in one call.
+
+        RLlib's connector groups the sampled transitions by their source (episode, agent) and its minibatch
+        iterator slices the batch in order without shuffling the first pass, so the K minibatches of one call
+        would each hold a few agent-days' transitions instead of B independent draws."""
+        batch = super()._make_batch_if_necessary(training_data=training_data)
+        if self.config.learner_config_dict.get(BATCHED_UPDATES, False):
+            for module_batch in batch.policy_batches.values():
+                module_batch.shuffle()
+        return batch
 
     def apply_gradients(self, gradients_dict: ParamDict) -> None:
         grads = [g for g in gradients_dict.values() if g is not None]

@@ -95,12 +95,13 @@ def architecture_summary(module: Any) -> dict[str, Any]:
 def architecture_params(algo: Any, module_id: str) -> dict[str, Any]:
     """MLflow params ``architecture.<key>`` of :func:`architecture_summary` for a SAC-family algorithm's learner
     module (the copy with the critics); empty for other algorithms (PPO)."""
-    summaries = algo.learner_group.foreach_learner(
+    results = algo.learner_group.foreach_learner(
         lambda learner: (
             architecture_summary(learner.module[module_id].unwrapped())
             if hasattr(learner.module[module_id].unwrapped(), "qf")
             else {}
         )
     )
+    summaries = [result.get() for result in results]
     summary = summaries[0] if summaries else {}
     return {f"architecture.{k}": v for k, v in summary.items()}

@@ -6,12 +6,13 @@ from the replay buffer, calls ``learner_group.update`` and aggregates its metric
 connector pipeline's setup, the metrics reduce and the result aggregation once, for 1 gradient step.
 
 With ``batched_updates`` on, :class:`BatchedReplayUpdates` samples the K·B transitions in one buffer call and
-hands them to one ``learner_group.update(minibatch_size=B, num_total_minibatches=K)``: the learner slices them
-into the same K minibatches, in order, and takes K gradient steps; its targets follow after every step
-(``LeanSACTorchLearner._update``, ``TD3TorchLearner._update``). The buffer draws the K·B indices with the same
-generator calls as K draws of B, and no env step happens between the K updates in either loop (the buffer and
-the Lagrangian multipliers are the same for all of them), so the updates are the ones the DQN loop makes.
-Uniform replay only: there are no per-update priorities to write back.
+hands them to one ``learner_group.update(minibatch_size=B, num_total_minibatches=K)``: the learner shuffles the
+train batch (``LeanStepMixin._make_batch_if_necessary``; RLlib's connector groups transitions by source episode)
+and takes K gradient steps on its K slices; the targets follow after every step (``LeanSACTorchLearner._update``,
+``TD3TorchLearner._update``). K·B independent uniform draws, shuffled and cut into K parts, are K independent
+minibatches of B uniform draws, and no env step happens between the K updates in either loop (the buffer and
+the Lagrangian multipliers are the same for all of them): the updates have the DQN loop's distribution, not its
+exact draws. Uniform replay only: there are no per-update priorities to write back.
 """
 
 from __future__ import annotations
