@@ -94,9 +94,15 @@ def test_polyak_update_hand_computed() -> None:
         assert torch.equal(p, torch.ones_like(p))
 
 
-def test_polyak_update_refuses_networks_with_buffers() -> None:
-    with pytest.raises(ValueError, match="parameter-only"):
-        polyak_update([(nn.BatchNorm1d(2), nn.BatchNorm1d(2))], tau=0.5)
+def test_polyak_update_averages_buffers_and_refuses_different_networks() -> None:
+    main, target = nn.BatchNorm1d(2), nn.BatchNorm1d(2)
+    with torch.no_grad():
+        main.running_mean.fill_(2.0)
+    polyak_update([(main, target)], tau=0.25)
+    assert torch.equal(target.running_mean, torch.full((2,), 0.5))  # 0 + 0.25 (2 - 0)
+    assert target.num_batches_tracked == 0  # integer buffers are not averaged
+    with pytest.raises(ValueError, match="is not a copy of"):
+        polyak_update([(nn.Linear(2, 1), nn.BatchNorm1d(2))], tau=0.5)
 
 
 def test_all_finite_sees_one_bad_entry() -> None:

@@ -40,15 +40,18 @@ from aolo.policies.replay_updates import BATCHED_UPDATES
 
 @torch.no_grad()
 def polyak_update(pairs: Iterable[tuple[nn.Module, nn.Module]], tau: float) -> None:
-    """``target ← target + tau (main - target)`` for every parameter of every (main, target) pair, fused."""
+    """``target ← target + tau (main - target)`` for every floating-point entry of every (main, target) pair's
+    state dict (parameters and buffers, as RLlib's ``update_target_network``), in one fused call."""
     mains: list[torch.Tensor] = []
     targets: list[torch.Tensor] = []
     for main, target in pairs:
-        main_params, target_params = list(main.parameters()), list(target.parameters())
-        if len(main_params) != len(target_params) or any(b.is_floating_point() for b in target.buffers()):
-            raise ValueError(f"polyak_update needs parameter-only twins, got {type(main).__name__}")
-        mains += [p.detach() for p in main_params]
-        targets += [p.detach() for p in target_params]
+        main_state, target_state = main.state_dict(), target.state_dict()
+        if main_state.keys() != target_state.keys():
+            raise ValueError(f"polyak_update: {type(target).__name__} is not a copy of {type(main).__name__}")
+        for key, value in target_state.items():
+            if value.is_floating_point():
+                targets.append(value)
+                mains.append(main_state[key])
     if targets:
         torch._foreach_lerp_(targets, mains, float(tau))
 
