@@ -38,11 +38,14 @@ def _train(algo_name: str, batched: bool, iterations: int = 3) -> tuple[dict[str
 def test_batched_loop_makes_as_many_updates_and_target_updates(algo_name: str, ray_session) -> None:
     results = {batched: _train(algo_name, batched)[1] for batched in (True, False)}
     # smoke: 48 env steps per iteration x 0.25 updates per env step = 12 gradient steps of 32 per learning iteration
-    for batched, rows in results.items():
-        learners = [r["learners"][MODULE_ID] for r in rows]
-        assert [row["num_module_steps_trained"] for row in learners[1:]] == [12 * 32, 12 * 32], batched
-        # targets move after every gradient step (TD3: after every 2nd, its policy delay), not once per call
-        assert learners[-1]["num_target_updates"] == (24 if algo_name == "sac" else 12), batched
+    learners = {batched: [r["learners"][MODULE_ID] for r in rows] for batched, rows in results.items()}
+    for rows in learners.values():
+        assert [row["num_module_steps_trained"] for row in rows[1:]] == [12 * 32, 12 * 32]
+    # targets move after every gradient step (TD3: after every policy-delay-th), not once per learner call: as
+    # many target updates as in RLlib's loop (the count is RLlib's lifetime metric, compared as reported)
+    target_updates = {batched: rows[-1]["num_target_updates"] for batched, rows in learners.items()}
+    assert target_updates[True] == target_updates[False] > 12
+    for rows in results.values():
         assert np.isfinite(rows[-1]["constraints"]["lambda_qoe"])
 
 
