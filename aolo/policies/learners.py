@@ -123,10 +123,10 @@ class LeanSACTorchLearner(LeanStepMixin, SACTorchLearner):
         super().before_gradient_based_update(timesteps=timesteps)
         self._aolo_timestep = timesteps.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, 0)
 
-    def _update(self, batch: dict[str, Any]) -> tuple[Any, Any, Any]:
+    def _update(self, batch: dict[str, Any], **kwargs: Any) -> tuple[Any, Any, Any]:
         """One gradient step on one minibatch, then the target update that belongs to it (RLlib does the target
         update once per ``update()`` call, which with several minibatches per call would skip all but one)."""
-        out = super()._update(batch)
+        out = super()._update(batch, **kwargs)
         self._update_targets(self._aolo_timestep)
         return out
 

@@ -508,10 +508,10 @@ class TD3TorchLearner(LeanStepMixin, DQNTorchLearner):
                 skip.add((module_id, "policy"))
         return fused_backward(self, modules, skip)
 
-    def _update(self, batch: dict[str, Any]) -> tuple[Any, Any, Any]:
+    def _update(self, batch: dict[str, Any], **kwargs: Any) -> tuple[Any, Any, Any]:
         """One gradient step on one minibatch, then Polyak-updates all target networks of the modules whose actor
         it stepped (instead of DQNLearner's update once per ``update()`` call)."""
-        out = super()._update(batch)
+        out = super()._update(batch, **kwargs)
         for module_id in self._modules_to_sync_targets:
             tau = self.config.get_config_for_module(module_id).tau
             polyak_update(self.module[module_id].unwrapped().get_target_network_pairs(), tau)
