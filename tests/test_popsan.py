@@ -1,4 +1,4 @@
-"""PopSANActor (snntorch) against a plain-torch restatement of the reference equations."""
+"""PopSANActor against a plain-torch restatement of the reference equations and against snntorch's Synaptic."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import snntorch as snn
 import torch
 from torch import Tensor
 
-from aolo.policies.popsan import PopSANActor
+from aolo.policies.popsan import PopSANActor, SynapticLIF, rectangular_surrogate
 
 torch.set_num_threads(1)
 
@@ -151,10 +151,8 @@ def test_instances_do_not_interfere() -> None:
             assert torch.equal(a(obs_a), solo_a)
 
 
-def test_registry_does_not_leak_and_actor_is_collectable() -> None:
-    before = len(snn.SpikingNeuron.instances)
+def test_actor_is_collectable_after_backward() -> None:
     actors = [_make_actor(seed=s) for s in range(3)]
-    assert len(snn.SpikingNeuron.instances) == before
     ref = weakref.ref(actors[0])
     actors[0](torch.randn(2, OBS_DIM)).sum().backward()
     del actors
@@ -174,3 +172,57 @@ def test_pickle_and_deepcopy_after_differentiable_forward() -> None:
     restored.load_state_dict(state)
     with torch.no_grad():
         assert torch.equal(restored(obs), expected.detach())
+
+
+def _snntorch_synaptic() -> snn.Synaptic:
+    """snntorch's neuron with PopSAN's settings: the reference the plain-op neuron must reproduce."""
+    return snn.Synaptic(
+        alpha=0.5,
+        beta=0.75,
+        threshold=0.5,
+        spike_grad=rectangular_surrogate,
+        reset_mechanism="zero",
+        reset_delay=False,
+    )
+
+
+def test_plain_neuron_is_snntorch_synaptic_step_for_step() -> None:
+    torch.manual_seed(6)
+    current = (torch.randn(T, 32, 48) * 1.5).requires_grad_(True)
+    neurons = {"plain": SynapticLIF(), "snntorch": _snntorch_synaptic()}
+    states = {name: (torch.zeros(32, 48), torch.zeros(32, 48)) for name in neurons}
+    spikes: dict[str, list[Tensor]] = {name: [] for name in neurons}
+    for t in range(T):
+        for name, neuron in neurons.items():
+            spike, syn, mem = neuron(current[t], *states[name])
+            states[name] = (syn, mem)
+            spikes[name].append(spike)
+        assert torch.equal(spikes["plain"][t], spikes["snntorch"][t]), t
+        assert torch.equal(states["plain"][0], states["snntorch"][0]), t
+        assert torch.equal(states["plain"][1], states["snntorch"][1]), t
+    assert 0.05 < torch.stack(spikes["plain"]).mean() < 0.95, "the comparison needs spikes and silences"
+    weights = torch.randn(T, 32, 48)
+    grads = {
+        name: torch.autograd.grad((torch.stack(spikes[name]) * weights).sum() + states[name][1].sum(), current)[0]
+        for name in neurons
+    }
+    assert torch.equal(grads["plain"], grads["snntorch"])
+    assert grads["plain"].abs().sum() > 0
+
+
+@pytest.mark.parametrize("weight_gain", [1.0, 4.0])
+def test_actor_with_snntorch_neurons_is_identical(weight_gain: float) -> None:
+    actor = _make_actor(seed=7, weight_gain=weight_gain)
+    reference = copy.deepcopy(actor)
+    reference.lif = torch.nn.ModuleList(_snntorch_synaptic() for _ in reference.fc)
+    obs = torch.randn(64, OBS_DIM) * 1.5
+    out, counts = actor.forward_with_spikes(obs)
+    ref_out, ref_counts = reference.forward_with_spikes(obs)
+    assert torch.equal(out, ref_out)
+    for count, ref_count in zip(counts, ref_counts, strict=True):
+        assert torch.equal(count, ref_count)
+    assert sum(int(c.sum()) for c in counts[1:]) > 0
+    grads = torch.autograd.grad(out.square().sum(), list(actor.parameters()))
+    ref_grads = torch.autograd.grad(ref_out.square().sum(), list(reference.parameters()))
+    for g, rg in zip(grads, ref_grads, strict=True):
+        assert torch.equal(g, rg)

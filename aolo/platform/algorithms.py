@@ -31,6 +31,8 @@ from aolo.platform.constraints import (
     measurement_config,
     training_scenario,
 )
+from aolo.policies.learners import LeanSACTorchLearner
+from aolo.policies.replay_updates import BATCHED_UPDATES, BatchedSAC
 
 ALGORITHMS = ("sdrl", "sac", "td3", "ppo")
 MODULE_ID = "shared"
@@ -72,6 +74,9 @@ class TrainingSettings(Validated):
     #: preset, 1920 env steps, seed 0, 2 held-out days/cell: share of action components at |a| >= 0.99 was 50 % with
     #: 0, 0 % with 0.01 / 0.1 / 1 (held-out carbon 4.72 / 4.67 / 5.00 / 5.40 mg per request).
     td3_pre_activation_weight: float = bounded(0.01, 0, 100, noun="")
+    #: SAC/SDRL/TD3: draw an iteration's minibatches in one replay sample and take its gradient steps in one
+    #: learner call (metrics reduced once; aolo.policies.replay_updates). Off: RLlib's one call per update.
+    batched_updates: bool = satisfies(False, lambda v: isinstance(v, bool), "must be true or false")
     ppo_epochs: int = bounded(6, 1, integer=True)
     ppo_minibatch_size: int = bounded(256, 1, integer=True)
     #: PopSAN overrides (pop_in, pop_out, timesteps, ...)
@@ -144,12 +149,20 @@ def build_algorithm_config(
         elif algo == "sac":
             from aolo.policies.sac import SACTorchRLModule
 
-            config = SACConfig().training(initial_alpha=s.initial_alpha, alpha_lr=s.alpha_lr)
+            config = (
+                SACConfig(algo_class=BatchedSAC if s.batched_updates else None)
+                .training(initial_alpha=s.initial_alpha, alpha_lr=s.alpha_lr)
+                .learners(learner_class=LeanSACTorchLearner)
+            )
             module_spec = RLModuleSpec(module_class=SACTorchRLModule, model_config={"fcnet_hiddens": list(s.hidden)})
         else:  # sdrl
             from aolo.policies.sdrl import SDRLTorchRLModule
 
-            config = SACConfig().training(initial_alpha=s.initial_alpha, alpha_lr=s.alpha_lr)
+            config = (
+                SACConfig(algo_class=BatchedSAC if s.batched_updates else None)
+                .training(initial_alpha=s.initial_alpha, alpha_lr=s.alpha_lr)
+                .learners(learner_class=LeanSACTorchLearner)
+            )
             module_spec = RLModuleSpec(
                 module_class=SDRLTorchRLModule,
                 model_config={"fcnet_hiddens": list(s.hidden), "popsan_hidden": list(s.hidden), **s.popsan},
@@ -164,12 +177,12 @@ def build_algorithm_config(
             # (RLlib turns it into sample/train round-robin weights: dqn.calculate_rr_weights)
             training_intensity=s.updates_per_env_step * s.train_batch_size,
             replay_buffer_config={"type": "MultiAgentEpisodeReplayBuffer", "capacity": 200_000},
-        )
+        ).learners(learner_config_dict={BATCHED_UPDATES: s.batched_updates})
 
     if constraints.lagrangian:
         config.algo_class = lagrangian_algo_class(config.algo_class)
         config = config.learners(learner_connector=learner_connector).callbacks(ConstraintCallbacks)
-        config = measurement_config(config, num_envs)
+        config = measurement_config(config, num_envs, constraints.measure_every)
     return (
         config.environment(CellEnv, env_config=env_config, clip_actions=True, normalize_actions=True)
         .framework("torch")

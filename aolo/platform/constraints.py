@@ -56,6 +56,7 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.utils.replay_buffers.multi_agent_episode_buffer import MultiAgentEpisodeReplayBuffer
 
 from aolo.envs.config import ConfigError, ScenarioConfig
+from aolo.policies.replay_updates import BatchedSAC
 from aolo.policies.td3 import TD3
 
 METHODS = ("lagrangian", "penalty")
@@ -111,6 +112,11 @@ class ConstraintSettings:
     #: ``aolo evaluate``); with it on, exploration noise makes the guard rescue sampled days and the learners
     #: over-deliver (measured: REPORT.md §2)
     guard_in_training: bool = False
+    #: measure the deterministic policy's constraints every k-th training iteration (k = 1: every iteration).
+    #: The measurement (one deterministic training-split day per cell) costs as much as a fifth of a SAC
+    #: iteration; with k > 1 each measurement's error counts for the k iterations it stands for (the integral
+    #: steps k K_I e), so λ moves at the same rate per iteration and has the same fixed point (e = 0).
+    measure_every: int = 1
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -123,6 +129,9 @@ class ConstraintSettings:
             raise ConfigError(f"constraints.qoe_margin: must be a number in [0, 0.2], got {self.qoe_margin!r}")
         if not isinstance(self.guard_in_training, bool):
             raise ConfigError(f"constraints.guard_in_training: must be true or false, got {self.guard_in_training!r}")
+        every = self.measure_every
+        if not (isinstance(every, int) and not isinstance(every, bool) and 1 <= every <= 100):
+            raise ConfigError(f"constraints.measure_every: must be an integer in [1, 100], got {every!r}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> ConstraintSettings:
@@ -194,13 +203,14 @@ class PIDLagrangian:
         self.prev_error = 0.0
         self.value = float(gains.initial)
 
-    def update(self, mean_cost: float) -> float:
-        """One dual step on the measured day-mean cost ``J_c``; ``nan`` (no completed day) keeps λ."""
+    def update(self, mean_cost: float, iterations: int = 1) -> float:
+        """One dual step on the measured day-mean cost ``J_c``, standing for ``iterations`` training iterations
+        (the integral steps ``iterations · K_I · e``); ``nan`` (no completed day) keeps λ."""
         if not np.isfinite(mean_cost):
             return self.value
         g = self.gains
         error = float(mean_cost) - g.target
-        self.integral = max(0.0, self.integral + g.ki * error)
+        self.integral = max(0.0, self.integral + iterations * g.ki * error)
         derivative = max(0.0, error - self.prev_error)
         self.prev_error = error
         self.value = min(self.lambda_max, max(0.0, g.kp * error + self.integral + g.kd * derivative))
@@ -307,16 +317,17 @@ class ConstraintCallbacks(RLlibCallback):
         )
 
 
-def measurement_config(config, num_cells: int):
+def measurement_config(config, num_cells: int, every: int = 1):
     """Measure the constraints where they must hold: on the deterministic policy (``explore=False``, the policy
-    evaluation deploys), one training-split day per cell after every iteration, in the algorithm's process.
+    evaluation deploys), one training-split day per cell after every ``every``-th iteration, in the algorithm's
+    process.
 
     The exploring policy's days are not that measurement: the sampled days can meet the rule while the deployed
     policy breaks it (measured: docs/design.md §8), so a multiplier driven by them prices the wrong policy."""
     from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
     return config.evaluation(
-        evaluation_interval=1,
+        evaluation_interval=every,
         evaluation_duration=num_cells,
         evaluation_duration_unit="episodes",
         evaluation_num_env_runners=0,
@@ -334,6 +345,7 @@ class _LagrangianMixin:
         super().setup(config)
         settings = ConstraintSettings.from_dict(config.env_config.get("constraints"))
         self.aolo_pid = {k: PIDLagrangian(getattr(settings, k), settings.lambda_max) for k in CONSTRAINTS}
+        self.aolo_measure_every = settings.measure_every
         buffer = getattr(self, "local_replay_buffer", None)
         if buffer is not None:  # SAC's config check accepts only RLlib's buffer names: swap the class here
             if type(buffer) is not MultiAgentEpisodeReplayBuffer:
@@ -351,14 +363,16 @@ class _LagrangianMixin:
         self.learner_group.foreach_learner(lambda learner: _push_multipliers(learner, m))
 
     def step(self) -> dict:
+        # RLlib evaluates (measures) when (iteration + 1) % evaluation_interval == 0; `iteration` counts up after
+        measured = (self.iteration + 1) % self.aolo_measure_every == 0
         result = super().step()
-        runners = result.get("evaluation", {}).get("env_runners", {})
+        runners = result.get("evaluation", {}).get("env_runners", {}) if measured else {}
         days = float(runners.get("aolo_user_days", 0.0) or 0.0)
         stats: dict[str, float] = {"user_days": days}
         for k, pid in self.aolo_pid.items():
             mean = float(runners.get(f"aolo_{DAY_KEYS[k]}_sum", np.nan)) / days if days > 0 else np.nan
             stats[f"cost_{k}_day_mean"] = mean
-            stats[f"lambda_{k}"] = pid.update(mean)
+            stats[f"lambda_{k}"] = pid.update(mean, iterations=self.aolo_measure_every)
         self._aolo_push()
         result[RESULT_KEY] = stats
         return result
@@ -381,7 +395,7 @@ class LagrangianPPO(_LagrangianMixin, PPO):
     pass
 
 
-class LagrangianSAC(_LagrangianMixin, SAC):
+class LagrangianSAC(_LagrangianMixin, BatchedSAC):
     pass
 
 
@@ -391,7 +405,7 @@ class LagrangianTD3(_LagrangianMixin, TD3):
 
 def lagrangian_algo_class(base: type[Algorithm]) -> type[Algorithm]:
     """The ``Lagrangian*`` subclass of ``base`` (module-level classes, so checkpoints unpickle them)."""
-    classes = {PPO: LagrangianPPO, SAC: LagrangianSAC, TD3: LagrangianTD3}
+    classes = {PPO: LagrangianPPO, SAC: LagrangianSAC, BatchedSAC: LagrangianSAC, TD3: LagrangianTD3}
     if base not in classes:
         raise ConfigError(f"constraints.method: lagrangian is not wired for {base.__name__}")
     return classes[base]

@@ -51,6 +51,7 @@ from aolo.platform.results import (
     write_rows,
 )
 from aolo.platform.tracking import TrackedRun, Tracker, experiment_params, log_experiment_config
+from aolo.policies.networks import architecture_params
 
 #: File RLlib writes last into a checkpoint directory; its presence marks a complete checkpoint.
 CHECKPOINT_MARKER = "rllib_checkpoint.json"
@@ -271,6 +272,7 @@ def _train(
     learners = learners or {}
     check_gpus(learners.get("num_gpus_per_learner", 0))
     algo = build_algo(experiment, algorithm, seed, num_env_runners, **learners)
+    run.log_params(architecture_params(algo, MODULE_ID))
     saved_at = len(history)
     try:
         if resume:

@@ -13,6 +13,8 @@ from __future__ import annotations
 from ray.rllib.algorithms.sac.torch.default_sac_torch_rl_module import DefaultSACTorchRLModule
 from ray.rllib.core.distribution.torch.torch_distribution import TorchDeterministic, TorchSquashedGaussian
 
+from aolo.policies.networks import build_mlp_critics, critic_setting
+
 
 class SquashedGaussian(TorchSquashedGaussian):
     """``TorchSquashedGaussian`` whose deterministic action is ``squash(μ)`` (``tanh`` rescaled to the bounds)."""
@@ -22,9 +24,13 @@ class SquashedGaussian(TorchSquashedGaussian):
 
 
 class SACTorchRLModule(DefaultSACTorchRLModule):
-    """RLlib's default SAC module (twin Q, MLP actor) acting with :class:`SquashedGaussian`."""
+    """RLlib's default SAC module (MLP actor ``obs -> fcnet_hiddens -> 2 act_dim``) acting with
+    :class:`SquashedGaussian`, with twin ``obs + action -> fcnet_hiddens -> 1`` critics
+    (:mod:`aolo.policies.networks`; ``model_config["critic"] = "catalog"`` keeps RLlib's fusion critic)."""
 
     def setup(self) -> None:
         super().setup()
         if self.action_dist_cls is TorchSquashedGaussian:
             self.action_dist_cls = SquashedGaussian
+        if not self.inference_only and critic_setting(self.model_config) == "mlp":
+            build_mlp_critics(self)

@@ -9,9 +9,9 @@ SAC's pieces, the way RLlib's own TQC does:
 * ``TD3(SAC)``: DQN's off-policy ``training_step`` (sample, store, replay, update,
   priority update, weight sync), plus keeping the EnvRunners' step count exact
   while the uniform-random warm-up lasts.
-* ``DefaultTD3TorchRLModule(DefaultSACTorchRLModule)``: SAC's catalog-built twin Q
-  networks and their targets, with a deterministic actor ``tanh(pi(obs))`` and its
-  target copy ``target_pi``.
+* ``DefaultTD3TorchRLModule(DefaultSACTorchRLModule)``: twin ``obs + action -> fcnet_hiddens -> 1``
+  Q networks (:mod:`aolo.policies.networks`; ``critic: catalog`` = RLlib's fusion critic)
+  and their targets, with a deterministic actor ``tanh(pi(obs))`` and its target copy ``target_pi``.
 * ``TD3TorchLearner(DQNTorchLearner)``: clipped double-Q MSE critic loss with target
   policy smoothing, and delayed actor and target-network updates.
 
@@ -93,7 +93,7 @@ from ray.rllib.algorithms.sac.torch.default_sac_torch_rl_module import (
 )
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.learner import POLICY_LOSS_KEY
-from ray.rllib.core.learner.utils import make_target_network, update_target_network
+from ray.rllib.core.learner.utils import make_target_network
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.models.utils import get_activation_fn
@@ -106,6 +106,10 @@ from ray.rllib.utils.metrics import (
 )
 from ray.rllib.utils.typing import ModuleID, ParamDict, TensorType
 from torch import nn
+
+from aolo.policies.learners import LeanStepMixin, fused_backward, polyak_update
+from aolo.policies.networks import build_mlp_critics, critic_setting
+from aolo.policies.replay_updates import BatchedReplayUpdates
 
 __all__ = [
     "DefaultTD3TorchRLModule",
@@ -227,8 +231,9 @@ class TD3Config(SACConfig):
         }
 
 
-class TD3(SAC):
-    """TD3 algorithm: SAC's (i.e. DQN's) training loop with TD3's module and learner."""
+class TD3(BatchedReplayUpdates, SAC):
+    """TD3 algorithm: SAC's (i.e. DQN's) training loop with TD3's module and learner (optionally batched:
+    :mod:`aolo.policies.replay_updates`)."""
 
     @classmethod
     def get_default_config(cls) -> TD3Config:
@@ -340,7 +345,9 @@ class DefaultTD3TorchRLModule(DefaultSACTorchRLModule):
         else:
             self.pi = actor_class(obs_dim, act_dim, **cfg.get("actor_kwargs", {}))
 
-        if not self.inference_only:
+        if not self.inference_only and critic_setting(cfg) == "mlp":
+            build_mlp_critics(self)
+        elif not self.inference_only:
             self.qf_encoder = self.catalog.build_qf_encoder(framework=self.framework)
             self.qf = self.catalog.build_qf_head(framework=self.framework)
             if self.twin_q:
@@ -407,7 +414,7 @@ class DefaultTD3TorchRLModule(DefaultSACTorchRLModule):
         return out
 
 
-class TD3TorchLearner(DQNTorchLearner):
+class TD3TorchLearner(LeanStepMixin, DQNTorchLearner):
     """TD3 losses, with delayed actor and target-network updates.
 
     Optimizers per module: ``"qf"`` (qf_encoder + qf, ``critic_lr``), ``"qf_twin"``
@@ -420,7 +427,7 @@ class TD3TorchLearner(DQNTorchLearner):
         self._temp_losses: dict[tuple[ModuleID, str], TensorType] = {}
         # Gradient updates done so far, per module (not checkpointed).
         self._num_updates: dict[ModuleID, int] = defaultdict(int)
-        # Modules whose actor was stepped in the current `update()` call.
+        # Modules whose actor was stepped in the current gradient step (their targets follow in `_update`).
         self._modules_to_sync_targets: set[ModuleID] = set()
 
     def configure_optimizers_for_module(self, module_id: ModuleID, config: TD3Config = None) -> None:
@@ -486,38 +493,35 @@ class TD3TorchLearner(DQNTorchLearner):
         return sum(losses.values())
 
     def compute_gradients(self, loss_per_module: dict[ModuleID, TensorType], **kwargs: Any) -> ParamDict:
-        """Backpropagates each optimizer's own loss; the actor's only on every
-        ``policy_delay``-th update (its grads stay None otherwise, so Adam skips it).
+        """One backward pass of the critics' losses and, on every ``policy_delay``-th update, the actor's
+        (its grads stay None otherwise, so Adam skips it); each loss reaches only its own optimizer's parameters
+        (:func:`aolo.policies.learners.fused_backward`).
         """
-        grads: ParamDict = {}
-        for module_id in set(loss_per_module) - {ALL_MODULES}:
+        modules = set(loss_per_module) - {ALL_MODULES}
+        skip = set()
+        for module_id in modules:
             self._num_updates[module_id] += 1
             policy_delay = self.config.get_config_for_module(module_id).policy_delay
-            update_policy = self._num_updates[module_id] % policy_delay == 0
-            if update_policy:
+            if self._num_updates[module_id] % policy_delay == 0:
                 self._modules_to_sync_targets.add(module_id)
-            for optim_name, optim in self.get_optimizers_for_module(module_id):
-                optim.zero_grad(set_to_none=True)
-                loss = self._temp_losses.pop((module_id, f"{optim_name}_loss"))
-                if optim_name == "policy" and not update_policy:
-                    continue
-                loss.backward(retain_graph=True)
-                grads.update(
-                    {pid: p.grad for pid, p in self.filter_param_dict_for_optimizer(self._params, optim).items()}
-                )
-        return grads
+            else:
+                skip.add((module_id, "policy"))
+        return fused_backward(self, modules, skip)
 
-    def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
-        """Polyak-updates all target networks of the modules whose actor was just
-        updated (instead of DQNLearner's update after every step)."""
-        # Skip DQNLearner's target update; keep the base learners' lr scheduling.
-        super(DQNLearner, self).after_gradient_based_update(timesteps=timesteps)
+    def _update(self, batch: dict[str, Any], **kwargs: Any) -> tuple[Any, Any, Any]:
+        """One gradient step on one minibatch, then Polyak-updates all target networks of the modules whose actor
+        it stepped (instead of DQNLearner's update once per ``update()`` call)."""
+        out = super()._update(batch, **kwargs)
         for module_id in self._modules_to_sync_targets:
             tau = self.config.get_config_for_module(module_id).tau
-            for main_net, target_net in self.module[module_id].unwrapped().get_target_network_pairs():
-                update_target_network(main_net=main_net, target_net=target_net, tau=tau)
+            polyak_update(self.module[module_id].unwrapped().get_target_network_pairs(), tau)
             self.metrics.log_value((module_id, NUM_TARGET_UPDATES), 1, reduce="lifetime_sum")
         self._modules_to_sync_targets.clear()
+        return out
+
+    def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
+        # Skip DQNLearner's target update (done per gradient step in `_update`); keep the base learners' lr scheduling.
+        super(DQNLearner, self).after_gradient_based_update(timesteps=timesteps)
 
 
 # Makes `Tuner("TD3", param_space=config)` work like RLlib's built-in algorithms.

@@ -1,0 +1,112 @@
+"""All of an iteration's gradient updates in one learner call (SAC, SDRL, TD3; ``training.batched_updates``).
+
+DQN's training loop (RLlib's SAC and aolo's TD3 run it) samples the env once per iteration and then, K times
+(``calculate_rr_weights``: K = updates per sampled env step × env steps per iteration), samples B transitions
+from the replay buffer, calls ``learner_group.update`` and aggregates its metrics. Every call pays the learner
+connector pipeline's setup, the metrics reduce and the result aggregation once, for 1 gradient step.
+
+With ``batched_updates`` on, :class:`BatchedReplayUpdates` samples the K·B transitions in one buffer call and
+hands them to one ``learner_group.update(minibatch_size=B, num_total_minibatches=K)``: the learner shuffles the
+train batch (``LeanStepMixin._make_batch_if_necessary``; RLlib's connector groups transitions by source episode)
+and takes K gradient steps on its K slices; the targets follow after every step (``LeanSACTorchLearner._update``,
+``TD3TorchLearner._update``). K·B independent uniform draws, shuffled and cut into K parts, are K independent
+minibatches of B uniform draws, and no env step happens between the K updates in either loop (the buffer and
+the Lagrangian multipliers are the same for all of them): the updates have the DQN loop's distribution, not its
+exact draws. Uniform replay only: there are no per-update priorities to write back.
+"""
+
+from __future__ import annotations
+
+from ray.rllib.algorithms.dqn.dqn import calculate_rr_weights
+from ray.rllib.algorithms.sac import SAC
+from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
+from ray.rllib.utils.metrics import (
+    ALL_MODULES,
+    ENV_RUNNER_RESULTS,
+    ENV_RUNNER_SAMPLING_TIMER,
+    LEARNER_RESULTS,
+    LEARNER_UPDATE_TIMER,
+    NUM_AGENT_STEPS_SAMPLED_LIFETIME,
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+    REPLAY_BUFFER_ADD_DATA_TIMER,
+    REPLAY_BUFFER_RESULTS,
+    REPLAY_BUFFER_SAMPLE_TIMER,
+    SYNCH_WORKER_WEIGHTS_TIMER,
+    TD_ERROR_KEY,
+    TIMERS,
+)
+from ray.rllib.utils.replay_buffers.multi_agent_episode_buffer import MultiAgentEpisodeReplayBuffer
+from ray.rllib.utils.replay_buffers.prioritized_episode_buffer import PrioritizedEpisodeReplayBuffer
+
+#: ``config.learners(learner_config_dict={BATCHED_UPDATES: True})`` turns the batched loop on.
+BATCHED_UPDATES = "aolo_batched_updates"
+
+
+class BatchedReplayUpdates:
+    """Algorithm mixin (before ``SAC`` in the bases): DQN's ``training_step`` with one learner call per
+    iteration when ``learner_config_dict[BATCHED_UPDATES]`` is set; DQN's own loop otherwise."""
+
+    def training_step(self) -> None:
+        if not self.config.learner_config_dict.get(BATCHED_UPDATES, False):
+            return super().training_step()
+        buffer = self.local_replay_buffer
+        prioritized = isinstance(buffer, PrioritizedEpisodeReplayBuffer) or "Prioritized" in type(buffer).__name__
+        if prioritized or not isinstance(buffer, MultiAgentEpisodeReplayBuffer):
+            raise ValueError(f"batched updates need a uniform MultiAgentEpisodeReplayBuffer, got {type(buffer)}")
+        store_weight, num_updates = calculate_rr_weights(self.config)
+        for _ in range(store_weight):
+            with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
+                episodes, env_runner_results = synchronous_parallel_sample(
+                    worker_set=self.env_runner_group,
+                    concat=True,
+                    sample_timeout_s=self.config.sample_timeout_s,
+                    _uses_new_env_runners=True,
+                    _return_metrics=True,
+                )
+            self.metrics.aggregate(env_runner_results, key=ENV_RUNNER_RESULTS)
+            with self.metrics.log_time((TIMERS, REPLAY_BUFFER_ADD_DATA_TIMER)):
+                buffer.add(episodes)
+
+        env_steps = self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
+        agent_steps = self.metrics.peek((ENV_RUNNER_RESULTS, NUM_AGENT_STEPS_SAMPLED_LIFETIME), default={})
+        current = sum(agent_steps.values()) if self.config.count_steps_by == "agent_steps" else env_steps
+        if current < self.config.num_steps_sampled_before_learning_starts:
+            return None
+
+        batch_size = self.config.total_train_batch_size
+        with self.metrics.log_time((TIMERS, REPLAY_BUFFER_SAMPLE_TIMER)):
+            episodes = buffer.sample(
+                num_items=num_updates * batch_size,
+                n_step=self.config.n_step,
+                gamma=self.config.gamma,
+                sample_episodes=True,
+            )
+            self.metrics.aggregate([buffer.get_metrics()], key=REPLAY_BUFFER_RESULTS)
+        with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
+            learner_results = self.learner_group.update(
+                episodes=episodes,
+                timesteps={
+                    NUM_ENV_STEPS_SAMPLED_LIFETIME: env_steps,
+                    NUM_AGENT_STEPS_SAMPLED_LIFETIME: agent_steps,
+                },
+                minibatch_size=batch_size,
+                num_epochs=1,
+                num_total_minibatches=num_updates,
+                shuffle_batch_per_epoch=False,
+            )
+            for result in learner_results:  # per-sample TD errors serve priorities only (none here)
+                for module_results in result.values():
+                    module_results.pop(TD_ERROR_KEY, None)
+            self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
+        with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
+            self.env_runner_group.sync_weights(
+                from_worker_or_learner_group=self.learner_group,
+                policies=set(learner_results[0]) - {ALL_MODULES},
+                global_vars=None,
+                inference_only=True,
+            )
+        return None
+
+
+class BatchedSAC(BatchedReplayUpdates, SAC):
+    """RLlib's SAC with the optional one-call-per-iteration loop (aolo's SAC and SDRL algorithm class)."""
