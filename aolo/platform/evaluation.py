@@ -18,6 +18,7 @@ from ray.rllib.core.distribution.torch.torch_distribution import TorchSquashedGa
 from aolo.envs.cell_env import CellEnv
 from aolo.envs.config import ScenarioConfig
 from aolo.envs.physics import J_PER_KWH
+from aolo.envs.protocol import CAUSAL_REFERENCES, ProtocolRunner
 from aolo.envs.reference import REFERENCE_POLICIES, HindsightPolicy, make_reference_policy
 from aolo.envs.rollout import EpisodeRecord, run_episode, spread_days, summarize
 from aolo.errors import CheckpointError  # re-exported: aolo.platform.evaluation.CheckpointError
@@ -116,12 +117,23 @@ def evaluation_episodes(scenario: ScenarioConfig, days_per_cell: int | None) -> 
     return pairs
 
 
+def reference_policy(name: str):
+    """The reference policy ``name`` as :func:`evaluate` plays it: the causal ones (``fixed``, ``myopic``,
+    ``forecast``) through the policy protocol (:class:`~aolo.envs.protocol.ProtocolRunner`), exactly as an external
+    policy; ``hindsight`` and ``myopic_true_csi``, which read the truth by definition, on the env itself."""
+    if name in CAUSAL_REFERENCES:
+        return ProtocolRunner(CAUSAL_REFERENCES[name]())
+    return make_reference_policy(name)
+
+
 def evaluate(
     policy, scenario: ScenarioConfig, days_per_cell: int | None = 4, bound: EvaluationResult | None = None
 ) -> EvaluationResult:
-    """Run ``policy`` (a reference-policy name or an object with ``begin_episode``/``act``) on held-out days."""
+    """Run ``policy`` on held-out days: a reference-policy name (:func:`reference_policy`), a protocol policy
+    wrapped in :class:`~aolo.envs.protocol.ProtocolRunner`, or an env-level policy (``begin_episode(env)`` /
+    ``act(env, obs)``, as :class:`ModulePolicy` and the oracles)."""
     if isinstance(policy, str):
-        policy = make_reference_policy(policy)
+        policy = reference_policy(policy)
     envs: dict[int, CellEnv] = {}
     records = []
     for cell_index, day in evaluation_episodes(scenario, days_per_cell):
