@@ -1,5 +1,5 @@
 """Moved: REPORT.md's tables and figures now come from the installed ``aolo report`` subcommand
-(:mod:`aolo.platform.report`). This wrapper keeps the old command line working:
+(:mod:`aolo.platform.commands.report`). This wrapper keeps the old command line working:
 
     python bench/study_report.py --preset paper --runs aolo_runs [--sweep aolo_runs_sweep]
     # = python -m aolo report --preset paper --output aolo_runs [--sweep aolo_runs_sweep]

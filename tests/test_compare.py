@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from aolo.platform.cli import main
-from aolo.platform.compare import RunOutcome, format_table, reduction, reduction_interval, summarize, t_interval
+from aolo.platform.compare_stats import RunOutcome, format_table, reduction, reduction_interval, summarize, t_interval
 from aolo.platform.plots import pareto_front
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -89,8 +89,8 @@ def test_summarize_means_ci_reductions_and_failures():
 
     table = format_table(list(rows.values()))
     lines = {line.split()[0]: line for line in table.splitlines()[2:-1]}
-    assert "0.90000 ± 1.27062 (n=2)" in lines["sdrl"] and "+18.2% ± 52.5" in lines["sdrl"]
-    assert "1.50000 (n=1)" in lines["td3"] and "1 of 2 seeds FAILED" in lines["td3"]
+    assert "900.000 ± 1270.620 (n=2)" in lines["sdrl"] and "+18.2% ± 52.5" in lines["sdrl"]
+    assert "1500.000 (n=1)" in lines["td3"] and "1 of 2 seeds FAILED" in lines["td3"]
     assert lines["ppo"].rstrip().endswith("FAILED")
     assert "reference" in lines["hindsight"]
     assert table.splitlines()[-1].startswith("vs <baseline>: carbon reduction")
@@ -144,7 +144,7 @@ def test_compare_on_smoke_logs_parent_children_table_and_plots(tmp_path, ray_ses
     assert "[compare] started sdrl seed 0" in printed and "ppo seed 0 FAILED" in printed
     assert "[compare] sdrl seed 0 finished in" in printed
     assert "iter " not in printed  # no per-iteration lines from concurrent trials
-    assert "carbon g/request (95% CI)" in printed and "(n=1)" in printed
+    assert "carbon mg/request (95% CI)" in printed and "(n=1)" in printed
 
     client, parent, children = _runs(out / "mlruns.db")
     assert parent.info.status == "FINISHED"

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from aolo.platform.plots import cell_means, learning_curve_bands, plot_cell_carbon, plot_learning_curves
+from aolo.platform.plots import learning_curve_bands, plot_cell_carbon, plot_learning_curves
+from aolo.platform.results import cell_means
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

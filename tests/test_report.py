@@ -11,7 +11,8 @@ import yaml
 
 from aolo.platform.cli import main
 from aolo.platform.presets import load_experiment
-from aolo.platform.report import bound_by_cell, cell_carbon, load_study, report_markdown
+from aolo.platform.report import report_markdown
+from aolo.platform.results import bound_by_cell, cell_carbon, load_study
 
 A, B = "coal-bs/hydro-dc", "hydro-bs/coal-dc"  # the smoke scenario's cells
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

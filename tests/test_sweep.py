@@ -19,8 +19,8 @@ from aolo.platform.cli import main
 from aolo.platform.console import EXIT_INTERRUPTED, EXIT_USER_ERROR
 from aolo.platform.plots import plot_sweep_tradeoff
 from aolo.platform.presets import experiment_from_raw, load_experiment
+from aolo.platform.results import CARBON_METRIC
 from aolo.platform.sweep import (
-    SELECTION_METRIC,
     SelectionRule,
     TrialRow,
     apply_params,
@@ -147,7 +147,7 @@ def _row(name, carbon, qoe_viol, lat_viol, status="FINISHED"):
         {}
         if carbon is None
         else {
-            SELECTION_METRIC: carbon,
+            CARBON_METRIC: carbon,
             "qoe_violation_rate": qoe_viol,
             "latency_violation_rate": lat_viol,
             "qoe_mean": 0.85,
@@ -186,7 +186,7 @@ def test_trial_label_and_tradeoff_plot(tmp_path):
         "t0",
         "FINISHED",
         {"scenario.reward.carbon": 0.5, "scenario.reward.deficit": 150.0},
-        {SELECTION_METRIC: 0.004, "qoe_mean": 0.81},
+        {CARBON_METRIC: 0.004, "qoe_mean": 0.81},
     )
     assert trial_label(row, spec) == "carbon=0.5 deficit=150"
     path = plot_sweep_tradeoff(
@@ -253,10 +253,10 @@ def test_smoke_sweep_logs_one_run_per_trial_selects_and_resumes(tmp_path, ray_se
     rule = SelectionRule(1.0, 1.0)
     metrics = {r.info.run_id: {k.removeprefix("eval/"): v for k, v in r.data.metrics.items()} for r in runs}
     qualified = [rid for rid, m in metrics.items() if rule.qualifies(m)]
-    expected = min(qualified, key=lambda rid: metrics[rid][SELECTION_METRIC])
+    expected = min(qualified, key=lambda rid: metrics[rid][CARBON_METRIC])
     selection = json.loads((out / "smoke" / "sweep" / "selection.json").read_text())
     assert selection["selected"]["run_id"] == expected
-    assert selection["selected"]["metrics"][SELECTION_METRIC] == pytest.approx(metrics[expected][SELECTION_METRIC])
+    assert selection["selected"]["metrics"][CARBON_METRIC] == pytest.approx(metrics[expected][CARBON_METRIC])
     assert Path(selection["selected"]["checkpoint"]).is_dir()
     assert [r.data.tags.get("aolo.sweep.selected") for r in runs if r.info.run_id == expected] == ["true"]
     assert (out / "smoke" / "sweep" / "tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

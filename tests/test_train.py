@@ -128,7 +128,8 @@ def test_crash_during_training_fails_the_run(ray_session, tmp_path):
 
 
 def test_ctrl_c_saves_a_checkpoint_marks_killed_and_resume_continues(ray_session, tmp_path, capsys):
-    from aolo.platform.train import read_history, train_one
+    from aolo.platform.results import read_history
+    from aolo.platform.train import train_one
 
     def ctrl_c_after_first_iteration(line: str) -> None:
         if " iter " in line:

@@ -52,9 +52,10 @@ def _scenario(tmp: Path) -> None:
     import ray
     from ray.cluster_utils import Cluster
 
-    from aolo.platform.compare import ClusterSettings, run_compare, table_records
+    from aolo.platform.compare import ClusterSettings, run_compare
+    from aolo.platform.compare_stats import table_records
     from aolo.platform.presets import load_experiment
-    from aolo.platform.train import run_directory
+    from aolo.platform.results import run_directory
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     second = cluster.add_node(num_cpus=1)

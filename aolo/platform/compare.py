@@ -1,42 +1,51 @@
-"""The comparison behind ``aolo compare``: every algorithm × seed of a preset plus the reference policies → one
-table. The command (flags, printed lines, exit codes) is :mod:`aolo.platform.commands.compare`.
+"""Running ``aolo compare``: every algorithm × seed of a preset as a Ray Tune trial, plus the reference policies,
+into one table. The command (flags, printed lines, exit codes) is :mod:`aolo.platform.commands.compare`; the
+statistics and the table are :mod:`aolo.platform.compare_stats`; the files it writes follow
+:mod:`aolo.platform.results`.
 
 Each (algorithm, seed) is trained by :func:`~aolo.platform.train.train_one` as a child MLflow run of one parent
-run; the reference policies (``fixed``, ``myopic``, ``hindsight``) are evaluated on the same held-out days and
-logged as child runs too. A training that fails is recorded (its child run ends FAILED), the others go on, and
-the table reports it; the parent run ends FAILED only if no training succeeded.
-
-The table (printed, and written as ``table.csv``): per policy the mean held-out carbon per request with a 95 %
-t-interval over seeds (``n=1`` when there is one), the reduction ``1 - carbon / carbon_baseline`` versus SAC,
-PPO and TD3 with its 95 % interval (:func:`reduction_interval`), the gap to the hindsight bound, mean QoE, QoE
-and latency violation rates and the actor's own energy (nJ/decision). The parent run gets
-``compare/reduction_vs_<baseline>`` for SDRL, the table and the plots of :mod:`aolo.platform.plots`; all files
-also go to ``<output>/<scenario>/compare/``.
+run; the reference policies (``fixed``, ``myopic``, ``myopic_true_csi``, ``forecast``, ``hindsight``) are evaluated
+on the same held-out days and logged as child runs too. A training that fails is recorded (its child run ends
+FAILED), the others go on, and the table reports it; the parent run ends FAILED only if no training succeeded.
+The parent run gets ``compare/reduction_vs_<baseline>`` for SDRL, table.csv and the figures of
+:func:`aolo.platform.plots.write_study_figures`; all files also go to ``<output>/<scenario>/compare/``.
 """
 
 from __future__ import annotations
 
-import csv
 import functools
-import math
 import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ray import tune
-from scipy import stats
 
 from aolo.envs.config import ConfigError
 from aolo.platform.algorithms import build_algorithm_config
-from aolo.platform.console import fmt, format_columns, pct
+from aolo.platform.compare_stats import PROPOSED, PolicyRow, RunOutcome, summarize, table_records
 from aolo.platform.evaluation import EvaluationResult, eval_metrics_for_mlflow
-from aolo.platform.plots import plot_carbon, plot_carbon_vs_qoe, plot_cell_carbon, plot_learning_curves
+from aolo.platform.plots import write_study_figures
 from aolo.platform.presets import Experiment
+from aolo.platform.results import (
+    ATTEMPTS_DIR,
+    CARBON_METRIC,
+    CHECKPOINT_DIR,
+    HISTORY_CSV,
+    TABLE_CSV,
+    TUNE_DIR,
+    compare_dir,
+    load_study,
+    read_history,
+    run_directory,
+    run_name,
+    write_reference_rows,
+    write_rows,
+)
 from aolo.platform.tracking import TrackedRun, Tracker, policy_params, scenario_params
 from aolo.platform.train import (
     check_gpus,
@@ -44,64 +53,10 @@ from aolo.platform.train import (
     has_checkpoint,
     init_ray,
     learner_params,
-    read_history,
     reference_results,
-    run_directory,
     train_one,
     trial_resources,
 )
-
-#: Learned baselines the reductions are measured against, when the preset trains them.
-BASELINES = ("sac", "ppo", "td3")
-#: The proposed method whose reductions go to the parent run as ``compare/reduction_vs_<baseline>``.
-PROPOSED = "sdrl"
-#: Metrics averaged over seeds in the table (besides carbon per request).
-MEAN_METRICS = (
-    "gap_to_bound",
-    "qoe_mean",
-    "qoe_violation_rate",
-    "qoe_mean_violation_rate",
-    "qoe_floor_violation_rate",
-    "qoe_shortfall",
-    "qoe_guard_rate",
-    "latency_violation_rate",
-    "action_at_bound_rate",
-    "actor_nj_per_decision",
-)
-CARBON = "carbon_g_per_request"
-CONFIDENCE = 0.95
-
-
-@dataclass
-class RunOutcome:
-    """One evaluated policy run: a training (algorithm, seed) or a reference policy."""
-
-    policy: str
-    kind: str  #: ``learned`` or ``reference``
-    seed: int | None
-    metrics: dict[str, float] | None  #: held-out metrics (no ``eval/`` prefix); None if the run failed
-    history: list[dict[str, float]] = field(default_factory=list)
-    run_id: str | None = None
-    error: str | None = None
-    node_id: str | None = None  #: the Ray node the training (its last attempt) ran on
-    node_ids: tuple[str, ...] = ()  #: the Ray node of every attempt, in order
-    attempts: int = 1  #: Tune trial starts (> 1: restarted after a lost node or worker)
-
-
-@dataclass
-class PolicyRow:
-    """One row of the comparison table: a policy's statistics over its successful seeds."""
-
-    policy: str
-    kind: str
-    n: int  #: successful runs
-    n_failed: int
-    carbon_mean: float | None
-    carbon_ci: float | None  #: 95 % t-interval half-width; None with fewer than 2 runs
-    reductions: dict[str, float | None]  #: baseline -> 1 - carbon / carbon_baseline
-    reduction_cis: dict[str, float | None]  #: baseline -> 95 % half-width of the reduction (None if n < 2)
-    means: dict[str, float]  #: :data:`MEAN_METRICS` averaged over the successful runs
-    errors: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -115,218 +70,6 @@ class CompareResult:
 
 class NothingSucceeded(RuntimeError):
     """Every training of a comparison failed (ends the parent run FAILED)."""
-
-
-# --- statistics -----------------------------------------------------------------------------------------
-
-
-def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float | None]:
-    """Mean and the half-width of the Student-t confidence interval (None for a single value)."""
-    x = np.asarray(values, dtype=float)
-    if x.size == 0:
-        raise ValueError("t_interval needs at least one value")
-    mean = float(x.mean())
-    if x.size < 2:
-        return mean, None
-    sem = float(stats.sem(x))
-    if sem == 0.0:  # identical values: scipy's t.interval needs scale > 0
-        return mean, 0.0
-    _, high = stats.t.interval(confidence, df=x.size - 1, loc=mean, scale=sem)
-    return mean, float(high) - mean
-
-
-def reduction(carbon: float, baseline: float) -> float:
-    """Relative carbon reduction versus a baseline: ``1 - carbon / baseline`` (positive = less carbon)."""
-    return 1.0 - carbon / baseline
-
-
-def reduction_interval(
-    values: Sequence[float], baseline_values: Sequence[float], confidence: float = CONFIDENCE
-) -> tuple[float, float | None]:
-    """The reduction ``1 - mean(values) / mean(baseline_values)`` and its confidence half-width.
-
-    The two samples are independent trainings (seed ``k`` of one algorithm has nothing in common with seed
-    ``k`` of another), so the interval is the delta-method one for a ratio of independent means,
-    ``se(R) = R sqrt(s_a²/(n_a ā²) + s_b²/(n_b b̄²))``, with Student-t quantile at the Welch–Satterthwaite
-    degrees of freedom. None when either sample has a single value.
-    """
-    a, b = np.asarray(values, dtype=float), np.asarray(baseline_values, dtype=float)
-    ratio = a.mean() / b.mean()
-    if a.size < 2 or b.size < 2:
-        return 1.0 - ratio, None
-    va = a.var(ddof=1) / (a.size * a.mean() ** 2)  # squared relative standard errors of the two means
-    vb = b.var(ddof=1) / (b.size * b.mean() ** 2)
-    if va + vb == 0.0:
-        return 1.0 - ratio, 0.0
-    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
-    half = stats.t.ppf(0.5 + confidence / 2, df=df) * ratio * math.sqrt(va + vb)
-    return 1.0 - ratio, float(half)
-
-
-def summarize(outcomes: Sequence[RunOutcome], baselines: Sequence[str] = BASELINES) -> list[PolicyRow]:
-    """Table rows, in the order policies first appear in ``outcomes``; reductions against ``baselines``
-    that have at least one successful run."""
-    policies = list(dict.fromkeys(o.policy for o in outcomes))
-    carbon: dict[str, list[float]] = {}  # per policy, the carbon of each successful run
-    rows = []
-    for policy in policies:
-        mine = [o for o in outcomes if o.policy == policy]
-        ok = [o.metrics for o in mine if o.metrics is not None]
-        mean, ci = t_interval([m[CARBON] for m in ok]) if ok else (None, None)
-        if ok:
-            carbon[policy] = [m[CARBON] for m in ok]
-        rows.append(
-            PolicyRow(
-                policy=policy,
-                kind=mine[0].kind,
-                n=len(ok),
-                n_failed=len(mine) - len(ok),
-                carbon_mean=mean,
-                carbon_ci=ci,
-                reductions={},
-                reduction_cis={},
-                means={k: float(np.mean([m[k] for m in ok])) for k in MEAN_METRICS if ok and all(k in m for m in ok)},
-                errors=[f"seed {o.seed}: {o.error}" for o in mine if o.metrics is None],
-            )
-        )
-    for row in rows:
-        for b in (b for b in baselines if b in policies):
-            both = row.policy in carbon and b in carbon and b != row.policy  # a policy vs itself: no entry
-            row.reductions[b], row.reduction_cis[b] = (
-                reduction_interval(carbon[row.policy], carbon[b]) if both else (None, None)
-            )
-    return rows
-
-
-# --- presentation ---------------------------------------------------------------------------------------
-
-
-def format_table(rows: Sequence[PolicyRow]) -> str:
-    """The comparison as an aligned terminal table."""
-    baselines = list(rows[0].reductions) if rows else []
-    header = [
-        "policy",
-        "carbon g/request (95% CI)",
-        *(f"vs {b}" for b in baselines),
-        "gap to bound",
-        "QoE",
-        "QoE viol",
-        "lat viol",
-        "actor nJ/dec",
-        "status",
-    ]
-    lines = [header]
-    for r in rows:
-        if r.carbon_mean is None:
-            carbon = "-"
-        elif r.carbon_ci is None:
-            carbon = f"{r.carbon_mean:.5f} (n={r.n})"
-        else:
-            carbon = f"{r.carbon_mean:.5f} ± {r.carbon_ci:.5f} (n={r.n})"
-        lines.append(
-            [
-                r.policy,
-                carbon,
-                *(_reduction_cell(r, b) for b in baselines),
-                pct(r.means.get("gap_to_bound")),
-                fmt(r.means.get("qoe_mean"), ".3f"),
-                fmt(r.means.get("qoe_violation_rate"), ".3f"),
-                fmt(r.means.get("latency_violation_rate"), ".3f"),
-                fmt(r.means.get("actor_nj_per_decision"), ".1f"),
-                _status(r),
-            ]
-        )
-    out = format_columns(lines, rule=True)
-    out.append(
-        "vs <baseline>: carbon reduction 1 - carbon / carbon_baseline (+ = less carbon) ± 95 % interval; "
-        "gap to bound: carbon / strict lower bound (hindsight dual) - 1; CI: 95 % Student-t interval over seeds"
-    )
-    return "\n".join(out)
-
-
-def _reduction_cell(row: PolicyRow, baseline: str) -> str:
-    value, half = row.reductions[baseline], row.reduction_cis[baseline]
-    if baseline == row.policy or value is None:
-        return "-"
-    return pct(value) + ("" if half is None else f" ± {100 * half:.1f}")
-
-
-def _status(row: PolicyRow) -> str:
-    if row.n_failed == 0:
-        return "ok" if row.kind == "learned" else "reference"
-    return "FAILED" if row.n == 0 else f"{row.n_failed} of {row.n + row.n_failed} seeds FAILED"
-
-
-def table_records(rows: Sequence[PolicyRow]) -> list[dict[str, Any]]:
-    """The table as CSV rows (full precision; empty cells where a value does not exist)."""
-    records = []
-    for r in rows:
-        records.append(
-            {
-                "policy": r.policy,
-                "kind": r.kind,
-                "n": r.n,
-                "n_failed": r.n_failed,
-                CARBON: r.carbon_mean,
-                f"{CARBON}_ci95": r.carbon_ci,
-                **{f"reduction_vs_{b}": v for b, v in r.reductions.items()},
-                **{f"reduction_vs_{b}_ci95": v for b, v in r.reduction_cis.items()},
-                **{k: r.means.get(k) for k in MEAN_METRICS},
-                "errors": " | ".join(r.errors),
-            }
-        )
-    return records
-
-
-def write_table_csv(rows: Sequence[PolicyRow], path: Path) -> Path:
-    records = table_records(rows)
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(records[0]))
-        writer.writeheader()
-        writer.writerows({k: "" if v is None else v for k, v in rec.items()} for rec in records)
-    return path
-
-
-def write_plots(
-    rows: Sequence[PolicyRow], outcomes: Sequence[RunOutcome], out_dir: Path, study: Any = None
-) -> list[Path]:
-    """carbon.png, carbon_vs_qoe.png and learning_curves.png in ``out_dir``; with ``study`` (the comparison read
-    back by :func:`aolo.platform.report.load_study`) also cell_carbon.png, and learning curves per user-epoch."""
-    from aolo.platform.report import bound_by_cell, cell_carbon
-
-    learned = [r for r in rows if r.kind == "learned" and r.carbon_mean is not None]
-    references = {r.policy: r.carbon_mean for r in rows if r.kind == "reference" and r.carbon_mean is not None}
-    done = [o for o in outcomes if o.metrics is not None]
-    histories: dict[str, list[list[dict[str, float]]]] = {}
-    for o in done:
-        if o.kind == "learned":
-            histories.setdefault(o.policy, []).append(o.history)
-    return [
-        plot_carbon([(r.policy, r.carbon_mean, r.carbon_ci) for r in learned], references, out_dir / "carbon.png"),
-        plot_carbon_vs_qoe(
-            [(o.policy, o.metrics["qoe_mean"], o.metrics[CARBON]) for o in done],
-            out_dir / "carbon_vs_qoe.png",
-            references=list(references),
-        ),
-        plot_learning_curves(
-            histories,
-            out_dir / "learning_curves.png",
-            *((study.users_per_episode, study.epochs_per_episode) if study is not None else ()),
-        ),
-        *(
-            [plot_cell_carbon(cell_carbon(study), out_dir / "cell_carbon.png", bound_by_cell(study) or None)]
-            if study is not None
-            else []
-        ),
-    ]
-
-
-# --- running a comparison -------------------------------------------------------------------------------
-
-
-def compare_dir(output_dir: str | Path, experiment: Experiment) -> Path:
-    """``<output>/<scenario>/compare``."""
-    return Path(output_dir).expanduser().resolve() / experiment.scenario.name / "compare"
 
 
 @dataclass(frozen=True)
@@ -370,7 +113,7 @@ def run_compare(
     """
     cluster = cluster or ClusterSettings()
     scenario = experiment.scenario
-    out_dir = compare_dir(output_dir, experiment)
+    out_dir = compare_dir(output_dir, scenario)
     out_dir.mkdir(parents=True, exist_ok=True)
     tracker = Tracker(tracking_uri, scenario.name)
     params = {
@@ -414,13 +157,9 @@ def run_compare(
             evaluations = ray.get(evaluations_ref)
             outcomes += _log_references(experiment, evaluations, tracker, parent.run_id)  # learned rows first
             result.rows = summarize(outcomes)
-            from aolo.platform.report import load_study, write_reference_rows
-
-            write_reference_rows(evaluations, scenario, out_dir)  # compare/references/*.csv: what `aolo report` reads
-            result.files = [
-                write_table_csv(result.rows, out_dir / "table.csv"),
-                *write_plots(result.rows, outcomes, out_dir, load_study(experiment, output_dir)),
-            ]
+            write_reference_rows(evaluations, scenario, output_dir)  # what `aolo report` reads
+            table = write_rows(table_records(result.rows), out_dir / TABLE_CSV)
+            result.files = [table, *write_study_figures(load_study(experiment, output_dir), out_dir)]
             _log_parent(parent, result.rows, result.files)
             result.succeeded = any(o.kind == "learned" and o.metrics is not None for o in outcomes)
             if not result.succeeded:
@@ -456,9 +195,6 @@ def _log_references(
     return outcomes
 
 
-ATTEMPTS_DIR = "attempts"  #: ``compare/attempts/<algorithm>_seed<seed>``: the compare session a trial started in
-
-
 def _trainings(
     experiment: Experiment,
     output_dir: str | Path,
@@ -479,8 +215,8 @@ def _trainings(
     import uuid
 
     jobs = [(a, s) for a in experiment.algorithms for s in experiment.seeds]
-    root = compare_dir(output_dir, experiment)
-    shutil.rmtree(root / TUNE_DIR_NAME, ignore_errors=True)  # Tune's bookkeeping only; results live in run dirs
+    root = compare_dir(output_dir, experiment.scenario)
+    shutil.rmtree(root / TUNE_DIR, ignore_errors=True)  # Tune's bookkeeping only; results live in run dirs
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # relative trace paths keep working in trials
     bundles = {
         a: trial_resources(
@@ -520,7 +256,7 @@ def _trainings(
             trial_dirname_creator=functools.partial(_trial_name, jobs),
         ),
         run_config=tune.RunConfig(
-            name=TUNE_DIR_NAME,
+            name=TUNE_DIR,
             storage_path=str(root),
             verbose=0,
             callbacks=[CompareProgress(jobs, progress, cluster.summary_every_s)],
@@ -539,8 +275,8 @@ def _trainings(
     for result in grid:
         algorithm, seed = jobs[result.config["job"]]
         m = result.metrics or {}
-        history = read_history(run_directory(output_dir, experiment.scenario, algorithm, seed) / "history.csv")
-        if result.error is not None or m.get("error") or "eval/carbon_g_per_request" not in m:
+        history = read_history(run_directory(output_dir, experiment.scenario, algorithm, seed) / HISTORY_CSV)
+        if result.error is not None or m.get("error") or f"eval/{CARBON_METRIC}" not in m:
             error = m.get("error") or (" ".join(str(result.error).split()[:40]) if result.error else "no result")
             outcomes[algorithm, seed] = RunOutcome(
                 algorithm,
@@ -570,9 +306,6 @@ def _trainings(
     return [outcomes[job] for job in sorted(outcomes, key=order.__getitem__)]
 
 
-TUNE_DIR_NAME = "tune"
-
-
 def compare_trial(
     config: dict[str, Any],
     *,
@@ -598,8 +331,8 @@ def compare_trial(
 
     torch.set_num_threads(1)  # 2-core machines: torch's default threads oversubscribe with Ray (13x slower)
     algorithm, seed = jobs[config["job"]]
-    checkpoint = run_directory(output_dir, experiment.scenario, algorithm, seed) / "checkpoint"
-    marker = compare_dir(output_dir, experiment) / ATTEMPTS_DIR / f"{algorithm}_seed{seed}"
+    checkpoint = run_directory(output_dir, experiment.scenario, algorithm, seed) / CHECKPOINT_DIR
+    marker = compare_dir(output_dir, experiment.scenario) / ATTEMPTS_DIR / run_name(algorithm, seed)
     marker.parent.mkdir(parents=True, exist_ok=True)
     node_id = ray.get_runtime_context().get_node_id()
     previous = marker.read_text().split() if marker.is_file() else []
@@ -639,8 +372,7 @@ def compare_trial(
 
 
 def _trial_name(jobs: Sequence[tuple[str, int]], trial: Any) -> str:
-    algorithm, seed = jobs[trial.config["job"]]
-    return f"{algorithm}_seed{seed}"
+    return run_name(*jobs[trial.config["job"]])
 
 
 def _bundles_text(bundles: dict[str, list[dict[str, float]]]) -> str:

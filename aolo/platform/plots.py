@@ -1,26 +1,39 @@
-"""Figures of ``aolo compare`` (PNG, matplotlib's Agg canvas; no display and no pyplot state needed).
+"""Every figure aolo draws (PNG, matplotlib's Agg canvas; no display and no pyplot state needed). Carbon per
+request is drawn in mg (:data:`~aolo.platform.results.MG_PER_G`; callers pass grams), returns per user-epoch.
+
+- :func:`write_study_figures`: the figures of a finished comparison (``aolo compare`` writes them, ``aolo
+  report`` regenerates them): carbon.png, carbon_vs_qoe.png, learning_curves.png, cell_carbon.png;
 
 - :func:`plot_carbon`: carbon per request per learned algorithm with 95 % CI error bars, reference policies
   as horizontal lines;
 - :func:`plot_carbon_vs_qoe`: every evaluated policy (each seed a point) in the carbon–QoE plane with the
   Pareto front (lower carbon and higher QoE are better);
 - :func:`plot_learning_curves`: return per user-epoch vs env steps per algorithm, median and inter-quartile
-  band over seeds on a linear axis (:func:`learning_curve_bands`);
+  band over seeds on a linear axis (:func:`learning_curve_bands`); also one run's learning_curve.png;
 - :func:`plot_cell_carbon`: carbon per request per cell for every policy, next to the cell's strict lower
-  bound (and the hindsight plan it plays) (:func:`cell_means`);
+  bound (and the hindsight plan it plays);
 - :func:`plot_sweep_tradeoff` (``aolo sweep``): every trial in the carbon–QoE plane, labelled with its swept
   values, the Pareto front, the trials that break the selection rule hollow and the selected one ringed.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+
+from aolo.platform.results import (
+    CARBON_METRIC,
+    MG_PER_G,
+    StudyData,
+    bound_by_cell,
+    cell_carbon,
+    overall,
+)
 
 #: One colour per policy in every figure; other names cycle through :data:`_EXTRA_COLORS`.
 POLICY_COLORS = {
@@ -33,7 +46,7 @@ POLICY_COLORS = {
     "myopic": "tab:brown",
 }
 _EXTRA_COLORS = ("tab:purple", "tab:pink", "tab:olive", "tab:cyan")
-MG = 1000.0  #: g -> mg: per-request carbon reads better in milligrams
+CARBON_LABEL = "carbon per request [mgCO2e]"
 _LINESTYLES = ("--", ":", "-.", (0, (5, 1)), (0, (1, 1)))
 
 
@@ -70,18 +83,22 @@ def plot_carbon(bars: Sequence[tuple[str, float, float | None]], lines: Mapping[
     fig = Figure(figsize=(6.4, 4.0), layout="constrained")
     ax = fig.add_subplot()
     x = np.arange(len(bars))
-    means = [b[1] for b in bars]
-    errors = [b[2] or 0.0 for b in bars]
+    means = [MG_PER_G * b[1] for b in bars]
+    errors = [MG_PER_G * (b[2] or 0.0) for b in bars]
     ax.bar(x, means, yerr=errors, capsize=5, color=[policy_color(b[0]) for b in bars])
     ax.set_xticks(x, [b[0] for b in bars])
     for i, (label, value) in enumerate(lines.items()):
         ax.axhline(
-            value, color=policy_color(label), linestyle=_LINESTYLES[i % len(_LINESTYLES)], linewidth=1.2, label=label
+            MG_PER_G * value,
+            color=policy_color(label),
+            linestyle=_LINESTYLES[i % len(_LINESTYLES)],
+            linewidth=1.2,
+            label=label,
         )
     if lines:
         ax.legend(title="reference", fontsize="small")
     ax.set_ylim(bottom=0.0)  # carbon is never negative; a wide small-n interval may reach below zero
-    ax.set_ylabel("carbon per request [gCO2e]")
+    ax.set_ylabel(CARBON_LABEL)
     ax.set_title("Held-out carbon per request (95 % CI over seeds)")
     return _save(fig, path)
 
@@ -97,15 +114,15 @@ def plot_carbon_vs_qoe(
         mine = [p for p in points if p[0] == label]
         ax.scatter(
             [p[1] for p in mine],
-            [p[2] for p in mine],
+            [MG_PER_G * p[2] for p in mine],
             color=policy_color(label),
             label=label,
             zorder=3,
             marker="s" if label in references else "o",
         )
-    _plot_pareto_front(ax, [(p[1], p[2]) for p in points], min_points=1, label="Pareto front")
+    _plot_pareto_front(ax, [(p[1], MG_PER_G * p[2]) for p in points], min_points=1, label="Pareto front")
     ax.set_xlabel("mean QoE")
-    ax.set_ylabel("carbon per request [gCO2e]")
+    ax.set_ylabel(CARBON_LABEL)
     ax.set_title("Carbon vs QoE on held-out days")
     ax.legend(fontsize="small")
     return _save(fig, path)
@@ -158,9 +175,10 @@ def plot_learning_curves(
     path: str | Path,
     users_per_episode: float = 1.0,
     epochs_per_episode: int = 1,
+    title: str = "Learning curves (median and inter-quartile range over seeds)",
 ) -> Path:
     """``histories[algorithm]``: one per-iteration history per seed (``env_steps``, ``episode_return_mean``);
-    drawn as :func:`learning_curve_bands` on a linear axis."""
+    drawn as :func:`learning_curve_bands` on a linear axis (a single run: ``{algorithm: [history]}``)."""
     fig = Figure(figsize=(6.4, 4.0), layout="constrained")
     ax = fig.add_subplot()
     for algo, band in learning_curve_bands(histories, users_per_episode, epochs_per_episode).items():
@@ -176,23 +194,11 @@ def plot_learning_curves(
             ax.fill_between(band.env_steps, band.q25, band.q75, color=color, alpha=0.2, linewidth=0)
     ax.set_xlabel("env steps")
     ax.set_ylabel("return per user-epoch")
-    ax.set_title("Learning curves (median and inter-quartile range over seeds)")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     if ax.has_data():
         ax.legend(fontsize="small")
     return _save(fig, path)
-
-
-def cell_means(rows: Sequence[Mapping[str, Any]], metric: str = "carbon_g_per_request") -> dict[str, float]:
-    """Per cell, the mean of ``metric`` over its held-out episodes (rows of ``evaluation.csv``: one per
-    (cell, day) episode; the ``all`` row and rows without the metric are skipped). Every episode of a cell
-    has the same users and epochs, so this is the cell's per-request value."""
-    cells: dict[str, list[float]] = {}
-    for r in rows:
-        value = r.get(metric, "")
-        if r["cell"] != "all" and value not in ("", None):
-            cells.setdefault(str(r["cell"]), []).append(float(value))
-    return {c: float(np.mean(v)) for c, v in cells.items()}
 
 
 def plot_cell_carbon(
@@ -206,7 +212,7 @@ def plot_cell_carbon(
     x = np.arange(len(cells))
     width = 0.8 / max(len(policies), 1)
     for i, (name, per_cell) in enumerate(policies.items()):
-        values = [per_cell.get(c, np.nan) * MG for c in cells]
+        values = [per_cell.get(c, np.nan) * MG_PER_G for c in cells]
         ax.bar(
             x - 0.4 + (i + 0.5) * width,
             values,
@@ -216,7 +222,7 @@ def plot_cell_carbon(
         )
     if bound:
         ax.hlines(
-            [bound.get(c, np.nan) * MG for c in cells],
+            [bound.get(c, np.nan) * MG_PER_G for c in cells],
             x - 0.45,
             x + 0.45,
             colors="crimson",
@@ -227,7 +233,7 @@ def plot_cell_carbon(
         )
     ax.set_xticks(x, cells, rotation=15 if len(cells) > 3 else 0)
     ax.set_ylim(bottom=0.0)
-    ax.set_ylabel("carbon per request [mgCO2e]")
+    ax.set_ylabel(CARBON_LABEL)
     ax.set_title("Held-out carbon per request per cell")
     if policies:
         ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, not on them
@@ -246,12 +252,14 @@ def plot_sweep_tradeoff(
     ``references`` maps reference policies to their ``(mean QoE, carbon per request)`` (drawn as squares)."""
     fig = Figure(figsize=(7.6, 5.0), layout="constrained")
     ax = fig.add_subplot()
-    for name, (qoe, carbon) in (references or {}).items():
+    for name, (qoe, carbon_g) in (references or {}).items():
+        carbon = MG_PER_G * carbon_g
         ax.scatter([qoe], [carbon], marker="s", s=36, color=policy_color(name), zorder=3)
         ax.annotate(
             name, (qoe, carbon), textcoords="offset points", xytext=(5, -9), fontsize=7, color=policy_color(name)
         )
-    for label, qoe, carbon, ok in points:
+    for label, qoe, carbon_g, ok in points:
+        carbon = MG_PER_G * carbon_g
         ax.scatter(
             [qoe],
             [carbon],
@@ -264,7 +272,7 @@ def plot_sweep_tradeoff(
         ax.annotate(label, (qoe, carbon), textcoords="offset points", xytext=(5, 3), fontsize=7)
         if label == selected:
             ax.scatter([qoe], [carbon], s=160, facecolors="none", edgecolors="black", linewidths=1.5, zorder=4)
-    _plot_pareto_front(ax, [(p[1], p[2]) for p in points], min_points=2)
+    _plot_pareto_front(ax, [(p[1], MG_PER_G * p[2]) for p in points], min_points=2)
     if q_min is not None:
         ax.axvline(q_min, color="tab:red", linewidth=0.8, linestyle=":")
     handles = [
@@ -280,9 +288,46 @@ def plot_sweep_tradeoff(
     ax.margins(x=0.35, y=0.08)  # room for the labels right of the points
     ax.legend(handles=handles, fontsize="small", loc="upper left")
     ax.set_xlabel("mean QoE on held-out days")
-    ax.set_ylabel("carbon per request [gCO2e]")
+    ax.set_ylabel(CARBON_LABEL)
     ax.set_title("Reward-weight sweep: carbon vs QoE per trial")
     return _save(fig, path)
+
+
+def write_study_figures(data: StudyData, out_dir: str | Path, sweep_plot: Path | None = None) -> list[Path]:
+    """The figures of a finished comparison in ``out_dir``: carbon.png (from its table.csv, when read),
+    carbon_vs_qoe.png (each run a point), learning_curves.png, cell_carbon.png (against the strict bound) and a
+    copy of the sweep's ``sweep_plot`` as tradeoff.png."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = []
+    if data.table:
+        ci = f"{CARBON_METRIC}_ci95"
+        bars = [
+            (r["policy"], float(r[CARBON_METRIC]), float(r[ci]) if r.get(ci) else None)
+            for r in data.table
+            if r["kind"] == "learned" and r.get(CARBON_METRIC)
+        ]
+        lines = {
+            r["policy"]: float(r[CARBON_METRIC])
+            for r in data.table
+            if r["kind"] == "reference" and r.get(CARBON_METRIC)
+        }
+        files.append(plot_carbon(bars, lines, out_dir / "carbon.png"))
+    points = [
+        (name, overall(run, "qoe_mean"), overall(run, CARBON_METRIC))
+        for name, runs in data.policies().items()
+        for run in runs
+    ]
+    files.append(plot_carbon_vs_qoe(points, out_dir / "carbon_vs_qoe.png", references=list(data.references)))
+    files.append(
+        plot_learning_curves(
+            data.histories, out_dir / "learning_curves.png", data.users_per_episode, data.epochs_per_episode
+        )
+    )
+    files.append(plot_cell_carbon(cell_carbon(data), out_dir / "cell_carbon.png", bound_by_cell(data) or None))
+    if sweep_plot is not None and sweep_plot.is_file():
+        files.append(Path(shutil.copyfile(sweep_plot, out_dir / "tradeoff.png")))
+    return files
 
 
 def _curve(history: Sequence[Mapping[str, float]]) -> tuple[np.ndarray, np.ndarray]:

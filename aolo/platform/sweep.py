@@ -45,6 +45,7 @@ from aolo.platform.console import fmt, format_columns
 from aolo.platform.evaluation import eval_metrics_for_mlflow, evaluate, evaluate_checkpoint
 from aolo.platform.plots import plot_sweep_tradeoff
 from aolo.platform.presets import Experiment, load_raw
+from aolo.platform.results import CARBON_METRIC, MG_PER_G, TUNE_DIR, sweep_dir
 from aolo.platform.tracking import TrackedRun, Tracker
 from aolo.platform.train import (
     build_algo,
@@ -61,11 +62,9 @@ SEARCH_FORMS = ("grid", "choice", "uniform", "loguniform")
 FORMS_HELP = "{grid: [v1, v2, ...]}, {choice: [v1, v2, ...]}, {uniform: [lo, hi]} or {loguniform: [lo, hi]}"
 KEY_HELP = "'scenario.<field path>', 'training.<field>', 'algorithm' or 'seed'"
 SWEEP_SETTINGS = {"num_samples": 1, "max_concurrent_trials": 1, "max_failures": 1}
-SELECTION_METRIC = "carbon_g_per_request"
 #: what a sweep file sets over ``--preset`` (``constraints``: a reward-weight sweep needs ``method: penalty``)
 SWEEP_SECTIONS = ("search_space", "selection", "sweep", "constraints")
 BUDGET_PARAM = "training.env_steps"
-TUNE_DIR_NAME = "tune"
 _STATE_FILE = "aolo_trial_state.json"
 LEARNER_PARAMS = ("num_learners", "num_gpus_per_learner")  #: in every trial's config (MLflow params), not swept
 
@@ -101,7 +100,7 @@ class SelectionRule:
     def qualifies(self, metrics: Mapping[str, float]) -> bool:
         """Both rates within their thresholds and a finite carbon (missing or NaN values never qualify)."""
         return (
-            math.isfinite(metrics.get(SELECTION_METRIC, math.nan))
+            math.isfinite(metrics.get(CARBON_METRIC, math.nan))
             and metrics.get("qoe_violation_rate", math.nan) <= self.max_qoe_violation_rate
             and metrics.get("latency_violation_rate", math.nan) <= self.max_latency_violation_rate
         )
@@ -113,7 +112,7 @@ class SelectionRule:
         )
 
     def describe(self) -> str:
-        return f"lowest held-out {SELECTION_METRIC} with {self.thresholds()}"
+        return f"lowest held-out {CARBON_METRIC} with {self.thresholds()}"
 
 
 @dataclass(frozen=True)
@@ -257,13 +256,13 @@ class TrialRow:
 def select_trial(rows: Sequence[TrialRow], rule: SelectionRule) -> TrialRow | None:
     """The qualifying trial with the lowest held-out carbon per request, or None if none qualifies."""
     qualified = [r for r in rows if r.status == "FINISHED" and rule.qualifies(r.metrics)]
-    return min(qualified, key=lambda r: r.metrics[SELECTION_METRIC], default=None)
+    return min(qualified, key=lambda r: r.metrics[CARBON_METRIC], default=None)
 
 
 def format_table(rows: Sequence[TrialRow], rule: SelectionRule, selected: TrialRow | None) -> str:
     """A terminal table of trials; ``*`` marks the selected trial, ``ok`` the ones meeting the thresholds."""
     keys = sorted({k for r in rows for k in r.params})
-    header = ["", "trial", *keys, "carbon g/req", "QoE", "QoE viol", "lat viol", "ok", "status"]
+    header = ["", "trial", *keys, "carbon mg/req", "QoE", "QoE viol", "lat viol", "ok", "status"]
     lines = [header]
     for r in rows:
         m = r.metrics
@@ -272,7 +271,7 @@ def format_table(rows: Sequence[TrialRow], rule: SelectionRule, selected: TrialR
                 "*" if r is selected else "",
                 r.name,
                 *(fmt(r.params.get(k)) for k in keys),
-                fmt(m.get(SELECTION_METRIC), ".5f"),
+                fmt(MG_PER_G * m[CARBON_METRIC] if CARBON_METRIC in m else None, ".3f"),
                 fmt(m.get("qoe_mean"), ".3f"),
                 fmt(m.get("qoe_violation_rate"), ".3f"),
                 fmt(m.get("latency_violation_rate"), ".3f"),
@@ -389,11 +388,6 @@ class SweepResult:
     interrupted: bool = False  #: Ctrl-C stopped Tune before every trial finished; ``--resume`` continues
 
 
-def sweep_dir(output_dir: str | Path, experiment: Experiment) -> Path:
-    """``<output>/<scenario>/sweep``: Tune's experiment folder and ``selection.json``."""
-    return Path(output_dir).resolve() / experiment.scenario.name / "sweep"
-
-
 def run_sweep(
     experiment: Experiment,
     spec: SweepSpec,
@@ -414,8 +408,8 @@ def run_sweep(
     unfinished ones from their last checkpoint and retries errored ones. A restored sweep logs to the
     tracking URI it started with.
     """
-    root = sweep_dir(output_dir, experiment)
-    path = root / TUNE_DIR_NAME
+    root = sweep_dir(output_dir, experiment.scenario)
+    path = root / TUNE_DIR
     tracker = Tracker(tracking_uri, experiment.scenario.name)  # creates the scenario's MLflow experiment
     # trials keep the caller's working directory, so relative paths in scenarios (traces, workloads) still work
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
@@ -472,7 +466,7 @@ def run_sweep(
                 trial_dirname_creator=functools.partial(_trial_name, experiment.name),
             ),
             run_config=tune.RunConfig(
-                name=TUNE_DIR_NAME,
+                name=TUNE_DIR,
                 storage_path=str(root),
                 callbacks=callbacks,
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
@@ -493,7 +487,7 @@ def run_sweep(
     selection_path = root / "selection.json"
     selection_path.write_text(json.dumps(_selection_record(rows, spec, selected), indent=2, default=str))
     references = {
-        name: (e.metrics["qoe_mean"], e.metrics[SELECTION_METRIC])
+        name: (e.metrics["qoe_mean"], e.metrics[CARBON_METRIC])
         for name, e in reference_results(experiment.scenario, experiment.days_per_cell).items()
         if name != "fixed"
     }  # fixed sits far above and would squash the trials' scale
@@ -502,7 +496,7 @@ def run_sweep(
             (
                 trial_label(r, spec),
                 r.metrics["qoe_mean"],
-                r.metrics[SELECTION_METRIC],
+                r.metrics[CARBON_METRIC],
                 spec.selection.qualifies(r.metrics),
             )
             for r in rows
@@ -539,7 +533,7 @@ def _row(result: Any) -> TrialRow:
         status="ERROR"
         if result.error is not None
         else "FINISHED"
-        if f"eval/{SELECTION_METRIC}" in metrics
+        if f"eval/{CARBON_METRIC}" in metrics
         else "UNFINISHED",
         params=dict(result.config or {}),
         metrics={
@@ -564,7 +558,7 @@ def _attach_run_ids(rows: list[TrialRow], tracker: Tracker) -> None:
 
 def _selection_record(rows: Sequence[TrialRow], spec: SweepSpec, selected: TrialRow | None) -> dict[str, Any]:
     return {
-        "rule": {"metric": SELECTION_METRIC, **dataclasses.asdict(spec.selection)},
+        "rule": {"metric": CARBON_METRIC, **dataclasses.asdict(spec.selection)},
         "selected": None if selected is None else dataclasses.asdict(selected),
         "message": (
             f"selected {selected.name}"

@@ -4,12 +4,13 @@
 :func:`train_to_budget`, is also what each ``sweep`` trial runs (with :func:`build_algo` and
 :func:`iteration_metrics`).
 
-Everything a run produces lives in its run directory ``<output>/<scenario>/<algorithm>_seed<seed>/``::
+Everything a run produces lives in its run directory ``<output>/<scenario>/<algorithm>_seed<seed>/``
+(:func:`aolo.platform.results.run_directory`)::
 
     checkpoint/          Algorithm.save_to_path (final; also saved on Ctrl-C so --resume can continue)
     history.csv          one row per training iteration (the learning curve, across resumes)
     evaluation.csv       held-out evaluation, one row per (cell, day) episode plus an ``all`` row
-    learning_curve.png   episode return against env steps
+    learning_curve.png   return per user-epoch against env steps (:func:`aolo.platform.plots.plot_learning_curves`)
 
 and in the MLflow run (when tracking is on): params (:func:`~aolo.platform.tracking.experiment_params`),
 per-iteration ``train/*`` metrics at ``step = env steps``, the ``eval/*`` metrics (docs/design.md §6), the files
@@ -18,7 +19,6 @@ above as artifacts and the checkpoint path as the ``aolo.checkpoint`` tag and ``
 
 from __future__ import annotations
 
-import csv
 import functools
 import logging
 import math
@@ -40,6 +40,16 @@ from aolo.platform.evaluation import (
     evaluate_references,
 )
 from aolo.platform.presets import Experiment
+from aolo.platform.results import (
+    CHECKPOINT_DIR,
+    EVALUATION_CSV,
+    HISTORY_CSV,
+    LEARNING_CURVE_PNG,
+    evaluation_rows,
+    read_history,
+    run_directory,
+    write_rows,
+)
 from aolo.platform.tracking import TrackedRun, Tracker, experiment_params
 
 #: File RLlib writes last into a checkpoint directory; its presence marks a complete checkpoint.
@@ -84,11 +94,6 @@ def init_ray() -> None:
     else:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
-
-
-def run_directory(output_dir: str | Path, scenario: ScenarioConfig, algorithm: str, seed: int) -> Path:
-    """``<output>/<scenario name>/<algorithm>_seed<seed>``."""
-    return Path(output_dir).expanduser().resolve() / scenario.name / f"{algorithm}_seed{seed}"
 
 
 def has_checkpoint(path: Path) -> bool:
@@ -187,11 +192,11 @@ def train_one(
     learners = learner_params(num_learners, num_gpus_per_learner)
     scenario = experiment.scenario
     run_dir = run_directory(output_dir, scenario, algorithm, seed)
-    checkpoint = run_dir / "checkpoint"
+    checkpoint = run_dir / CHECKPOINT_DIR
     if resume and not has_checkpoint(checkpoint):
         raise CheckpointError(f"nothing to resume: no checkpoint in {checkpoint}; train once without --resume")
     preflight(scenario)
-    history = read_history(run_dir / "history.csv") if resume else []
+    history = read_history(run_dir / HISTORY_CSV) if resume else []
 
     tracker = Tracker(tracking_uri, scenario.name)
     created = not run_dir.exists()
@@ -407,55 +412,7 @@ def _save_checkpoint(algo, checkpoint: Path, history: list[dict[str, float]]) ->
         checkpoint.rename(old)
     fresh.rename(checkpoint)
     shutil.rmtree(old, ignore_errors=True)
-    write_csv(history, checkpoint.parent / "history.csv")
-
-
-def read_history(path: Path) -> list[dict[str, float]]:
-    """A ``history.csv`` written by :func:`train_one` (empty when absent)."""
-    if not path.is_file():
-        return []
-    with path.open(newline="") as f:
-        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
-
-
-def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    """Rows with possibly different keys: the columns are their union, in first-seen order."""
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, restval="")
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def evaluation_rows(result: EvaluationResult, scenario: ScenarioConfig) -> list[dict[str, Any]]:
-    """One row per evaluated (cell, day) episode, then the ``all`` row with the overall metrics."""
-    from aolo.envs.rollout import summarize
-
-    sv = scenario.service
-    rows: list[dict[str, Any]] = [
-        {"policy": result.policy, "cell": r.cell, "day": r.day, **summarize([r], sv.q_min, sv.q_floor, sv.t_max_s)}
-        for r in result.records
-    ]
-    rows.append({"policy": result.policy, "cell": "all", "day": "", **result.metrics})
-    return rows
-
-
-def plot_learning_curve(history: list[dict[str, float]], path: Path, title: str) -> None:
-    """Episode return (summed over a cell's users) against env steps, as a PNG (no pyplot, no display)."""
-    from matplotlib.figure import Figure
-
-    points = [
-        (h["env_steps"], h["episode_return_mean"])
-        for h in history
-        if math.isfinite(h.get("episode_return_mean", math.nan))
-    ]
-    fig = Figure(figsize=(6.4, 3.6), layout="constrained")
-    ax = fig.subplots()
-    if points:
-        ax.plot(*zip(*points, strict=True), marker="o", markersize=3)
-    ax.set(xlabel="env steps", ylabel="episode return (sum over users)", title=title)
-    ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=110)
+    write_rows(history, checkpoint.parent / HISTORY_CSV)
 
 
 def _log_outputs(
@@ -468,12 +425,20 @@ def _log_outputs(
     title: str,
 ) -> None:
     """Write evaluation.csv and learning_curve.png into the run directory and log them with the eval metrics."""
-    write_csv(evaluation_rows(evaluation, scenario), run_dir / "evaluation.csv")
-    plot_learning_curve(history, run_dir / "learning_curve.png", title)
+    from aolo.platform.plots import plot_learning_curves
+
+    write_rows(evaluation_rows(evaluation, scenario), run_dir / EVALUATION_CSV)
+    plot_learning_curves(
+        {evaluation.policy: [history]},
+        run_dir / LEARNING_CURVE_PNG,
+        users_per_episode=sum(c.num_users for c in scenario.cells) / len(scenario.cells),
+        epochs_per_episode=scenario.epochs_per_episode,
+        title=title,
+    )
     steps = int(history[-1]["env_steps"]) if history else 0
     run.log_metrics(eval_metrics_for_mlflow(evaluation.metrics), step=steps)
     run.set_tags({"aolo.checkpoint": checkpoint})
     run.log_text(f"{checkpoint}\n", "checkpoint.txt")
-    for name in ("evaluation.csv", "learning_curve.png", "history.csv"):
+    for name in (EVALUATION_CSV, LEARNING_CURVE_PNG, HISTORY_CSV):
         if (run_dir / name).exists():
             run.log_artifact(run_dir / name)

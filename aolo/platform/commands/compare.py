@@ -1,6 +1,7 @@
 """``aolo compare``: every algorithm × seed of a preset plus the reference policies → one printed table.
 
-The comparison itself (Tune trials, statistics, table, plots, MLflow runs) is :mod:`aolo.platform.compare`.
+The comparison itself (Tune trials, plots, MLflow runs) is :mod:`aolo.platform.compare`, its statistics and
+table :mod:`aolo.platform.compare_stats`.
 Exit codes: 0 when every training succeeded, 1 when some (or all) failed.
 """
 
@@ -73,7 +74,9 @@ def experiment_for_args(args: argparse.Namespace) -> Experiment:
 
 def run(args: argparse.Namespace) -> int:
     """``aolo compare``: 0 if every training succeeded, 1 if some (or all) failed."""
-    from aolo.platform.compare import ClusterSettings, compare_dir, format_table, run_compare
+    from aolo.platform.compare import ClusterSettings, run_compare
+    from aolo.platform.compare_stats import format_table
+    from aolo.platform.results import compare_dir
     from aolo.platform.tracking import Tracker, resolve_tracking_uri
     from aolo.platform.train import preflight
 
@@ -98,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     for row in result.rows:
         for error in row.errors:
             print(f"[compare] {row.policy} {error}")
-    print(f"\n[compare] table and plots: {compare_dir(args.output, experiment)}")
+    print(f"\n[compare] table and plots: {compare_dir(args.output, experiment.scenario)}")
     if tracking_uri is not None:
         print(f"MLflow: {Tracker(tracking_uri, experiment.scenario.name).run_url(result.parent_run_id)}")
     if not result.succeeded:

@@ -63,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
     from aolo.envs.protocol import ProtocolRunner, load_policy, policy_name
     from aolo.platform.evaluation import eval_metrics_for_mlflow, evaluate, evaluate_checkpoint, module_path
     from aolo.platform.presets import load_experiment
+    from aolo.platform.results import evaluate_dir, evaluation_rows, write_rows
     from aolo.platform.tracking import Tracker, policy_params, resolve_tracking_uri, scenario_params
-    from aolo.platform.train import evaluation_rows, preflight, reference_results, write_csv
+    from aolo.platform.train import preflight, reference_results
 
     experiment = load_experiment(args.preset)
     scenario = experiment.scenario
@@ -99,11 +100,8 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(format_constraint_table(columns, scenario.service))
 
-    out_dir = args.output.expanduser().resolve() / scenario.name / "evaluate"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path = out_dir / f"{name}.csv"
-    partial = csv_path.with_name(f".{csv_path.name}.partial")
-    write_csv(evaluation_rows(result, scenario), partial)
+    csv_path = evaluate_dir(args.output, scenario) / f"{name}.csv"
+    partial = write_rows(evaluation_rows(result, scenario), csv_path.with_name(f".{csv_path.name}.partial"))
     partial.replace(csv_path)  # atomic: a reader sees the old file or the new one, never half of one
     print(f"\nper-episode results: {csv_path}")
     params = {

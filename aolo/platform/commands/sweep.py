@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """``aolo sweep``: 0 if a trial was selected, 1 if none qualifies (the table says why)."""
     from aolo.platform.presets import experiment_from_raw
-    from aolo.platform.sweep import SELECTION_METRIC, format_table, parse_sweep, run_sweep, sweep_raw
+    from aolo.platform.results import CARBON_METRIC, MG_PER_G
+    from aolo.platform.sweep import format_table, parse_sweep, run_sweep, sweep_raw
     from aolo.platform.tracking import resolve_tracking_uri
     from aolo.platform.train import preflight
 
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     run_id = f" (MLflow run {result.selected.run_id})" if result.selected.run_id else ""
     print(
         f"[sweep] selected {result.selected.name}{run_id}: {chosen} -> "
-        f"{result.selected.metrics[SELECTION_METRIC]:.5f} gCO2e/request on held-out days"
+        f"{MG_PER_G * result.selected.metrics[CARBON_METRIC]:.3f} mgCO2e/request on held-out days"
     )
     print(f"[sweep] written: {result.selection_path}, {result.plot_path}")
     return 0
