@@ -4,7 +4,8 @@
 (docs/benchmark.md) and scores it exactly as the built-in references: same (cell, day) episodes and random
 streams, same metrics, gap to the strict bound, constraint table, MLflow run (``kind: external``).
 Prints the evaluation table (:func:`aolo.platform.console.format_metrics_table`) beside the hindsight bound,
-writes the per-episode CSV to ``<output>/<scenario>/evaluate/<name>.csv`` and logs one MLflow run. Nothing is
+writes the per-episode CSV to ``<output>/<scenario>/evaluate/<name>.csv`` and the same evaluation as
+``<name>.results.json`` beside it (docs/results.schema.json), and logs one MLflow run. Nothing is
 written before the whole evaluation succeeded, and files are replaced atomically, so a policy that fails leaves
 every earlier result as it was.
 """
@@ -12,7 +13,6 @@ every earlier result as it was.
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 from aolo.platform.console import _positive_int, format_constraint_table, format_metrics_table, print_flush
@@ -63,7 +63,14 @@ def run(args: argparse.Namespace) -> int:
     from aolo.envs.protocol import ProtocolRunner, load_policy, policy_name
     from aolo.platform.evaluation import eval_metrics_for_mlflow, evaluate, evaluate_checkpoint, module_path
     from aolo.platform.presets import load_experiment
-    from aolo.platform.results import evaluate_dir, evaluation_rows, write_rows
+    from aolo.platform.results import (
+        evaluate_dir,
+        evaluation_rows,
+        file_safe,
+        results_document,
+        write_results_json,
+        write_rows,
+    )
     from aolo.platform.tracking import Tracker, policy_params, resolve_tracking_uri, scenario_params
     from aolo.platform.train import preflight, reference_results
 
@@ -103,7 +110,18 @@ def run(args: argparse.Namespace) -> int:
     csv_path = evaluate_dir(args.output, scenario) / f"{name}.csv"
     partial = write_rows(evaluation_rows(result, scenario), csv_path.with_name(f".{csv_path.name}.partial"))
     partial.replace(csv_path)  # atomic: a reader sees the old file or the new one, never half of one
-    print(f"\nper-episode results: {csv_path}")
+    document = results_document(
+        result,
+        scenario,
+        preset=experiment.name,
+        days_per_cell=days,
+        kind=kind,
+        spec=args.policy if external is not None else None,
+        checkpoint=checkpoint,
+        bound=bound,
+    )
+    json_path = write_results_json(document, csv_path.with_name(f"{name}.results.json"))
+    print(f"\nper-episode results: {csv_path}\nresults.json: {json_path}")
     params = {
         **policy_params(name, kind),
         "preset": experiment.name,
@@ -118,11 +136,7 @@ def run(args: argparse.Namespace) -> int:
     with tracker.mlflow_run(f"evaluate-{name}", params, {"aolo.command": "evaluate"}) as tracked:
         tracked.log_metrics(eval_metrics_for_mlflow(result.metrics))
         tracked.log_artifact(csv_path)
+        tracked.log_artifact(json_path)
     if tracking_uri is not None:
         print(f"MLflow: {tracker.run_url(tracked.run_id)}")
     return 0
-
-
-def file_safe(name: str) -> str:
-    """``name`` with every character but letters, digits, ``_ . -`` replaced by ``_`` (it names result files)."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".") or "policy"
