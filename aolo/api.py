@@ -47,7 +47,7 @@ def make_env(
 
     scenario = resolve_scenario(preset_or_scenario)
     names = [c.name for c in scenario.cells]
-    if isinstance(cell, str) and not isinstance(cell, bool):
+    if isinstance(cell, str):
         if cell not in names:
             raise ConfigError(f"cell: must be one of {names} or an index in [0, {len(names) - 1}], got {cell!r}")
         cell = names.index(cell)

@@ -92,14 +92,9 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     return array
 
 
-class CellModel:
-    """The cell's known model: its configuration and physics, without any data of an episode.
-
-    What a controller may plan with (docs/benchmark.md): the scenario and cell settings, the bandwidth share,
-    noise and interference, the serving profile's energy and latency (``inference``), the workload's distribution
-    (``workload``), and the methods below, which are :class:`~aolo.envs.cell_env.CellEnv`'s own (the answers the
-    env would score). Candidate answers are evaluated on the caller's inputs (e.g. ``channel_gain_known``).
-    """
+class _CellPhysics:
+    """A cell's configuration and physics, copied from a :class:`CellEnv` without any data of an episode; the
+    methods are :class:`CellEnv`'s own (the answers the env would score)."""
 
     num_users = CellEnv.num_users
     length_limits = CellEnv.length_limits
@@ -114,6 +109,16 @@ class CellModel:
         self.interference_w: float = env.interference_w
         self.inference = env.inference  # a frozen dataclass of coefficients
         self.workload = make_workload(env.scenario.service.workload)  # its own copy: nothing shared with the env
+
+
+class CellModel(_CellPhysics):
+    """The cell's known model: its configuration and physics, without any data of an episode.
+
+    What a controller may plan with (docs/benchmark.md): the scenario and cell settings, the bandwidth share,
+    noise and interference, the serving profile's energy and latency (``inference``), the workload's distribution
+    (``workload``), and :class:`CellEnv`'s ``length_limits``, ``efficient_power_w`` and ``request_outcomes`` (the
+    latter evaluates candidate answers on the caller's inputs, e.g. ``channel_gain_known``).
+    """
 
     def action_for(self, observations: Observations, kappa, power_w) -> np.ndarray:
         """(U, 2) actions that make the env play answer lengths ``kappa`` and powers ``power_w`` [W] this epoch
@@ -135,15 +140,15 @@ class EpisodeInfo:
     model: CellModel
 
 
-class CausalCell(CellModel):
+class CausalCell(_CellPhysics):
     """A stand-in for :class:`CellEnv` built from the observations of epochs ``0 … t`` only: the reference
     controllers of :mod:`aolo.envs.reference` plan on it as on the env. Its ``episode`` arrays end at the present,
     so a controller that reads a later epoch gets an ``IndexError``; there is no true channel (``channel_gain``)."""
 
     action_for = CellEnv.action_for
 
-    def __init__(self, model: CellModel, history: list[Observations]):
-        vars(self).update(vars(model))
+    def __init__(self, model: _CellPhysics, history: list[Observations]):
+        vars(self).update(vars(model))  # the static configuration and physics
         self.agents = list(history[-1].agents)
         self.t = len(history) - 1  #: index of the present in ``history``
         column = lambda name: np.stack([o[name] for o in history], axis=-1)  # noqa: E731  (U, t + 1)
