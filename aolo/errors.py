@@ -16,6 +16,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "FadingTraceError",
+    "PolicyError",
     "TraceError",
     "TrackingError",
     "WorkloadError",
@@ -54,6 +55,11 @@ class WorkloadError(AoloError, ValueError):
 
 class FadingTraceError(AoloError, ValueError):
     """A recorded fading trace (``fading_trace`` of a cell) is missing or malformed."""
+
+
+class PolicyError(AoloError, ValueError):
+    """A policy spec (``package.module:Name``) cannot be loaded, or the policy broke the protocol (wrong action
+    shape, non-finite or out-of-range actions); the message names the policy, where and what is wrong."""
 
 
 class CheckpointError(AoloError, FileNotFoundError):

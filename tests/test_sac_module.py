@@ -1,5 +1,7 @@
 """The SAC/SDRL deterministic action is the squashed Gaussian's squashed mean tanh(μ), not RLlib's pre-tanh μ."""
 
+from types import SimpleNamespace
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -48,10 +50,7 @@ def test_evaluation_squashes_checkpoints_of_rllibs_own_sac_module():
         module.pi.net.mlp[-1].bias.copy_(torch.tensor([3.0, -0.7, 0.0, 0.0]))
     obs = np.random.default_rng(0).normal(size=(3, len(OBS_FEATURES))).astype(np.float32)
 
-    class _Env:
-        agents = ["user_0", "user_1", "user_2"]
-
-    actions = ModulePolicy(module, "sac").act(_Env(), {a: obs[i] for i, a in enumerate(_Env.agents)})
+    actions = ModulePolicy(module, "sac").act(SimpleNamespace(features=obs))  # what the protocol hands it
     with torch.no_grad():
         loc = module.forward_inference({Columns.OBS: torch.from_numpy(obs)})[Columns.ACTION_DIST_INPUTS][:, :2]
-    np.testing.assert_allclose(np.stack([actions[a] for a in _Env.agents]), np.tanh(loc.numpy()), rtol=1e-5)
+    np.testing.assert_allclose(actions, np.tanh(loc.numpy()), rtol=1e-5)

@@ -27,7 +27,7 @@ from ray import tune
 
 from aolo.envs.config import ConfigError
 from aolo.platform.compare_stats import PROPOSED, PolicyRow, RunOutcome, summarize, table_records
-from aolo.platform.evaluation import EvaluationResult, eval_metrics_for_mlflow
+from aolo.platform.evaluation import EvaluationResult, eval_metrics_for_mlflow, evaluate, gap_to_bound
 from aolo.platform.plots import write_study_figures
 from aolo.platform.presets import Experiment
 from aolo.platform.results import (
@@ -38,10 +38,12 @@ from aolo.platform.results import (
     TABLE_CSV,
     TUNE_DIR,
     compare_dir,
+    file_safe,
     load_study,
     read_history,
     run_directory,
     run_name,
+    write_reference_results,
     write_reference_rows,
     write_rows,
 )
@@ -108,6 +110,7 @@ def run_compare(
     resume: bool = False,
     progress: Callable[[str], None] = print,
     cluster: ClusterSettings | None = None,
+    extra_policies: Sequence[str] = (),
 ) -> CompareResult:
     """Train ``experiment.algorithms × experiment.seeds``, evaluate the reference policies, build the table.
 
@@ -115,10 +118,13 @@ def run_compare(
     :func:`~aolo.platform.train.train_one`), as many at a time as ``cluster`` allows; the reference policies
     are evaluated by a Ray task meanwhile. ``resume`` continues each (algorithm, seed) from its run
     directory's checkpoint if it has one (a run that reached the budget is only evaluated again) and trains
-    the others from scratch.
+    the others from scratch. ``extra_policies`` (``package.module:Name`` specs, :mod:`aolo.envs.protocol`) are
+    scored on the same held-out episodes before anything starts (a broken one stops the comparison before
+    anything is written) and enter the table, the figures and the MLflow runs as ``kind: external``.
     """
     cluster = cluster or ClusterSettings()
     scenario = experiment.scenario
+    extras = evaluate_extra_policies(experiment, extra_policies, progress)
     out_dir = compare_dir(output_dir, scenario)
     out_dir.mkdir(parents=True, exist_ok=True)
     tracker = Tracker(tracking_uri, scenario.name)
@@ -164,8 +170,21 @@ def run_compare(
             )
             evaluations = ray.get(evaluations_ref)
             outcomes += _log_references(experiment, evaluations, tracker, parent.run_id)  # learned rows first
+            for extra in extras.values():
+                extra.result.metrics["gap_to_bound"] = gap_to_bound(
+                    extra.result.metrics[CARBON_METRIC], evaluations["hindsight"]
+                )
+            external = {name: extra.result for name, extra in extras.items()}
+            outcomes += _log_references(experiment, external, tracker, parent.run_id, kind="external")
             result.rows = summarize(outcomes)
-            write_reference_rows(evaluations, scenario, output_dir)  # what `aolo report` reads
+            write_reference_rows({**evaluations, **external}, scenario, output_dir)  # what `aolo report` reads
+            write_reference_results(
+                {**evaluations, **external},
+                experiment,
+                output_dir,
+                kinds=dict.fromkeys(external, "external"),
+                specs={name: extra.spec for name, extra in extras.items()},
+            )
             table = write_rows(table_records(result.rows), out_dir / TABLE_CSV)
             result.files = [table, *write_study_figures(load_study(experiment, output_dir), out_dir)]
             _log_parent(parent, result.rows, result.files)
@@ -182,24 +201,62 @@ def _reference_task(scenario: Any, days_per_cell: int | None) -> dict[str, Evalu
     return reference_results(scenario, days_per_cell)
 
 
+@dataclass
+class ExtraPolicy:
+    """A policy of ``--extra-policy``: its spec and its held-out evaluation."""
+
+    spec: str
+    result: EvaluationResult
+
+
+def evaluate_extra_policies(
+    experiment: Experiment, specs: Sequence[str], progress: Callable[[str], None] = print
+) -> dict[str, ExtraPolicy]:
+    """Load and score every ``package.module:Name`` of ``specs`` on the held-out days (gap to the bound added once
+    the hindsight evaluation is in); any :class:`~aolo.errors.PolicyError` comes before a comparison starts."""
+    from aolo.envs.protocol import ProtocolRunner, load_policy, policy_name
+    from aolo.envs.reference import REFERENCE_POLICIES
+    from aolo.errors import PolicyError
+    from aolo.platform.algorithms import ALGORITHMS
+
+    extras: dict[str, ExtraPolicy] = {}
+    for spec in specs:
+        policy = load_policy(spec)
+        name = file_safe(policy_name(policy))
+        if name in (*REFERENCE_POLICIES, *ALGORITHMS, *extras):
+            raise PolicyError(
+                f"--extra-policy {spec}: its name {name!r} is already a row of the table; give the policy "
+                "another name attribute"
+            )
+        progress(f"[compare] scoring the extra policy {name} ({spec}) on the held-out days")
+        extras[name] = ExtraPolicy(
+            spec, evaluate(ProtocolRunner(policy, name), experiment.scenario, experiment.days_per_cell)
+        )
+    return extras
+
+
 def _log_references(
-    experiment: Experiment, evaluations: dict[str, EvaluationResult], tracker: Tracker, parent_run_id: str | None
+    experiment: Experiment,
+    evaluations: dict[str, EvaluationResult],
+    tracker: Tracker,
+    parent_run_id: str | None,
+    kind: str = "reference",
 ) -> list[RunOutcome]:
-    """Log each reference policy's evaluation as a child run."""
+    """Log each reference policy's (or, ``kind="external"``, each extra policy's) evaluation as a child run."""
     scenario = experiment.scenario
     outcomes = []
     for name, evaluation in evaluations.items():
         params = {
-            **policy_params(name, "reference"),
+            **policy_params(name, kind),
             "preset": experiment.name,
             **scenario_params(scenario),
             "evaluation.days_per_cell": experiment.days_per_cell or "all",
         }
         with tracker.mlflow_run(
-            f"reference-{name}", params, {"aolo.command": "compare", "aolo.policy": name}, parent_run_id=parent_run_id
+            f"{kind}-{name}", params, {"aolo.command": "compare", "aolo.policy": name}, parent_run_id=parent_run_id
         ) as run:
             run.log_metrics(eval_metrics_for_mlflow(evaluation.metrics))
-        outcomes.append(RunOutcome(name, "reference", None, dict(evaluation.metrics), run_id=run.run_id))
+        outcomes.append(RunOutcome(name, kind, None, dict(evaluation.metrics), run_id=run.run_id))
     return outcomes
 
 

@@ -45,7 +45,7 @@ class RunOutcome:
     """One evaluated policy run: a training (algorithm, seed) or a reference policy."""
 
     policy: str
-    kind: str  #: ``learned`` or ``reference``
+    kind: str  #: ``learned``, ``reference`` or ``external`` (``--extra-policy``)
     seed: int | None
     metrics: dict[str, float] | None  #: held-out metrics (no ``eval/`` prefix); None if the run failed
     history: list[dict[str, float]] = field(default_factory=list)
@@ -208,7 +208,7 @@ def _reduction_cell(row: PolicyRow, baseline: str) -> str:
 
 def _status(row: PolicyRow) -> str:
     if row.n_failed == 0:
-        return "ok" if row.kind == "learned" else "reference"
+        return "ok" if row.kind == "learned" else row.kind  # reference | external
     return "FAILED" if row.n == 0 else f"{row.n_failed} of {row.n + row.n_failed} seeds FAILED"
 
 

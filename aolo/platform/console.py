@@ -64,6 +64,28 @@ def format_metrics_table(columns: Mapping[str, Mapping[str, float]]) -> str:
     return "\n".join(lines)
 
 
+#: (metric, rule) rows of the printed constraint table: the share of user-days or answers breaking each rule
+CONSTRAINT_METRICS = (
+    ("qoe_mean_violation_rate", "user-days with mean QoE < Q_min = {q_min:g}"),
+    ("qoe_shortfall", "  mean of max(0, Q_min - mean QoE) per user-day"),
+    ("qoe_floor_violation_rate", "user-days with an answer's QoE < Q_floor = {q_floor:g}"),
+    ("latency_violation_rate", "answers over T_max = {t_max_s:g} s"),
+    ("qoe_guard_rate", "answers the mean-QoE guard lengthened"),
+)
+
+
+def format_constraint_table(columns: Mapping[str, Mapping[str, float]], service: Any) -> str:
+    """The constraint table: one row per rule (:data:`CONSTRAINT_METRICS`) × one column per policy."""
+    names = list(columns)
+    width = max(12, *(len(n) for n in names))
+    lines = [f"{'constraint':<28}" + "".join(f"{n:>{width + 2}}" for n in names) + "   rule"]
+    for key, rule in CONSTRAINT_METRICS:
+        cells = "".join(f"{fmt(columns[n].get(key), '.4g'):>{width + 2}}" for n in names)
+        text = rule.format(q_min=service.q_min, q_floor=service.q_floor, t_max_s=service.t_max_s)
+        lines.append(f"{'eval/' + key:<28}{cells}   {text}")
+    return "\n".join(lines)
+
+
 def format_columns(lines: Sequence[Sequence[str]], rule: bool = False) -> list[str]:
     """Cells left-aligned in columns two spaces apart (the first line is the header); ``rule`` puts a line of
     dashes under the header."""

@@ -18,6 +18,7 @@ from ray.rllib.core.distribution.torch.torch_distribution import TorchSquashedGa
 from aolo.envs.cell_env import CellEnv
 from aolo.envs.config import ScenarioConfig
 from aolo.envs.physics import J_PER_KWH
+from aolo.envs.protocol import CAUSAL_REFERENCES, Observations, ProtocolRunner
 from aolo.envs.reference import REFERENCE_POLICIES, HindsightPolicy, make_reference_policy
 from aolo.envs.rollout import EpisodeRecord, run_episode, spread_days, summarize
 from aolo.errors import CheckpointError  # re-exported: aolo.platform.evaluation.CheckpointError
@@ -46,7 +47,8 @@ def load_module(checkpoint: str | Path):
 
 
 class ModulePolicy:
-    """A trained RLModule acting deterministically on all users of a cell at once."""
+    """A trained RLModule acting deterministically on all users of a cell at once, through the policy protocol
+    (:func:`evaluate` plays it with a :class:`~aolo.envs.protocol.ProtocolRunner`, as every causal policy)."""
 
     def __init__(self, module, name: str):
         self.module = module
@@ -54,14 +56,12 @@ class ModulePolicy:
         self.module.eval()
         self._obs_log: list[np.ndarray] = []
 
-    def begin_episode(self, env: CellEnv) -> None:
-        pass
-
     @torch.no_grad()
-    def act(self, env: CellEnv, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def act(self, observations: Observations) -> np.ndarray:
+        """(U, A) actions from the RL features of every user (a protocol policy, :mod:`aolo.envs.protocol`)."""
         from ray.rllib.core.columns import Columns
 
-        batch = np.stack([obs[a] for a in env.agents])
+        batch = np.array(observations.features)  # a writable copy for torch
         self._obs_log.append(batch)
         out = self.module.forward_inference({Columns.OBS: torch.from_numpy(batch)})
         if Columns.ACTIONS in out:  # deterministic modules (TD3) emit actions directly
@@ -72,8 +72,7 @@ class ModulePolicy:
                 actions = dist._squash(dist.loc)  # not at RLlib's pre-tanh μ (aolo.policies.sac)
             else:
                 actions = dist.to_deterministic().sample()
-        actions = np.clip(actions.numpy().astype(np.float64), -1.0, 1.0)  # as RLlib's clip_actions does
-        return {a: actions[i] for i, a in enumerate(env.agents)}
+        return np.clip(actions.numpy().astype(np.float64), -1.0, 1.0)  # as RLlib's clip_actions does
 
     def actor_energy(self, max_decisions: int = 2048) -> ActorEnergy:
         """Energy per decision on the observations seen during evaluation (spikes counted for SNNs)."""
@@ -116,12 +115,26 @@ def evaluation_episodes(scenario: ScenarioConfig, days_per_cell: int | None) -> 
     return pairs
 
 
+def reference_policy(name: str):
+    """The reference policy ``name`` as :func:`evaluate` plays it: the causal ones (``fixed``, ``myopic``,
+    ``forecast``) through the policy protocol (:class:`~aolo.envs.protocol.ProtocolRunner`), exactly as an external
+    policy; ``hindsight`` and ``myopic_true_csi``, which read the truth by definition, on the env itself."""
+    if name in CAUSAL_REFERENCES:
+        return ProtocolRunner(CAUSAL_REFERENCES[name]())
+    return make_reference_policy(name)
+
+
 def evaluate(
     policy, scenario: ScenarioConfig, days_per_cell: int | None = 4, bound: EvaluationResult | None = None
 ) -> EvaluationResult:
-    """Run ``policy`` (a reference-policy name or an object with ``begin_episode``/``act``) on held-out days."""
+    """Run ``policy`` on held-out days: a reference-policy name (:func:`reference_policy`), a protocol policy
+    wrapped in :class:`~aolo.envs.protocol.ProtocolRunner`, or an env-level policy (``begin_episode(env)`` /
+    ``act(env, obs)``, as the oracles); a :class:`ModulePolicy` is played through the protocol."""
     if isinstance(policy, str):
-        policy = make_reference_policy(policy)
+        policy = reference_policy(policy)
+    module_policy = policy if isinstance(policy, ModulePolicy) else None
+    if module_policy is not None:
+        policy = ProtocolRunner(module_policy)
     envs: dict[int, CellEnv] = {}
     records = []
     for cell_index, day in evaluation_episodes(scenario, days_per_cell):
@@ -134,8 +147,8 @@ def evaluate(
     if isinstance(policy, HindsightPolicy):  # the strict lower bound, per request
         requests = sum(r.fields["carbon_total_g"].size for r in records)
         metrics["bound_g_per_request"] = sum(r.extra["bound_g"] for r in records) / requests
-    if isinstance(policy, ModulePolicy):
-        energy = policy.actor_energy()
+    if module_policy is not None:
+        energy = module_policy.actor_energy()
         metrics["actor_nj_per_decision"] = energy.nj_per_decision
         metrics["actor_synops_per_decision"] = energy.synops
         metrics["actor_macs_per_decision"] = energy.macs

@@ -10,6 +10,11 @@ Every command writes under ``<output>/<scenario name>/``::
     compare/                     compare_dir(): table.csv, the figures, references/<policy>.csv, attempts/, tune/
     sweep/                       sweep_dir(): selection.json, tradeoff.png, tune/
     evaluate/<name>.csv          evaluate_dir(): ``aolo evaluate``'s per-episode rows
+    evaluate/<name>.results.json the same evaluation as a results.json (below)
+
+Every evaluation also writes a ``results.json`` (:func:`results_document`, docs/results.schema.json): in a run
+directory beside evaluation.csv, as ``compare/references/<policy>.results.json`` and as
+``evaluate/<name>.results.json``. ``aolo report --results`` reads them from anywhere (:func:`find_results`).
 
 Result files are CSV with a header; rows may have different keys (the columns are their union, in first-seen
 order). :func:`load_study` reads a finished comparison back (what ``aolo report`` and the compare figures use),
@@ -20,7 +25,12 @@ Metric names are those of docs/design.md §6; :data:`CARBON_METRIC` is the headl
 from __future__ import annotations
 
 import csv
+import datetime
+import hashlib
+import json
 import math
+import re
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +94,12 @@ def sweep_dir(output_dir: str | Path, scenario: ScenarioConfig | str) -> Path:
     return scenario_dir(output_dir, scenario) / "sweep"
 
 
+def file_safe(name: str) -> str:
+    """``name`` with every character but letters, digits, ``_ . -`` replaced by ``_``: a policy's name as the stem
+    of its result files (a user's policy may call itself anything)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".") or "policy"
+
+
 def evaluate_dir(output_dir: str | Path, scenario: ScenarioConfig | str) -> Path:
     """``<output>/<scenario>/evaluate``: ``aolo evaluate``'s ``<policy or checkpoint name>.csv``."""
     return scenario_dir(output_dir, scenario) / "evaluate"
@@ -142,6 +158,35 @@ def write_reference_rows(
     folder = compare_dir(output_dir, scenario) / REFERENCES_DIR
     return [
         write_rows(evaluation_rows(result, scenario), folder / f"{name}.csv") for name, result in evaluations.items()
+    ]
+
+
+def write_reference_results(
+    evaluations: Mapping[str, EvaluationResult],
+    experiment: Experiment,
+    output_dir: str | Path,
+    kinds: Mapping[str, str] | None = None,
+    specs: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """``compare/references/<policy>.results.json`` for every evaluation of a comparison that is not a training
+    (kind ``reference``, or as ``kinds`` says: ``external`` for ``--extra-policy``, with its ``specs``)."""
+    scenario, kinds, specs = experiment.scenario, kinds or {}, specs or {}
+    folder = compare_dir(output_dir, scenario) / REFERENCES_DIR
+    bound = evaluations.get("hindsight")
+    return [
+        write_results_json(
+            results_document(
+                result,
+                scenario,
+                preset=experiment.name,
+                days_per_cell=experiment.days_per_cell,
+                kind=kinds.get(name, "reference"),
+                spec=specs.get(name),
+                bound=bound,
+            ),
+            folder / f"{name}.{RESULTS_JSON}",
+        )
+        for name, result in evaluations.items()
     ]
 
 
@@ -245,3 +290,141 @@ def cell_carbon(data: StudyData) -> dict[str, dict[str, float]]:
             c: float(np.mean([p[c] for p in per_run if c in p])) for c in data.cells if any(c in p for p in per_run)
         }
     return out
+
+
+# --- results.json: one evaluation, self-describing (docs/results.schema.json) ---------------------------------
+
+RESULTS_JSON = "results.json"  #: in a run directory; ``<name>.results.json`` beside an evaluate or reference CSV
+RESULTS_FORMAT = "aolo-results/1"  #: the ``format`` of a results.json (bumped when a field changes meaning)
+POLICY_KINDS = ("learned", "reference", "external")
+
+
+def protocol_hash(scenario: ScenarioConfig, days_per_cell: int | None) -> str:
+    """SHA-256 of the scenario and the held-out days per cell: results with equal hashes were scored on the same
+    (cell, day) episodes and random streams, so their numbers compare (the leaderboard's rule)."""
+    protocol = {"scenario": scenario.to_dict(), "days_per_cell": days_per_cell}
+    canonical = json.dumps(protocol, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def code_version() -> dict[str, str | None]:
+    """aolo's version and, when it runs from a git checkout, the commit (``+dirty`` with local changes)."""
+    import aolo
+
+    commit = None
+    try:
+        done = subprocess.run(
+            ["git", "describe", "--always", "--dirty=+dirty", "--abbrev=40"],
+            cwd=Path(aolo.__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        commit = (done.stdout.strip() or None) if done.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"aolo": aolo.__version__, "git": commit}
+
+
+def results_document(
+    result: EvaluationResult,
+    scenario: ScenarioConfig,
+    *,
+    preset: str,
+    days_per_cell: int | None,
+    kind: str,
+    seed: int | None = None,
+    spec: str | None = None,
+    checkpoint: str | Path | None = None,
+    bound: EvaluationResult | None = None,
+) -> dict[str, Any]:
+    """The results.json of one evaluation: what was scored (scenario, protocol hash, code version, policy, seed),
+    one entry per (cell, day) episode, the summary and the strict bound per request on the same episodes (from
+    ``bound``, the hindsight evaluation, or the result itself when it is hindsight's) (docs/results.schema.json)."""
+    if kind not in POLICY_KINDS:
+        raise ValueError(f"kind: must be one of {POLICY_KINDS}, got {kind!r}")
+    rows = evaluation_rows(result, scenario)
+    episodes = [{k: _json_number(v) for k, v in row.items() if k != "policy"} for row in rows[:-1]]
+    summary = {k: _json_number(v) for k, v in result.metrics.items()}
+    bound_g = (bound.metrics if bound is not None else result.metrics).get(BOUND_METRIC)
+    return {
+        "format": RESULTS_FORMAT,
+        "scenario": {"name": scenario.name, "preset": preset, "cells": [c.name for c in scenario.cells]},
+        "protocol": {
+            "split": "heldout",
+            "days_per_cell": days_per_cell,
+            "hash": protocol_hash(scenario, days_per_cell),
+        },
+        "code": code_version(),
+        "policy": {
+            "name": result.policy,
+            "kind": kind,
+            "spec": spec,
+            "checkpoint": None if checkpoint is None else str(checkpoint),
+        },
+        "seed": seed,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "episodes": episodes,
+        "summary": summary,
+        "bound": {"bound_g_per_request": _json_number(bound_g), "gap_to_bound": summary.get("gap_to_bound")},
+    }
+
+
+def _json_number(value: Any) -> Any:
+    """Numbers as JSON numbers (NaN and infinities, which JSON lacks, as null); other values as they are."""
+    if isinstance(value, (bool, str)) or value is None:
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def write_results_json(document: Mapping[str, Any], path: str | Path) -> Path:
+    """Write ``document`` atomically (a reader sees the old file or the new one, never half of one)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(document, indent=1, allow_nan=False) + "\n")
+    partial.replace(path)
+    return path
+
+
+def read_results_json(path: str | Path) -> dict[str, Any]:
+    """A results.json, checked for what :func:`results_rows` reads; a :class:`ConfigError` names the file and
+    what is wrong."""
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path}: not a readable JSON file ({e})") from None
+    if not isinstance(document, dict) or document.get("format") != RESULTS_FORMAT:
+        found = document.get("format") if isinstance(document, dict) else type(document).__name__
+        raise ConfigError(f"{path}: format must be {RESULTS_FORMAT!r} (docs/results.schema.json), got {found!r}")
+    for key, kind in (("scenario", dict), ("policy", dict), ("episodes", list), ("summary", dict)):
+        if not isinstance(document.get(key), kind):
+            raise ConfigError(f"{path}: {key!r} must be a JSON {'object' if kind is dict else 'array'}")
+    return document
+
+
+def results_rows(document: Mapping[str, Any]) -> Rows:
+    """A results.json as the evaluation rows of an ``evaluation.csv`` (values as strings, the ``all`` row last),
+    so results from anywhere enter the same tables as the runs of a comparison."""
+    name = document["policy"]["name"]
+    as_text = lambda v: "" if v is None else str(v)  # noqa: E731
+    rows = [{"policy": name, **{k: as_text(v) for k, v in e.items()}} for e in document["episodes"]]
+    rows.append({"policy": name, "cell": "all", "day": "", **{k: as_text(v) for k, v in document["summary"].items()}})
+    return rows
+
+
+def find_results(paths: Sequence[str | Path]) -> list[Path]:
+    """The results files among ``paths``: files as given, folders searched recursively for ``*results.json``."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found += sorted(p.rglob(f"*{RESULTS_JSON}"))
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise ConfigError(f"--results {p}: no such file or folder")
+    return found

@@ -181,11 +181,16 @@ def constraint_params(constraints: ConstraintSettings) -> dict[str, Any]:
     return params
 
 
+#: the ``kind`` param of a run: a trained algorithm, a built-in reference, a user's policy object (aolo.envs.protocol)
+POLICY_KINDS = ("learned", "reference", "external")
+
+
 def policy_params(policy: str, kind: str) -> dict[str, str]:
     """``policy`` (sdrl, sac, td3, ppo, hindsight, myopic, fixed, ...) and ``kind`` (``learned`` for a trained
-    algorithm, ``reference`` for a rule-based or oracle policy): the two params every child run of a compare has."""
-    if kind not in ("learned", "reference"):
-        raise ValueError(f"kind: must be 'learned' or 'reference', got {kind!r}")
+    algorithm, ``reference`` for a rule-based or oracle policy, ``external`` for a policy object loaded with
+    ``--policy package.module:Name``): the two params every child run of a compare has."""
+    if kind not in POLICY_KINDS:
+        raise ValueError(f"kind: must be one of {POLICY_KINDS}, got {kind!r}")
     return {"policy": policy, "kind": kind}
 
 

@@ -10,6 +10,7 @@ Everything a run produces lives in its run directory ``<output>/<scenario>/<algo
     checkpoint/          Algorithm.save_to_path (final; also saved on Ctrl-C so --resume can continue)
     history.csv          one row per training iteration (the learning curve, across resumes)
     evaluation.csv       held-out evaluation, one row per (cell, day) episode plus an ``all`` row
+    results.json         the same evaluation, self-describing (docs/results.schema.json)
     learning_curve.png   return per user-epoch against env steps (:func:`aolo.platform.plots.plot_learning_curves`)
 
 and in the MLflow run (when tracking is on): params (:func:`~aolo.platform.tracking.experiment_params`),
@@ -45,9 +46,12 @@ from aolo.platform.results import (
     EVALUATION_CSV,
     HISTORY_CSV,
     LEARNING_CURVE_PNG,
+    RESULTS_JSON,
     evaluation_rows,
     read_history,
+    results_document,
     run_directory,
+    write_results_json,
     write_rows,
 )
 from aolo.platform.tracking import TrackedRun, Tracker, experiment_params, log_experiment_config
@@ -244,6 +248,19 @@ def train_one(
                 bound = reference_results(scenario, experiment.days_per_cell)["hindsight"]
             progress(f"[{label}] evaluating the checkpoint on the held-out days")
             evaluation = evaluate_checkpoint(checkpoint, scenario, algorithm, experiment.days_per_cell, bound)
+            write_results_json(
+                results_document(
+                    evaluation,
+                    scenario,
+                    preset=experiment.name,
+                    days_per_cell=experiment.days_per_cell,
+                    kind="learned",
+                    seed=seed,
+                    checkpoint=checkpoint,
+                    bound=bound,
+                ),
+                run_dir / RESULTS_JSON,
+            )
             _log_outputs(run, run_dir, checkpoint, history, evaluation, scenario, f"{label} on {scenario.name}")
             return TrainResult(algorithm, seed, run.run_id, checkpoint, history, evaluation)
     except BaseException:
@@ -456,6 +473,6 @@ def _log_outputs(
     run.log_metrics(eval_metrics_for_mlflow(evaluation.metrics), step=steps)
     run.set_tags({"aolo.checkpoint": checkpoint})
     run.log_text(f"{checkpoint}\n", "checkpoint.txt")
-    for name in (EVALUATION_CSV, LEARNING_CURVE_PNG, HISTORY_CSV):
+    for name in (EVALUATION_CSV, RESULTS_JSON, LEARNING_CURVE_PNG, HISTORY_CSV):
         if (run_dir / name).exists():
             run.log_artifact(run_dir / name)

@@ -37,6 +37,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the cluster's CPUs/GPUs fit)",
     )
     parser.add_argument(
+        "--extra-policy",
+        action="append",
+        default=[],
+        metavar="package.module:Name",
+        help="also score this policy object (protocol: docs/benchmark.md) on the same held-out episodes and add it "
+        "to the table, figures and MLflow runs as kind external; repeatable; scored before the trainings start",
+    )
+    parser.add_argument(
         "--max-failures",
         type=int,
         default=2,
@@ -95,7 +103,14 @@ def run(args: argparse.Namespace) -> int:
         num_gpus_per_learner=args.num_gpus_per_learner,
         max_failures=args.max_failures,
     )
-    result = run_compare(experiment, args.output, tracking_uri=tracking_uri, cluster=cluster, **training_options(args))
+    result = run_compare(
+        experiment,
+        args.output,
+        tracking_uri=tracking_uri,
+        cluster=cluster,
+        **training_options(args),
+        extra_policies=args.extra_policy,
+    )
     print()
     print(format_table(result.rows))
     for row in result.rows:

@@ -1,7 +1,13 @@
-"""``aolo evaluate``: a trained checkpoint or a reference policy on the preset's held-out days.
+"""``aolo evaluate``: a trained checkpoint, a reference policy or any policy object on the preset's held-out days.
 
+``--policy package.module:Name`` loads a policy written against the protocol of :mod:`aolo.envs.protocol`
+(docs/benchmark.md) and scores it exactly as the built-in references: same (cell, day) episodes and random
+streams, same metrics, gap to the strict bound, constraint table, MLflow run (``kind: external``).
 Prints the evaluation table (:func:`aolo.platform.console.format_metrics_table`) beside the hindsight bound,
-writes the per-episode CSV to ``<output>/<scenario>/evaluate/<name>.csv`` and logs one MLflow run.
+writes the per-episode CSV to ``<output>/<scenario>/evaluate/<name>.csv`` and the same evaluation as
+``<name>.results.json`` beside it (docs/results.schema.json), and logs one MLflow run. Nothing is
+written before the whole evaluation succeeded, and files are replaced atomically, so a policy that fails leaves
+every earlier result as it was.
 """
 
 from __future__ import annotations
@@ -9,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from aolo.platform.console import _positive_int, format_metrics_table, print_flush
+from aolo.platform.console import _positive_int, format_constraint_table, format_metrics_table, print_flush
 
 #: aolo.envs.reference.REFERENCE_POLICIES, written out so that `--help` does not import Ray (a test keeps them equal)
 REFERENCE_POLICY_NAMES = ("fixed", "myopic", "myopic_true_csi", "forecast", "hindsight")
@@ -26,10 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     which.add_argument(
         "--policy",
-        choices=REFERENCE_POLICY_NAMES,
+        type=policy_argument,
+        metavar="NAME|package.module:Name",
         help=(
-            "reference policy: carbon-agnostic (fixed), per-request greedy on the CSI estimate or the true channel "
-            "(myopic, myopic_true_csi), online primal-dual on the forecasts (forecast), the offline bound (hindsight)"
+            "a reference policy: carbon-agnostic (fixed), per-request greedy on the CSI estimate or the true channel "
+            "(myopic, myopic_true_csi), online primal-dual on the forecasts (forecast), the offline bound (hindsight); "
+            "or your own policy object, imported from the current directory first "
+            "(e.g. examples.external_policy:CleanHoursHeuristic; protocol: docs/benchmark.md)"
         ),
     )
     parser.add_argument(
@@ -40,22 +49,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def policy_argument(text: str) -> str:
+    """A reference-policy name or a ``package.module:Name`` spec (loaded, and checked, by :func:`run`)."""
+    if text in REFERENCE_POLICY_NAMES or ":" in text:
+        return text
+    raise argparse.ArgumentTypeError(
+        f"must be one of {', '.join(REFERENCE_POLICY_NAMES)} or package.module:Name, got {text!r}"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """``aolo evaluate``: 0 once the table is printed and the run logged."""
-    from aolo.platform.evaluation import eval_metrics_for_mlflow, evaluate_checkpoint, module_path
+    from aolo.envs.protocol import ProtocolRunner, load_policy, policy_name
+    from aolo.platform.evaluation import eval_metrics_for_mlflow, evaluate, evaluate_checkpoint, module_path
     from aolo.platform.presets import load_experiment
-    from aolo.platform.results import evaluate_dir, evaluation_rows, write_rows
-    from aolo.platform.tracking import Tracker, resolve_tracking_uri, scenario_params
+    from aolo.platform.results import (
+        evaluate_dir,
+        evaluation_rows,
+        file_safe,
+        results_document,
+        write_results_json,
+        write_rows,
+    )
+    from aolo.platform.tracking import Tracker, policy_params, resolve_tracking_uri, scenario_params
     from aolo.platform.train import preflight, reference_results
 
     experiment = load_experiment(args.preset)
     scenario = experiment.scenario
     days = args.days_per_cell or experiment.days_per_cell
-    checkpoint = None
+    checkpoint = external = None
     if args.checkpoint is not None:
         module_path(args.checkpoint)  # raises CheckpointError saying what is missing
         checkpoint = args.checkpoint.expanduser().resolve()
-    name = args.policy or (checkpoint.parent.name if checkpoint.name == "checkpoint" else checkpoint.name)
+        name, kind = (checkpoint.parent.name if checkpoint.name == "checkpoint" else checkpoint.name), "learned"
+    elif ":" in args.policy:
+        external = load_policy(args.policy)  # raises PolicyError naming what is wrong, before any work
+        name, kind = file_safe(policy_name(external)), "external"
+    else:
+        name, kind = args.policy, "reference"
     tracking_uri = resolve_tracking_uri(args.tracking_uri, args.output)
     preflight(scenario)
 
@@ -67,25 +98,45 @@ def run(args: argparse.Namespace) -> int:
     bound = references["hindsight"]
     if checkpoint is not None:
         result = evaluate_checkpoint(checkpoint, scenario, name, days, bound)
+    elif external is not None:
+        result = evaluate(ProtocolRunner(external, name), scenario, days, bound)
     else:
         result = references[name]
     columns = {name: result.metrics} if name == "hindsight" else {name: result.metrics, "hindsight": bound.metrics}
     print(format_metrics_table(columns))
+    print()
+    print(format_constraint_table(columns, scenario.service))
 
-    csv_path = write_rows(evaluation_rows(result, scenario), evaluate_dir(args.output, scenario) / f"{name}.csv")
-    print(f"\nper-episode results: {csv_path}")
+    csv_path = evaluate_dir(args.output, scenario) / f"{name}.csv"
+    partial = write_rows(evaluation_rows(result, scenario), csv_path.with_name(f".{csv_path.name}.partial"))
+    partial.replace(csv_path)  # atomic: a reader sees the old file or the new one, never half of one
+    document = results_document(
+        result,
+        scenario,
+        preset=experiment.name,
+        days_per_cell=days,
+        kind=kind,
+        spec=args.policy if external is not None else None,
+        checkpoint=checkpoint,
+        bound=bound,
+    )
+    json_path = write_results_json(document, csv_path.with_name(f"{name}.results.json"))
+    print(f"\nper-episode results: {csv_path}\nresults.json: {json_path}")
     params = {
-        "policy": name,
+        **policy_params(name, kind),
         "preset": experiment.name,
         **scenario_params(scenario),
         "evaluation.days_per_cell": days if days is not None else "all",
     }
     if checkpoint is not None:
         params["checkpoint"] = checkpoint
+    if external is not None:
+        params["policy_spec"] = args.policy
     tracker = Tracker(tracking_uri, scenario.name)
     with tracker.mlflow_run(f"evaluate-{name}", params, {"aolo.command": "evaluate"}) as tracked:
         tracked.log_metrics(eval_metrics_for_mlflow(result.metrics))
         tracked.log_artifact(csv_path)
+        tracked.log_artifact(json_path)
     if tracking_uri is not None:
         print(f"MLflow: {tracker.run_url(tracked.run_id)}")
     return 0

@@ -33,6 +33,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--figures", type=Path, metavar="DIR", help="write the figures here (e.g. docs/report); default: none"
     )
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="write the tables here instead of printing")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="results.json files (or folders searched for *results.json) to add to the tables, e.g. what "
+        "`aolo evaluate --policy package.module:Name` wrote; they must be scored on this preset's protocol; "
+        "repeatable. With --results, --output may hold no comparison",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,10 +50,10 @@ def run(args: argparse.Namespace) -> int:
     from aolo.platform.plots import write_study_figures
     from aolo.platform.presets import load_experiment
     from aolo.platform.report import report_markdown
-    from aolo.platform.results import load_study, sweep_dir
+    from aolo.platform.results import sweep_dir
 
     experiment = load_experiment(args.preset)
-    data = load_study(experiment, args.output)
+    data = _study_with_results(experiment, args.output, args.results)
     selection, sweep_plot = None, None
     if args.sweep is not None:
         folder = sweep_dir(args.sweep, experiment.scenario)
@@ -65,3 +75,53 @@ def run(args: argparse.Namespace) -> int:
         files = write_study_figures(data, args.figures, sweep_plot)
         print(f"[report] figures: {', '.join(str(f) for f in files)}")
     return 0
+
+
+def _study_with_results(experiment, output: Path, results: list[Path]):
+    """The comparison in ``output`` with the policies of the results files added as rows; with ``results`` and no
+    comparison there, the reference policies (evaluated again: deterministic, seconds) and the results files. A
+    file scored on another protocol (preset hash) is a :class:`ConfigError`."""
+    from aolo.platform.results import (
+        StudyData,
+        evaluation_rows,
+        find_results,
+        load_study,
+        protocol_hash,
+        read_results_json,
+        results_rows,
+        scenario_dir,
+    )
+
+    scenario = experiment.scenario
+    if results and not scenario_dir(output, scenario).is_dir():  # the references, evaluated again (deterministic)
+        from aolo.platform.evaluation import evaluate_references
+
+        references = {
+            name: [{k: str(v) for k, v in row.items()} for row in evaluation_rows(result, scenario)]
+            for name, result in evaluate_references(scenario, experiment.days_per_cell).items()
+        }
+        data = StudyData(
+            [c.name for c in scenario.cells],
+            scenario.service.q_min,
+            learned={},
+            references=references,
+            users_per_episode=sum(c.num_users for c in scenario.cells) / len(scenario.cells),
+            epochs_per_episode=scenario.epochs_per_episode,
+        )
+    else:
+        data = load_study(experiment, output)
+    expected = protocol_hash(scenario, experiment.days_per_cell)
+    for path in find_results(results):
+        document = read_results_json(path)
+        found = document.get("protocol", {}).get("hash")
+        if found != expected:
+            raise ConfigError(
+                f"{path}: scored on another protocol (preset {document['scenario'].get('preset')!r}, hash "
+                f"{str(found)[:12]}…) than --preset {experiment.name} (hash {expected[:12]}…): its numbers do not "
+                "compare; score the policy with `aolo evaluate --preset` of this report"
+            )
+        name = document["policy"]["name"]
+        if name in data.learned or name in data.references:
+            continue  # the comparison's own runs (a folder search meets compare/references/*.results.json)
+        data.references[name] = results_rows(document)
+    return data
