@@ -66,6 +66,16 @@ def cells_of_site(scenario: ScenarioConfig, site: SiteSpec) -> list[int]:
     return [i for i, cell in enumerate(scenario.cells) if cell.site == site.name]
 
 
+def check_every_cell_on_a_site(scenario: ScenarioConfig) -> None:
+    """Training and evaluation on sites run one SiteEnv per site: a cell without a site would be left out."""
+    for i, cell in enumerate(scenario.cells):
+        if scenario.sites and cell.site is None:
+            raise ConfigError(
+                f"scenario.cells.{i}.site: must name one of the sites {[s.name for s in scenario.sites]} when the "
+                "scenario has sites (every cell is served by a site), got None"
+            )
+
+
 def site_cell_scenario(scenario: ScenarioConfig, site: SiteSpec) -> ScenarioConfig:
     """The scenario whose site cells see the site's datacenter: its carbon trace and serving profile (their
     private ``serving_batch`` set to the site's target batch, which is what a coupling-blind reference assumes)."""
