@@ -148,8 +148,12 @@ def test_site_env_api_and_episode() -> None:
         obs, rewards, terminateds, truncateds, infos = _step(env, {})
         assert set(rewards) == set(env.agents)
     assert truncateds["__all__"] and not terminateds["__all__"]
-    assert len(env.history["batch"]) == env.T
-    assert all(1 <= r <= 8 for r in env.history["replicas"])
+    h = {k: np.asarray(v) for k, v in env.history.items()}
+    assert len(h["batch"]) == env.T
+    # the autoscaler re-plans each epoch from the demand it saw in the last one (and what is still queued)
+    seen = h["background_tok_s"] + h["agent_tok_s"] + h["backlog_tok"] / env.epoch_s
+    np.testing.assert_array_equal(h["replicas"][1:], autoscale_replicas(seen[:-1], env.site, env.profile))
+    assert h["replicas"][0] == env.site.replicas and len(set(h["replicas"])) > 1
 
 
 # --- the background --------------------------------------------------------------------------------------
@@ -237,3 +241,28 @@ def test_scenarios_without_sites_serialise_as_before() -> None:
     assert ScenarioConfig.from_dict(d) == ScenarioConfig()
     with_site = ScenarioConfig.from_dict(site_scenario())
     assert ScenarioConfig.from_dict(with_site.to_dict()) == with_site
+
+
+# --- per-cell carbon normalisation (issue 18, item 7) ---------------------------------------------------------
+
+
+def test_per_cell_normalisation_divides_each_cells_carbon_by_its_typical_request() -> None:
+    from aolo.envs.cell_env import CellEnv
+    from aolo.envs.reference import make_reference_policy
+    from aolo.envs.rollout import run_episode
+
+    base = ScenarioConfig().replace(**{"reward.terms": "carbon"})  # coal-bs/hydro-dc and hydro-bs/coal-dc
+    per_cell = base.replace(**{"reward.carbon_normalisation": "per_cell"})
+    scales = []
+    for c in range(2):
+        env_global = CellEnv({"scenario": base, "cell_index": c})
+        env_cell = CellEnv({"scenario": per_cell, "cell_index": c})
+        assert env_global.carbon_scale_g == base.reward.carbon_scale_g  # the default is unchanged
+        glob = run_episode(env_global, make_reference_policy("myopic"), day=3, seed=3)
+        norm = run_episode(env_cell, make_reference_policy("myopic"), day=3, seed=3)
+        np.testing.assert_array_equal(glob.fields["carbon_total_g"], norm.fields["carbon_total_g"])
+        np.testing.assert_allclose(norm.rewards, glob.rewards * 0.005 / env_cell.carbon_scale_g, rtol=1e-12)
+        # the unit is a typical request of the cell: within 2x of myopic's mean carbon per request on a day
+        assert 0.5 < env_cell.carbon_scale_g / glob.fields["carbon_total_g"].mean() < 2.0
+        scales.append(env_cell.carbon_scale_g)
+    assert scales[1] / scales[0] > 10.0  # the coal datacenter's requests are an order of magnitude dirtier

@@ -191,10 +191,6 @@ class SiteEnv(MultiAgentEnv):
             raise ValueError(f"site {self.site.name!r}: its cells' traces share no {split} day")
         return days
 
-    @property
-    def num_agents_total(self) -> int:
-        return len(self.agents)
-
     # --- the site's day -------------------------------------------------------------------------------
 
     def _draw_site_day(self, day: int) -> SiteDay:
@@ -248,7 +244,8 @@ class SiteEnv(MultiAgentEnv):
         self.backlog_tok = 0.0
         self.replicas = self.site.replicas  # the first epoch's; then re-planned from the demand seen
         self._last_batch, self._last_utilisation = None, 0.0
-        self.history: dict[str, list[float]] = {k: [] for k in SiteEpochLog.__dataclass_fields__}
+        #: the site's day so far, one list per :class:`SiteEpochLog` field
+        self.history: dict[str, list[float]] = {f.name: [] for f in dataclasses.fields(SiteEpochLog)}
         return self._observations(), infos
 
     def _site_columns(self) -> np.ndarray:
