@@ -140,7 +140,10 @@ def test_an_overloaded_site_queues_and_the_wait_counts_in_the_latency() -> None:
 
 
 def test_site_env_api_and_episode() -> None:
+    from ray.rllib.utils.pre_checks.env import check_multiagent_environments
+
     env = SiteEnv({"scenario": site_scenario(scaling="autoscale", background={"mean_tok_s": 5000.0})})
+    check_multiagent_environments(env)
     obs, infos = env.reset(seed=1)
     assert env.agents == ["cell0_user_0", "cell0_user_1", "cell1_user_0", "cell1_user_1"]
     assert all(obs[a].shape == (len(SITE_OBS_FEATURES),) and env.observation_spaces[a].contains(obs[a]) for a in obs)
@@ -266,3 +269,30 @@ def test_per_cell_normalisation_divides_each_cells_carbon_by_its_typical_request
         assert 0.5 < env_cell.carbon_scale_g / glob.fields["carbon_total_g"].mean() < 2.0
         scales.append(env_cell.carbon_scale_g)
     assert scales[1] / scales[0] > 10.0  # the coal datacenter's requests are an order of magnitude dirtier
+
+
+# --- site metrics and the site-load figure ---------------------------------------------------------------------
+
+
+def test_site_metrics_and_load_figure(tmp_path) -> None:
+    from aolo.envs.reference import make_reference_policy
+    from aolo.envs.site_rollout import PerCellPolicy, run_site_episode, summarize_sites
+    from aolo.platform.report import StudyData, site_load, write_figures
+
+    env = SiteEnv({"scenario": site_scenario(scaling="autoscale", background={"mean_tok_s": 8000.0})})
+    records = run_site_episode(env, PerCellPolicy(lambda: make_reference_policy("myopic"), "myopic"), day=2, seed=2)
+    assert [r.cell for r in records] == ["a", "b"] and records[0].fields["qoe"].shape == (2, env.T)
+    m = summarize_sites(records, 0.8, 0.3, 30.0)
+    h = {k: np.asarray(v) for k, v in env.history.items()}
+    assert m["site/s/utilisation_mean"] == pytest.approx(h["utilisation"].mean())
+    assert m["site/s/batch_mean"] == pytest.approx(h["batch"].mean())
+    assert m["site/s/utilisation_h05"] == pytest.approx(h["utilisation"][20:24].mean())  # epochs 20-23 = 05:00 UTC
+    volume = np.concatenate([r.extra["volume"].ravel() for r in records])
+    carbon = np.concatenate([r.fields["carbon_total_g"].ravel() for r in records])
+    assert m["carbon_g_per_request_volume_weighted"] == pytest.approx((volume * carbon).sum() / volume.sum())
+    row = {"cell": "all", **{k: str(v) for k, v in m.items()}}
+    data = StudyData(cells=["a", "b"], q_min=0.8, learned={}, references={"myopic": [row]}, sites=["s"])
+    utilisation, ci = site_load(data)
+    np.testing.assert_allclose(utilisation["myopic"]["s"][5], h["utilisation"][20:24].mean())
+    assert len(ci["s"]) == 24
+    assert (tmp_path / "site_load.png") in write_figures(data, tmp_path)

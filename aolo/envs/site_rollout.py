@@ -78,17 +78,39 @@ def run_site_episode(
             "site": site,
             "full_capacity_tok_s": env.full_capacity_tok_s,
             "epoch_s": env.epoch_s,
+            "ci_dc_g_per_kwh": env.cells[0].episode.ci_dc_g_per_kwh,
         }
         cell_fields = {f: v[rows] for f, v in fields.items()}
         records.append(EpisodeRecord(cell.cell.name, env.site_day.day, cell_fields, rewards[rows], clipped[k], extra))
     return records
 
 
+#: per-hour (UTC) site profiles in the metrics, ``site/<name>/<field>_h<HH>`` (what ``aolo report`` plots)
+HOURLY_FIELDS = ("utilisation", "batch", "ci_dc_g_per_kwh")
+
+
+def hourly_profile(site: str, days: list[dict]) -> dict[str, float]:
+    """The site's utilisation, batch and datacenter carbon intensity by hour of the UTC day, each the mean over
+    the evaluated days' epochs in that hour: ``site/<name>/utilisation_h00`` ... ``_h23``."""
+    out = {}
+    for field in HOURLY_FIELDS:
+        values = np.concatenate(
+            [d["ci_dc_g_per_kwh"] if field == "ci_dc_g_per_kwh" else d["site"][field] for d in days]
+        )
+        hours = np.concatenate([(np.arange(len(d["site"]["batch"])) * d["epoch_s"] / 3600.0) % 24.0 for d in days])
+        for h in range(24):
+            in_hour = np.floor(hours) == h
+            if in_hour.any():
+                out[f"site/{site}/{field}_h{h:02d}"] = float(values[in_hour].mean())
+    return out
+
+
 def summarize_sites(records: list[EpisodeRecord], q_min: float, q_floor: float, t_max_s: float) -> dict[str, float]:
     """:func:`~aolo.envs.rollout.summarize` of the per-cell records (per representative request), plus the
     volume-weighted carbon per request the site's agents minimise and, per site ``<name>``: mean and peak
     utilisation, mean batch, the share of saturated epochs (utilisation ≥ 0.999), the largest backlog as
-    epochs of full capacity, the latency-violation rate and the agents' share of the peak epoch's demand."""
+    epochs of full capacity, the latency-violation rate, the agents' share of the peak epoch's demand, and the
+    site's day by UTC hour (:func:`hourly_profile`)."""
     metrics = summarize(records, q_min, q_floor, t_max_s)
     volume = np.concatenate([r.extra["volume"].ravel() for r in records])
     carbon = np.concatenate([r.fields["carbon_total_g"].ravel() for r in records])
@@ -120,4 +142,5 @@ def summarize_sites(records: list[EpisodeRecord], q_min: float, q_floor: float, 
             f"site/{name}/agent_share_at_peak": float(np.mean(peak_share)),
             f"site/{name}/demand_peak_over_capacity": float(np.max(demand / capacity)),
         }
+        metrics |= hourly_profile(name, days)
     return metrics
