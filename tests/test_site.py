@@ -289,7 +289,9 @@ def test_site_metrics_and_load_figure(tmp_path) -> None:
     assert m["site/s/utilisation_h05"] == pytest.approx(h["utilisation"][20:24].mean())  # epochs 20-23 = 05:00 UTC
     volume = np.concatenate([r.extra["volume"].ravel() for r in records])
     carbon = np.concatenate([r.fields["carbon_total_g"].ravel() for r in records])
-    assert m["carbon_g_per_request_volume_weighted"] == pytest.approx((volume * carbon).sum() / volume.sum())
+    assert m["carbon_g_per_request"] == pytest.approx((volume * carbon).sum() / volume.sum())  # per request served
+    assert m["carbon_g_per_representative_request"] == pytest.approx(carbon.mean())
+    assert m["requests"] == pytest.approx(volume.sum())
     row = {"cell": "all", **{k: str(v) for k, v in m.items()}}
     data = StudyData(cells=["a", "b"], q_min=0.8, learned={}, references={"myopic": [row]}, sites=["s"])
     utilisation, ci = site_load(data)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from aolo.envs.cell_env import OBS_FEATURES
+from aolo.envs.reference import make_reference_policy
 from aolo.envs.rollout import RECORDED_FIELDS, EpisodeRecord, Policy, summarize
 from aolo.envs.site_env import SiteEnv
 
@@ -43,6 +44,19 @@ class PerCellPolicy:
             cell_actions = policy.act(cell, cell_obs)
             actions.update({a: cell_actions[f"user_{u}"] for u, a in enumerate(ids)})
         return actions
+
+
+#: Site-aware policies by name, built fresh per evaluation (the site references of issue 18 — a coupled
+#: ``hindsight`` whose policy exposes ``episode_bound_g()``, ``forecast_site`` — register here); any other
+#: reference name runs per cell, blind to the coupling (:class:`PerCellPolicy`).
+SITE_POLICIES: dict[str, Callable[[], Policy]] = {}
+
+
+def make_site_policy(name: str) -> Policy:
+    """The site policy registered as ``name``, else the cell reference ``name`` on every cell."""
+    if name in SITE_POLICIES:
+        return SITE_POLICIES[name]()
+    return PerCellPolicy(lambda: make_reference_policy(name), name)
 
 
 def run_site_episode(
@@ -105,16 +119,30 @@ def hourly_profile(site: str, days: list[dict]) -> dict[str, float]:
     return out
 
 
+#: carbon metrics of :func:`~aolo.envs.rollout.summarize` and the per-request fields they average
+CARBON_METRICS = {
+    "carbon_g_per_request": "carbon_total_g",
+    "carbon_inference_g": "carbon_inference_g",
+    "carbon_embodied_g": "carbon_embodied_g",
+    "carbon_comm_g": "carbon_comm_g",
+}
+
+
 def summarize_sites(records: list[EpisodeRecord], q_min: float, q_floor: float, t_max_s: float) -> dict[str, float]:
-    """:func:`~aolo.envs.rollout.summarize` of the per-cell records (per representative request), plus the
-    volume-weighted carbon per request the site's agents minimise and, per site ``<name>``: mean and peak
+    """:func:`~aolo.envs.rollout.summarize` of the per-cell records, with the carbon metrics per request of the
+    sites' traffic (each agent's answer weighted by its request volume: the total the agents minimise, over
+    ``requests``; ``carbon_g_per_representative_request`` keeps the unweighted mean; QoE, latency and the
+    constraint rates stay per representative answer, as the rules are stated) and, per site ``<name>``: mean and peak
     utilisation, mean batch, the share of saturated epochs (utilisation ≥ 0.999), the largest backlog as
     epochs of full capacity, the latency-violation rate, the agents' share of the peak epoch's demand, and the
     site's day by UTC hour (:func:`hourly_profile`)."""
     metrics = summarize(records, q_min, q_floor, t_max_s)
     volume = np.concatenate([r.extra["volume"].ravel() for r in records])
-    carbon = np.concatenate([r.fields["carbon_total_g"].ravel() for r in records])
-    metrics["carbon_g_per_request_volume_weighted"] = float(np.sum(volume * carbon) / np.sum(volume))
+    metrics["carbon_g_per_representative_request"] = metrics["carbon_g_per_request"]
+    for name, field in CARBON_METRICS.items():  # per request of the site's traffic: what the agents minimise
+        values = np.concatenate([r.fields[field].ravel() for r in records])
+        metrics[name] = float(np.sum(volume * values) / np.sum(volume))
+    metrics["requests"] = float(np.sum(volume))
     by_site: dict[str, list[EpisodeRecord]] = {}
     for r in records:
         by_site.setdefault(r.extra["site_name"], []).append(r)

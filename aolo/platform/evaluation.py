@@ -21,7 +21,7 @@ from aolo.envs.physics import J_PER_KWH
 from aolo.envs.reference import REFERENCE_POLICIES, HindsightPolicy, make_reference_policy
 from aolo.envs.rollout import EpisodeRecord, run_episode, spread_days, summarize
 from aolo.envs.site_env import SiteEnv, check_every_cell_on_a_site
-from aolo.envs.site_rollout import PerCellPolicy, run_site_episode, summarize_sites
+from aolo.envs.site_rollout import make_site_policy, run_site_episode, summarize_sites
 from aolo.errors import CheckpointError  # re-exported: aolo.platform.evaluation.CheckpointError
 from aolo.platform.algorithms import MODULE_ID
 from aolo.policies.energy import ActorEnergy, mlp_actor_energy
@@ -163,21 +163,25 @@ def evaluate_sites(
 ) -> EvaluationResult:
     """:func:`evaluate` on a scenario with shared sites (docs/design.md §10): one :class:`SiteEnv` episode per
     (site, held-out day); a reference-policy name plays on every cell of the site, blind to the coupling
-    (:class:`~aolo.envs.site_rollout.PerCellPolicy`). The metrics add the volume-weighted carbon per request and
-    the per-site load (:func:`~aolo.envs.site_rollout.summarize_sites`). ``hindsight`` here is the per-cell plan
-    at the site's target batch, played on the site: no strict bound for sites is recorded (the gap falls back to
-    its played carbon)."""
+    (:func:`~aolo.envs.site_rollout.make_site_policy`: a site-aware policy registered under the name, else
+    the cell reference per cell). Carbon is per request of the sites' traffic (volume-weighted) and the metrics
+    add the per-site load (:func:`~aolo.envs.site_rollout.summarize_sites`). A policy with ``episode_bound_g()``
+    (a coupled site hindsight) records ``bound_g_per_request``; without one, ``hindsight`` is the per-cell plan at
+    the site's target batch and the gap falls back to its played carbon."""
     check_every_cell_on_a_site(scenario)
     if isinstance(policy, str):
-        name = policy
-        policy = PerCellPolicy(lambda: make_reference_policy(name), name)
+        policy = make_site_policy(policy)
     envs: dict[int, SiteEnv] = {}
-    records = []
+    records, bounds = [], []
     for site_index, day in evaluation_episodes(scenario, days_per_site):
         env = envs.setdefault(site_index, SiteEnv({"scenario": scenario, "site_index": site_index, "split": "heldout"}))
         records += run_site_episode(env, policy, day=day, split="heldout", seed=day)
+        if hasattr(policy, "episode_bound_g"):  # a coupled site hindsight: the episode's strict lower bound [g]
+            bounds.append(policy.episode_bound_g())
     sv = scenario.service
     metrics = summarize_sites(records, sv.q_min, sv.q_floor, sv.t_max_s)
+    if bounds:  # over the sites' requests, as the volume-weighted carbon per request
+        metrics["bound_g_per_request"] = sum(bounds) / metrics["requests"]
     if isinstance(policy, ModulePolicy):
         energy = policy.actor_energy()
         metrics["actor_nj_per_decision"] = energy.nj_per_decision
