@@ -21,7 +21,14 @@ from aolo.envs.site import (
     site_inference,
     throughput_tok_s,
 )
-from aolo.envs.site_env import SITE_OBS, SITE_OBS_FEATURES, SiteDay, SiteEnv, background_forecast_tok_s
+from aolo.envs.site_env import (
+    SITE_OBS,
+    SITE_OBS_FEATURES,
+    SiteDay,
+    SiteEnv,
+    background_forecast_tok_s,
+    check_every_cell_on_a_site,
+)
 from aolo.errors import ConfigError
 
 P8 = get_serving_profile(
@@ -227,6 +234,10 @@ def test_bad_site_configs_name_the_field(tmp_path) -> None:
     with pytest.raises(ConfigError) as e:
         ScenarioConfig.from_dict(site_scenario(min_replicas=5, max_replicas=2))
     assert "scenario.sites.0.min_replicas: must not exceed max_replicas (2), got 5" in str(e.value)
+    mixed = site_scenario()
+    del mixed["cells"][1]["site"]  # a private cell next to a site: training and evaluation would leave it out
+    with pytest.raises(ConfigError, match=r"^scenario.cells.1.site: must name one of the sites \['s'\] when"):
+        check_every_cell_on_a_site(ScenarioConfig.from_dict(mixed))
     path = _write(tmp_path / "bad.csv", ["2024-05-10 00:01:00,1,2", "10/05/2024 00:02,1,2", "yesterday,1,2"])
     with pytest.raises(ConfigError) as e:
         SiteEnv({"scenario": site_scenario(background={"kind": "csv", "csv": path})})
