@@ -3,18 +3,27 @@
 The scenario configuration is importable from here; the physics modules (``channel``, ``physics``,
 ``serving``, ``traces``, ``workload``) are pure numpy and import without Ray. ``CellEnv`` lives in
 :mod:`aolo.envs.cell_env`, which imports Ray and registers the environment with Ray Tune as
-``"aolo-cell-v0"`` (:data:`~aolo.envs.cell_env.ENV_NAME`): import it from there, explicitly. Importing this
-package registers the Gymnasium view as ``aolo/Cell-v0`` (``gymnasium.make("aolo/Cell-v0", preset_or_scenario=
-"quick", cell=0)``; :mod:`aolo.envs.views`).
+``"aolo-cell-v0"`` (:data:`~aolo.envs.cell_env.ENV_NAME`): import it from there, explicitly. Shared serving
+sites (§10): the physics in :mod:`aolo.envs.site` (pure numpy), ``SiteEnv`` in :mod:`aolo.envs.site_env`
+(``"aolo-site-v0"``). Importing this package registers the Gymnasium view as ``aolo/Cell-v0``
+(``gymnasium.make("aolo/Cell-v0", preset_or_scenario="quick", cell=0)``; :mod:`aolo.envs.views`).
 """
 
 import gymnasium
 
-from aolo.envs.config import CellSpec, ConfigError, RadioConfig, RewardWeights, ScenarioConfig, ServiceConfig
+from aolo.envs.config import (
+    CellSpec,
+    ConfigError,
+    RadioConfig,
+    RewardWeights,
+    ScenarioConfig,
+    ServiceConfig,
+    SiteSpec,
+)
 
 #: the Gymnasium id of :class:`aolo.envs.views.CellGymEnv` (kwargs: those of ``aolo.make_env``)
 GYM_ENV_ID = "aolo/Cell-v0"
 if GYM_ENV_ID not in gymnasium.registry:
     gymnasium.register(id=GYM_ENV_ID, entry_point="aolo.api:make_env", kwargs={"api": "gymnasium"})
 
-__all__ = ["CellSpec", "ConfigError", "RadioConfig", "RewardWeights", "ScenarioConfig", "ServiceConfig"]
+__all__ = ["CellSpec", "ConfigError", "RadioConfig", "RewardWeights", "ScenarioConfig", "ServiceConfig", "SiteSpec"]

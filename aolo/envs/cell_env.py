@@ -172,6 +172,10 @@ class CellEnv(MultiAgentEnv):
         self.action_spaces = {a: act_space for a in self.agents}
 
         self._rng = self._episode_rng(int(config.get("seed", 0)))
+        #: the carbon reward's unit [g]: ``reward.carbon_scale_g``, or this cell's typical request (``per_cell``)
+        self.carbon_scale_g = (
+            self.reference_carbon_g() if sc.reward.carbon_normalisation == "per_cell" else sc.reward.carbon_scale_g
+        )
         self.episode: Episode | None = None
         self.t = 0
         self._qoe_sum = np.zeros(n)
@@ -182,9 +186,10 @@ class CellEnv(MultiAgentEnv):
     _rllib_copies_built = itertools.count()
 
     @staticmethod
-    def _copy_index(config: dict[str, Any]) -> int:
+    def _copy_index(config: dict[str, Any], copies_built: itertools.count | None = None) -> int:
         """This env copy's index among all copies of the training run: runner slot × copies per runner + the
         copy's position in its runner's vector env; 0 for an env aolo builds itself from a plain dict.
+        ``copies_built`` counts the constructions of one env class (default: CellEnv's; a SiteEnv keeps its own).
 
         RLlib 2.60's ``MultiAgentEnvRunner.make_env`` hands one and the same EnvContext (``vector_index`` 0) to
         every sub-env of its vector env, so the position is counted here instead: a runner builds its
@@ -195,7 +200,8 @@ class CellEnv(MultiAgentEnv):
             return 0
         num_envs = int(config.get("num_envs_per_env_runner", 1))
         runner_slot = max(int(worker_index) - 1, 0)  # 0 = local runner, 1..N = remote EnvRunners
-        return runner_slot * num_envs + next(CellEnv._rllib_copies_built) % num_envs
+        counter = CellEnv._rllib_copies_built if copies_built is None else copies_built
+        return runner_slot * num_envs + next(counter) % num_envs
 
     def _load_fading_trace(self) -> channel.FadingTrace | None:
         """The cell's fading trace, checked against what the cell reads: enough users, and (unless
@@ -240,6 +246,36 @@ class CellEnv(MultiAgentEnv):
     @property
     def num_users(self) -> int:
         return self.cell.num_users
+
+    def reference_carbon_g(self) -> float:
+        """The carbon of this cell's typical request [g], the unit of its carbon reward under
+        ``reward.carbon_normalisation: per_cell``: the workload's mean prompt and reference length, the least
+        answer meeting ``q_min``, sent at the most efficient power over the path loss at the cell's median-area
+        distance (no shadowing or fading), at the mean carbon intensities of the training days."""
+        sv, radio, cell = self.scenario.service, self.scenario.radio, self.cell
+        prompt, ref = self.workload.sample(np.random.default_rng(0), 20_000)
+        prompt_mean, ref_mean = float(prompt.mean()), float(ref.mean())
+        kappa = least_length_for_qoe(sv.q_min, ref_mean, sv.qoe_alpha)
+        distance_m = np.sqrt(0.5 * (cell.min_distance_m**2 + cell.radius_m**2))  # half the users are closer
+        pl_db = channel.pathloss_db(
+            distance_m,
+            scenario=cell.pathloss,
+            link_state=cell.link_state,
+            carrier_ghz=radio.carrier_ghz,
+            ue_height_m=radio.ue_height_m,
+        )
+        gain = channel.db_to_linear(-pl_db)
+        hours = (self.days["train"][:, None] * 24.0 + np.arange(24.0)).ravel()
+        out = self.request_outcomes(
+            kappa,
+            self.efficient_power_w(gain),
+            prompt_tokens=prompt_mean,
+            ref_tokens=ref_mean,
+            channel_gain=gain,
+            ci_dc_g_per_kwh=float(self.trace_dc.values_at(hours).mean()),
+            ci_cell_g_per_kwh=float(self.trace_cell.values_at(hours).mean()),
+        )
+        return float(np.asarray(out.carbon_total_g))
 
     def length_limits(self, ref_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The answer lengths of the actions a = -1 and a = +1 for reference lengths ``ref_tokens``.
@@ -500,10 +536,16 @@ class CellEnv(MultiAgentEnv):
         return np.minimum(np.maximum(actions, -1.0), 1.0)  # only float rounding (|excess| ≤ 1e-6) is clipped
 
     def step(self, action_dict: dict[str, Any]):
+        kappa_policy, kappa, power_w, power_clipped = self.decide(action_dict)
+        return self.settle(self.outcomes(kappa, power_w, self.t), kappa_policy, kappa, power_w, power_clipped)
+
+    def decide(self, action_dict: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        """The first half of :meth:`step`: the epoch's (policy's lengths, guarded lengths, powers after the BS
+        budget, whether the budget clipped them) from the actions. A shared site (:mod:`aolo.envs.site_env`)
+        decides every cell, couples their outcomes, then :meth:`settle` s each cell."""
         if self.episode is None:
             raise RuntimeError("CellEnv.step called before reset()")
-        sc, t = self.scenario, self.t
-        if t >= sc.epochs_per_episode:
+        if self.t >= self.scenario.epochs_per_episode:
             raise RuntimeError("CellEnv.step called after the episode ended; call reset()")
         kappa_policy, power_w = self.decode_actions(self._validated_actions(action_dict))
         kappa = self.mean_qoe_guard(kappa_policy)
@@ -511,11 +553,24 @@ class CellEnv(MultiAgentEnv):
         power_clipped = requested_w > self.cell.bs_power_budget_w
         if power_clipped:  # scale every user's power down proportionally to meet the BS budget
             power_w = power_w * (self.cell.bs_power_budget_w / requested_w)
-        out = self.outcomes(kappa, power_w, t)
+        return kappa_policy, kappa, power_w, bool(power_clipped)
+
+    def settle(
+        self,
+        out: RequestOutcomes,
+        kappa_policy: np.ndarray,
+        kappa: np.ndarray,
+        power_w: np.ndarray,
+        power_clipped: bool,
+        carbon_weight: float | np.ndarray = 1.0,
+    ):
+        """The second half of :meth:`step`: rewards, running QoE, the next observations and the infos of the
+        epoch's outcomes ``out``; ``carbon_weight`` scales each agent's carbon reward (a site's request volume)."""
+        sc, t = self.scenario, self.t
         # QoE the guard added over the policy's own answer: priced like a shortfall (a day the guard had to
         # rescue is a day the policy would have missed), see cost_qoe in _infos
         qoe_guard_added = out.qoe - qoe(kappa_policy, self.episode.ref_tokens[:, t], sc.service.qoe_alpha)
-        rewards = self.rewards(out)
+        rewards = self.rewards(out, carbon_weight)
         deficit_before = self._deficit()
         shortfall_before = np.maximum(0.0, t * sc.service.q_min - self._qoe_sum)
         self._qoe_sum += out.qoe
@@ -529,9 +584,7 @@ class CellEnv(MultiAgentEnv):
         if sc.reward.terms == "all" and (sc.reward.deficit_timing == "accrued" or done):
             rewards = rewards - sc.reward.deficit * (self._deficit() - deficit_before)
         shortfall_after = np.maximum(0.0, self.t * sc.service.q_min - self._qoe_sum)
-        infos = self._infos(
-            out, kappa, power_w, bool(power_clipped), t, shortfall_after - shortfall_before, qoe_guard_added
-        )
+        infos = self._infos(out, kappa, power_w, power_clipped, t, shortfall_after - shortfall_before, qoe_guard_added)
         return (
             self._observations(),
             dict(zip(self.agents, rewards.tolist(), strict=True)),
@@ -542,8 +595,16 @@ class CellEnv(MultiAgentEnv):
 
     # --- model ----------------------------------------------------------------------------------------
 
-    def outcomes(self, kappa: np.ndarray, power_w: np.ndarray, t: int, users=slice(None)) -> RequestOutcomes:
-        """Per-request outcomes at epoch ``t`` for answer lengths ``kappa`` and (post-budget) powers ``power_w``."""
+    def outcomes(
+        self,
+        kappa: np.ndarray,
+        power_w: np.ndarray,
+        t: int,
+        users=slice(None),
+        inference: InferenceCoefficients | None = None,
+    ) -> RequestOutcomes:
+        """Per-request outcomes at epoch ``t`` for answer lengths ``kappa`` and (post-budget) powers ``power_w``
+        (``inference``: a shared site's coefficients at its operating batch instead of this cell's own)."""
         ep = self.episode
         return self.request_outcomes(
             kappa,
@@ -553,14 +614,25 @@ class CellEnv(MultiAgentEnv):
             channel_gain=ep.channel_gain[users, t],
             ci_dc_g_per_kwh=ep.ci_dc_g_per_kwh[t],
             ci_cell_g_per_kwh=ep.ci_cell_g_per_kwh[t],
+            inference=inference,
         )
 
     def request_outcomes(
-        self, kappa, power_w, *, prompt_tokens, ref_tokens, channel_gain, ci_dc_g_per_kwh, ci_cell_g_per_kwh
+        self,
+        kappa,
+        power_w,
+        *,
+        prompt_tokens,
+        ref_tokens,
+        channel_gain,
+        ci_dc_g_per_kwh,
+        ci_cell_g_per_kwh,
+        inference: InferenceCoefficients | None = None,
     ) -> RequestOutcomes:
         """:func:`~aolo.envs.physics.request_outcomes` in this cell (its noise, interference, bandwidth share,
         serving profile, radio and service settings) for any broadcastable request arrays: the one place the
-        references and the bound evaluate candidate answers the way :meth:`step` scores them."""
+        references and the bound evaluate candidate answers the way :meth:`step` scores them. ``inference``
+        replaces the cell's private-datacenter coefficients (a shared site's, at its operating batch)."""
         sc = self.scenario
         return request_outcomes(
             kappa=kappa,
@@ -574,7 +646,7 @@ class CellEnv(MultiAgentEnv):
             ci_cell_g_per_kwh=ci_cell_g_per_kwh,
             users_in_cell=self.num_users,
             bandwidth_per_user_hz=self.bandwidth_per_user_hz,
-            inference=self.inference,
+            inference=self.inference if inference is None else inference,
             radio=sc.radio,
             service=sc.service,
         )
@@ -588,13 +660,15 @@ class CellEnv(MultiAgentEnv):
             return np.zeros(self.num_users)
         return np.maximum(0.0, (self.t * sc.service.q_min - self._qoe_sum) / sc.epochs_per_episode)
 
-    def rewards(self, out: RequestOutcomes) -> np.ndarray:
-        """Per-step reward of each user (docs/design.md §3.5), without the end-of-episode deficit term."""
+    def rewards(self, out: RequestOutcomes, carbon_weight: float | np.ndarray = 1.0) -> np.ndarray:
+        """Per-step reward of each user (docs/design.md §3.5), without the end-of-episode deficit term;
+        ``carbon_weight`` multiplies each user's carbon (a site agent's request volume, docs/design.md §10)."""
         w, sv = self.scenario.reward, self.scenario.service
+        carbon_g = carbon_weight * out.carbon_total_g
         if w.terms == "carbon":  # the QoE-mean and latency rules are priced by learned multipliers (costs in infos)
-            return -w.carbon * out.carbon_total_g / w.carbon_scale_g - w.floor * (out.qoe < sv.q_floor - 1e-12)
+            return -w.carbon * carbon_g / self.carbon_scale_g - w.floor * (out.qoe < sv.q_floor - 1e-12)
         return (
-            -w.carbon * out.carbon_total_g / w.carbon_scale_g
+            -w.carbon * carbon_g / self.carbon_scale_g
             + w.qoe * (out.qoe - sv.q_min)
             - w.latency * (out.latency_s > sv.t_max_s)
             - w.floor * (out.qoe < sv.q_floor - 1e-12)

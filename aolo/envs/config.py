@@ -300,6 +300,13 @@ class CellSpec(Validated):
     )
     #: reuse a fading trace shorter than the days the scenario reads cyclically (otherwise that is an error)
     fading_trace_wrap: bool = satisfies(False, lambda v: isinstance(v, bool), "true or false")
+    #: the shared serving site (``scenario.sites``) serving this cell's users; None = a private, uncapacitated
+    #: datacenter at ``serving_batch`` (then ``datacenter_region`` and ``serving_profile`` are this cell's own;
+    #: with a site, the site's are used)
+    site: str | None = text(None, "must be the name of a site of scenario.sites", optional=True)
+    #: the cell's local time = UTC + this [h]: its users' diurnal request volume follows local time (carbon traces
+    #: stay in UTC); read only with a site
+    utc_offset_h: float = bounded(0.0, -12.0, 14.0)
 
     def _cross_checks(self, bad: set[str]) -> Iterator[tuple[str, str]]:
         if not bad & {"radius_m", "min_distance_m"} and not self.radius_m > self.min_distance_m:
@@ -466,11 +473,100 @@ class RewardWeights(Validated):
     #: ≈ 3 per unit of QoE per epoch over 96 epochs: keeps the mean-QoE constraint binding
     deficit: float = bounded(300.0, 0.0, 1e6)
     carbon_scale_g: float = bounded(0.005, 0.0, 1e6, lo_open=True)  #: a typical per-request carbon (≈ 0.5–15 mg)
+    #: ``global``: every cell's carbon is divided by ``carbon_scale_g``; ``per_cell``: by the cell's own typical
+    #: request carbon (``CellEnv.reference_carbon_g``; cells differ up to 25×, so one scale makes the small cells'
+    #: carbon look negligible next to the QoE terms and they over-deliver QoE, issue 10); a site's cells use the
+    #: site's datacenter
+    carbon_normalisation: str = one_of("global", ("global", "per_cell"))
     #: ``terminal`` (docs/design.md §3.5) | ``accrued`` (same return, dense)
     deficit_timing: str = one_of("terminal", DEFICIT_TIMINGS)
     #: ``all``: the penalty reward above; ``carbon``: only ``-w_carbon C/C_scale - w_floor 1[Q < Q_floor]``, the
     #: QoE-mean and latency rules left to learned multipliers (``constraints.method: lagrangian``, which sets it)
     terms: str = one_of("all", REWARD_TERMS)
+
+
+BACKGROUND_KINDS = ("diurnal", "csv", "none")
+SITE_SCALING = ("fixed", "autoscale")
+
+
+@dataclass(frozen=True)
+class DiurnalSpec(Validated):
+    """A daily load shape in local time with random variation (docs/design.md §10; ``site.diurnal_factor``).
+
+    ``factor(h) = exp(σ_day z_day + σ_epoch z_t) · (1 + a cos(2π (h_local - peak_hour_local) / 24))`` with
+    ``a = (r - 1) / (r + 1)``, so the noiseless peak is ``r = peak_to_trough`` times the trough and the day mean is 1.
+    The default ratio 2.5 is an estimate from the published one-week Azure LLM inference trace 2024 and BurstGPT
+    (arXiv 2401.17644) daily cycles; replace it with a measured trace (``background.kind: csv``) where available."""
+
+    _path = "diurnal"
+
+    peak_to_trough: float = bounded(2.5, 1.0, 100.0)
+    peak_hour_local: float = bounded(14.0, 0.0, 24.0, hi_open=True)  #: local hour of the daily peak
+    day_sigma: float = bounded(0.1, 0.0, 2.0)  #: log-normal σ of the day's level (day-to-day variation)
+    epoch_sigma: float = bounded(0.05, 0.0, 2.0)  #: log-normal σ per epoch (independent draws)
+
+
+@dataclass(frozen=True)
+class BackgroundSpec(Validated):
+    """The site's other tenants' decode demand [output tokens/s], which the agents do not control.
+
+    ``diurnal``: ``mean_tok_s`` × :class:`DiurnalSpec` in the site's local time; ``csv``: arrivals in the Azure LLM
+    inference trace format (``TIMESTAMP,ContextTokens,GeneratedTokens``, UTC), generated tokens summed per epoch
+    over the epoch's length and multiplied by ``csv_scale``; the trace must cover whole days, day ``d`` of an
+    episode reads trace day ``d mod days``; ``none``: no other tenants."""
+
+    _path = "background"
+
+    kind: str = one_of("diurnal", BACKGROUND_KINDS)
+    mean_tok_s: float = bounded(20_000.0, 0.0, 1e9)  #: day-mean decode demand (``diurnal``)
+    diurnal: DiurnalSpec = section(DiurnalSpec)
+    csv: str | None = text(None, "must be a CSV file path (Azure LLM trace format)", optional=True)
+    csv_scale: float = bounded(1.0, 0.0, 1e6, lo_open=True)  #: a fleet-wide trace scaled to this site
+
+    def _cross_checks(self, bad: set[str]) -> Iterator[tuple[str, str]]:
+        if self.kind == "csv" and self.csv is None and "csv" not in bad:
+            yield "csv", "must be a CSV file path when kind is 'csv', got None"
+
+
+@dataclass(frozen=True)
+class SiteSpec(Validated):
+    """A shared serving site: replicas of one model whose batch, energy per token and latency every user sets.
+
+    docs/design.md §10 is the model; :mod:`aolo.envs.site` the physics. ``scaling: fixed`` runs ``replicas``
+    replicas all day; ``autoscale`` re-plans each epoch ``ceil(observed demand / X(target_batch))`` replicas
+    within ``[min_replicas, max_replicas]`` from the last epoch's demand (starting at ``replicas``)."""
+
+    _path = "site"
+
+    name: str = text("site")
+    datacenter_region: str = text("synthetic:hydro", _TRACE_SPEC)  #: carbon trace of the site's grid
+    serving_profile: str = one_of("llama-3.1-8b-h100", SERVING_PROFILES)
+    utc_offset_h: float = bounded(0.0, -12.0, 14.0)  #: local time = UTC + this [h] (the background's diurnal)
+    scaling: str = one_of("autoscale", SITE_SCALING)
+    replicas: int = bounded(2, 1, 100_000, integer=True)  #: fixed count, or the first epoch's under autoscale
+    min_replicas: int = bounded(1, 1, 100_000, integer=True)
+    max_replicas: int = bounded(8, 1, 100_000, integer=True)
+    target_batch: float = bounded(256.0)  #: within the profile's measured batch sizes (a cross-field rule)
+    #: mean requests one agent (a user group) issues per epoch over the day; its day shape is ``agent_volume``
+    requests_per_agent: float = bounded(1.0, 0.0, 1e6, lo_open=True)
+    agent_volume: DiurnalSpec = section(DiurnalSpec)  #: in each cell's local time (``cells.*.utc_offset_h``)
+    background: BackgroundSpec = section(BackgroundSpec)
+
+    def _cross_checks(self, bad: set[str]) -> Iterator[tuple[str, str]]:
+        if not bad & {"min_replicas", "max_replicas"} and not self.min_replicas <= self.max_replicas:
+            yield "min_replicas", f"must not exceed max_replicas ({self.max_replicas}), got {self.min_replicas}"
+        if "serving_profile" in bad:
+            return
+        profile = SERVING_PROFILES[self.serving_profile]
+        if not profile.throughput_tok_s:
+            yield "serving_profile", f"has no measured throughput-vs-batch curve, got {self.serving_profile!r}"
+        sizes = profile.batch_sizes
+        if "target_batch" not in bad and not sizes[0] <= self.target_batch <= sizes[-1]:
+            yield (
+                "target_batch",
+                f"must be a number in [{sizes[0]:g}, {sizes[-1]:g}] (the measured batch sizes of "
+                f"{self.serving_profile}), got {self.target_batch!r}",
+            )
 
 
 @dataclass(frozen=True)
@@ -492,6 +588,8 @@ class ScenarioConfig(Validated):
     service: ServiceConfig = section(ServiceConfig)
     reward: RewardWeights = section(RewardWeights)
     forecast: ForecastConfig = section(ForecastConfig)
+    #: shared serving sites (docs/design.md §10); cells name theirs with ``site``. Empty: every cell private
+    sites: tuple[SiteSpec, ...] = items((), SiteSpec, "must be a non-empty list of sites (or left out)")
     epoch_s: float = bounded(900.0, 0.001, 86_400.0)
     epochs_per_episode: int = bounded(96, 1, integer=True)
     accounting: str = one_of("direct", ACCOUNTING_MODES)  #: carbon-intensity accounting: ``direct`` | ``life-cycle``
@@ -511,6 +609,15 @@ class ScenarioConfig(Validated):
         names = [getattr(c, "name", None) for c in self.cells]
         if any(names.count(n) > 1 for n in names):
             yield "cells", f"cell names must be unique, got {names}"
+        if not isinstance(self.sites, (list, tuple)):
+            return
+        site_names = [getattr(s, "name", None) for s in self.sites]
+        if any(site_names.count(n) > 1 for n in site_names):
+            yield "sites", f"site names must be unique, got {site_names}"
+        for i, cell in enumerate(self.cells):
+            site = getattr(cell, "site", None)
+            if site is not None and site not in site_names:
+                yield f"cells.{i}.site", f"must name one of the sites {site_names}, got {site!r}"
 
     # --- (de)serialisation ---------------------------------------------------------------------------
 
@@ -534,6 +641,8 @@ class ScenarioConfig(Validated):
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["cells"] = [dict(c) for c in d["cells"]]
+        if not d["sites"]:  # no sites: the dict of a site-less scenario reads back (an empty list is an error)
+            del d["sites"]
         return d
 
     def replace(self, **changes: Any) -> ScenarioConfig:

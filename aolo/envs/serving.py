@@ -61,6 +61,9 @@ class ServingProfile:
         reference_prompt_tokens: mean prompt length of the measured runs (LM-Arena chat; estimate) [tokens].
         reference_output_tokens: mean answer length of the measured runs (``avg_output_len``) [tokens].
         embodied_g_per_gpu_hour: embodied carbon of one GPU slot per hour of use [gCO2e].
+        throughput_tok_s: output tokens per second of one replica at each batch size (ML.ENERGY
+            ``output_throughput_tokens_per_sec``); empty where not measured. Used by shared sites
+            (:mod:`aolo.envs.site`), never by a cell's private datacenter.
     """
 
     name: str
@@ -74,6 +77,7 @@ class ServingProfile:
     reference_prompt_tokens: float = 200.0
     reference_output_tokens: float = 397.0
     embodied_g_per_gpu_hour: float = H100_EMBODIED_G_PER_GPU_HOUR
+    throughput_tok_s: tuple[float, ...] = ()
 
     def _interp(self, batch: float, values: tuple[float, ...]) -> float:
         b = np.log(np.asarray(self.batch_sizes, dtype=np.float64))
@@ -114,6 +118,7 @@ _LLAMA_8B_H100 = ServingProfile(
     prefill_j_per_token=0.023,  # 2·8e9 FLOP / 0.7 TFLOP/J
     prefill_s_per_token=3.2e-5,  # 2·8e9 FLOP / (0.5 · 989 TFLOP/s)
     reference_output_tokens=397.0,  # mean avg_output_len of the 10 H100 runs (389–405)
+    throughput_tok_s=(1070, 1954, 3391, 5147, 6260, 7037, 8223, 9010, 9248, 9806),
 )
 _LLAMA_70B_4XH100 = ServingProfile(
     name="llama-3.1-70b-4xh100",
@@ -124,6 +129,7 @@ _LLAMA_70B_4XH100 = ServingProfile(
     prefill_j_per_token=0.20,  # 2·70e9 FLOP / 0.7 TFLOP/J
     prefill_s_per_token=7.1e-5,  # 2·70e9 FLOP / (4 · 0.5 · 989 TFLOP/s)
     reference_output_tokens=354.0,  # mean avg_output_len of the 11 H100 runs (349–364)
+    throughput_tok_s=(469.7, 862.6, 1487, 2511, 3244, 3876, 4461, 4915, 5319, 5921, 6507),
 )
 
 SERVING_PROFILES: dict[str, ServingProfile] = {p.name: p for p in (_LLAMA_8B_H100, _LLAMA_70B_4XH100)}

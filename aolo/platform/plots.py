@@ -33,6 +33,7 @@ from aolo.platform.results import (
     bound_by_cell,
     cell_carbon,
     overall,
+    site_load,
 )
 
 #: One colour per policy in every figure; other names cycle through :data:`_EXTRA_COLORS`.
@@ -240,6 +241,33 @@ def plot_cell_carbon(
     return _save(fig, path)
 
 
+def plot_site_load(
+    utilisation: Mapping[str, Mapping[str, Sequence[float]]],
+    carbon: Mapping[str, Sequence[float]],
+    path: str | Path,
+) -> Path:
+    """Shared serving sites over the UTC day: ``utilisation[policy][site]`` (24 hourly values, mean over seeds
+    and held-out days) as one line per policy, and the site's datacenter carbon intensity ``carbon[site]`` on a
+    second axis: where each policy puts the load against the carbon (docs/design.md §10)."""
+    sites = list(carbon)
+    fig = Figure(figsize=(6.4, 2.6 * max(len(sites), 1)), layout="constrained")
+    axes = fig.subplots(max(len(sites), 1), 1, squeeze=False)[:, 0]
+    hours = np.arange(24) + 0.5
+    for ax, site in zip(axes, sites, strict=False):
+        for name, per_site in utilisation.items():
+            if site in per_site:
+                ax.plot(hours, per_site[site], color=policy_color(name), label=name)
+        ax.set(xlim=(0, 24), ylim=(0.0, 1.05), ylabel="utilisation", title=f"site {site}")
+        ci = ax.twinx()
+        ci.plot(hours, carbon[site], color="black", linestyle="--", linewidth=1, label="carbon intensity")
+        ci.set_ylabel("gCO2e/kWh")
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("hour of the day (UTC)")
+    if utilisation:
+        axes[0].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.12, 1.0))
+    return _save(fig, path)
+
+
 def plot_sweep_tradeoff(
     points: Sequence[tuple[str, float, float, bool]],
     selected: str | None,
@@ -295,8 +323,8 @@ def plot_sweep_tradeoff(
 
 def write_study_figures(data: StudyData, out_dir: str | Path, sweep_plot: Path | None = None) -> list[Path]:
     """The figures of a finished comparison in ``out_dir``: carbon.png (from its table.csv, when read),
-    carbon_vs_qoe.png (each run a point), learning_curves.png, cell_carbon.png (against the strict bound) and a
-    copy of the sweep's ``sweep_plot`` as tradeoff.png."""
+    carbon_vs_qoe.png (each run a point), learning_curves.png, cell_carbon.png (against the strict bound),
+    site_load.png (scenarios with shared sites) and a copy of the sweep's ``sweep_plot`` as tradeoff.png."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
@@ -325,6 +353,9 @@ def write_study_figures(data: StudyData, out_dir: str | Path, sweep_plot: Path |
         )
     )
     files.append(plot_cell_carbon(cell_carbon(data), out_dir / "cell_carbon.png", bound_by_cell(data) or None))
+    utilisation, site_carbon = site_load(data)
+    if site_carbon:
+        files.append(plot_site_load(utilisation, site_carbon, out_dir / "site_load.png"))
     if sweep_plot is not None and sweep_plot.is_file():
         files.append(Path(shutil.copyfile(sweep_plot, out_dir / "tradeoff.png")))
     return files

@@ -138,12 +138,14 @@ def evaluation_rows(result: EvaluationResult, scenario: ScenarioConfig) -> list[
     """One row per evaluated (cell, day) episode, then the ``all`` row with the overall metrics; the hindsight
     policy's episodes also carry their strict lower bound per request (:data:`BOUND_METRIC`)."""
     from aolo.envs.rollout import summarize
+    from aolo.envs.site_rollout import summarize_sites
 
     sv = scenario.service
+    per_episode = summarize_sites if scenario.sites else summarize  # sites: carbon per request of the traffic
     rows: list[dict[str, Any]] = []
     for record in result.records:
         row = {"policy": result.policy, "cell": record.cell, "day": record.day}
-        row.update(summarize([record], sv.q_min, sv.q_floor, sv.t_max_s))
+        row.update(per_episode([record], sv.q_min, sv.q_floor, sv.t_max_s))
         if "bound_g" in record.extra:
             row[BOUND_METRIC] = record.extra["bound_g"] / record.fields["carbon_total_g"].size
         rows.append(row)
@@ -205,6 +207,7 @@ class StudyData:
     users_per_episode: float = 1.0  #: mean users per cell (a cell's episode return sums over its users)
     epochs_per_episode: int = 1
     table: Rows = field(default_factory=list)  #: compare/table.csv (empty when absent)
+    sites: list[str] = field(default_factory=list)  #: shared serving sites (docs/design.md §10), if any
 
     def policies(self) -> dict[str, list[Rows]]:
         """Every policy with one evaluation table per run: learned algorithms first, then the references."""
@@ -253,6 +256,7 @@ def load_study(experiment: Experiment, output_dir: str | Path) -> StudyData:
         users_per_episode=float(np.mean([c.num_users for c in scenario.cells])),
         epochs_per_episode=scenario.epochs_per_episode,
         table=read_rows(folder / TABLE_CSV) if (folder / TABLE_CSV).is_file() else [],
+        sites=[s.name for s in scenario.sites],
     )
 
 
@@ -279,6 +283,21 @@ def bound_by_cell(data: StudyData) -> dict[str, float]:
     recorded)."""
     hindsight = data.references.get("hindsight", [])
     return cell_means(hindsight, BOUND_METRIC) or cell_means(hindsight, CARBON_METRIC)
+
+
+def site_load(data: StudyData) -> tuple[dict[str, dict[str, list[float]]], dict[str, list[float]]]:
+    """Shared sites (docs/design.md §10): per policy and site, the hourly utilisation (mean over runs), and per
+    site the hourly datacenter carbon intensity, from the ``all`` rows' ``site/<name>/..._hHH`` columns; empty
+    for a scenario without sites."""
+    utilisation: dict[str, dict[str, list[float]]] = {}
+    carbon: dict[str, list[float]] = {}
+    for name, runs in data.policies().items():
+        for site in data.sites:
+            per_run = [[overall(run, f"site/{site}/utilisation_h{h:02d}") for h in range(24)] for run in runs]
+            if per_run and not np.isnan(per_run[0]).all():
+                utilisation.setdefault(name, {})[site] = list(np.nanmean(per_run, axis=0))
+                carbon.setdefault(site, [overall(runs[0], f"site/{site}/ci_dc_g_per_kwh_h{h:02d}") for h in range(24)])
+    return utilisation, carbon
 
 
 def cell_carbon(data: StudyData) -> dict[str, dict[str, float]]:

@@ -212,6 +212,7 @@ def scenario_params(scenario: ScenarioConfig) -> dict[str, Any]:
         "forecast.kind": scenario.forecast.kind,
         **({"forecast.mape_24h": scenario.forecast.mape_24h} if scenario.forecast.kind == "noisy" else {}),
         **{f"reward.{k}": v for k, v in dataclasses.asdict(scenario.reward).items()},
+        **_site_params(scenario),
     }
 
 
@@ -223,6 +224,19 @@ def log_experiment_config(run: TrackedRun, experiment: Experiment) -> None:
     from aolo.platform.presets import experiment_config
 
     run.log_text(yaml.safe_dump(experiment_config(experiment), sort_keys=False), "config.yaml")
+
+
+def _site_params(scenario) -> dict[str, Any]:
+    """The shared serving sites (docs/design.md §10), if any, and which cells each serves."""
+    if not scenario.sites:
+        return {}
+    sites = "; ".join(
+        f"{s.name} (dc={s.datacenter_region}, {s.serving_profile}, {s.scaling} "
+        f"{s.replicas if s.scaling == 'fixed' else f'{s.min_replicas}-{s.max_replicas}'} replicas, "
+        f"cells={[c.name for c in scenario.cells if c.site == s.name]})"
+        for s in scenario.sites
+    )
+    return {"sites": sites, "num_sites": len(scenario.sites)}
 
 
 @dataclass

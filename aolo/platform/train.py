@@ -108,7 +108,16 @@ def has_checkpoint(path: Path) -> bool:
 def preflight(scenario: ScenarioConfig) -> None:
     """Build every cell's environment once, so bad traces, workloads or day splits fail before any run starts."""
     from aolo.envs.cell_env import CellEnv
+    from aolo.envs.site_env import SiteEnv, check_every_cell_on_a_site
 
+    if scenario.sites:  # shared serving sites: every site's env (its cells, traces, background)
+        check_every_cell_on_a_site(scenario)
+        for index in range(len(scenario.sites)):
+            try:
+                SiteEnv({"scenario": scenario, "site_index": index})
+            except ValueError as e:
+                raise ConfigError(f"scenario {scenario.name!r}: {e}") from None
+        return
     for index in range(len(scenario.cells)):
         try:
             CellEnv({"scenario": scenario, "cell_index": index})
