@@ -1,0 +1,467 @@
+"""References and the strict lower bound for cells that share a serving site (docs/design.md §3.7).
+
+One site, one day. Every agent ``u`` picks at each epoch ``t`` one option ``k`` (an answer length at a radio
+power); the options' site-independent parts (carbon of prefill and radio, QoE, latency before decoding) are
+arrays of a :class:`SiteProblem`. The site couples the agents through its decode load
+``A_t = Σ_u load[u, t, k_ut]``: with the other tenants' tokens ``B_t`` and the backlog ``Q_t`` carried in,
+the replicas serve ``min(B_t + A_t + Q_t, C_t)`` tokens in the epoch, at a rate that sets the operating
+batch, hence the decode carbon per token ``γ_t(rate)`` (non-increasing: batching is cheaper per token) and the
+inter-token latency ``itl(rate)`` (non-decreasing); the excess queues, ``Q_{t+1} = max(0, B_t + A_t + Q_t −
+C_t)``, and a request waits the epoch's mean backlog at full rate. The agents' carbon is
+``Σ carbon[k] + Σ_t A_t γ_t(rate_t)`` (site energy attributed in proportion to tokens) and each request's
+latency ``latency[k] + answer_tokens[k] · itl(rate_t) + wait_t ≤ T_max``.
+
+- :func:`site_dual_bound`: a Lagrangian lower bound on that problem, valid with the coupling on. Per epoch
+  the agents' load is split into ``levels`` intervals; within an interval the decode carbon per token is
+  under-estimated by its value at the interval's highest possible rate and the latency by its value at the
+  lowest (monotonicity: a relaxation, no convexity needed). The mean-QoE rules carry multipliers ``λ_u ≥ 0``
+  and the link between the users' tokens and the site's load level a price ``π_t`` per epoch (free sign);
+  weak duality makes every ``(λ, π)`` a lower bound, and block-coordinate ascent picks a good one.
+- :func:`solve_site_hindsight`: the joint plan with everything known, by dual decomposition (the bound's
+  prices) then a primal repair: best responses at the site's true marginal carbon, and exact block moves per
+  user (its whole day re-planned with the others fixed, the site recomputed exactly) kept only when the true
+  objective falls and every constraint holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from aolo.envs.config import ConfigError, ServiceConfig, SiteSpec
+from aolo.envs.physics import J_PER_KWH
+from aolo.envs.reference import _bisect_multipliers
+from aolo.envs.serving import ServingProfile
+from aolo.envs.site import autoscale_replicas, capacity_tok_s, fluid_queue, operating_batch, site_epoch, site_inference
+
+#: tolerance on T_max and Q_min, as in reference.solve_hindsight
+_TOL = 1e-9
+
+
+class RadioModel(Protocol):
+    """The radio side of the options: the least-carbon power for an airtime budget, and what a power costs.
+
+    Both take integer index arrays ``u, t, k`` (agent, epoch, option) broadcast against the value array."""
+
+    def best_power_w(self, u, t, k, airtime_budget_s) -> np.ndarray:
+        """Least-carbon power delivering option ``k``'s answer within ``airtime_budget_s`` (``inf``: none can)."""
+
+    def carbon_and_airtime(self, u, t, k, power_w) -> tuple[np.ndarray, np.ndarray]:
+        """Radio carbon [g, over the option's requests] and airtime [s] of option ``k`` at ``power_w``."""
+
+    def fastest_power_w(self, u, t, k) -> np.ndarray:
+        """The power with the least airtime (played where no power meets T_max: a violation)."""
+
+
+@dataclass
+class SiteProblem:
+    """One site's day as the references see it: options (U, T, K) of every agent and epoch, and the site.
+
+    An option is an answer length; its radio power follows from the time left for the airtime (``radio``).
+
+    Attributes:
+        load_tokens: decode tokens the option adds to the site in the epoch (requests × answer length).
+        hold_s: seconds the option's requests hold their GPU share before decoding (time to first token +
+            prefill), summed over its requests; the embodied share charges them at ``num_gpus / b``.
+        answer_tokens: answer length of one request [tokens] (decode time ``answer_tokens · itl``).
+        qoe: QoE of the option.
+        fixed_carbon_g: the option's carbon set by neither the site's load nor the radio (prefill energy) [g].
+        fixed_latency_s: latency before decoding and delivery (time to first token, prefill) [s].
+        valid: which options exist (ragged option sets are padded).
+        radio: the options' radio side (:class:`RadioModel`).
+        background_tok_s: (T,) the other tenants' decode demand [tokens/s].
+        ci_dc_g_per_kwh: (T,) the site's grid carbon intensity.
+        site, profile, service: the site's configuration, serving profile and accounting.
+        epoch_s: epoch length [s].
+        q_min, t_max_s: the mean-QoE rule per agent and day, the latency limit per request.
+        replicas_in: replicas of the first epoch (``site.replicas``).
+        backlog_in_tok: backlog carried into the first epoch [tokens].
+    """
+
+    load_tokens: np.ndarray
+    hold_s: np.ndarray
+    answer_tokens: np.ndarray
+    qoe: np.ndarray
+    fixed_carbon_g: np.ndarray
+    fixed_latency_s: np.ndarray
+    valid: np.ndarray
+    radio: RadioModel
+    background_tok_s: np.ndarray
+    ci_dc_g_per_kwh: np.ndarray
+    site: SiteSpec
+    profile: ServingProfile
+    service: ServiceConfig
+    epoch_s: float
+    q_min: float
+    t_max_s: float
+    replicas_in: int
+    backlog_in_tok: float = 0.0
+
+    def __post_init__(self) -> None:
+        shape = self.load_tokens.shape
+        if len(shape) != 3:
+            raise ConfigError(f"SiteProblem.load_tokens must be (agents, epochs, options), got shape {shape}")
+        for name in ("hold_s", "answer_tokens", "qoe", "fixed_carbon_g", "fixed_latency_s", "valid"):
+            if getattr(self, name).shape != shape:
+                raise ConfigError(f"SiteProblem.{name} must have shape {shape}, got {getattr(self, name).shape}")
+        if not self.valid.any(axis=2).all():
+            raise ConfigError("SiteProblem.valid: every agent needs at least one option in every epoch")
+        for name in ("background_tok_s", "ci_dc_g_per_kwh"):
+            if getattr(self, name).shape != shape[1:2]:
+                raise ConfigError(f"SiteProblem.{name} must have shape ({shape[1]},), got {getattr(self, name).shape}")
+
+    @property
+    def num_agents(self) -> int:
+        return self.load_tokens.shape[0]
+
+    @property
+    def num_epochs(self) -> int:
+        return self.load_tokens.shape[1]
+
+    @property
+    def index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``u, t, k`` index arrays broadcasting to (U, T, K)."""
+        U, T, K = self.load_tokens.shape
+        return np.arange(U)[:, None, None], np.arange(T)[None, :, None], np.arange(K)[None, None, :]
+
+    def carbon_per_token_and_hold_g(self, t, batch) -> tuple[np.ndarray, np.ndarray]:
+        """Site carbon at batch ``b`` in epoch ``t``: per answer token ``γ = CI · PUE k_host e_dec(b) + g/GPU-s ·
+        num_gpus itl(b) / b`` and per second held before decoding ``η = g/GPU-s · num_gpus / b``; both fall
+        as the batch grows (ML.ENERGY: energy per token falls and throughput ``b / itl(b)`` rises with b)."""
+        coef = site_inference(batch, self.profile, self.service)
+        per_token = (
+            np.asarray(self.ci_dc_g_per_kwh)[t] * coef.overhead * coef.decode_j_per_token / J_PER_KWH
+            + coef.embodied_g_per_gpu_s * coef.gpu_share * coef.itl_s
+        )
+        return per_token, coef.embodied_g_per_gpu_s * coef.gpu_share
+
+    def option_cost(self, u, t, k, airtime_budget_s) -> tuple[np.ndarray, np.ndarray]:
+        """Carbon set by the option alone (prefill, radio at the best power within the budget; ``inf`` where
+        no power meets it) and that power."""
+        power = self.radio.best_power_w(u, t, k, airtime_budget_s)
+        ok = np.isfinite(power) & self.valid[u, t, k]
+        carbon, _ = self.radio.carbon_and_airtime(u, t, k, np.where(ok, power, 1.0))
+        return np.where(ok, self.fixed_carbon_g[u, t, k] + carbon, np.inf), power
+
+
+@dataclass
+class SiteTrajectory:
+    """The site's epochs under given agent loads (exactly :func:`aolo.envs.site.site_epoch`, epoch by epoch)."""
+
+    replicas: np.ndarray  #: (T,)
+    batch: np.ndarray  #: (T,) operating batch
+    backlog_in_tok: np.ndarray  #: (T + 1,) backlog at the start of each epoch (and after the last)
+    wait_s: np.ndarray  #: (T,) mean queueing wait of the epoch's arrivals
+    itl_s: np.ndarray  #: (T,)
+    carbon_per_token_g: np.ndarray  #: (T,) γ_t
+    carbon_per_hold_s_g: np.ndarray  #: (T,) η_t
+
+
+def _next_replicas(problem: SiteProblem, demand_tok_s, backlog_tok) -> np.ndarray:
+    """The autoscaler's replicas for the next epoch from what this one had to serve (as ``SiteEnv.step``)."""
+    return autoscale_replicas(demand_tok_s + backlog_tok / problem.epoch_s, problem.site, problem.profile)
+
+
+def site_trajectory(problem: SiteProblem, agent_load_tokens: np.ndarray) -> SiteTrajectory:
+    """Replicas (autoscaled from the demand seen), batch, backlog, wait and ITL of every epoch."""
+    T = problem.num_epochs
+    replicas, batch, wait, itl = np.empty(T, dtype=np.int64), np.empty(T), np.empty(T), np.empty(T)
+    backlog = np.empty(T + 1)
+    backlog[0], replicas[0] = problem.backlog_in_tok, problem.replicas_in
+    for t in range(T):
+        epoch = site_epoch(
+            [agent_load_tokens[t]],
+            problem.background_tok_s[t],
+            backlog[t],
+            replicas[t],
+            problem.profile,
+            problem.epoch_s,
+        )
+        batch[t], backlog[t + 1], wait[t], itl[t] = epoch.batch, epoch.backlog_tok, epoch.wait_s, epoch.itl_s
+        if t + 1 < T:
+            replicas[t + 1] = _next_replicas(problem, epoch.demand_tok_s, epoch.backlog_tok)
+    gamma, eta = problem.carbon_per_token_and_hold_g(np.arange(T), batch)
+    return SiteTrajectory(replicas, batch, backlog, wait, itl, gamma, eta)
+
+
+@dataclass
+class SiteOutcome:
+    """A plan scored on the exact site model."""
+
+    choice: np.ndarray  #: (U, T) option index
+    power_w: np.ndarray  #: (U, T) radio power
+    carbon_g: np.ndarray  #: (U, T) carbon per agent and epoch (site energy attributed by tokens)
+    qoe: np.ndarray  #: (U, T)
+    latency_s: np.ndarray  #: (U, T)
+    feasible: np.ndarray  #: (U,) mean QoE ≥ q_min and every latency ≤ T_max
+    trajectory: SiteTrajectory
+
+    @property
+    def total_carbon_g(self) -> float:
+        return float(self.carbon_g.sum())
+
+
+def _pick(array: np.ndarray, choice: np.ndarray) -> np.ndarray:
+    return np.take_along_axis(array, choice[..., None], axis=2)[..., 0]
+
+
+def score_site_plan(problem: SiteProblem, choice: np.ndarray, power_w: np.ndarray) -> SiteOutcome:
+    """Carbon, QoE, latency and feasibility of the plan ``choice``, ``power_w`` (U, T) on the exact site model."""
+    U, T = choice.shape
+    u, t = np.arange(U)[:, None], np.arange(T)[None, :]
+    load = _pick(problem.load_tokens, choice)
+    traj = site_trajectory(problem, load.sum(axis=0))
+    radio_g, airtime_s = problem.radio.carbon_and_airtime(u, t, choice, power_w)
+    site_g = load * traj.carbon_per_token_g + _pick(problem.hold_s, choice) * traj.carbon_per_hold_s_g
+    carbon = _pick(problem.fixed_carbon_g, choice) + radio_g + site_g
+    decode_s = _pick(problem.answer_tokens, choice) * traj.itl_s
+    latency = _pick(problem.fixed_latency_s, choice) + decode_s + traj.wait_s + airtime_s
+    q = _pick(problem.qoe, choice)
+    feasible = (q.mean(axis=1) >= problem.q_min - _TOL) & (latency <= problem.t_max_s * (1 + _TOL)).all(axis=1)
+    feasible &= _pick(problem.valid, choice).all(axis=1)
+    return SiteOutcome(choice, power_w, carbon, q, latency, feasible, traj)
+
+
+# --- the bound ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class SiteBound:
+    bound_g: float  #: strict lower bound on Σ carbon over every plan meeting the constraints
+    qoe_multiplier: np.ndarray  #: (U,) λ
+    load_price: np.ndarray  #: (T,) π, g per token of agent load
+    levels: np.ndarray  #: (T, V + 1) load level edges
+    primal_choice: np.ndarray  #: (U, T) the Lagrangian's minimiser at the best (λ, π)
+
+
+@dataclass
+class _Relaxation:
+    """The level relaxation: per epoch ``t`` and level ``v`` (agent load in ``[edges[t, v], edges[t, v+1]]``)
+    under-estimates of the site carbon per token and per held second, and of each option's own carbon."""
+
+    edges: np.ndarray  # (T, V + 1)
+    gamma_lo: np.ndarray  # (T, V) carbon per answer token at the level's largest possible batch
+    eta_lo: np.ndarray  # (T, V) carbon per held second at that batch
+    option_g: np.ndarray  # (U, T, K, V) prefill + radio at the best power for the level's latency slack
+
+
+def _load_range(problem: SiteProblem) -> tuple[np.ndarray, np.ndarray]:
+    """(T,) least and greatest agent load of each epoch."""
+    lo = np.where(problem.valid, problem.load_tokens, np.inf).min(axis=2).sum(axis=0)
+    hi = np.where(problem.valid, problem.load_tokens, -np.inf).max(axis=2).sum(axis=0)
+    return lo, hi
+
+
+def _bracket_site(problem: SiteProblem, a_lo: np.ndarray, a_hi: np.ndarray):
+    """Replica and backlog brackets of every epoch over all plans. The autoscaler is monotone in the demand
+    and backlog it saw, the backlog monotone in demand and backlog and anti-monotone in capacity, so the
+    all-shortest and all-longest loads bracket them: (fewest replicas, least backlog) at the all-shortest,
+    (most replicas, most backlog) at the all-longest; the bound pairs them pessimistically per quantity."""
+    T, p = problem.num_epochs, problem
+    r_lo, r_hi, q_lo, q_hi = np.empty(T), np.empty(T), np.empty(T), np.empty(T)
+    r_lo[0] = r_hi[0] = p.replicas_in
+    q_lo[0] = q_hi[0] = p.backlog_in_tok
+    d_lo, d_hi = p.background_tok_s + a_lo / p.epoch_s, p.background_tok_s + a_hi / p.epoch_s
+    for t in range(1, T):
+        q_lo[t] = fluid_queue(d_lo[t - 1], q_lo[t - 1], capacity_tok_s(r_hi[t - 1], p.profile), p.epoch_s).backlog_tok
+        q_hi[t] = fluid_queue(d_hi[t - 1], q_hi[t - 1], capacity_tok_s(r_lo[t - 1], p.profile), p.epoch_s).backlog_tok
+        r_lo[t] = _next_replicas(p, d_lo[t - 1], q_lo[t])
+        r_hi[t] = _next_replicas(p, d_hi[t - 1], q_hi[t])
+    return r_lo, r_hi, q_lo, q_hi
+
+
+def _relax(problem: SiteProblem, levels: int) -> _Relaxation:
+    p, T = problem, problem.num_epochs
+    a_lo, a_hi = _load_range(p)
+    r_lo, r_hi, q_lo, q_hi = _bracket_site(p, a_lo, a_hi)
+    edges = a_lo[:, None] + (a_hi - a_lo)[:, None] * np.linspace(0.0, 1.0, levels + 1)[None, :]
+    bg = p.background_tok_s[:, None]
+    demand_lo, demand_hi = bg + edges[:, :-1] / p.epoch_s, bg + edges[:, 1:] / p.epoch_s  # (T, V)
+    # per replica the served rate is min((D + B_0/Δ)/r, X_max): largest with the fewest replicas, most backlog
+    batch_hi = operating_batch(demand_hi + q_hi[:, None] / p.epoch_s, r_lo[:, None], p.profile)
+    batch_lo = operating_batch(demand_lo + q_lo[:, None] / p.epoch_s, r_hi[:, None], p.profile)
+    gamma_lo, eta_lo = p.carbon_per_token_and_hold_g(np.arange(T)[:, None], batch_hi)
+    itl_lo = site_inference(batch_lo, p.profile, p.service).itl_s
+    wait_lo = fluid_queue(demand_lo, q_lo[:, None], capacity_tok_s(r_hi[:, None], p.profile), p.epoch_s).wait_s
+    # the most airtime any plan in the level can leave an answer: the radio's best power for it
+    budget = p.t_max_s - p.fixed_latency_s[..., None] - p.answer_tokens[..., None] * itl_lo - wait_lo
+    u, t, k = (i[..., None] for i in p.index)
+    option_g, _ = p.option_cost(u, t, k, budget * (1 + _TOL))
+    # an agent that can meet T_max at no level keeps its shortest option without radio (a violation): the
+    # bound then holds for the problem with that request's latency rule dropped, as reference.solve_hindsight
+    hopeless = ~np.isfinite(option_g).any(axis=(2, 3))  # (U, T)
+    if hopeless.any():
+        shortest = np.argmin(np.where(p.valid, p.load_tokens, np.inf), axis=2)
+        fallback = (np.arange(p.load_tokens.shape[2]) == shortest[..., None]) & hopeless[..., None]
+        option_g = np.where(fallback[..., None], p.fixed_carbon_g[..., None], option_g)
+    return _Relaxation(edges, gamma_lo, eta_lo, option_g)
+
+
+def _lagrangian(problem: SiteProblem, rel: _Relaxation, lam: np.ndarray, price: np.ndarray):
+    """Value of the dual function at ``(λ, π)``, its minimiser and supergradients (for λ and π)."""
+    p, T = problem, problem.num_epochs
+    priced = price[None, :, None] * p.load_tokens - lam[:, None, None] * p.qoe  # (U, T, K)
+    obj_v = rel.option_g + priced[..., None] + p.hold_s[..., None] * rel.eta_lo[None, :, None, :]  # (U, T, K, V)
+    best_k = np.argmin(obj_v, axis=2)  # (U, T, V)
+    agents_v = np.take_along_axis(obj_v, best_k[:, :, None, :], axis=2)[:, :, 0, :].sum(axis=0)  # (T, V)
+    slope = rel.gamma_lo - price[:, None]  # the level's own term (γ − π) A, linear on its interval
+    level_a = np.where(slope >= 0, rel.edges[:, :-1], rel.edges[:, 1:])
+    per_level = agents_v + slope * level_a
+    v_best = np.argmin(per_level, axis=1)  # (T,)
+    epochs = np.arange(T)
+    value = float(per_level[epochs, v_best].sum() + lam.sum() * T * p.q_min)
+    choice = best_k[:, epochs, v_best]  # (U, T)
+    q_shortfall = T * p.q_min - _pick(p.qoe, choice).sum(axis=1)
+    excess_load = _pick(p.load_tokens, choice).sum(axis=0) - level_a[epochs, v_best]
+    return value, choice, q_shortfall, excess_load
+
+
+def _bracket_bisect(sign_at: Callable[[np.ndarray], np.ndarray], n: int, lower: float, steps: int) -> np.ndarray:
+    """Per coordinate, where a non-increasing supergradient changes sign (``lower``: 0 for λ, −∞ for π)."""
+    hi = np.full(n, 1e-9)
+    for _ in range(120):
+        up = sign_at(hi) > 0
+        if not up.any():
+            break
+        hi = np.where(up, hi * 4.0, hi)
+    lo = np.zeros(n)
+    if lower < 0.0:
+        lo = np.full(n, -1e-9)
+        for _ in range(120):
+            down = sign_at(lo) < 0
+            if not down.any():
+                break
+            lo = np.where(down, lo * 4.0, lo)
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        up = sign_at(mid) > 0
+        lo, hi = np.where(up, mid, lo), np.where(up, hi, mid)
+    return 0.5 * (lo + hi)
+
+
+def site_dual_bound(problem: SiteProblem, levels: int = 24, rounds: int = 8, steps: int = 40) -> SiteBound:
+    """Strict lower bound on the day's least carbon with the site coupling on (docs/design.md, "Shared sites:
+    the references and the strict lower bound").
+
+    ``max_{λ ≥ 0, π} L(λ, π)`` over the level relaxation, by block-coordinate ascent: given λ the dual
+    separates over epochs (each π_t bisected on its supergradient, the agents' tokens minus the level's load);
+    given π, the λ_u are bisected on the agents' QoE shortfalls. Every (λ, π) gives a valid bound (weak
+    duality); the best value seen is returned.
+    """
+    rel = _relax(problem, levels)
+    lam, price = np.zeros(problem.num_agents), np.zeros(problem.num_epochs)
+    best = (-np.inf, lam, price, None)
+    for _ in range(rounds):
+        for block in ("price", "lam"):
+            if block == "price":
+                price = _bracket_bisect(lambda x: _lagrangian(problem, rel, lam, x)[3], len(price), -np.inf, steps)
+            else:
+                lam = _bracket_bisect(lambda x: _lagrangian(problem, rel, x, price)[2], len(lam), 0.0, steps)
+            value, choice, *_ = _lagrangian(problem, rel, lam, price)
+            if value > best[0]:
+                best = (value, lam.copy(), price.copy(), choice)
+    value, lam, price, choice = best
+    return SiteBound(value, lam, price, rel.edges, choice)
+
+
+# --- hindsight on a site -----------------------------------------------------------------------------
+
+
+@dataclass
+class SiteHindsightPlan:
+    outcome: SiteOutcome  #: the played plan (``choice``, ``power_w``) scored on the exact site model
+    bound: SiteBound  #: the strict lower bound and the dual point the plan started from
+    sweeps: int  #: block-move sweeps until no agent's day improved
+
+
+def _best_powers(problem: SiteProblem, choice: np.ndarray) -> np.ndarray:
+    """Each answer's best power for the airtime its epoch leaves it, on the exact site trajectory."""
+    U, T = choice.shape
+    traj = site_trajectory(problem, _pick(problem.load_tokens, choice).sum(axis=0))
+    budget = (
+        problem.t_max_s
+        - _pick(problem.fixed_latency_s, choice)
+        - _pick(problem.answer_tokens, choice) * traj.itl_s
+        - traj.wait_s
+    )
+    power = problem.radio.best_power_w(np.arange(U)[:, None], np.arange(T)[None, :], choice, budget)
+    # where no power meets T_max the answer goes at the fastest power the radio has (a violation)
+    fastest = problem.radio.fastest_power_w(np.arange(U)[:, None], np.arange(T)[None, :], choice)
+    return np.where(np.isfinite(power), power, fastest)
+
+
+def _best_day_for_agent(
+    problem: SiteProblem, outcome: SiteOutcome, u: int, steps: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Agent ``u``'s best day with the others' answers fixed: in each epoch, every option's exact change of the
+    agents' carbon (its own prefill and radio at its best power, plus everyone's site share at the epoch's
+    replicas and backlog) with the options that would push another agent over T_max masked out; then λ_u
+    bisected for its mean QoE (:func:`aolo.envs.reference._bisect_multipliers`)."""
+    p, traj = problem, outcome.trajectory
+    T, K = p.num_epochs, p.load_tokens.shape[2]
+    load, hold = _pick(p.load_tokens, outcome.choice), _pick(p.hold_s, outcome.choice)
+    others = np.arange(p.num_agents) != u
+    others_before_decode = (outcome.latency_s - _pick(p.answer_tokens, outcome.choice) * traj.itl_s - traj.wait_s)[
+        others
+    ]
+    others_tokens = _pick(p.answer_tokens, outcome.choice)[others]
+    cost, power = np.full((T, K), np.inf), np.full((T, K), np.nan)
+    for t in range(T):
+        a_others, h_others = load[others, t].sum(), hold[others, t].sum()
+        epoch = site_epoch(
+            (a_others + p.load_tokens[u, t])[:, None],
+            p.background_tok_s[t],
+            traj.backlog_in_tok[t],
+            traj.replicas[t],
+            p.profile,
+            p.epoch_s,
+        )  # (K,): the epoch with each of u's options
+        gamma, eta = p.carbon_per_token_and_hold_g(t, epoch.batch)
+        site_g = (a_others + p.load_tokens[u, t]) * gamma + (h_others + p.hold_s[u, t]) * eta
+        own_g, power[t] = p.option_cost(
+            u, t, np.arange(K), p.t_max_s - p.fixed_latency_s[u, t] - p.answer_tokens[u, t] * epoch.itl_s - epoch.wait_s
+        )
+        now = outcome.latency_s[others, t]
+        others_after = others_before_decode[:, t, None] + others_tokens[:, t, None] * epoch.itl_s + epoch.wait_s
+        others_ok = (others_after <= np.maximum(p.t_max_s, now)[:, None] * (1 + _TOL)).all(axis=0)
+        cost[t] = np.where(others_ok, own_g + site_g, np.inf)
+    stuck = ~np.isfinite(cost).any(axis=1)  # no option keeps everyone within T_max: keep the current answer
+    cost[stuck, outcome.choice[u, stuck]] = 0.0
+    power[stuck] = outcome.power_w[u, stuck, None]
+    _, best = _bisect_multipliers(cost[None], p.qoe[u][None], p.q_min, steps)
+    return best[0], np.take_along_axis(power, best[0][:, None], axis=1)[:, 0]
+
+
+def solve_site_hindsight(
+    problem: SiteProblem, levels: int = 24, max_sweeps: int = 12, steps: int = 60
+) -> SiteHindsightPlan:
+    """The joint hindsight plan of a site's day: dual decomposition, then an exact primal repair.
+
+    1. :func:`site_dual_bound` gives the bound and the Lagrangian's minimiser at its best multipliers (each
+       agent's answers priced by λ_u, each epoch's load by π_t); its answers get their best powers on the
+       exact site trajectory.
+    2. Exact block moves from that plan: in turn each agent re-plans its whole day against the others'
+       answers (:func:`_best_day_for_agent`); a move is kept only when the plan scored exactly
+       (:func:`score_site_plan`: backlog and autoscaler carried across epochs) has more feasible agents or,
+       as many, less carbon. Sweeps stop when no move is kept.
+    """
+    bound = site_dual_bound(problem, levels=levels)
+    choice = bound.primal_choice.copy()
+    best = score_site_plan(problem, choice, _best_powers(problem, choice))
+    sweeps = 0
+    for sweeps in range(1, max_sweeps + 1):
+        improved = False
+        for u in range(problem.num_agents):
+            choice, power = best.choice.copy(), best.power_w.copy()
+            choice[u], power[u] = _best_day_for_agent(problem, best, u, steps)
+            trial = score_site_plan(problem, choice, power)
+            more_feasible = trial.feasible.sum() > best.feasible.sum()
+            as_feasible = trial.feasible.sum() == best.feasible.sum()
+            if more_feasible or (as_feasible and trial.total_carbon_g < best.total_carbon_g * (1 - 1e-12)):
+                best, improved = trial, True
+        if not improved:
+            break
+    return SiteHindsightPlan(best, bound, sweeps)
