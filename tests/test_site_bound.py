@@ -98,9 +98,9 @@ def exact_optimum_g(problem: SiteProblem) -> float:
     P = len(POWER_W)
     hold = p.hold_s[..., 0].sum(axis=0)  # (T,)
     u_, t_, k_ = p.index
-    radio_g, airtime = (
-        np.stack(x, axis=-1) for x in zip(*(p.radio.carbon_and_airtime(u_, t_, k_, w) for w in POWER_W))
-    )
+    per_power = [p.radio.carbon_and_airtime(u_, t_, k_, w) for w in POWER_W]
+    radio_g = np.stack([g for g, _ in per_power], axis=-1)  # (U, T, K, P)
+    airtime = np.stack([s for _, s in per_power], axis=-1)
     option_g = p.fixed_carbon_g[..., None] + radio_g  # (U, T, K, P)
     option_s = p.fixed_latency_s[..., None] + airtime
     sums = []
@@ -206,7 +206,8 @@ def test_site_bound_below_the_exact_optimum_below_hindsight(name: str) -> None:
     bound = plan.bound.bound_g
     print(
         f"\n{name}: bound {bound:.6f} g, exact {optimum:.6f} g, hindsight {played:.6f} g; "
-        f"optimum − bound {100 * (optimum / bound - 1):+.3f} %, hindsight − optimum {100 * (played / optimum - 1):+.3f} %"
+        f"optimum − bound {100 * (optimum / bound - 1):+.3f} %, "
+        f"hindsight − optimum {100 * (played / optimum - 1):+.3f} %"
     )
     assert plan.outcome.feasible.all()
     assert bound <= optimum * (1 + 1e-9)

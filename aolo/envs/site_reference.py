@@ -354,15 +354,24 @@ def site_dual_bound(problem: SiteProblem, levels: int = 24, rounds: int = 8, ste
     rel = _relax(problem, levels)
     lam, price = np.zeros(problem.num_agents), np.zeros(problem.num_epochs)
     best = (-np.inf, lam, price, None)
+
+    def keep_if_better(lam: np.ndarray, price: np.ndarray) -> None:
+        nonlocal best
+        value, choice, *_ = _lagrangian(problem, rel, lam, price)
+        if value > best[0]:
+            best = (value, lam.copy(), price.copy(), choice)
+
+    def load_excess(lam: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        return lambda price: _lagrangian(problem, rel, lam, price)[3]
+
+    def qoe_shortfall(price: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        return lambda lam: _lagrangian(problem, rel, lam, price)[2]
+
     for _ in range(rounds):
-        for block in ("price", "lam"):
-            if block == "price":
-                price = _bracket_bisect(lambda x: _lagrangian(problem, rel, lam, x)[3], len(price), -np.inf, steps)
-            else:
-                lam = _bracket_bisect(lambda x: _lagrangian(problem, rel, x, price)[2], len(lam), 0.0, steps)
-            value, choice, *_ = _lagrangian(problem, rel, lam, price)
-            if value > best[0]:
-                best = (value, lam.copy(), price.copy(), choice)
+        price = _bracket_bisect(load_excess(lam), len(price), -np.inf, steps)
+        keep_if_better(lam, price)
+        lam = _bracket_bisect(qoe_shortfall(price), len(lam), 0.0, steps)
+        keep_if_better(lam, price)
     value, lam, price, choice = best
     return SiteBound(value, lam, price, rel.edges, choice)
 
@@ -452,7 +461,8 @@ def solve_site_hindsight(
     choice = bound.primal_choice.copy()
     best = score_site_plan(problem, choice, _best_powers(problem, choice))
     sweeps = 0
-    for sweeps in range(1, max_sweeps + 1):
+    while sweeps < max_sweeps:
+        sweeps += 1
         improved = False
         for u in range(problem.num_agents):
             choice, power = best.choice.copy(), best.power_w.copy()
