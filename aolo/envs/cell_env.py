@@ -177,9 +177,10 @@ class CellEnv(MultiAgentEnv):
     _rllib_copies_built = itertools.count()
 
     @staticmethod
-    def _copy_index(config: dict[str, Any]) -> int:
+    def _copy_index(config: dict[str, Any], copies_built: itertools.count | None = None) -> int:
         """This env copy's index among all copies of the training run: runner slot × copies per runner + the
         copy's position in its runner's vector env; 0 for an env aolo builds itself from a plain dict.
+        ``copies_built`` counts the constructions of one env class (default: CellEnv's; a SiteEnv keeps its own).
 
         RLlib 2.60's ``MultiAgentEnvRunner.make_env`` hands one and the same EnvContext (``vector_index`` 0) to
         every sub-env of its vector env, so the position is counted here instead: a runner builds its
@@ -190,7 +191,8 @@ class CellEnv(MultiAgentEnv):
             return 0
         num_envs = int(config.get("num_envs_per_env_runner", 1))
         runner_slot = max(int(worker_index) - 1, 0)  # 0 = local runner, 1..N = remote EnvRunners
-        return runner_slot * num_envs + next(CellEnv._rllib_copies_built) % num_envs
+        counter = CellEnv._rllib_copies_built if copies_built is None else copies_built
+        return runner_slot * num_envs + next(counter) % num_envs
 
     def _split_days(self) -> dict[str, np.ndarray]:
         n_days = min(self.trace_cell.n_days, self.trace_dc.n_days)
@@ -478,10 +480,16 @@ class CellEnv(MultiAgentEnv):
         return np.minimum(np.maximum(actions, -1.0), 1.0)  # only float rounding (|excess| ≤ 1e-6) is clipped
 
     def step(self, action_dict: dict[str, Any]):
+        kappa_policy, kappa, power_w, power_clipped = self.decide(action_dict)
+        return self.settle(self.outcomes(kappa, power_w, self.t), kappa_policy, kappa, power_w, power_clipped)
+
+    def decide(self, action_dict: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        """The first half of :meth:`step`: the epoch's (policy's lengths, guarded lengths, powers after the BS
+        budget, whether the budget clipped them) from the actions. A shared site (:mod:`aolo.envs.site_env`)
+        decides every cell, couples their outcomes, then :meth:`settle` s each cell."""
         if self.episode is None:
             raise RuntimeError("CellEnv.step called before reset()")
-        sc, t = self.scenario, self.t
-        if t >= sc.epochs_per_episode:
+        if self.t >= self.scenario.epochs_per_episode:
             raise RuntimeError("CellEnv.step called after the episode ended; call reset()")
         kappa_policy, power_w = self.decode_actions(self._validated_actions(action_dict))
         kappa = self.mean_qoe_guard(kappa_policy)
@@ -489,11 +497,24 @@ class CellEnv(MultiAgentEnv):
         power_clipped = requested_w > self.cell.bs_power_budget_w
         if power_clipped:  # scale every user's power down proportionally to meet the BS budget
             power_w = power_w * (self.cell.bs_power_budget_w / requested_w)
-        out = self.outcomes(kappa, power_w, t)
+        return kappa_policy, kappa, power_w, bool(power_clipped)
+
+    def settle(
+        self,
+        out: RequestOutcomes,
+        kappa_policy: np.ndarray,
+        kappa: np.ndarray,
+        power_w: np.ndarray,
+        power_clipped: bool,
+        carbon_weight: float | np.ndarray = 1.0,
+    ):
+        """The second half of :meth:`step`: rewards, running QoE, the next observations and the infos of the
+        epoch's outcomes ``out``; ``carbon_weight`` scales each agent's carbon reward (a site's request volume)."""
+        sc, t = self.scenario, self.t
         # QoE the guard added over the policy's own answer: priced like a shortfall (a day the guard had to
         # rescue is a day the policy would have missed), see cost_qoe in _infos
         qoe_guard_added = out.qoe - qoe(kappa_policy, self.episode.ref_tokens[:, t], sc.service.qoe_alpha)
-        rewards = self.rewards(out)
+        rewards = self.rewards(out, carbon_weight)
         deficit_before = self._deficit()
         shortfall_before = np.maximum(0.0, t * sc.service.q_min - self._qoe_sum)
         self._qoe_sum += out.qoe
@@ -507,9 +528,7 @@ class CellEnv(MultiAgentEnv):
         if sc.reward.terms == "all" and (sc.reward.deficit_timing == "accrued" or done):
             rewards = rewards - sc.reward.deficit * (self._deficit() - deficit_before)
         shortfall_after = np.maximum(0.0, self.t * sc.service.q_min - self._qoe_sum)
-        infos = self._infos(
-            out, kappa, power_w, bool(power_clipped), t, shortfall_after - shortfall_before, qoe_guard_added
-        )
+        infos = self._infos(out, kappa, power_w, power_clipped, t, shortfall_after - shortfall_before, qoe_guard_added)
         return (
             self._observations(),
             dict(zip(self.agents, rewards.tolist(), strict=True)),
@@ -520,8 +539,16 @@ class CellEnv(MultiAgentEnv):
 
     # --- model ----------------------------------------------------------------------------------------
 
-    def outcomes(self, kappa: np.ndarray, power_w: np.ndarray, t: int, users=slice(None)) -> RequestOutcomes:
-        """Per-request outcomes at epoch ``t`` for answer lengths ``kappa`` and (post-budget) powers ``power_w``."""
+    def outcomes(
+        self,
+        kappa: np.ndarray,
+        power_w: np.ndarray,
+        t: int,
+        users=slice(None),
+        inference: InferenceCoefficients | None = None,
+    ) -> RequestOutcomes:
+        """Per-request outcomes at epoch ``t`` for answer lengths ``kappa`` and (post-budget) powers ``power_w``
+        (``inference``: a shared site's coefficients at its operating batch instead of this cell's own)."""
         ep = self.episode
         return self.request_outcomes(
             kappa,
@@ -531,14 +558,25 @@ class CellEnv(MultiAgentEnv):
             channel_gain=ep.channel_gain[users, t],
             ci_dc_g_per_kwh=ep.ci_dc_g_per_kwh[t],
             ci_cell_g_per_kwh=ep.ci_cell_g_per_kwh[t],
+            inference=inference,
         )
 
     def request_outcomes(
-        self, kappa, power_w, *, prompt_tokens, ref_tokens, channel_gain, ci_dc_g_per_kwh, ci_cell_g_per_kwh
+        self,
+        kappa,
+        power_w,
+        *,
+        prompt_tokens,
+        ref_tokens,
+        channel_gain,
+        ci_dc_g_per_kwh,
+        ci_cell_g_per_kwh,
+        inference: InferenceCoefficients | None = None,
     ) -> RequestOutcomes:
         """:func:`~aolo.envs.physics.request_outcomes` in this cell (its noise, interference, bandwidth share,
         serving profile, radio and service settings) for any broadcastable request arrays: the one place the
-        references and the bound evaluate candidate answers the way :meth:`step` scores them."""
+        references and the bound evaluate candidate answers the way :meth:`step` scores them. ``inference``
+        replaces the cell's private-datacenter coefficients (a shared site's, at its operating batch)."""
         sc = self.scenario
         return request_outcomes(
             kappa=kappa,
@@ -552,7 +590,7 @@ class CellEnv(MultiAgentEnv):
             ci_cell_g_per_kwh=ci_cell_g_per_kwh,
             users_in_cell=self.num_users,
             bandwidth_per_user_hz=self.bandwidth_per_user_hz,
-            inference=self.inference,
+            inference=self.inference if inference is None else inference,
             radio=sc.radio,
             service=sc.service,
         )
@@ -566,13 +604,15 @@ class CellEnv(MultiAgentEnv):
             return np.zeros(self.num_users)
         return np.maximum(0.0, (self.t * sc.service.q_min - self._qoe_sum) / sc.epochs_per_episode)
 
-    def rewards(self, out: RequestOutcomes) -> np.ndarray:
-        """Per-step reward of each user (docs/design.md §3.5), without the end-of-episode deficit term."""
+    def rewards(self, out: RequestOutcomes, carbon_weight: float | np.ndarray = 1.0) -> np.ndarray:
+        """Per-step reward of each user (docs/design.md §3.5), without the end-of-episode deficit term;
+        ``carbon_weight`` multiplies each user's carbon (a site agent's request volume, docs/design.md §10)."""
         w, sv = self.scenario.reward, self.scenario.service
+        carbon_g = carbon_weight * out.carbon_total_g
         if w.terms == "carbon":  # the QoE-mean and latency rules are priced by learned multipliers (costs in infos)
-            return -w.carbon * out.carbon_total_g / w.carbon_scale_g - w.floor * (out.qoe < sv.q_floor - 1e-12)
+            return -w.carbon * carbon_g / w.carbon_scale_g - w.floor * (out.qoe < sv.q_floor - 1e-12)
         return (
-            -w.carbon * out.carbon_total_g / w.carbon_scale_g
+            -w.carbon * carbon_g / w.carbon_scale_g
             + w.qoe * (out.qoe - sv.q_min)
             - w.latency * (out.latency_s > sv.t_max_s)
             - w.floor * (out.qoe < sv.q_floor - 1e-12)

@@ -132,7 +132,10 @@ def operating_batch(demand_tok_s, replicas, profile: ServingProfile) -> np.ndarr
     clipped to the measured range: ``b_min`` below ``replicas · X(b_min)``, ``b_max`` at or above capacity."""
     curve = measured_curve(profile)
     per_replica = np.asarray(demand_tok_s, dtype=np.float64) / np.asarray(replicas, dtype=np.float64)
-    return np.exp(np.interp(per_replica, curve.throughput_tok_s, curve.log_batch))
+    # clipped again: exp(log(b)) can land one ulp outside the measured range
+    return np.clip(
+        np.exp(np.interp(per_replica, curve.throughput_tok_s, curve.log_batch)), curve.batch[0], curve.batch[-1]
+    )
 
 
 # --- queue and autoscaling ---------------------------------------------------------------------------
@@ -159,13 +162,12 @@ def fluid_queue(arrival_tok_s, backlog_tok, capacity_tok_s, epoch_s: float) -> Q
     b0 = np.asarray(backlog_tok, dtype=np.float64)
     c = np.asarray(capacity_tok_s, dtype=np.float64)
     growth = d - c
-    b1 = np.maximum(b0 + growth * epoch_s, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        empties = b0 + growth * epoch_s < 0.0
-        mean_queue = np.where(
-            empties, b0 * b0 / (2.0 * np.maximum(-growth, 1e-300) * epoch_s), b0 + growth * epoch_s / 2.0
-        )
-        wait = np.where(mean_queue > 0.0, mean_queue / c, 0.0)
+    end = b0 + growth * epoch_s
+    b1 = np.maximum(end, 0.0)
+    empties = end < 0.0  # then growth < 0: the queue drains to zero at s_0 = B_0 / (C - D) inside the epoch
+    drain_rate = np.where(empties, -growth, 1.0)
+    mean_queue = np.where(empties, b0 * b0 / (2.0 * drain_rate * epoch_s), b0 + growth * epoch_s / 2.0)
+    wait = mean_queue / c
     served = d + (b0 - b1) / epoch_s
     return QueueStep(served_tok_s=served, backlog_tok=b1, wait_s=wait)
 

@@ -1,0 +1,352 @@
+"""``SiteEnv``: every cell a shared serving site serves, as one RLlib ``MultiAgentEnv`` (docs/design.md §10).
+
+All user groups of all the site's cells are agents (``cell<k>_user_<i>``, ``k`` the cell's index in the
+scenario). Each epoch every cell decides its answers as a :class:`~aolo.envs.cell_env.CellEnv` would
+(:meth:`~aolo.envs.cell_env.CellEnv.decide`: action decoding, mean-QoE guard, BS power budget); the site then
+serves all of them together (:func:`aolo.envs.site.site_epoch`): the agents' tokens and the background set the
+batch, hence every answer's energy per token and inter-token latency, and the queue's wait; each cell then
+scores its answers at that batch (:meth:`~aolo.envs.cell_env.CellEnv.settle`). The radio side, the rewards and
+the constraint costs are the cells' own, unchanged.
+
+**Agents are user groups.** One request per user and epoch is far too little to load a GPU replica (≈ 0.2
+tokens/s against ≈ 10 k), so an agent stands for a group of users issuing ``v_{u,t}`` requests in epoch ``t``:
+``requests_per_agent`` on the day mean, shaped by ``agent_volume`` (a diurnal in the cell's local time with
+day-to-day and per-epoch variation). The group's requests share the agent's representative prompt, reference
+length, channel and decision; the site sees ``v · κ`` tokens from it, and its carbon reward is weighted by
+``v / requests_per_agent`` so the agents' summed reward follows the site's total carbon. Its QoE is the
+representative answer's (every request of the group gets it), so the mean-QoE rule, the guard and the constraint
+costs are those of a cell user, unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from ray.rllib.env.multi_agent_env import MultiAgentEnv
+from ray.tune.registry import register_env
+
+from aolo.envs.cell_env import OBS_BOUND, OBS_FEATURES, SPLITS, CellEnv
+from aolo.envs.config import ConfigError, ScenarioConfig, SiteSpec
+from aolo.envs.serving import get_serving_profile
+from aolo.envs.site import (
+    autoscale_replicas,
+    background_csv_tok_s,
+    capacity_tok_s,
+    diurnal_factor,
+    diurnal_shape,
+    site_epoch,
+    site_inference,
+)
+
+SITE_ENV_NAME = "aolo-site-v0"
+
+#: The site's columns, appended to the cell observation (:data:`aolo.envs.cell_env.OBS_FEATURES` keep theirs).
+SITE_COLUMNS = (
+    "site_batch",  #: log2(last epoch's batch / 64) / 3: b = 8 ↦ -1, 512 ↦ +1 (0 before the first epoch)
+    "site_utilisation",  #: last epoch's served / capacity
+    "site_backlog",  #: tokens queued now / (full capacity × epoch): epochs of full capacity to drain them
+    "background_last",  #: the background of the last epoch / full capacity (observed)
+    "background_1h",  #: causal forecast of the background 1 h ahead / full capacity
+    "background_3h",  #: the same 3 h ahead
+    "request_volume",  #: this agent's requests this epoch / requests_per_agent
+)
+SITE_OBS_FEATURES = (*OBS_FEATURES, *SITE_COLUMNS)
+#: Column of each feature of a site observation.
+SITE_OBS = {name: i for i, name in enumerate(SITE_OBS_FEATURES)}
+BACKGROUND_FORECAST_HOURS = (1.0, 3.0)
+
+
+def cells_of_site(scenario: ScenarioConfig, site: SiteSpec) -> list[int]:
+    """Indices in ``scenario.cells`` of the cells ``site`` serves."""
+    return [i for i, cell in enumerate(scenario.cells) if cell.site == site.name]
+
+
+def site_cell_scenario(scenario: ScenarioConfig, site: SiteSpec) -> ScenarioConfig:
+    """The scenario whose site cells see the site's datacenter: its carbon trace and serving profile (their
+    private ``serving_batch`` set to the site's target batch, which is what a coupling-blind reference assumes)."""
+    data = scenario.to_dict()
+    for cell in data["cells"]:
+        if cell["site"] == site.name:
+            cell.update(
+                datacenter_region=site.datacenter_region,
+                serving_profile=site.serving_profile,
+                serving_batch=site.target_batch,
+            )
+    return ScenarioConfig.from_dict(data)
+
+
+@dataclass
+class SiteDay:
+    """The exogenous site inputs of one episode, arrays over epochs ``T``."""
+
+    day: int
+    background_tok_s: np.ndarray  #: (T,) the other tenants' decode demand
+    climatology_tok_s: np.ndarray  #: (T + max horizon,) the background's expected day shape (known in advance)
+    volume: list[np.ndarray]  #: per cell, (U_c, T) requests of each agent per epoch
+
+
+def background_forecast_tok_s(day: SiteDay, t: int, epoch_s: float) -> np.ndarray:
+    """``(last, 1 h, 3 h)`` background at epoch ``t`` from what is known then: the last epoch's observed
+    background and the climatology. The forecast keeps the last epoch's ratio to the climatology:
+    ``F(t + h) = bg_{t-1} · clim(t + h) / clim(t - 1)`` (the climatology itself at ``t = 0``). Causal: it reads
+    ``background_tok_s[:t]`` only."""
+    clim = day.climatology_tok_s
+    if t == 0:
+        last, ratio = clim[0], 1.0
+    else:
+        last = day.background_tok_s[t - 1]
+        ratio = last / clim[t - 1] if clim[t - 1] > 0.0 else 1.0
+    ahead = [ratio * clim[t + round(h * 3600.0 / epoch_s)] for h in BACKGROUND_FORECAST_HOURS]
+    return np.array([last, *ahead])
+
+
+class SiteEnv(MultiAgentEnv):
+    """Multi-agent environment of one shared serving site and all the cells it serves.
+
+    ``config`` keys (all optional, like :class:`~aolo.envs.cell_env.CellEnv`'s): ``scenario`` (must list
+    ``sites``), ``site_index`` (else ``copy index % len(sites)``), ``num_envs_per_env_runner``, ``split``,
+    ``seed``. Observations: :data:`SITE_OBS_FEATURES`; actions, rewards, infos: a cell user's, plus the site's
+    state in each info (``site_batch``, ``site_utilisation``, ``site_backlog_tok``, ``site_wait_s``,
+    ``site_replicas``, ``request_volume``). ``reset(options={"day": d})`` replays a day.
+    """
+
+    metadata = {"render_modes": []}
+    _rllib_copies_built = itertools.count()
+
+    def __init__(self, config: dict[str, Any] | None = None):
+        super().__init__()
+        self.copy_index = CellEnv._copy_index(config or {}, SiteEnv._rllib_copies_built)
+        config = dict(config or {})
+        scenario = config.get("scenario")
+        scenario = scenario if isinstance(scenario, ScenarioConfig) else ScenarioConfig.from_dict(scenario)
+        if not scenario.sites:
+            raise ConfigError("scenario.sites: a SiteEnv needs at least one site, got none")
+        site_index = config.get("site_index")
+        if site_index is None:
+            site_index = self.copy_index % len(scenario.sites)
+        if not (isinstance(site_index, int) and 0 <= site_index < len(scenario.sites)):
+            raise ValueError(f"site_index must be an integer in [0, {len(scenario.sites) - 1}], got {site_index!r}")
+        self.site_index, self.site = site_index, scenario.sites[site_index]
+        self.cell_indices = cells_of_site(scenario, self.site)
+        if not self.cell_indices:
+            raise ConfigError(
+                f"scenario.sites.{site_index}: site {self.site.name!r} serves no cell; name it in cells.*.site"
+            )
+        self.scenario = site_cell_scenario(scenario, self.site)
+        self.profile = get_serving_profile(self.site.serving_profile)
+        self.split = config.get("split", "train")
+        self.seed = int(config.get("seed", 0))
+        self.cells = [
+            CellEnv({"scenario": self.scenario, "cell_index": i, "split": self.split, "seed": self.seed})
+            for i in self.cell_indices
+        ]
+        for cell in self.cells:  # the copies of one site draw different episodes, like CellEnv copies do
+            cell.copy_index = self.copy_index
+            cell._rng = cell._episode_rng(self.seed)
+        self.days = {k: self._common_days(k) for k in SPLITS}
+
+        sc = self.scenario
+        self.epoch_s, self.T = sc.epoch_s, sc.epochs_per_episode
+        #: the site's top decode rate with every replica it may run [tokens/s]: the observation's unit of load
+        top_replicas = self.site.replicas if self.site.scaling == "fixed" else self.site.max_replicas
+        self.full_capacity_tok_s = float(capacity_tok_s(top_replicas, self.profile))
+        bg = self.site.background
+        where = f"scenario.sites.{site_index}.background.csv"
+        self._background_table = background_csv_tok_s(bg.csv, self.epoch_s, where) if bg.kind == "csv" else None
+
+        self.agent_ids = [
+            [f"cell{i}_user_{u}" for u in range(c.num_users)]
+            for i, c in zip(self.cell_indices, self.cells, strict=True)
+        ]
+        self.agents = self.possible_agents = [a for ids in self.agent_ids for a in ids]
+        self._all_ids = [*self.agents, "__all__"]
+        obs_space = gym.spaces.Box(-OBS_BOUND, OBS_BOUND, (len(SITE_OBS_FEATURES),), np.float32)
+        act_space = self.cells[0].action_spaces["user_0"]
+        self.observation_spaces = {a: obs_space for a in self.agents}
+        self.action_spaces = {a: act_space for a in self.agents}
+        self._rng = np.random.default_rng([self.seed, self.copy_index, 1_000_000 + site_index])
+        self.site_day: SiteDay | None = None
+        self.t = 0
+
+    def _common_days(self, split: str) -> np.ndarray:
+        days = self.cells[0].days[split]
+        for cell in self.cells[1:]:
+            days = np.intersect1d(days, cell.days[split])
+        if len(days) == 0:
+            raise ValueError(f"site {self.site.name!r}: its cells' traces share no {split} day")
+        return days
+
+    @property
+    def num_agents_total(self) -> int:
+        return len(self.agents)
+
+    # --- the site's day -------------------------------------------------------------------------------
+
+    def _draw_site_day(self, day: int) -> SiteDay:
+        """Background and request volumes of ``day``: a function of (seed, site, day) only, so every policy
+        evaluated on a day meets the same load (like the forecast errors)."""
+        site, T = self.site, self.T
+        rng = np.random.default_rng([self.seed, self.site_index, int(day), 17])
+        horizon = max(round(h * 3600.0 / self.epoch_s) for h in BACKGROUND_FORECAST_HOURS)
+        hours = day * 24.0 + np.arange(T + horizon) * self.epoch_s / 3600.0
+        bg = site.background
+        if bg.kind == "diurnal":
+            climatology = bg.mean_tok_s * diurnal_shape(hours, site.utc_offset_h, bg.diurnal)
+            background = bg.mean_tok_s * diurnal_factor(rng, hours[:T], site.utc_offset_h, bg.diurnal)
+        elif bg.kind == "csv":
+            table = self._background_table * bg.csv_scale
+            per_day = table.shape[1]
+            epochs = day * per_day + np.arange(T + horizon)
+            climatology = table.mean(axis=0)[epochs % per_day]
+            background = table.ravel()[epochs[:T] % table.size]
+        else:
+            climatology, background = np.zeros(T + horizon), np.zeros(T)
+        volume = [
+            site.requests_per_agent
+            * diurnal_factor(rng, hours[:T], cell.cell.utc_offset_h, site.agent_volume, size=(cell.num_users,))
+            for cell in self.cells
+        ]
+        return SiteDay(int(day), background, climatology, volume)
+
+    # --- gymnasium / RLlib API ------------------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed, options=options)
+        if seed is not None:
+            self.seed = int(seed)
+            self._rng = np.random.default_rng([self.seed, self.copy_index, 1_000_000 + self.site_index])
+        options = dict(options or {})
+        split = options.get("split", self.split)
+        if split not in SPLITS:
+            raise ValueError(f"options['split'] must be one of {SPLITS}, got {split!r}")
+        day = options.get("day")
+        if day is None:
+            day = int(self._rng.choice(self.days[split]))
+        elif not any(day in d for d in self.days.values()):
+            raise ValueError(f"options['day']={day!r} is not a day of the traces of site {self.site.name!r}")
+        infos = {}
+        for cell, ids in zip(self.cells, self.agent_ids, strict=True):
+            _, cell_infos = cell.reset(seed=seed, options={"day": day, "split": split})
+            infos.update({a: {**cell_infos[f"user_{u}"], "site": self.site.name} for u, a in enumerate(ids)})
+        self.site_day = self._draw_site_day(day)
+        self.t = 0
+        self.backlog_tok = 0.0
+        self.replicas = self.site.replicas  # the first epoch's; then re-planned from the demand seen
+        self._last_batch, self._last_utilisation = None, 0.0
+        self.history: dict[str, list[float]] = {k: [] for k in SiteEpochLog.__dataclass_fields__}
+        return self._observations(), infos
+
+    def _site_columns(self) -> np.ndarray:
+        """The columns every agent of the site shares at the current epoch (the site's part of SITE_COLUMNS)."""
+        cap = self.full_capacity_tok_s
+        t = min(self.t, self.T - 1)  # after the last step the observation is never acted on
+        last, f1, f3 = background_forecast_tok_s(self.site_day, t, self.epoch_s)
+        batch = 0.0 if self._last_batch is None else np.log2(self._last_batch / 64.0) / 3.0
+        return np.array(
+            [batch, self._last_utilisation, self.backlog_tok / (cap * self.epoch_s), last / cap, f1 / cap, f3 / cap]
+        )
+
+    def _observations(self) -> dict[str, np.ndarray]:
+        shared = self._site_columns()
+        t = min(self.t, self.T - 1)
+        obs: dict[str, np.ndarray] = {}
+        for k, (cell, ids) in enumerate(zip(self.cells, self.agent_ids, strict=True)):
+            n = cell.num_users
+            table = np.empty((n, len(SITE_OBS_FEATURES)), dtype=np.float32)
+            table[:, : len(OBS_FEATURES)] = np.stack(list(cell._observations().values()))
+            table[:, len(OBS_FEATURES) : -1] = shared
+            table[:, SITE_OBS["request_volume"]] = self.site_day.volume[k][:, t] / self.site.requests_per_agent
+            np.clip(table, -OBS_BOUND, OBS_BOUND, out=table)
+            obs.update(zip(ids, table, strict=True))
+        return obs
+
+    def step(self, action_dict: dict[str, Any]):
+        if self.site_day is None:
+            raise RuntimeError("SiteEnv.step called before reset()")
+        t = self.t
+        decisions = []
+        for cell, ids in zip(self.cells, self.agent_ids, strict=True):
+            missing = [a for a in ids if a not in action_dict]
+            if missing:
+                raise ValueError(f"SiteEnv.step: no action for agent(s) {missing}; every agent acts every epoch")
+            decisions.append(cell.decide({f"user_{u}": action_dict[a] for u, a in enumerate(ids)}))
+        volume = [v[:, t] for v in self.site_day.volume]
+        agent_tokens = np.concatenate([v * kappa for v, (_, kappa, _, _) in zip(volume, decisions, strict=True)])
+        epoch = site_epoch(
+            agent_tokens,
+            self.site_day.background_tok_s[t],
+            self.backlog_tok,
+            self.replicas,
+            self.profile,
+            self.epoch_s,
+        )
+        inference = site_inference(float(epoch.batch), self.profile, self.scenario.service)
+        wait_s = float(epoch.wait_s)
+        site_info = {
+            "site_batch": float(epoch.batch),
+            "site_utilisation": float(epoch.utilisation),
+            "site_backlog_tok": float(epoch.backlog_tok),
+            "site_wait_s": wait_s,
+            "site_replicas": int(self.replicas),
+        }
+        rewards, terminateds, truncateds, infos = {}, {}, {}, {}
+        for cell, ids, v, (kappa_policy, kappa, power_w, clipped) in zip(
+            self.cells, self.agent_ids, volume, decisions, strict=True
+        ):
+            out = cell.outcomes(kappa, power_w, t, inference=inference)
+            out = dataclasses.replace(out, latency_s=out.latency_s + wait_s)
+            _, r, _, tr, info = cell.settle(
+                out, kappa_policy, kappa, power_w, clipped, carbon_weight=v / self.site.requests_per_agent
+            )
+            for u, a in enumerate(ids):
+                rewards[a] = r[f"user_{u}"]
+                terminateds[a] = False
+                truncateds[a] = tr[f"user_{u}"]
+                infos[a] = {**info[f"user_{u}"], **site_info, "request_volume": float(v[u])}
+        self._log(epoch)
+        self.backlog_tok = float(epoch.backlog_tok)
+        self._last_batch, self._last_utilisation = float(epoch.batch), float(epoch.utilisation)
+        observed = float(epoch.demand_tok_s) + self.backlog_tok / self.epoch_s  # what the next epoch must serve
+        self.replicas = int(autoscale_replicas(observed, self.site, self.profile))
+        self.t += 1
+        done = self.t >= self.T
+        terminateds["__all__"], truncateds["__all__"] = False, done
+        return self._observations(), rewards, terminateds, truncateds, infos
+
+    def _log(self, epoch) -> None:
+        row = SiteEpochLog(
+            replicas=float(epoch.replicas),
+            background_tok_s=float(self.site_day.background_tok_s[self.t]),
+            agent_tok_s=float(epoch.agent_tok_s),
+            served_tok_s=float(epoch.served_tok_s),
+            batch=float(epoch.batch),
+            utilisation=float(epoch.utilisation),
+            backlog_tok=float(epoch.backlog_tok),
+            wait_s=float(epoch.wait_s),
+            gpu_energy_j=float(epoch.gpu_energy_j),
+        )
+        for k, v in dataclasses.asdict(row).items():
+            self.history[k].append(v)
+
+
+@dataclass
+class SiteEpochLog:
+    """One epoch of a site as the env logs it (``SiteEnv.history``: a list per field over the day)."""
+
+    replicas: float
+    background_tok_s: float
+    agent_tok_s: float
+    served_tok_s: float
+    batch: float
+    utilisation: float
+    backlog_tok: float
+    wait_s: float
+    gpu_energy_j: float
+
+
+register_env(SITE_ENV_NAME, lambda env_context: SiteEnv(env_context))
