@@ -31,9 +31,10 @@ from typing import Protocol
 
 import numpy as np
 
+from aolo.envs import channel
 from aolo.envs.config import ConfigError, ServiceConfig, SiteSpec
-from aolo.envs.physics import J_PER_KWH
-from aolo.envs.reference import _bisect_multipliers
+from aolo.envs.physics import J_PER_KWH, comm_energy_j, qoe
+from aolo.envs.reference import _bisect_multipliers, length_bounds
 from aolo.envs.serving import ServingProfile
 from aolo.envs.site import autoscale_replicas, capacity_tok_s, fluid_queue, operating_batch, site_epoch, site_inference
 
@@ -232,7 +233,7 @@ def score_site_plan(problem: SiteProblem, choice: np.ndarray, power_w: np.ndarra
 class SiteBound:
     bound_g: float  #: strict lower bound on Σ carbon over every plan meeting the constraints
     qoe_multiplier: np.ndarray  #: (U,) λ
-    load_price: np.ndarray  #: (T,) π, g per token of agent load
+    load_price: np.ndarray  #: (T, V) π of each epoch and load level, g per token of agent load
     levels: np.ndarray  #: (T, V + 1) load level edges
     primal_choice: np.ndarray  #: (U, T) the Lagrangian's minimiser at the best (λ, π)
 
@@ -287,7 +288,8 @@ def _relax(problem: SiteProblem, levels: int) -> _Relaxation:
     itl_lo = site_inference(batch_lo, p.profile, p.service).itl_s
     wait_lo = fluid_queue(demand_lo, q_lo[:, None], capacity_tok_s(r_hi[:, None], p.profile), p.epoch_s).wait_s
     # the most airtime any plan in the level can leave an answer: the radio's best power for it
-    budget = p.t_max_s - p.fixed_latency_s[..., None] - p.answer_tokens[..., None] * itl_lo - wait_lo
+    decode_s = p.answer_tokens[..., None] * itl_lo[None, :, None, :]  # (U, T, K, V)
+    budget = p.t_max_s - p.fixed_latency_s[..., None] - decode_s - wait_lo[None, :, None, :]
     u, t, k = (i[..., None] for i in p.index)
     option_g, _ = p.option_cost(u, t, k, budget * (1 + _TOL))
     # an agent that can meet T_max at no level keeps its shortest option without radio (a violation): the
@@ -300,37 +302,52 @@ def _relax(problem: SiteProblem, levels: int) -> _Relaxation:
     return _Relaxation(edges, gamma_lo, eta_lo, option_g)
 
 
-def _lagrangian(problem: SiteProblem, rel: _Relaxation, lam: np.ndarray, price: np.ndarray):
-    """Value of the dual function at ``(λ, π)``, its minimiser and supergradients (for λ and π)."""
+def _level_dual(problem: SiteProblem, rel: _Relaxation, lam: np.ndarray, steps: int):
+    """The dual function at ``λ``: ``Σ_t min_v max_π φ_{t,v}(π) + λ · T q_min`` with
+
+        φ_{t,v}(π) = Σ_u min_k [g_{u,t,k,v} − λ_u q_{u,t,k} + π load_{u,t,k}] + min_{A ∈ I_v} (γ_v − π) A,
+
+    the Lagrangian of epoch ``t`` restricted to load level ``v`` with the link ``Σ_u load = A`` priced by π
+    (concave in π: bisected on its supergradient, the agents' tokens minus A). Returns the value, the
+    minimiser's choices (U, T), the QoE shortfalls (λ's supergradient), the prices (T, V) and levels (T,)."""
     p, T = problem, problem.num_epochs
-    priced = price[None, :, None] * p.load_tokens - lam[:, None, None] * p.qoe  # (U, T, K)
-    obj_v = rel.option_g + priced[..., None] + p.hold_s[..., None] * rel.eta_lo[None, :, None, :]  # (U, T, K, V)
-    best_k = np.argmin(obj_v, axis=2)  # (U, T, V)
-    agents_v = np.take_along_axis(obj_v, best_k[:, :, None, :], axis=2)[:, :, 0, :].sum(axis=0)  # (T, V)
-    slope = rel.gamma_lo - price[:, None]  # the level's own term (γ − π) A, linear on its interval
-    level_a = np.where(slope >= 0, rel.edges[:, :-1], rel.edges[:, 1:])
-    per_level = agents_v + slope * level_a
-    v_best = np.argmin(per_level, axis=1)  # (T,)
+    base = (
+        rel.option_g + p.hold_s[..., None] * rel.eta_lo[None, :, None, :] - lam[:, None, None, None] * p.qoe[..., None]
+    )
+    load = p.load_tokens[..., None]
+
+    def phi(price: np.ndarray):
+        objective = base + price[None, :, None, :] * load  # (U, T, K, V)
+        k = np.argmin(objective, axis=2)[:, :, None, :]
+        agents = np.take_along_axis(objective, k, axis=2)[:, :, 0, :].sum(axis=0)  # (T, V)
+        tokens = np.take_along_axis(np.broadcast_to(load, objective.shape), k, axis=2)[:, :, 0, :].sum(axis=0)
+        slope = rel.gamma_lo - price
+        level_a = np.where(slope >= 0, rel.edges[:, :-1], rel.edges[:, 1:])
+        possible = np.isfinite(agents)  # a level where some agent has no option is impossible: its value is inf
+        return agents + slope * level_a, np.where(possible, tokens - level_a, 0.0), k[:, :, 0, :]
+
+    price = _bracket_bisect(lambda x: phi(x)[1], 2.0 * rel.gamma_lo, True, steps)
+    value_tv, _, k = phi(price)
+    level = np.argmin(value_tv, axis=1)
     epochs = np.arange(T)
-    value = float(per_level[epochs, v_best].sum() + lam.sum() * T * p.q_min)
-    choice = best_k[:, epochs, v_best]  # (U, T)
-    q_shortfall = T * p.q_min - _pick(p.qoe, choice).sum(axis=1)
-    excess_load = _pick(p.load_tokens, choice).sum(axis=0) - level_a[epochs, v_best]
-    return value, choice, q_shortfall, excess_load
+    choice = k[:, epochs, level]
+    value = float(value_tv[epochs, level].sum() + lam.sum() * T * p.q_min)
+    return value, choice, T * p.q_min - _pick(p.qoe, choice).sum(axis=1), price, level
 
 
-def _bracket_bisect(sign_at: Callable[[np.ndarray], np.ndarray], n: int, lower: float, steps: int) -> np.ndarray:
-    """Per coordinate, where a non-increasing supergradient changes sign (``lower``: 0 for λ, −∞ for π)."""
-    hi = np.full(n, 1e-9)
-    for _ in range(120):
+def _bracket_bisect(sign_at: Callable[[np.ndarray], np.ndarray], start: np.ndarray, signed: bool, steps: int):
+    """Per coordinate, where a non-increasing supergradient changes sign: the bracket ``[0, start]`` (``[-start,
+    start]`` if ``signed``) grown ×4 until it holds the change, then bisected ``steps`` times."""
+    hi = np.asarray(start, dtype=np.float64).copy()
+    for _ in range(60):
         up = sign_at(hi) > 0
         if not up.any():
             break
         hi = np.where(up, hi * 4.0, hi)
-    lo = np.zeros(n)
-    if lower < 0.0:
-        lo = np.full(n, -1e-9)
-        for _ in range(120):
+    lo = np.zeros_like(hi)
+    if signed:
+        lo = -np.asarray(start, dtype=np.float64)
+        for _ in range(60):
             down = sign_at(lo) < 0
             if not down.any():
                 break
@@ -342,37 +359,35 @@ def _bracket_bisect(sign_at: Callable[[np.ndarray], np.ndarray], n: int, lower: 
     return 0.5 * (lo + hi)
 
 
-def site_dual_bound(problem: SiteProblem, levels: int = 24, rounds: int = 8, steps: int = 40) -> SiteBound:
+def _decoupled_multipliers(problem: SiteProblem, rel: _Relaxation) -> np.ndarray:
+    """Each agent's λ with the site at its middle level and no coupling: the scale the λ search starts from."""
+    mid = rel.gamma_lo.shape[1] // 2
+    cost = rel.option_g[..., mid] + problem.load_tokens * rel.gamma_lo[None, :, mid, None]
+    lam, _ = _bisect_multipliers(cost, problem.qoe, problem.q_min, 40)
+    return lam
+
+
+def site_dual_bound(problem: SiteProblem, levels: int = 16, steps: int = 30, qoe_steps: int = 24) -> SiteBound:
     """Strict lower bound on the day's least carbon with the site coupling on (docs/design.md, "Shared sites:
     the references and the strict lower bound").
 
-    ``max_{λ ≥ 0, π} L(λ, π)`` over the level relaxation, by block-coordinate ascent: given λ the dual
-    separates over epochs (each π_t bisected on its supergradient, the agents' tokens minus the level's load);
-    given π, the λ_u are bisected on the agents' QoE shortfalls. Every (λ, π) gives a valid bound (weak
-    duality); the best value seen is returned.
+    ``max_{λ ≥ 0} Σ_t min_v max_π φ_{t,v}(π) + λ T q_min`` (:func:`_level_dual`) over the level relaxation
+    (:func:`_relax`): each agent's mean-QoE rule carries λ_u, each (epoch, level) its own load price. The λ_u
+    are bisected together on the agents' QoE shortfalls (the dual is concave in λ); every λ and every price
+    gives a valid bound (weak duality), and the best value seen is returned.
     """
     rel = _relax(problem, levels)
-    lam, price = np.zeros(problem.num_agents), np.zeros(problem.num_epochs)
-    best = (-np.inf, lam, price, None)
+    best = None
 
-    def keep_if_better(lam: np.ndarray, price: np.ndarray) -> None:
+    def shortfall(lam: np.ndarray) -> np.ndarray:
         nonlocal best
-        value, choice, *_ = _lagrangian(problem, rel, lam, price)
-        if value > best[0]:
-            best = (value, lam.copy(), price.copy(), choice)
+        result = _level_dual(problem, rel, lam, steps)
+        if best is None or result[0] > best[1][0]:
+            best = (lam.copy(), result)
+        return result[2]
 
-    def load_excess(lam: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-        return lambda price: _lagrangian(problem, rel, lam, price)[3]
-
-    def qoe_shortfall(price: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-        return lambda lam: _lagrangian(problem, rel, lam, price)[2]
-
-    for _ in range(rounds):
-        price = _bracket_bisect(load_excess(lam), len(price), -np.inf, steps)
-        keep_if_better(lam, price)
-        lam = _bracket_bisect(qoe_shortfall(price), len(lam), 0.0, steps)
-        keep_if_better(lam, price)
-    value, lam, price, choice = best
+    _bracket_bisect(shortfall, 4.0 * _decoupled_multipliers(problem, rel) + 1e-12, False, qoe_steps)
+    lam, (value, choice, _, price, _) = best
     return SiteBound(value, lam, price, rel.edges, choice)
 
 
@@ -475,3 +490,144 @@ def solve_site_hindsight(
         if not improved:
             break
     return SiteHindsightPlan(best, bound, sweeps)
+
+
+# --- on a SiteEnv ------------------------------------------------------------------------------------
+
+
+class CellRadio:
+    """The :class:`RadioModel` of a site's cells (docs/design.md §3.2, §3.4): agent ``u``'s answers go over its
+    cell's channel at the true gain; the least-carbon power for an airtime budget is ``max(P*, P_lat)``
+    clipped to the power range (radio carbon per token is quasi-convex in P, as in
+    :func:`aolo.envs.reference.power_for_length_w`); carbon is the EARTH marginal energy at the cell's intensity,
+    over the agent's requests of the epoch."""
+
+    def __init__(self, env, kappa: np.ndarray, volume: np.ndarray):
+        cells = [(cell, cell.num_users) for cell in env.cells]
+        per_agent = lambda f: np.concatenate([np.full(n, f(c), dtype=np.float64) for c, n in cells])  # noqa: E731
+        self.bandwidth_hz = per_agent(lambda c: c.bandwidth_per_user_hz)
+        self.noise_w = per_agent(lambda c: c.noise_w)
+        self.interference_w = per_agent(lambda c: c.interference_w)
+        self.users = per_agent(lambda c: c.num_users)
+        self.gain = np.concatenate([c.episode.channel_gain for c, _ in cells])  # (U, T)
+        self.ci_cell = np.concatenate(
+            [np.broadcast_to(c.episode.ci_cell_g_per_kwh, (n, kappa.shape[1])) for c, n in cells]
+        )
+        self.p_star = np.concatenate([c.efficient_power_w(c.episode.channel_gain) for c, _ in cells])
+        self.kappa, self.volume = kappa, volume
+        self.radio, self.bits = env.scenario.radio, env.scenario.service.payload_bits_per_token
+        self.p_min_w, self.p_max_w = channel.dbm_to_w(self.radio.p_min_dbm), channel.dbm_to_w(self.radio.p_max_dbm)
+
+    def best_power_w(self, u, t, k, airtime_budget_s) -> np.ndarray:
+        budget = np.asarray(airtime_budget_s, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = np.where(budget > 0, self.kappa[u, t, k] * self.bits / budget, np.inf)
+        p_lat = channel.power_for_rate_w(
+            rate, self.bandwidth_hz[u], self.gain[u, t], self.noise_w[u], self.interference_w[u], self.radio
+        )
+        power = np.clip(np.maximum(self.p_star[u, t], p_lat), self.p_min_w, self.p_max_w)
+        return np.where(p_lat <= self.p_max_w * (1 + 1e-9), power, np.inf)
+
+    def carbon_and_airtime(self, u, t, k, power_w) -> tuple[np.ndarray, np.ndarray]:
+        rate = channel.delivery_rate_bps(
+            self.bandwidth_hz[u], power_w, self.gain[u, t], self.noise_w[u], self.interference_w[u], self.radio
+        )
+        airtime = self.kappa[u, t, k] * self.bits / rate
+        energy = comm_energy_j(power_w, airtime, self.users[u], self.radio)
+        return self.volume[u, t] * energy / J_PER_KWH * self.ci_cell[u, t], airtime
+
+    def fastest_power_w(self, u, t, k) -> np.ndarray:
+        return np.full(np.broadcast(u, t, k).shape, self.p_max_w)
+
+
+def site_problem(env) -> SiteProblem:
+    """The day a reset :class:`~aolo.envs.site_env.SiteEnv` will play, everything known (for hindsight and
+    the bound): per agent its reachable answer lengths (:func:`aolo.envs.reference.length_bounds`), its request
+    volume, prompt, channel; the site's background, carbon trace, replicas and profile."""
+    cells, T = env.cells, env.T
+    volume = np.concatenate(env.site_day.volume)  # (U, T)
+    ref = np.concatenate([c.episode.ref_tokens for c in cells])
+    prompt = np.concatenate([c.episode.prompt_tokens for c in cells])
+    bounds = [length_bounds(c, c.episode.ref_tokens) for c in cells]
+    k_lo, k_hi = np.concatenate([b[0] for b in bounds]), np.concatenate([b[1] for b in bounds])
+    kappa = k_lo[..., None] + np.arange(int((k_hi - k_lo).max()) + 1)  # (U, T, K)
+    valid = kappa <= k_hi[..., None]
+    kappa = np.where(valid, kappa, k_lo[..., None])
+    sv, profile = env.scenario.service, env.profile
+    ci_dc = np.asarray(cells[0].episode.ci_dc_g_per_kwh[:T], dtype=np.float64)
+    coef = site_inference(profile.batch_sizes[-1], profile, sv)  # prefill terms do not depend on the batch
+    prefill_s = coef.ttft_overhead_s + coef.prefill_s_per_token * prompt  # (U, T)
+    prefill_g = volume * coef.overhead * coef.prefill_j_per_token * prompt / J_PER_KWH * ci_dc
+    shape = kappa.shape
+    return SiteProblem(
+        load_tokens=volume[..., None] * kappa,
+        hold_s=np.broadcast_to((volume * prefill_s)[..., None], shape).copy(),
+        answer_tokens=kappa,
+        qoe=qoe(kappa, ref[..., None], sv.qoe_alpha),
+        fixed_carbon_g=np.broadcast_to(prefill_g[..., None], shape).copy(),
+        fixed_latency_s=np.broadcast_to(prefill_s[..., None], shape).copy(),
+        valid=valid,
+        radio=CellRadio(env, kappa, volume),
+        background_tok_s=np.asarray(env.site_day.background_tok_s, dtype=np.float64),
+        ci_dc_g_per_kwh=ci_dc,
+        site=env.site,
+        profile=profile,
+        service=sv,
+        epoch_s=env.epoch_s,
+        q_min=sv.q_min,
+        t_max_s=sv.t_max_s,
+        replicas_in=env.site.replicas,
+    )
+
+
+def _site_actions(env, kappa_by_cell, power_by_cell) -> dict[str, np.ndarray]:
+    actions = {}
+    for cell, ids, kappa, power in zip(env.cells, env.agent_ids, kappa_by_cell, power_by_cell, strict=True):
+        per_user = cell.action_for(kappa, power)
+        actions.update({a: per_user[f"user_{u}"] for u, a in enumerate(ids)})
+    return actions
+
+
+def _split_by_cell(env, values: np.ndarray) -> list[np.ndarray]:
+    return np.split(values, np.cumsum([c.num_users for c in env.cells])[:-1])
+
+
+class SiteHindsightPolicy:
+    """Replays :func:`solve_site_hindsight`'s joint plan on a SiteEnv (``plan.bound.bound_g``: the site bound)."""
+
+    name = "hindsight"
+
+    def __init__(self) -> None:
+        self.plan: SiteHindsightPlan | None = None
+        self.problem: SiteProblem | None = None
+
+    def begin_episode(self, env) -> None:
+        self.problem = site_problem(env)
+        self.plan = solve_site_hindsight(self.problem)
+
+    def act(self, env, obs=None) -> dict[str, np.ndarray]:
+        t, out = env.t, self.plan.outcome
+        kappa = _pick(self.problem.answer_tokens, out.choice)[:, t]
+        return _site_actions(env, _split_by_cell(env, kappa), _split_by_cell(env, out.power_w[:, t]))
+
+
+class CellwisePolicy:
+    """A cell reference (``myopic``, ``forecast``, ...) run unchanged on a site: one copy per cell, each acting
+    on its cell as if the cell had its private datacenter at the site's target batch (coupling-blind)."""
+
+    def __init__(self, make_policy: Callable[[], object]):
+        self.make_policy = make_policy
+        self.name = make_policy().name
+        self.policies: list = []
+
+    def begin_episode(self, env) -> None:
+        self.policies = [self.make_policy() for _ in env.cells]
+        for policy, cell in zip(self.policies, env.cells, strict=True):
+            policy.begin_episode(cell)
+
+    def act(self, env, obs=None) -> dict[str, np.ndarray]:
+        actions = {}
+        for policy, cell, ids in zip(self.policies, env.cells, env.agent_ids, strict=True):
+            per_user = policy.act(cell)
+            actions.update({a: per_user[f"user_{u}"] for u, a in enumerate(ids)})
+        return actions
