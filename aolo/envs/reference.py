@@ -248,7 +248,7 @@ class ForecastPolicy:
         cost = out.carbon_total_g - lam[:, None] * qoe(kappa, ref[:, None], sv.qoe_alpha)
         cost = np.where(valid & lat_ok, cost, np.inf)
         best = np.argmin(
-            np.where(np.isfinite(cost).any(axis=1, keepdims=True), cost, np.where(valid, -kappa, np.inf)), axis=1
+            np.where(np.isfinite(cost).any(axis=1, keepdims=True), cost, np.where(valid, kappa, np.inf)), axis=1
         )  # no length meets latency: the shortest
         kappa_t = np.take_along_axis(kappa, best[:, None], axis=1)[:, 0].astype(np.float64)
         power_t = np.take_along_axis(np.broadcast_to(power, kappa.shape), best[:, None], axis=1)[:, 0]

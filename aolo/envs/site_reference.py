@@ -25,6 +25,7 @@ latency ``latency[k] + answer_tokens[k] · itl(rate_t) + wait_t ≤ T_max``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -33,8 +34,8 @@ import numpy as np
 
 from aolo.envs import channel
 from aolo.envs.config import ConfigError, ServiceConfig, SiteSpec
-from aolo.envs.physics import J_PER_KWH, comm_energy_j, qoe
-from aolo.envs.reference import _bisect_multipliers, length_bounds
+from aolo.envs.physics import J_PER_KWH, InferenceCoefficients, RequestOutcomes, comm_energy_j, qoe, tokens_for_qoe
+from aolo.envs.reference import ForecastPolicy, _bisect_multipliers, length_bounds
 from aolo.envs.serving import ServingProfile
 from aolo.envs.site import autoscale_replicas, capacity_tok_s, fluid_queue, operating_batch, site_epoch, site_inference
 
@@ -257,10 +258,12 @@ def _load_range(problem: SiteProblem) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _bracket_site(problem: SiteProblem, a_lo: np.ndarray, a_hi: np.ndarray):
-    """Replica and backlog brackets of every epoch over all plans. The autoscaler is monotone in the demand
-    and backlog it saw, the backlog monotone in demand and backlog and anti-monotone in capacity, so the
-    all-shortest and all-longest loads bracket them: (fewest replicas, least backlog) at the all-shortest,
-    (most replicas, most backlog) at the all-longest; the bound pairs them pessimistically per quantity."""
+    """Replica and backlog brackets of every epoch over all plans that meet T_max. The autoscaler is monotone
+    in the demand and backlog it saw, the backlog monotone in demand and backlog and anti-monotone in
+    capacity, so the least and greatest agent loads bracket them: (fewest replicas, least backlog) at the
+    least, (most replicas, most backlog) at the greatest; the bound pairs them pessimistically per quantity.
+    A backlog whose wait alone exceeds T_max even at the epoch's least demand and most replicas breaks every
+    request's latency, so no feasible plan carries it: the greatest backlog is capped there (bisection)."""
     T, p = problem.num_epochs, problem
     r_lo, r_hi, q_lo, q_hi = np.empty(T), np.empty(T), np.empty(T), np.empty(T)
     r_lo[0] = r_hi[0] = p.replicas_in
@@ -271,14 +274,29 @@ def _bracket_site(problem: SiteProblem, a_lo: np.ndarray, a_hi: np.ndarray):
         q_hi[t] = fluid_queue(d_hi[t - 1], q_hi[t - 1], capacity_tok_s(r_lo[t - 1], p.profile), p.epoch_s).backlog_tok
         r_lo[t] = _next_replicas(p, d_lo[t - 1], q_lo[t])
         r_hi[t] = _next_replicas(p, d_hi[t - 1], q_hi[t])
+        capacity = capacity_tok_s(r_hi[t], p.profile)
+        if fluid_queue(d_lo[t], q_hi[t], capacity, p.epoch_s).wait_s > p.t_max_s:
+            ok, too_long = q_lo[t], q_hi[t]
+            for _ in range(50):
+                mid = 0.5 * (ok + too_long)
+                ok, too_long = (
+                    (mid, too_long) if fluid_queue(d_lo[t], mid, capacity, p.epoch_s).wait_s <= p.t_max_s else (ok, mid)
+                )
+            q_hi[t] = max(too_long, q_lo[t])
+            r_hi[t] = _next_replicas(p, d_hi[t - 1], q_hi[t])
     return r_lo, r_hi, q_lo, q_hi
 
 
-def _relax(problem: SiteProblem, levels: int) -> _Relaxation:
+def _level_edges(problem: SiteProblem, levels: int) -> np.ndarray:
+    """(T, levels + 1) edges of the load levels, uniform over each epoch's load range."""
+    a_lo, a_hi = _load_range(problem)
+    return a_lo[:, None] + (a_hi - a_lo)[:, None] * np.linspace(0.0, 1.0, levels + 1)[None, :]
+
+
+def _relax(problem: SiteProblem, edges: np.ndarray) -> _Relaxation:
     p, T = problem, problem.num_epochs
-    a_lo, a_hi = _load_range(p)
+    a_lo, a_hi = edges[:, 0], edges[:, -1]
     r_lo, r_hi, q_lo, q_hi = _bracket_site(p, a_lo, a_hi)
-    edges = a_lo[:, None] + (a_hi - a_lo)[:, None] * np.linspace(0.0, 1.0, levels + 1)[None, :]
     bg = p.background_tok_s[:, None]
     demand_lo, demand_hi = bg + edges[:, :-1] / p.epoch_s, bg + edges[:, 1:] / p.epoch_s  # (T, V)
     # per replica the served rate is min((D + B_0/Δ)/r, X_max): largest with the fewest replicas, most backlog
@@ -367,7 +385,7 @@ def _decoupled_multipliers(problem: SiteProblem, rel: _Relaxation) -> np.ndarray
     return lam
 
 
-def site_dual_bound(problem: SiteProblem, levels: int = 16, steps: int = 30, qoe_steps: int = 24) -> SiteBound:
+def site_dual_bound(problem: SiteProblem, levels: int = 24, steps: int = 30, qoe_steps: int = 24) -> SiteBound:
     """Strict lower bound on the day's least carbon with the site coupling on (docs/design.md, "Shared sites:
     the references and the strict lower bound").
 
@@ -376,7 +394,8 @@ def site_dual_bound(problem: SiteProblem, levels: int = 16, steps: int = 30, qoe
     are bisected together on the agents' QoE shortfalls (the dual is concave in λ); every λ and every price
     gives a valid bound (weak duality), and the best value seen is returned.
     """
-    rel = _relax(problem, levels)
+    rel = _relax(problem, _level_edges(problem, levels))
+    lam0 = _decoupled_multipliers(problem, rel)
     best = None
 
     def shortfall(lam: np.ndarray) -> np.ndarray:
@@ -386,7 +405,7 @@ def site_dual_bound(problem: SiteProblem, levels: int = 16, steps: int = 30, qoe
             best = (lam.copy(), result)
         return result[2]
 
-    _bracket_bisect(shortfall, 4.0 * _decoupled_multipliers(problem, rel) + 1e-12, False, qoe_steps)
+    _bracket_bisect(shortfall, 4.0 * lam0 + 1e-12, False, qoe_steps)
     lam, (value, choice, _, price, _) = best
     return SiteBound(value, lam, price, rel.edges, choice)
 
@@ -630,4 +649,129 @@ class CellwisePolicy:
         for policy, cell, ids in zip(self.policies, env.cells, env.agent_ids, strict=True):
             per_user = policy.act(cell)
             actions.update({a: per_user[f"user_{u}"] for u, a in enumerate(ids)})
+        return actions
+
+
+# --- forecast_site: the causal reference for coupled sites -------------------------------------------
+
+
+@dataclass
+class _PricedOutcomes(RequestOutcomes):
+    """Outcomes whose total carbon carries the site's load price (the three carbon parts stay physical)."""
+
+    load_price_g: np.ndarray | float = 0.0
+
+    @property
+    def carbon_total_g(self) -> np.ndarray:
+        return self.carbon_inference_g + self.carbon_embodied_g + self.carbon_comm_g + self.load_price_g
+
+
+class _PredictedSiteCell:
+    """A site's cell seen through the site's predicted epoch (what :class:`ForecastSitePolicy` plans on): its
+    inference at the predicted batch, the predicted queueing wait added to the time to first token (a
+    constant per request: it moves the latency limit, not the choice between lengths), and the site's load
+    price per answer token added to each answer's total carbon — which the forecast rule minimises — but not
+    to the carbon parts it prices the day's multiplier from (a price in the multiplier would cancel out)."""
+
+    def __init__(self, cell, inference: InferenceCoefficients, price_g_per_token: float):
+        self._cell, self.inference, self.price_g_per_token = cell, inference, price_g_per_token
+
+    def __getattr__(self, name: str):
+        return getattr(self._cell, name)
+
+    def request_outcomes(self, kappa, power_w, **kwargs):
+        out = self._cell.request_outcomes(kappa, power_w, inference=self.inference, **kwargs)
+        price = self.price_g_per_token * np.asarray(kappa, dtype=np.float64)
+        return _PricedOutcomes(**{f.name: getattr(out, f.name) for f in dataclasses.fields(out)}, load_price_g=price)
+
+
+class ForecastSitePolicy:
+    """``forecast_site`` (docs/design.md, "Shared sites: the references and the strict lower bound"): the
+    ``forecast`` controller of every cell, planned on the site's predicted epoch, plus a site price on load.
+
+    Causal: at epoch t it reads the site's state now (backlog, replicas), the background observed up to t−1
+    and its day shape (the background forecast of :func:`aolo.envs.site_env.background_forecast_tok_s`), the
+    request volumes of t (observed) and its own last answers. Per epoch:
+
+    1. predicted demand ``D̂ = B̂_t + Σ_u v_u κ̂_u / Δ`` (κ̂: the agent's answer of the last epoch, then the
+       answers just planned: two rounds of a fixed point), hence the predicted batch, ITL and wait
+       (:func:`aolo.envs.site.site_epoch`, the env's own physics);
+    2. a load price ``ρ_t = γ_max (y + k · max(0, D̂_t / C_t − u_target))`` per answer token, ``γ_max`` the
+       site's carbon per token at its largest batch (the price's unit), ``y ≥ 0`` a dual variable updated by
+       ascent on the observed load, ``y ← max(0, y + η (served/C + backlog/(C Δ) − u_target))``: it lengthens
+       answers nowhere and shortens them where the site is or was full;
+    3. each cell's :class:`~aolo.envs.reference.ForecastPolicy` on the predicted epoch with the price added.
+    """
+
+    name = "forecast_site"
+
+    def __init__(self, target_utilisation: float = 0.9, ascent: float = 2.0, price_steps: int = 16):
+        self.target_utilisation, self.ascent, self.price_steps = target_utilisation, ascent, price_steps
+        self.cell_policies: list[ForecastPolicy] = []
+
+    def begin_episode(self, env) -> None:
+        self.cell_policies = [ForecastPolicy() for _ in env.cells]
+        for policy, cell in zip(self.cell_policies, env.cells, strict=True):
+            policy.begin_episode(cell)
+        self.dual, self.last_kappa = 0.0, None
+
+    def _background_now_tok_s(self, env) -> float:
+        """The background of epoch t from what is known at t: the last epoch's ratio to the day shape."""
+        day, t = env.site_day, env.t
+        if t == 0:
+            return float(day.climatology_tok_s[0])
+        clim_prev = day.climatology_tok_s[t - 1]
+        ratio = day.background_tok_s[t - 1] / clim_prev if clim_prev > 0 else 1.0
+        return float(ratio * day.climatology_tok_s[t])
+
+    def act(self, env, obs=None) -> dict[str, np.ndarray]:
+        t, sv = env.t, env.scenario.service
+        if t == 0 or not self.cell_policies:
+            self.begin_episode(env)
+        volume = [v[:, t] for v in env.site_day.volume]
+        capacity = float(capacity_tok_s(env.replicas, env.profile))
+        if t > 0:
+            served, backlog = env.history["served_tok_s"][-1], env.backlog_tok
+            observed = (served + backlog / env.epoch_s) / float(
+                capacity_tok_s(env.history["replicas"][-1], env.profile)
+            )
+            self.dual = max(0.0, self.dual + self.ascent * (observed - self.target_utilisation))
+        if self.last_kappa is None:  # before any answer: the myopic length of every request
+            self.last_kappa = [
+                np.ceil(tokens_for_qoe(sv.q_min, cell.episode.ref_tokens[:, t], sv.qoe_alpha)) for cell in env.cells
+            ]
+        ci_dc = float(env.cells[0].episode.ci_dc_g_per_kwh[t])
+        top = site_inference(env.profile.batch_sizes[-1], env.profile, sv)
+        gamma_max = ci_dc * top.overhead * top.decode_j_per_token / J_PER_KWH
+        gamma_max += top.embodied_g_per_gpu_s * top.gpu_share * top.itl_s
+        background = self._background_now_tok_s(env)
+        headroom_tok = (self.target_utilisation * capacity - background) * env.epoch_s - env.backlog_tok
+
+        def plan(kappa_guess: list[np.ndarray], price: float):
+            """The cells' forecast rule on the epoch predicted for answers ``kappa_guess`` at load price ``price``."""
+            tokens = sum(float(v @ k) for v, k in zip(volume, kappa_guess, strict=True))
+            # the epoch as the price means it to be: the agents within the headroom (no new queue)
+            tokens = min(tokens, max(headroom_tok, 0.0))
+            epoch = site_epoch([tokens], background, env.backlog_tok, env.replicas, env.profile, env.epoch_s)
+            inference = dataclasses.replace(
+                site_inference(float(epoch.batch), env.profile, sv),
+                ttft_overhead_s=env.profile.ttft_overhead_s + float(epoch.wait_s),
+            )
+            actions, kappa = {}, []
+            for policy, cell, ids in zip(self.cell_policies, env.cells, env.agent_ids, strict=True):
+                per_user = policy.act(_PredictedSiteCell(cell, inference, price))
+                kappa.append(cell.decode_actions(np.stack([per_user[f"user_{u}"] for u in range(cell.num_users)]))[0])
+                actions.update({a: per_user[f"user_{u}"] for u, a in enumerate(ids)})
+            return actions, kappa, sum(float(v @ k) for v, k in zip(volume, kappa, strict=True))
+
+        price = gamma_max * self.dual
+        actions, kappa_planned, tokens = plan(self.last_kappa, price)
+        if tokens > headroom_tok:  # the least price (log-bisection) whose answers fit the site's headroom
+            lo, hi = max(price, gamma_max * 1e-3), max(price, gamma_max * 1e-3) * 1e6
+            for _ in range(self.price_steps):
+                mid = np.sqrt(lo * hi)
+                lo, hi = (mid, hi) if plan(kappa_planned, mid)[2] > headroom_tok else (lo, mid)
+            price = hi
+        actions, kappa_planned, _ = plan(plan(kappa_planned, price)[1], price)  # the batch of these answers
+        self.last_kappa = kappa_planned
         return actions
