@@ -28,6 +28,8 @@ from aolo.envs.cell_env import CellEnv
 from aolo.envs.physics import J_PER_KWH, comm_energy_j, qoe, tokens_for_qoe
 
 REFERENCE_POLICIES = ("fixed", "myopic", "myopic_true_csi", "forecast", "hindsight")
+#: references that need a shared serving site (a SiteEnv, docs/design.md §10): not run on cell-only scenarios
+SITE_REFERENCE_POLICIES = ("forecast_site",)
 
 
 # --- per-request building blocks ---------------------------------------------------------------------
@@ -454,6 +456,10 @@ class HindsightPolicy:
 
 
 def make_reference_policy(name: str):
+    if name == "forecast_site":  # aolo.envs.site_reference builds on this module: imported on demand
+        from aolo.envs.site_reference import ForecastSitePolicy
+
+        return ForecastSitePolicy()
     policies = {
         "fixed": FixedPolicy,
         "myopic": MyopicPolicy,

@@ -710,6 +710,11 @@ class ForecastSitePolicy:
         self.cell_policies: list[ForecastPolicy] = []
 
     def begin_episode(self, env) -> None:
+        if not hasattr(env, "site_day"):
+            raise ValueError(
+                "forecast_site plans for a shared serving site: it acts on a SiteEnv (a scenario with "
+                f"scenario.sites), got {type(env).__name__}; on a cell with a private datacenter use forecast"
+            )
         self.cell_policies = [ForecastPolicy() for _ in env.cells]
         for policy, cell in zip(self.cell_policies, env.cells, strict=True):
             policy.begin_episode(cell)

@@ -13,6 +13,8 @@ from aolo.platform.console import _positive_int, format_metrics_table, print_flu
 
 #: aolo.envs.reference.REFERENCE_POLICIES, written out so that `--help` does not import Ray (a test keeps them equal)
 REFERENCE_POLICY_NAMES = ("fixed", "myopic", "myopic_true_csi", "forecast", "hindsight")
+#: aolo.envs.reference.SITE_REFERENCE_POLICIES: references for scenarios with shared serving sites only
+SITE_POLICY_NAMES = ("forecast_site",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,10 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     which.add_argument(
         "--policy",
-        choices=REFERENCE_POLICY_NAMES,
+        choices=REFERENCE_POLICY_NAMES + SITE_POLICY_NAMES,
         help=(
             "reference policy: carbon-agnostic (fixed), per-request greedy on the CSI estimate or the true channel "
-            "(myopic, myopic_true_csi), online primal-dual on the forecasts (forecast), the offline bound (hindsight)"
+            "(myopic, myopic_true_csi), online primal-dual on the forecasts (forecast), the offline bound (hindsight); "
+            "with shared serving sites also forecast plus a site load price (forecast_site)"
         ),
     )
     parser.add_argument(
@@ -49,6 +52,13 @@ def run(args: argparse.Namespace) -> int:
 
     experiment = load_experiment(args.preset)
     scenario = experiment.scenario
+    if args.policy in SITE_POLICY_NAMES and not scenario.sites:
+        from aolo.errors import ConfigError
+
+        raise ConfigError(
+            f"--policy {args.policy}: needs a scenario with shared serving sites (scenario.sites); preset "
+            f"{args.preset!r} has none — on cells with private datacenters use --policy forecast"
+        )
     days = args.days_per_cell or experiment.days_per_cell
     checkpoint = None
     if args.checkpoint is not None:
