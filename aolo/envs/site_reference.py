@@ -329,28 +329,47 @@ def _level_dual(problem: SiteProblem, rel: _Relaxation, lam: np.ndarray, steps: 
     (concave in π: bisected on its supergradient, the agents' tokens minus A). Returns the value, the
     minimiser's choices (U, T), the QoE shortfalls (λ's supergradient), the prices (T, V) and levels (T,)."""
     p, T = problem, problem.num_epochs
+    value_tv, price, choice_tv = np.empty(rel.gamma_lo.shape), np.empty(rel.gamma_lo.shape), []
+    for start in range(0, T, _EPOCH_CHUNK):  # epochs are independent given λ: chunks bound the memory
+        ts = slice(start, min(start + _EPOCH_CHUNK, T))
+        value_tv[ts], price[ts], k = _epoch_level_duals(p, rel, lam, ts, steps)
+        choice_tv.append(k)
+    choice_tv = np.concatenate(choice_tv, axis=1)  # (U, T, V)
+    level = np.argmin(value_tv, axis=1)
+    epochs = np.arange(T)
+    choice = choice_tv[:, epochs, level]
+    value = float(value_tv[epochs, level].sum() + lam.sum() * T * p.q_min)
+    return value, choice, T * p.q_min - _pick(p.qoe, choice).sum(axis=1), price, level
+
+
+#: epochs per block in :func:`_level_dual` (its arrays are agents × epochs × lengths × levels)
+_EPOCH_CHUNK = 8
+
+
+def _epoch_level_duals(problem: SiteProblem, rel: _Relaxation, lam: np.ndarray, ts: slice, steps: int):
+    """``max_π φ_{t,v}(π)`` for the epochs ``ts`` and every level: values and prices (t, V), choices (U, t, V)."""
+    p = problem
     base = (
-        rel.option_g + p.hold_s[..., None] * rel.eta_lo[None, :, None, :] - lam[:, None, None, None] * p.qoe[..., None]
+        rel.option_g[:, ts]
+        + p.hold_s[:, ts, :, None] * rel.eta_lo[None, ts, None, :]
+        - lam[:, None, None, None] * p.qoe[:, ts, :, None]
     )
-    load = p.load_tokens[..., None]
+    load = p.load_tokens[:, ts, :, None]
+    gamma, edges = rel.gamma_lo[ts], rel.edges[ts]
 
     def phi(price: np.ndarray):
-        objective = base + price[None, :, None, :] * load  # (U, T, K, V)
+        objective = base + price[None, :, None, :] * load  # (U, t, K, V)
         k = np.argmin(objective, axis=2)[:, :, None, :]
-        agents = np.take_along_axis(objective, k, axis=2)[:, :, 0, :].sum(axis=0)  # (T, V)
+        agents = np.take_along_axis(objective, k, axis=2)[:, :, 0, :].sum(axis=0)  # (t, V)
         tokens = np.take_along_axis(np.broadcast_to(load, objective.shape), k, axis=2)[:, :, 0, :].sum(axis=0)
-        slope = rel.gamma_lo - price
-        level_a = np.where(slope >= 0, rel.edges[:, :-1], rel.edges[:, 1:])
+        slope = gamma - price
+        level_a = np.where(slope >= 0, edges[:, :-1], edges[:, 1:])
         possible = np.isfinite(agents)  # a level where some agent has no option is impossible: its value is inf
         return agents + slope * level_a, np.where(possible, tokens - level_a, 0.0), k[:, :, 0, :]
 
-    price = _bracket_bisect(lambda x: phi(x)[1], 2.0 * rel.gamma_lo, True, steps)
-    value_tv, _, k = phi(price)
-    level = np.argmin(value_tv, axis=1)
-    epochs = np.arange(T)
-    choice = k[:, epochs, level]
-    value = float(value_tv[epochs, level].sum() + lam.sum() * T * p.q_min)
-    return value, choice, T * p.q_min - _pick(p.qoe, choice).sum(axis=1), price, level
+    price = _bracket_bisect(lambda x: phi(x)[1], 2.0 * gamma, True, steps)
+    value, _, k = phi(price)
+    return value, price, k
 
 
 def _bracket_bisect(sign_at: Callable[[np.ndarray], np.ndarray], start: np.ndarray, signed: bool, steps: int):
