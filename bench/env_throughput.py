@@ -2,14 +2,17 @@
 
 Measures, interleaved in one run (A B C A B C ...) so machine noise hits all of them alike:
   * CellEnv agent-steps/s (8 users, random valid actions, full info dicts, episode resets included);
+  * SiteEnv agent-steps/s (one shared site, 2 cells x 8 user-group agents, as ``sites_quick``; same protocol);
   * raw physics user-epochs/s: ``physics.request_outcomes`` on 1e6 requests at once, one thread;
   * mobile-env agent-steps/s of its default multi-agent scenarios (``mobile-small-ma-v0``,
     ``mobile-medium-ma-v0``; random actions), run in a separate virtual environment so mobile-env never
     becomes a project dependency (created on first use under ``bench/_mobile_env_venv``).
 
 Targets (issue #2): CellEnv ≥ 20× mobile-env's agent-steps/s; physics ≥ 1,000,000 user-epochs/s on one core.
+Issue 18: a site env ≥ 50,000 CellEnv-equivalent agent-steps/s.
 
     python bench/env_throughput.py --repeats 5 --seconds 3
+    python bench/env_throughput.py --skip-mobile-env     # CellEnv, SiteEnv and physics only
 """
 
 from __future__ import annotations
@@ -73,6 +76,24 @@ def cell_env_agent_steps_per_s(seconds: float) -> float:
     return steps * 8 / (time.perf_counter() - t0)
 
 
+def site_env_agent_steps_per_s(seconds: float) -> float:
+    from aolo.envs.site_env import SiteEnv
+    from aolo.platform.presets import load_experiment
+
+    env = SiteEnv({"scenario": load_experiment("sites_quick").scenario})
+    n = len(env.agents)
+    rng = np.random.default_rng(0)
+    env.reset(seed=0)
+    steps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        acts = rng.uniform(-1.0, 1.0, (n, 2)).astype(np.float32)
+        _, _, _, trunc, _ = env.step({a: acts[i] for i, a in enumerate(env.agents)})
+        steps += 1
+        if trunc["__all__"]:
+            env.reset()
+    return steps * n / (time.perf_counter() - t0)
+
+
 def physics_user_epochs_per_s(n: int = 1_000_000, repeats: int = 3) -> float:
     from aolo.envs import channel
     from aolo.envs.config import RadioConfig, ServiceConfig
@@ -128,21 +149,33 @@ def main() -> None:
         default=ROOT / "bench" / "_mobile_env_venv",
         help="virtualenv holding mobile-env (created if missing)",
     )
+    parser.add_argument("--skip-mobile-env", action="store_true", help="measure aolo's envs and physics only")
     args = parser.parse_args()
-    python = mobile_env_python(args.mobile_env_venv)
-    rows: dict[str, list[float]] = {k: [] for k in ("cell_env", "physics", "mobile-small-ma-v0", "mobile-medium-ma-v0")}
+    mobile = () if args.skip_mobile_env else ("mobile-small-ma-v0", "mobile-medium-ma-v0")
+    python = None if args.skip_mobile_env else mobile_env_python(args.mobile_env_venv)
+    rows: dict[str, list[float]] = {k: [] for k in ("cell_env", "site_env", "physics", *mobile)}
     for r in range(args.repeats):
         rows["cell_env"].append(cell_env_agent_steps_per_s(args.seconds))
+        rows["site_env"].append(site_env_agent_steps_per_s(args.seconds))
         rows["physics"].append(physics_user_epochs_per_s())
-        for name in ("mobile-small-ma-v0", "mobile-medium-ma-v0"):
+        for name in mobile:
             rows[name].append(mobile_env_agent_steps_per_s(python, name, args.seconds))
         print(f"round {r + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in rows.items()), flush=True)
     med = {k: statistics.median(v) for k, v in rows.items()}
-    ratios_small = [c / m for c, m in zip(rows["cell_env"], rows["mobile-small-ma-v0"], strict=False)]
-    ratios_medium = [c / m for c, m in zip(rows["cell_env"], rows["mobile-medium-ma-v0"], strict=False)]
+    site_ratios = [s / c for s, c in zip(rows["site_env"], rows["cell_env"], strict=True)]
     print("\n| measurement | median | unit |\n|---|---|---|")
     print(f"| CellEnv (U = 8) | {med['cell_env']:,.0f} | agent-steps/s |")
+    print(f"| SiteEnv (sites_quick: 2 cells x 8 agents) | {med['site_env']:,.0f} | agent-steps/s |")
     print(f"| raw physics (1e6 requests, 1 thread) | {med['physics']:,.0f} | user-epochs/s |")
+    print(
+        f"\nSiteEnv / CellEnv agent-steps/s: median ratio {statistics.median(site_ratios):.2f} "
+        f"(min {min(site_ratios):.2f}); SiteEnv {med['site_env']:,.0f} agent-steps/s — target >= 50,000"
+    )
+    print(f"physics: {med['physics']:,.0f} user-epochs/s — target >= 1,000,000")
+    if not mobile:
+        return
+    ratios_small = [c / m for c, m in zip(rows["cell_env"], rows["mobile-small-ma-v0"], strict=False)]
+    ratios_medium = [c / m for c, m in zip(rows["cell_env"], rows["mobile-medium-ma-v0"], strict=False)]
     print(f"| mobile-env mobile-small-ma-v0 (5 UEs, 3 BSs) | {med['mobile-small-ma-v0']:,.0f} | agent-steps/s |")
     print(f"| mobile-env mobile-medium-ma-v0 (15 UEs, 7 BSs) | {med['mobile-medium-ma-v0']:,.0f} | agent-steps/s |")
     print(
@@ -153,7 +186,6 @@ def main() -> None:
         f"CellEnv / mobile-medium: median ratio {statistics.median(ratios_medium):.1f}x "
         f"(min {min(ratios_medium):.1f}x) — target >= 20x"
     )
-    print(f"physics: {med['physics']:,.0f} user-epochs/s — target >= 1,000,000")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,14 @@ from aolo.envs.site import (
     site_inference,
     throughput_tok_s,
 )
-from aolo.envs.site_env import SITE_OBS, SITE_OBS_FEATURES, SiteDay, SiteEnv, background_forecast_tok_s
+from aolo.envs.site_env import (
+    SITE_OBS,
+    SITE_OBS_FEATURES,
+    SiteDay,
+    SiteEnv,
+    background_forecast_tok_s,
+    check_every_cell_on_a_site,
+)
 from aolo.errors import ConfigError
 
 P8 = get_serving_profile(
@@ -140,7 +147,10 @@ def test_an_overloaded_site_queues_and_the_wait_counts_in_the_latency() -> None:
 
 
 def test_site_env_api_and_episode() -> None:
+    from ray.rllib.utils.pre_checks.env import check_multiagent_environments
+
     env = SiteEnv({"scenario": site_scenario(scaling="autoscale", background={"mean_tok_s": 5000.0})})
+    check_multiagent_environments(env)
     obs, infos = env.reset(seed=1)
     assert env.agents == ["cell0_user_0", "cell0_user_1", "cell1_user_0", "cell1_user_1"]
     assert all(obs[a].shape == (len(SITE_OBS_FEATURES),) and env.observation_spaces[a].contains(obs[a]) for a in obs)
@@ -148,8 +158,12 @@ def test_site_env_api_and_episode() -> None:
         obs, rewards, terminateds, truncateds, infos = _step(env, {})
         assert set(rewards) == set(env.agents)
     assert truncateds["__all__"] and not terminateds["__all__"]
-    assert len(env.history["batch"]) == env.T
-    assert all(1 <= r <= 8 for r in env.history["replicas"])
+    h = {k: np.asarray(v) for k, v in env.history.items()}
+    assert len(h["batch"]) == env.T
+    # the autoscaler re-plans each epoch from the demand it saw in the last one (and what is still queued)
+    seen = h["background_tok_s"] + h["agent_tok_s"] + h["backlog_tok"] / env.epoch_s
+    np.testing.assert_array_equal(h["replicas"][1:], autoscale_replicas(seen[:-1], env.site, env.profile))
+    assert h["replicas"][0] == env.site.replicas and len(set(h["replicas"])) > 1
 
 
 # --- the background --------------------------------------------------------------------------------------
@@ -220,6 +234,10 @@ def test_bad_site_configs_name_the_field(tmp_path) -> None:
     with pytest.raises(ConfigError) as e:
         ScenarioConfig.from_dict(site_scenario(min_replicas=5, max_replicas=2))
     assert "scenario.sites.0.min_replicas: must not exceed max_replicas (2), got 5" in str(e.value)
+    mixed = site_scenario()
+    del mixed["cells"][1]["site"]  # a private cell next to a site: training and evaluation would leave it out
+    with pytest.raises(ConfigError, match=r"^scenario.cells.1.site: must name one of the sites \['s'\] when"):
+        check_every_cell_on_a_site(ScenarioConfig.from_dict(mixed))
     path = _write(tmp_path / "bad.csv", ["2024-05-10 00:01:00,1,2", "10/05/2024 00:02,1,2", "yesterday,1,2"])
     with pytest.raises(ConfigError) as e:
         SiteEnv({"scenario": site_scenario(background={"kind": "csv", "csv": path})})
@@ -237,3 +255,57 @@ def test_scenarios_without_sites_serialise_as_before() -> None:
     assert ScenarioConfig.from_dict(d) == ScenarioConfig()
     with_site = ScenarioConfig.from_dict(site_scenario())
     assert ScenarioConfig.from_dict(with_site.to_dict()) == with_site
+
+
+# --- per-cell carbon normalisation (issue 18, item 7) ---------------------------------------------------------
+
+
+def test_per_cell_normalisation_divides_each_cells_carbon_by_its_typical_request() -> None:
+    from aolo.envs.cell_env import CellEnv
+    from aolo.envs.reference import make_reference_policy
+    from aolo.envs.rollout import run_episode
+
+    base = ScenarioConfig().replace(**{"reward.terms": "carbon"})  # coal-bs/hydro-dc and hydro-bs/coal-dc
+    per_cell = base.replace(**{"reward.carbon_normalisation": "per_cell"})
+    scales = []
+    for c in range(2):
+        env_global = CellEnv({"scenario": base, "cell_index": c})
+        env_cell = CellEnv({"scenario": per_cell, "cell_index": c})
+        assert env_global.carbon_scale_g == base.reward.carbon_scale_g  # the default is unchanged
+        glob = run_episode(env_global, make_reference_policy("myopic"), day=3, seed=3)
+        norm = run_episode(env_cell, make_reference_policy("myopic"), day=3, seed=3)
+        np.testing.assert_array_equal(glob.fields["carbon_total_g"], norm.fields["carbon_total_g"])
+        np.testing.assert_allclose(norm.rewards, glob.rewards * 0.005 / env_cell.carbon_scale_g, rtol=1e-12)
+        # the unit is a typical request of the cell: within 2x of myopic's mean carbon per request on a day
+        assert 0.5 < env_cell.carbon_scale_g / glob.fields["carbon_total_g"].mean() < 2.0
+        scales.append(env_cell.carbon_scale_g)
+    assert scales[1] / scales[0] > 10.0  # the coal datacenter's requests are an order of magnitude dirtier
+
+
+# --- site metrics and the site-load figure ---------------------------------------------------------------------
+
+
+def test_site_metrics_and_load_figure(tmp_path) -> None:
+    from aolo.envs.reference import make_reference_policy
+    from aolo.envs.site_rollout import PerCellPolicy, run_site_episode, summarize_sites
+    from aolo.platform.report import StudyData, site_load, write_figures
+
+    env = SiteEnv({"scenario": site_scenario(scaling="autoscale", background={"mean_tok_s": 8000.0})})
+    records = run_site_episode(env, PerCellPolicy(lambda: make_reference_policy("myopic"), "myopic"), day=2, seed=2)
+    assert [r.cell for r in records] == ["a", "b"] and records[0].fields["qoe"].shape == (2, env.T)
+    m = summarize_sites(records, 0.8, 0.3, 30.0)
+    h = {k: np.asarray(v) for k, v in env.history.items()}
+    assert m["site/s/utilisation_mean"] == pytest.approx(h["utilisation"].mean())
+    assert m["site/s/batch_mean"] == pytest.approx(h["batch"].mean())
+    assert m["site/s/utilisation_h05"] == pytest.approx(h["utilisation"][20:24].mean())  # epochs 20-23 = 05:00 UTC
+    volume = np.concatenate([r.extra["volume"].ravel() for r in records])
+    carbon = np.concatenate([r.fields["carbon_total_g"].ravel() for r in records])
+    assert m["carbon_g_per_request"] == pytest.approx((volume * carbon).sum() / volume.sum())  # per request served
+    assert m["carbon_g_per_representative_request"] == pytest.approx(carbon.mean())
+    assert m["requests"] == pytest.approx(volume.sum())
+    row = {"cell": "all", **{k: str(v) for k, v in m.items()}}
+    data = StudyData(cells=["a", "b"], q_min=0.8, learned={}, references={"myopic": [row]}, sites=["s"])
+    utilisation, ci = site_load(data)
+    np.testing.assert_allclose(utilisation["myopic"]["s"][5], h["utilisation"][20:24].mean())
+    assert len(ci["s"]) == 24
+    assert (tmp_path / "site_load.png") in write_figures(data, tmp_path)

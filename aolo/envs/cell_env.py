@@ -167,6 +167,10 @@ class CellEnv(MultiAgentEnv):
         self.action_spaces = {a: act_space for a in self.agents}
 
         self._rng = self._episode_rng(int(config.get("seed", 0)))
+        #: the carbon reward's unit [g]: ``reward.carbon_scale_g``, or this cell's typical request (``per_cell``)
+        self.carbon_scale_g = (
+            self.reference_carbon_g() if sc.reward.carbon_normalisation == "per_cell" else sc.reward.carbon_scale_g
+        )
         self.episode: Episode | None = None
         self.t = 0
         self._qoe_sum = np.zeros(n)
@@ -220,6 +224,36 @@ class CellEnv(MultiAgentEnv):
     @property
     def num_users(self) -> int:
         return self.cell.num_users
+
+    def reference_carbon_g(self) -> float:
+        """The carbon of this cell's typical request [g], the unit of its carbon reward under
+        ``reward.carbon_normalisation: per_cell``: the workload's mean prompt and reference length, the least
+        answer meeting ``q_min``, sent at the most efficient power over the path loss at the cell's median-area
+        distance (no shadowing or fading), at the mean carbon intensities of the training days."""
+        sv, radio, cell = self.scenario.service, self.scenario.radio, self.cell
+        prompt, ref = self.workload.sample(np.random.default_rng(0), 20_000)
+        prompt_mean, ref_mean = float(prompt.mean()), float(ref.mean())
+        kappa = least_length_for_qoe(sv.q_min, ref_mean, sv.qoe_alpha)
+        distance_m = np.sqrt(0.5 * (cell.min_distance_m**2 + cell.radius_m**2))  # half the users are closer
+        pl_db = channel.pathloss_db(
+            distance_m,
+            scenario=cell.pathloss,
+            link_state=cell.link_state,
+            carrier_ghz=radio.carrier_ghz,
+            ue_height_m=radio.ue_height_m,
+        )
+        gain = channel.db_to_linear(-pl_db)
+        hours = (self.days["train"][:, None] * 24.0 + np.arange(24.0)).ravel()
+        out = self.request_outcomes(
+            kappa,
+            self.efficient_power_w(gain),
+            prompt_tokens=prompt_mean,
+            ref_tokens=ref_mean,
+            channel_gain=gain,
+            ci_dc_g_per_kwh=float(self.trace_dc.values_at(hours).mean()),
+            ci_cell_g_per_kwh=float(self.trace_cell.values_at(hours).mean()),
+        )
+        return float(np.asarray(out.carbon_total_g))
 
     def length_limits(self, ref_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The answer lengths of the actions a = -1 and a = +1 for reference lengths ``ref_tokens``.
@@ -610,9 +644,9 @@ class CellEnv(MultiAgentEnv):
         w, sv = self.scenario.reward, self.scenario.service
         carbon_g = carbon_weight * out.carbon_total_g
         if w.terms == "carbon":  # the QoE-mean and latency rules are priced by learned multipliers (costs in infos)
-            return -w.carbon * carbon_g / w.carbon_scale_g - w.floor * (out.qoe < sv.q_floor - 1e-12)
+            return -w.carbon * carbon_g / self.carbon_scale_g - w.floor * (out.qoe < sv.q_floor - 1e-12)
         return (
-            -w.carbon * carbon_g / w.carbon_scale_g
+            -w.carbon * carbon_g / self.carbon_scale_g
             + w.qoe * (out.qoe - sv.q_min)
             - w.latency * (out.latency_s > sv.t_max_s)
             - w.floor * (out.qoe < sv.q_floor - 1e-12)

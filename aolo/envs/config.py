@@ -470,6 +470,11 @@ class RewardWeights(Validated):
     #: ≈ 3 per unit of QoE per epoch over 96 epochs: keeps the mean-QoE constraint binding
     deficit: float = bounded(300.0, 0.0, 1e6)
     carbon_scale_g: float = bounded(0.005, 0.0, 1e6, lo_open=True)  #: a typical per-request carbon (≈ 0.5–15 mg)
+    #: ``global``: every cell's carbon is divided by ``carbon_scale_g``; ``per_cell``: by the cell's own typical
+    #: request carbon (``CellEnv.reference_carbon_g``; cells differ up to 25×, so one scale makes the small cells'
+    #: carbon look negligible next to the QoE terms and they over-deliver QoE, issue 10); a site's cells use the
+    #: site's datacenter
+    carbon_normalisation: str = one_of("global", ("global", "per_cell"))
     #: ``terminal`` (docs/design.md §3.5) | ``accrued`` (same return, dense)
     deficit_timing: str = one_of("terminal", DEFICIT_TIMINGS)
     #: ``all``: the penalty reward above; ``carbon``: only ``-w_carbon C/C_scale - w_floor 1[Q < Q_floor]``, the

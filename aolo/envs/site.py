@@ -36,7 +36,7 @@ import numpy as np
 from aolo.envs.config import BackgroundSpec, ConfigError, DiurnalSpec, ServiceConfig, SiteSpec
 from aolo.envs.csv_reader import read_csv
 from aolo.envs.physics import InferenceCoefficients
-from aolo.envs.serving import ServingProfile, get_serving_profile
+from aolo.envs.serving import ServingProfile
 
 __all__ = [
     "BackgroundSpec",
@@ -265,10 +265,6 @@ def site_inference(batch, profile: ServingProfile, service: ServiceConfig) -> In
     )
 
 
-def site_profile(site: SiteSpec) -> ServingProfile:
-    return get_serving_profile(site.serving_profile)
-
-
 # --- load over the day -------------------------------------------------------------------------------
 
 
@@ -318,7 +314,10 @@ def _parse_timestamps(cells: list[str], lines: list[int], where: str) -> np.ndar
 
 @lru_cache(maxsize=8)
 def _background_csv_cached(path: str, mtime: float, epoch_s: float, where: str) -> np.ndarray:
-    table = read_csv(path, ConfigError)
+    try:  # the reader's own errors (malformed CSV, no rows) also name the field
+        table = read_csv(path, ConfigError)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
     header = [h.strip().lower() for h in table.header]
     if _AZURE_TIME_COLUMN not in header:
         raise ConfigError(f"{where}: {path}: no TIMESTAMP column; found {table.header}")
@@ -326,7 +325,11 @@ def _background_csv_cached(path: str, mtime: float, epoch_s: float, where: str) 
     if out_col is None:
         raise ConfigError(f"{where}: {path}: no GeneratedTokens column; found {table.header}")
     time_col = header.index(_AZURE_TIME_COLUMN)
-    table.check_width(max(time_col, out_col) + 1, ConfigError)
+    short = next(
+        (line for line, row in zip(table.lines, table.rows, strict=True) if len(row) <= max(time_col, out_col)), None
+    )
+    if short is not None:
+        raise ConfigError(f"{where}: {path}: line {short} has too few fields; expected {len(table.header)}")
     seconds = _parse_timestamps([r[time_col] for r in table.rows], table.lines, f"{where}: {path}")
     try:
         tokens = np.array([float(r[out_col]) for r in table.rows])

@@ -66,6 +66,16 @@ def cells_of_site(scenario: ScenarioConfig, site: SiteSpec) -> list[int]:
     return [i for i, cell in enumerate(scenario.cells) if cell.site == site.name]
 
 
+def check_every_cell_on_a_site(scenario: ScenarioConfig) -> None:
+    """Training and evaluation on sites run one SiteEnv per site: a cell without a site would be left out."""
+    for i, cell in enumerate(scenario.cells):
+        if scenario.sites and cell.site is None:
+            raise ConfigError(
+                f"scenario.cells.{i}.site: must name one of the sites {[s.name for s in scenario.sites]} when the "
+                "scenario has sites (every cell is served by a site), got None"
+            )
+
+
 def site_cell_scenario(scenario: ScenarioConfig, site: SiteSpec) -> ScenarioConfig:
     """The scenario whose site cells see the site's datacenter: its carbon trace and serving profile (their
     private ``serving_batch`` set to the site's target batch, which is what a coupling-blind reference assumes)."""
@@ -181,10 +191,6 @@ class SiteEnv(MultiAgentEnv):
             raise ValueError(f"site {self.site.name!r}: its cells' traces share no {split} day")
         return days
 
-    @property
-    def num_agents_total(self) -> int:
-        return len(self.agents)
-
     # --- the site's day -------------------------------------------------------------------------------
 
     def _draw_site_day(self, day: int) -> SiteDay:
@@ -238,7 +244,8 @@ class SiteEnv(MultiAgentEnv):
         self.backlog_tok = 0.0
         self.replicas = self.site.replicas  # the first epoch's; then re-planned from the demand seen
         self._last_batch, self._last_utilisation = None, 0.0
-        self.history: dict[str, list[float]] = {k: [] for k in SiteEpochLog.__dataclass_fields__}
+        #: the site's day so far, one list per :class:`SiteEpochLog` field
+        self.history: dict[str, list[float]] = {f.name: [] for f in dataclasses.fields(SiteEpochLog)}
         return self._observations(), infos
 
     def _site_columns(self) -> np.ndarray:

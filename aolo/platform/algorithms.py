@@ -23,6 +23,7 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 from aolo.envs.cell_env import CellEnv
 from aolo.envs.config import ConfigError, ScenarioConfig, Validated, bounded, is_integer, satisfies
+from aolo.envs.site_env import SiteEnv, check_every_cell_on_a_site
 from aolo.platform.constraints import (
     ConstraintCallbacks,
     ConstraintSettings,
@@ -115,6 +116,10 @@ def build_algorithm_config(
     constraints = constraints or ConstraintSettings()
     torch.set_num_threads(1)  # 2-core machines: torch's default threads oversubscribe with Ray (13× slower)
     num_envs = len(scenario.cells)
+    env_class: type = CellEnv
+    if scenario.sites:  # shared serving sites: one SiteEnv copy per site (docs/design.md §10)
+        check_every_cell_on_a_site(scenario)
+        num_envs, env_class = len(scenario.sites), SiteEnv
     if constraints.lagrangian:
         scenario = scenario.replace(**{"reward.terms": "carbon"})
     if not constraints.guard_in_training:  # the guard acts where the policy is deployed (ConstraintSettings)
@@ -173,7 +178,7 @@ def build_algorithm_config(
         config = config.learners(learner_connector=learner_connector).callbacks(ConstraintCallbacks)
         config = measurement_config(config, num_envs)
     return (
-        config.environment(CellEnv, env_config=env_config, clip_actions=True, normalize_actions=True)
+        config.environment(env_class, env_config=env_config, clip_actions=True, normalize_actions=True)
         .framework("torch")
         .env_runners(
             num_env_runners=num_env_runners,

@@ -20,6 +20,8 @@ from aolo.envs.config import ScenarioConfig
 from aolo.envs.physics import J_PER_KWH
 from aolo.envs.reference import REFERENCE_POLICIES, HindsightPolicy, make_reference_policy
 from aolo.envs.rollout import EpisodeRecord, run_episode, spread_days, summarize
+from aolo.envs.site_env import SiteEnv, check_every_cell_on_a_site
+from aolo.envs.site_rollout import make_site_policy, run_site_episode, summarize_sites
 from aolo.errors import CheckpointError  # re-exported: aolo.platform.evaluation.CheckpointError
 from aolo.platform.algorithms import MODULE_ID
 from aolo.policies.energy import ActorEnergy, mlp_actor_energy
@@ -108,8 +110,14 @@ class EvaluationResult:
 
 def evaluation_episodes(scenario: ScenarioConfig, days_per_cell: int | None) -> list[tuple[int, int]]:
     """(cell index, held-out day) pairs: ``days_per_cell`` held-out days of every cell, evenly spread over the
-    year (:func:`~aolo.envs.rollout.spread_days`), so every season is evaluated."""
+    year (:func:`~aolo.envs.rollout.spread_days`), so every season is evaluated. With ``scenario.sites``:
+    (site index, held-out day) pairs, ``days_per_cell`` days of every site."""
     pairs = []
+    if scenario.sites:
+        for s in range(len(scenario.sites)):
+            days = SiteEnv({"scenario": scenario, "site_index": s}).days["heldout"]
+            pairs += [(s, int(d)) for d in spread_days(days, days_per_cell)]
+        return pairs
     for c in range(len(scenario.cells)):
         days = CellEnv({"scenario": scenario, "cell_index": c}).days["heldout"]
         pairs += [(c, int(d)) for d in spread_days(days, days_per_cell)]
@@ -120,6 +128,8 @@ def evaluate(
     policy, scenario: ScenarioConfig, days_per_cell: int | None = 4, bound: EvaluationResult | None = None
 ) -> EvaluationResult:
     """Run ``policy`` (a reference-policy name or an object with ``begin_episode``/``act``) on held-out days."""
+    if scenario.sites:
+        return evaluate_sites(policy, scenario, days_per_cell, bound)
     if isinstance(policy, str):
         policy = make_reference_policy(policy)
     envs: dict[int, CellEnv] = {}
@@ -140,6 +150,45 @@ def evaluate(
         metrics["actor_synops_per_decision"] = energy.synops
         metrics["actor_macs_per_decision"] = energy.macs
         actor_g = energy.nj_per_decision * 1e-9 / J_PER_KWH * _mean_cell_ci(envs, records)
+        metrics["actor_carbon_share"] = actor_g / (metrics["carbon_g_per_request"] + actor_g)
+    else:
+        metrics["actor_nj_per_decision"] = 0.0
+    if bound is not None:
+        metrics["gap_to_bound"] = gap_to_bound(metrics["carbon_g_per_request"], bound)
+    return EvaluationResult(policy.name, metrics, records)
+
+
+def evaluate_sites(
+    policy, scenario: ScenarioConfig, days_per_site: int | None = 4, bound: EvaluationResult | None = None
+) -> EvaluationResult:
+    """:func:`evaluate` on a scenario with shared sites (docs/design.md §10): one :class:`SiteEnv` episode per
+    (site, held-out day); a reference-policy name plays on every cell of the site, blind to the coupling
+    (:func:`~aolo.envs.site_rollout.make_site_policy`: a site-aware policy registered under the name, else
+    the cell reference per cell). Carbon is per request of the sites' traffic (volume-weighted) and the metrics
+    add the per-site load (:func:`~aolo.envs.site_rollout.summarize_sites`). A policy with ``episode_bound_g()``
+    (a coupled site hindsight) records ``bound_g_per_request``; without one, ``hindsight`` is the per-cell plan at
+    the site's target batch and the gap falls back to its played carbon."""
+    check_every_cell_on_a_site(scenario)
+    if isinstance(policy, str):
+        policy = make_site_policy(policy)
+    envs: dict[int, SiteEnv] = {}
+    records, bounds = [], []
+    for site_index, day in evaluation_episodes(scenario, days_per_site):
+        env = envs.setdefault(site_index, SiteEnv({"scenario": scenario, "site_index": site_index, "split": "heldout"}))
+        records += run_site_episode(env, policy, day=day, split="heldout", seed=day)
+        if hasattr(policy, "episode_bound_g"):  # a coupled site hindsight: the episode's strict lower bound [g]
+            bounds.append(policy.episode_bound_g())
+    sv = scenario.service
+    metrics = summarize_sites(records, sv.q_min, sv.q_floor, sv.t_max_s)
+    if bounds:  # over the sites' requests, as the volume-weighted carbon per request
+        metrics["bound_g_per_request"] = sum(bounds) / metrics["requests"]
+    if isinstance(policy, ModulePolicy):
+        energy = policy.actor_energy()
+        metrics["actor_nj_per_decision"] = energy.nj_per_decision
+        metrics["actor_synops_per_decision"] = energy.synops
+        metrics["actor_macs_per_decision"] = energy.macs
+        cells = {i: cell for env in envs.values() for i, cell in zip(env.cell_indices, env.cells, strict=True)}
+        actor_g = energy.nj_per_decision * 1e-9 / J_PER_KWH * _mean_cell_ci(cells, records)
         metrics["actor_carbon_share"] = actor_g / (metrics["carbon_g_per_request"] + actor_g)
     else:
         metrics["actor_nj_per_decision"] = 0.0

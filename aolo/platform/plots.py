@@ -234,6 +234,33 @@ def plot_cell_carbon(
     return _save(fig, path)
 
 
+def plot_site_load(
+    utilisation: Mapping[str, Mapping[str, Sequence[float]]],
+    carbon: Mapping[str, Sequence[float]],
+    path: str | Path,
+) -> Path:
+    """Shared serving sites over the UTC day: ``utilisation[policy][site]`` (24 hourly values, mean over seeds
+    and held-out days) as one line per policy, and the site's datacenter carbon intensity ``carbon[site]`` on a
+    second axis: where each policy puts the load against the carbon (docs/design.md §10)."""
+    sites = list(carbon)
+    fig = Figure(figsize=(6.4, 2.6 * max(len(sites), 1)), layout="constrained")
+    axes = fig.subplots(max(len(sites), 1), 1, squeeze=False)[:, 0]
+    hours = np.arange(24) + 0.5
+    for ax, site in zip(axes, sites, strict=False):
+        for name, per_site in utilisation.items():
+            if site in per_site:
+                ax.plot(hours, per_site[site], color=policy_color(name), label=name)
+        ax.set(xlim=(0, 24), ylim=(0.0, 1.05), ylabel="utilisation", title=f"site {site}")
+        ci = ax.twinx()
+        ci.plot(hours, carbon[site], color="black", linestyle="--", linewidth=1, label="carbon intensity")
+        ci.set_ylabel("gCO2e/kWh")
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("hour of the day (UTC)")
+    if utilisation:
+        axes[0].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.12, 1.0))
+    return _save(fig, path)
+
+
 def plot_sweep_tradeoff(
     points: Sequence[tuple[str, float, float, bool]],
     selected: str | None,

@@ -20,8 +20,8 @@ and, with ``--sweep``, ``SWEEP/<scenario>/sweep/selection.json`` and ``tradeoff.
 5. the carbon split of each policy: inference (operational), embodied (GPU manufacturing), radio, actor;
 6. with ``--sweep``: the reward-weight trials and the selected one;
 
-and writes the figures (``--figures``): carbon.png, carbon_vs_qoe.png, learning_curves.png, cell_carbon.png
-and, with ``--sweep``, tradeoff.png.
+and writes the figures (``--figures``): carbon.png, carbon_vs_qoe.png, learning_curves.png, cell_carbon.png,
+site_load.png (scenarios with shared sites) and, with ``--sweep``, tradeoff.png.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from aolo.platform.plots import (
     plot_carbon_vs_qoe,
     plot_cell_carbon,
     plot_learning_curves,
+    plot_site_load,
 )
 
 CARBON = "carbon_g_per_request"
@@ -75,6 +76,7 @@ class StudyData:
     histories: dict[str, list[list[dict[str, float]]]] = field(default_factory=dict)  #: algorithm -> per seed
     users_per_episode: float = 1.0  #: mean users per cell (a cell's episode return sums over its users)
     epochs_per_episode: int = 1
+    sites: list[str] = field(default_factory=list)  #: shared serving sites (docs/design.md §10), if any
 
     def policies(self) -> dict[str, list[Rows]]:
         """Every policy with one evaluation table per run: learned algorithms first, then the references."""
@@ -162,6 +164,7 @@ def load_study(experiment: Any, runs_dir: str | Path) -> StudyData:
         histories=histories,
         users_per_episode=float(np.mean([c.num_users for c in scenario.cells])),
         epochs_per_episode=scenario.epochs_per_episode,
+        sites=[s.name for s in scenario.sites],
     )
 
 
@@ -185,6 +188,21 @@ def bound_by_cell(data: StudyData) -> dict[str, float]:
     recorded)."""
     hindsight = data.references.get("hindsight", [])
     return cell_means(hindsight, BOUND) or cell_means(hindsight, CARBON)
+
+
+def site_load(data: StudyData) -> tuple[dict[str, dict[str, list[float]]], dict[str, list[float]]]:
+    """Shared sites (docs/design.md §10): per policy and site, the hourly utilisation (mean over runs), and per
+    site the hourly datacenter carbon intensity, from the ``all`` rows' ``site/<name>/..._hHH`` columns; empty
+    for a scenario without sites."""
+    utilisation: dict[str, dict[str, list[float]]] = {}
+    carbon: dict[str, list[float]] = {}
+    for name, runs in data.policies().items():
+        for site in data.sites:
+            per_run = [[overall(run, f"site/{site}/utilisation_h{h:02d}") for h in range(24)] for run in runs]
+            if per_run and not np.isnan(per_run[0]).all():
+                utilisation.setdefault(name, {})[site] = list(np.nanmean(per_run, axis=0))
+                carbon.setdefault(site, [overall(runs[0], f"site/{site}/ci_dc_g_per_kwh_h{h:02d}") for h in range(24)])
+    return utilisation, carbon
 
 
 def cell_carbon(data: StudyData) -> dict[str, dict[str, float]]:
@@ -354,6 +372,9 @@ def write_figures(
     )
     bound = bound_by_cell(data)
     files.append(plot_cell_carbon(cell_carbon(data), out_dir / "cell_carbon.png", bound or None))
+    utilisation, site_carbon = site_load(data)
+    if site_carbon:
+        files.append(plot_site_load(utilisation, site_carbon, out_dir / "site_load.png"))
     if sweep_plot is not None and sweep_plot.is_file():
         files.append(Path(shutil.copyfile(sweep_plot, out_dir / "tradeoff.png")))
     return files

@@ -169,7 +169,21 @@ def scenario_params(scenario) -> dict[str, Any]:
         "epochs_per_episode": scenario.epochs_per_episode,
         "modality": scenario.service.modality,
         **{f"reward.{k}": v for k, v in dataclasses.asdict(scenario.reward).items()},
+        **_site_params(scenario),
     }
+
+
+def _site_params(scenario) -> dict[str, Any]:
+    """The shared serving sites (docs/design.md §10), if any, and which cells each serves."""
+    if not scenario.sites:
+        return {}
+    sites = "; ".join(
+        f"{s.name} (dc={s.datacenter_region}, {s.serving_profile}, {s.scaling} "
+        f"{s.replicas if s.scaling == 'fixed' else f'{s.min_replicas}-{s.max_replicas}'} replicas, "
+        f"cells={[c.name for c in scenario.cells if c.site == s.name]})"
+        for s in scenario.sites
+    )
+    return {"sites": sites, "num_sites": len(scenario.sites)}
 
 
 @dataclass

@@ -98,7 +98,16 @@ def has_checkpoint(path: Path) -> bool:
 def preflight(scenario: ScenarioConfig) -> None:
     """Build every cell's environment once, so bad traces, workloads or day splits fail before any run starts."""
     from aolo.envs.cell_env import CellEnv
+    from aolo.envs.site_env import SiteEnv, check_every_cell_on_a_site
 
+    if scenario.sites:  # shared serving sites: every site's env (its cells, traces, background)
+        check_every_cell_on_a_site(scenario)
+        for index in range(len(scenario.sites)):
+            try:
+                SiteEnv({"scenario": scenario, "site_index": index})
+            except ValueError as e:
+                raise ConfigError(f"scenario {scenario.name!r}: {e}") from None
+        return
     for index in range(len(scenario.cells)):
         try:
             CellEnv({"scenario": scenario, "cell_index": index})
@@ -430,10 +439,12 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
 def evaluation_rows(result: EvaluationResult, scenario: ScenarioConfig) -> list[dict[str, Any]]:
     """One row per evaluated (cell, day) episode, then the ``all`` row with the overall metrics."""
     from aolo.envs.rollout import summarize
+    from aolo.envs.site_rollout import summarize_sites
 
     sv = scenario.service
+    per_episode = summarize_sites if scenario.sites else summarize  # sites: carbon per request of the traffic
     rows: list[dict[str, Any]] = [
-        {"policy": result.policy, "cell": r.cell, "day": r.day, **summarize([r], sv.q_min, sv.q_floor, sv.t_max_s)}
+        {"policy": result.policy, "cell": r.cell, "day": r.day, **per_episode([r], sv.q_min, sv.q_floor, sv.t_max_s)}
         for r in result.records
     ]
     rows.append({"policy": result.policy, "cell": "all", "day": "", **result.metrics})
