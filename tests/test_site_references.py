@@ -14,7 +14,8 @@ from test_causal_references import _perturb_future
 from aolo.envs.cell_env import CellEnv
 from aolo.envs.reference import SITE_REFERENCE_POLICIES, ForecastPolicy, make_reference_policy
 from aolo.envs.site_env import SiteEnv
-from aolo.envs.site_reference import CellwisePolicy, ForecastSitePolicy, SiteHindsightPolicy
+from aolo.envs.site_reference import ForecastSitePolicy, SiteHindsightPolicy
+from aolo.envs.site_rollout import SITE_POLICIES, PerCellPolicy
 from aolo.errors import ConfigError
 
 
@@ -66,7 +67,8 @@ def test_played_hindsight_plan_is_scored_as_the_env_scores_it() -> None:
     plan = policy.plan
     assert carbon == pytest.approx(plan.outcome.total_carbon_g, rel=1e-9)
     assert late == 0 and (mean_qoe >= env.scenario.service.q_min - 1e-9).all() and plan.outcome.feasible.all()
-    assert plan.bound.bound_g <= carbon
+    assert plan.bound.bound_g <= carbon and policy.episode_bound_g() == plan.bound.bound_g
+    assert SITE_POLICIES["hindsight"] is SiteHindsightPolicy and SITE_POLICIES["forecast_site"] is ForecastSitePolicy
     np.testing.assert_allclose(env.history["batch"], plan.outcome.trajectory.batch, rtol=1e-12)
 
 
@@ -75,7 +77,7 @@ def test_forecast_site_keeps_the_site_out_of_its_queue_where_forecast_does_not()
     site in the afternoon peak and the queue breaks T_max; the site price keeps the load under capacity. (A
     saturated site runs at its cheapest energy per token, so the blind plan's carbon is no yardstick here.)"""
     env = SiteEnv({"scenario": site_scenario(epochs=24, users=2, requests=30_000.0)})
-    _, blind_late, _ = play(env, CellwisePolicy(ForecastPolicy))
+    _, blind_late, _ = play(env, PerCellPolicy(ForecastPolicy, "forecast"))
     assert blind_late > 0 and max(env.history["backlog_tok"]) > 0
     _, late, mean_qoe = play(env, ForecastSitePolicy())
     assert late == 0 and max(env.history["backlog_tok"]) == 0.0

@@ -247,7 +247,29 @@ class _Relaxation:
     edges: np.ndarray  # (T, V + 1)
     gamma_lo: np.ndarray  # (T, V) carbon per answer token at the level's largest possible batch
     eta_lo: np.ndarray  # (T, V) carbon per held second at that batch
-    option_g: np.ndarray  # (U, T, K, V) prefill + radio at the best power for the level's latency slack
+    option_g: np.ndarray  # (U, T, B, V) per QoE bin: prefill + radio of its shortest length at its best power
+    hold_s: np.ndarray  # (U, T, B) seconds held before decoding (the same for every length)
+    qoe_hi: np.ndarray  # (U, T, B) QoE of the bin's longest length
+    load_lo: np.ndarray  # (U, T, B) load of its shortest length
+    load_hi: np.ndarray  # (U, T, B) load of its longest length
+    last: np.ndarray  # (U, T, B) the bin's longest option (the primal choice a bin stands for)
+
+
+def _qoe_bins(problem: SiteProblem, width: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Consecutive options grouped in QoE bins of ``width``: (first, last, exists) arrays (U, T, B)."""
+    p = problem
+    U, T, K = p.load_tokens.shape
+    bin_of = np.floor((p.qoe - p.qoe[..., :1]) / width)
+    start = p.valid & np.concatenate([np.ones((U, T, 1), bool), bin_of[..., 1:] != bin_of[..., :-1]], axis=2)
+    rank = np.cumsum(start, axis=2) - 1
+    B = int(start.sum(axis=2).max())
+    first, last = np.zeros((U, T, B), dtype=np.int64), np.zeros((U, T, B), dtype=np.int64)
+    exists = np.zeros((U, T, B), dtype=bool)
+    u, t, k = np.nonzero(start)
+    first[u, t, rank[u, t, k]], exists[u, t, rank[u, t, k]] = k, True
+    u, t, k = np.nonzero(p.valid)
+    np.maximum.at(last, (u, t, rank[u, t, k]), k)
+    return first, last, exists
 
 
 def _load_range(problem: SiteProblem) -> tuple[np.ndarray, np.ndarray]:
@@ -293,7 +315,12 @@ def _level_edges(problem: SiteProblem, levels: int) -> np.ndarray:
     return a_lo[:, None] + (a_hi - a_lo)[:, None] * np.linspace(0.0, 1.0, levels + 1)[None, :]
 
 
-def _relax(problem: SiteProblem, edges: np.ndarray) -> _Relaxation:
+def _relax(problem: SiteProblem, edges: np.ndarray, qoe_bin: float) -> _Relaxation:
+    """Relaxation R (docs/design.md): per level, the site's carbon per token and per held second at the
+    largest batch the level allows, and each answer's own carbon at the best power for the most airtime the
+    level can leave it; per QoE bin of consecutive lengths, the least carbon, load (both ends, for either sign
+    of the price) and the greatest QoE of its members — every member costs at least that in the Lagrangian
+    (options are lengths in increasing order; carbon, load and QoE rise with the length)."""
     p, T = problem, problem.num_epochs
     a_lo, a_hi = edges[:, 0], edges[:, -1]
     r_lo, r_hi, q_lo, q_hi = _bracket_site(p, a_lo, a_hi)
@@ -305,19 +332,31 @@ def _relax(problem: SiteProblem, edges: np.ndarray) -> _Relaxation:
     gamma_lo, eta_lo = p.carbon_per_token_and_hold_g(np.arange(T)[:, None], batch_hi)
     itl_lo = site_inference(batch_lo, p.profile, p.service).itl_s
     wait_lo = fluid_queue(demand_lo, q_lo[:, None], capacity_tok_s(r_hi[:, None], p.profile), p.epoch_s).wait_s
-    # the most airtime any plan in the level can leave an answer: the radio's best power for it
-    decode_s = p.answer_tokens[..., None] * itl_lo[None, :, None, :]  # (U, T, K, V)
-    budget = p.t_max_s - p.fixed_latency_s[..., None] - decode_s - wait_lo[None, :, None, :]
-    u, t, k = (i[..., None] for i in p.index)
-    option_g, _ = p.option_cost(u, t, k, budget * (1 + _TOL))
+    first, last, exists = _qoe_bins(p, qoe_bin)
+    pick = lambda a, i: np.take_along_axis(a, i, axis=2)  # noqa: E731
+    # the most airtime any plan in the level can leave the bin's shortest answer: its best power for it
+    decode_s = pick(p.answer_tokens, first)[..., None] * itl_lo[None, :, None, :]  # (U, T, B, V)
+    budget = p.t_max_s - pick(p.fixed_latency_s, first)[..., None] - decode_s - wait_lo[None, :, None, :]
+    u, t, _ = p.index
+    option_g, _ = p.option_cost(u[..., None], t[..., None], first[..., None], budget * (1 + _TOL))
+    option_g = np.where(exists[..., None], option_g, np.inf)
     # an agent that can meet T_max at no level keeps its shortest option without radio (a violation): the
     # bound then holds for the problem with that request's latency rule dropped, as reference.solve_hindsight
     hopeless = ~np.isfinite(option_g).any(axis=(2, 3))  # (U, T)
     if hopeless.any():
-        shortest = np.argmin(np.where(p.valid, p.load_tokens, np.inf), axis=2)
-        fallback = (np.arange(p.load_tokens.shape[2]) == shortest[..., None]) & hopeless[..., None]
-        option_g = np.where(fallback[..., None], p.fixed_carbon_g[..., None], option_g)
-    return _Relaxation(edges, gamma_lo, eta_lo, option_g)
+        fallback = pick(p.fixed_carbon_g, first[..., :1])  # bin 0 starts at the shortest option
+        option_g[:, :, 0, :] = np.where(hopeless[..., None], fallback, option_g[:, :, 0, :])
+    return _Relaxation(
+        edges,
+        gamma_lo,
+        eta_lo,
+        option_g,
+        hold_s=pick(p.hold_s, first),
+        qoe_hi=pick(p.qoe, last),
+        load_lo=pick(p.load_tokens, first),
+        load_hi=pick(p.load_tokens, last),
+        last=last,
+    )
 
 
 def _level_dual(problem: SiteProblem, rel: _Relaxation, lam: np.ndarray, steps: int):
@@ -332,36 +371,36 @@ def _level_dual(problem: SiteProblem, rel: _Relaxation, lam: np.ndarray, steps: 
     value_tv, price, choice_tv = np.empty(rel.gamma_lo.shape), np.empty(rel.gamma_lo.shape), []
     for start in range(0, T, _EPOCH_CHUNK):  # epochs are independent given λ: chunks bound the memory
         ts = slice(start, min(start + _EPOCH_CHUNK, T))
-        value_tv[ts], price[ts], k = _epoch_level_duals(p, rel, lam, ts, steps)
+        value_tv[ts], price[ts], k = _epoch_level_duals(rel, lam, ts, steps)
         choice_tv.append(k)
-    choice_tv = np.concatenate(choice_tv, axis=1)  # (U, T, V)
+    choice_tv = np.concatenate(choice_tv, axis=1)  # (U, T, V) QoE bins
     level = np.argmin(value_tv, axis=1)
     epochs = np.arange(T)
-    choice = choice_tv[:, epochs, level]
+    bins = choice_tv[:, epochs, level]
     value = float(value_tv[epochs, level].sum() + lam.sum() * T * p.q_min)
-    return value, choice, T * p.q_min - _pick(p.qoe, choice).sum(axis=1), price, level
+    return value, _pick(rel.last, bins), T * p.q_min - _pick(rel.qoe_hi, bins).sum(axis=1), price, level
 
 
 #: epochs per block in :func:`_level_dual` (its arrays are agents × epochs × lengths × levels)
 _EPOCH_CHUNK = 8
 
 
-def _epoch_level_duals(problem: SiteProblem, rel: _Relaxation, lam: np.ndarray, ts: slice, steps: int):
-    """``max_π φ_{t,v}(π)`` for the epochs ``ts`` and every level: values and prices (t, V), choices (U, t, V)."""
-    p = problem
+def _epoch_level_duals(rel: _Relaxation, lam: np.ndarray, ts: slice, steps: int):
+    """``max_π φ_{t,v}(π)`` for the epochs ``ts`` and every level: values and prices (t, V), bins (U, t, V)."""
     base = (
         rel.option_g[:, ts]
-        + p.hold_s[:, ts, :, None] * rel.eta_lo[None, ts, None, :]
-        - lam[:, None, None, None] * p.qoe[:, ts, :, None]
+        + rel.hold_s[:, ts, :, None] * rel.eta_lo[None, ts, None, :]
+        - lam[:, None, None, None] * rel.qoe_hi[:, ts, :, None]
     )
-    load = p.load_tokens[:, ts, :, None]
+    load_lo, load_hi = rel.load_lo[:, ts, :, None], rel.load_hi[:, ts, :, None]
     gamma, edges = rel.gamma_lo[ts], rel.edges[ts]
 
     def phi(price: np.ndarray):
-        objective = base + price[None, :, None, :] * load  # (U, t, K, V)
+        load = np.where(price[None, :, None, :] >= 0, load_lo, load_hi)  # the bin's end the price favours
+        objective = base + price[None, :, None, :] * load  # (U, t, B, V)
         k = np.argmin(objective, axis=2)[:, :, None, :]
         agents = np.take_along_axis(objective, k, axis=2)[:, :, 0, :].sum(axis=0)  # (t, V)
-        tokens = np.take_along_axis(np.broadcast_to(load, objective.shape), k, axis=2)[:, :, 0, :].sum(axis=0)
+        tokens = np.take_along_axis(load, k, axis=2)[:, :, 0, :].sum(axis=0)
         slope = gamma - price
         level_a = np.where(slope >= 0, edges[:, :-1], edges[:, 1:])
         possible = np.isfinite(agents)  # a level where some agent has no option is impossible: its value is inf
@@ -399,12 +438,14 @@ def _bracket_bisect(sign_at: Callable[[np.ndarray], np.ndarray], start: np.ndarr
 def _decoupled_multipliers(problem: SiteProblem, rel: _Relaxation) -> np.ndarray:
     """Each agent's λ with the site at its middle level and no coupling: the scale the λ search starts from."""
     mid = rel.gamma_lo.shape[1] // 2
-    cost = rel.option_g[..., mid] + problem.load_tokens * rel.gamma_lo[None, :, mid, None]
-    lam, _ = _bisect_multipliers(cost, problem.qoe, problem.q_min, 40)
+    cost = rel.option_g[..., mid] + rel.load_lo * rel.gamma_lo[None, :, mid, None]
+    lam, _ = _bisect_multipliers(cost, rel.qoe_hi, problem.q_min, 40)
     return lam
 
 
-def site_dual_bound(problem: SiteProblem, levels: int = 24, steps: int = 30, qoe_steps: int = 24) -> SiteBound:
+def site_dual_bound(
+    problem: SiteProblem, levels: int = 16, qoe_bin: float = 0.004, steps: int = 24, qoe_steps: int = 16
+) -> SiteBound:
     """Strict lower bound on the day's least carbon with the site coupling on (docs/design.md, "Shared sites:
     the references and the strict lower bound").
 
@@ -413,7 +454,7 @@ def site_dual_bound(problem: SiteProblem, levels: int = 24, steps: int = 30, qoe
     are bisected together on the agents' QoE shortfalls (the dual is concave in λ); every λ and every price
     gives a valid bound (weak duality), and the best value seen is returned.
     """
-    rel = _relax(problem, _level_edges(problem, levels))
+    rel = _relax(problem, _level_edges(problem, levels), qoe_bin)
     lam0 = _decoupled_multipliers(problem, rel)
     best = None
 
@@ -498,7 +539,7 @@ def _best_day_for_agent(
 
 
 def solve_site_hindsight(
-    problem: SiteProblem, levels: int = 24, max_sweeps: int = 12, steps: int = 60
+    problem: SiteProblem, levels: int = 16, max_sweeps: int = 12, steps: int = 60
 ) -> SiteHindsightPlan:
     """The joint hindsight plan of a site's day: dual decomposition, then an exact primal repair.
 
@@ -643,32 +684,14 @@ class SiteHindsightPolicy:
         self.problem = site_problem(env)
         self.plan = solve_site_hindsight(self.problem)
 
+    def episode_bound_g(self) -> float:
+        """The site bound of the episode just planned [g over the sites' requests] (``evaluate_sites``)."""
+        return self.plan.bound.bound_g
+
     def act(self, env, obs=None) -> dict[str, np.ndarray]:
         t, out = env.t, self.plan.outcome
         kappa = _pick(self.problem.answer_tokens, out.choice)[:, t]
         return _site_actions(env, _split_by_cell(env, kappa), _split_by_cell(env, out.power_w[:, t]))
-
-
-class CellwisePolicy:
-    """A cell reference (``myopic``, ``forecast``, ...) run unchanged on a site: one copy per cell, each acting
-    on its cell as if the cell had its private datacenter at the site's target batch (coupling-blind)."""
-
-    def __init__(self, make_policy: Callable[[], object]):
-        self.make_policy = make_policy
-        self.name = make_policy().name
-        self.policies: list = []
-
-    def begin_episode(self, env) -> None:
-        self.policies = [self.make_policy() for _ in env.cells]
-        for policy, cell in zip(self.policies, env.cells, strict=True):
-            policy.begin_episode(cell)
-
-    def act(self, env, obs=None) -> dict[str, np.ndarray]:
-        actions = {}
-        for policy, cell, ids in zip(self.policies, env.cells, env.agent_ids, strict=True):
-            per_user = policy.act(cell)
-            actions.update({a: per_user[f"user_{u}"] for u, a in enumerate(ids)})
-        return actions
 
 
 # --- forecast_site: the causal reference for coupled sites -------------------------------------------
