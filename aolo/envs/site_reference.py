@@ -444,7 +444,7 @@ def _decoupled_multipliers(problem: SiteProblem, rel: _Relaxation) -> np.ndarray
 
 
 def site_dual_bound(
-    problem: SiteProblem, levels: int = 16, qoe_bin: float = 0.004, steps: int = 24, qoe_steps: int = 16
+    problem: SiteProblem, levels: int = 8, qoe_bin: float = 0.004, steps: int = 24, qoe_steps: int = 16
 ) -> SiteBound:
     """Strict lower bound on the day's least carbon with the site coupling on (docs/design.md, "Shared sites:
     the references and the strict lower bound").
@@ -539,7 +539,7 @@ def _best_day_for_agent(
 
 
 def solve_site_hindsight(
-    problem: SiteProblem, levels: int = 16, max_sweeps: int = 12, steps: int = 60
+    problem: SiteProblem, levels: int = 8, max_sweeps: int = 12, steps: int = 60
 ) -> SiteHindsightPlan:
     """The joint hindsight plan of a site's day: dual decomposition, then an exact primal repair.
 
