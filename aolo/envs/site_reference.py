@@ -1,26 +1,20 @@
-"""References and the strict lower bound for cells that share a serving site (docs/design.md §3.7).
+"""References and the strict lower bound for cells that share a serving site (docs/design.md, "Shared sites:
+the references and the strict lower bound"; the site model is §10, :mod:`aolo.envs.site`).
 
-One site, one day. Every agent ``u`` picks at each epoch ``t`` one option ``k`` (an answer length at a radio
-power); the options' site-independent parts (carbon of prefill and radio, QoE, latency before decoding) are
-arrays of a :class:`SiteProblem`. The site couples the agents through its decode load
-``A_t = Σ_u load[u, t, k_ut]``: with the other tenants' tokens ``B_t`` and the backlog ``Q_t`` carried in,
-the replicas serve ``min(B_t + A_t + Q_t, C_t)`` tokens in the epoch, at a rate that sets the operating
-batch, hence the decode carbon per token ``γ_t(rate)`` (non-increasing: batching is cheaper per token) and the
-inter-token latency ``itl(rate)`` (non-decreasing); the excess queues, ``Q_{t+1} = max(0, B_t + A_t + Q_t −
-C_t)``, and a request waits the epoch's mean backlog at full rate. The agents' carbon is
-``Σ carbon[k] + Σ_t A_t γ_t(rate_t)`` (site energy attributed in proportion to tokens) and each request's
-latency ``latency[k] + answer_tokens[k] · itl(rate_t) + wait_t ≤ T_max``.
+One site, one day, as a :class:`SiteProblem`: every agent (user group) ``u`` picks at each epoch ``t`` one
+answer length ``k``; its radio power follows from the airtime the epoch leaves it (:class:`RadioModel`). The
+site couples the agents through its decode load ``A_t = Σ_u load[u, t, k]``: with the background and the
+backlog carried in it sets the replicas' batch, hence every token's carbon (energy per token and embodied
+share fall with the batch) and inter-token latency (rises with it), and the queue's wait. The agents' carbon
+is the site's energy attributed in proportion to tokens; each request must meet ``T_max``, each agent's day
+the mean-QoE rule. :func:`score_site_plan` scores a plan exactly, with the env's own physics.
 
-- :func:`site_dual_bound`: a Lagrangian lower bound on that problem, valid with the coupling on. Per epoch
-  the agents' load is split into ``levels`` intervals; within an interval the decode carbon per token is
-  under-estimated by its value at the interval's highest possible rate and the latency by its value at the
-  lowest (monotonicity: a relaxation, no convexity needed). The mean-QoE rules carry multipliers ``λ_u ≥ 0``
-  and the link between the users' tokens and the site's load level a price ``π_t`` per epoch (free sign);
-  weak duality makes every ``(λ, π)`` a lower bound, and block-coordinate ascent picks a good one.
-- :func:`solve_site_hindsight`: the joint plan with everything known, by dual decomposition (the bound's
-  prices) then a primal repair: best responses at the site's true marginal carbon, and exact block moves per
-  user (its whole day re-planned with the others fixed, the site recomputed exactly) kept only when the true
-  objective falls and every constraint holds.
+- :func:`site_dual_bound`: a Lagrangian lower bound valid with the coupling on — a monotone relaxation over
+  load levels (no convexity needed), the QoE rules and the level links dualised with their own multipliers.
+- :func:`solve_site_hindsight` / :class:`SiteHindsightPolicy`: the joint plan with everything known: dual
+  decomposition, then exact block moves per agent; played through ``SiteEnv.step``.
+- :class:`ForecastSitePolicy` (``forecast_site``): the causal reference — each cell's ``forecast`` rule on
+  the site's predicted epoch plus a load price from dual ascent on the observed load.
 """
 
 from __future__ import annotations
