@@ -28,6 +28,8 @@ from aolo.envs.cell_env import CellEnv
 from aolo.envs.physics import J_PER_KWH, comm_energy_j, qoe, tokens_for_qoe
 
 REFERENCE_POLICIES = ("fixed", "myopic", "myopic_true_csi", "forecast", "hindsight")
+#: references that need a shared serving site (a SiteEnv, docs/design.md §10): not run on cell-only scenarios
+SITE_REFERENCE_POLICIES = ("forecast_site",)
 
 
 # --- per-request building blocks ---------------------------------------------------------------------
@@ -248,7 +250,7 @@ class ForecastPolicy:
         cost = out.carbon_total_g - lam[:, None] * qoe(kappa, ref[:, None], sv.qoe_alpha)
         cost = np.where(valid & lat_ok, cost, np.inf)
         best = np.argmin(
-            np.where(np.isfinite(cost).any(axis=1, keepdims=True), cost, np.where(valid, -kappa, np.inf)), axis=1
+            np.where(np.isfinite(cost).any(axis=1, keepdims=True), cost, np.where(valid, kappa, np.inf)), axis=1
         )  # no length meets latency: the shortest
         kappa_t = np.take_along_axis(kappa, best[:, None], axis=1)[:, 0].astype(np.float64)
         power_t = np.take_along_axis(np.broadcast_to(power, kappa.shape), best[:, None], axis=1)[:, 0]
@@ -454,6 +456,10 @@ class HindsightPolicy:
 
 
 def make_reference_policy(name: str):
+    if name == "forecast_site":  # aolo.envs.site_reference builds on this module: imported on demand
+        from aolo.envs.site_reference import ForecastSitePolicy
+
+        return ForecastSitePolicy()
     policies = {
         "fixed": FixedPolicy,
         "myopic": MyopicPolicy,

@@ -16,6 +16,7 @@ from aolo.envs.cell_env import OBS_FEATURES
 from aolo.envs.reference import make_reference_policy
 from aolo.envs.rollout import RECORDED_FIELDS, EpisodeRecord, Policy, summarize
 from aolo.envs.site_env import SiteEnv
+from aolo.envs.site_reference import ForecastSitePolicy, SiteHindsightPolicy
 
 #: Site fields logged per epoch (``SiteEnv.history``) and kept in each record's ``extra["site"]``.
 SITE_FIELDS = ("replicas", "background_tok_s", "agent_tok_s", "served_tok_s", "batch", "utilisation", "backlog_tok")
@@ -49,7 +50,7 @@ class PerCellPolicy:
 #: Site-aware policies by name, built fresh per evaluation (the site references of issue 18 — a coupled
 #: ``hindsight`` whose policy exposes ``episode_bound_g()``, ``forecast_site`` — register here); any other
 #: reference name runs per cell, blind to the coupling (:class:`PerCellPolicy`).
-SITE_POLICIES: dict[str, Callable[[], Policy]] = {}
+SITE_POLICIES: dict[str, Callable[[], Policy]] = {"hindsight": SiteHindsightPolicy, "forecast_site": ForecastSitePolicy}
 
 
 def make_site_policy(name: str) -> Policy:

@@ -19,7 +19,7 @@ from aolo.envs.cell_env import CellEnv
 from aolo.envs.config import ScenarioConfig
 from aolo.envs.physics import J_PER_KWH
 from aolo.envs.protocol import CAUSAL_REFERENCES, Observations, ProtocolRunner
-from aolo.envs.reference import REFERENCE_POLICIES, HindsightPolicy, make_reference_policy
+from aolo.envs.reference import REFERENCE_POLICIES, SITE_REFERENCE_POLICIES, HindsightPolicy, make_reference_policy
 from aolo.envs.rollout import EpisodeRecord, run_episode, spread_days, summarize
 from aolo.envs.site_env import SiteEnv, check_every_cell_on_a_site
 from aolo.envs.site_rollout import make_site_policy, run_site_episode, summarize_sites
@@ -244,7 +244,8 @@ def evaluate_references(scenario: ScenarioConfig, days_per_cell: int | None = 4)
     bound = evaluate("hindsight", scenario, days_per_cell)
     bound.metrics["gap_to_bound"] = gap_to_bound(bound.metrics["carbon_g_per_request"], bound)
     results = {"hindsight": bound}
-    for name in REFERENCE_POLICIES:
+    site_names = SITE_REFERENCE_POLICIES if scenario.sites else ()  # forecast_site: only where sites exist
+    for name in REFERENCE_POLICIES + site_names:
         if name != "hindsight":
             results[name] = evaluate(name, scenario, days_per_cell, bound)
     return results

@@ -19,6 +19,8 @@ from aolo.platform.console import _positive_int, format_constraint_table, format
 
 #: aolo.envs.reference.REFERENCE_POLICIES, written out so that `--help` does not import Ray (a test keeps them equal)
 REFERENCE_POLICY_NAMES = ("fixed", "myopic", "myopic_true_csi", "forecast", "hindsight")
+#: aolo.envs.reference.SITE_REFERENCE_POLICIES: references for scenarios with shared serving sites only
+SITE_POLICY_NAMES = ("forecast_site",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=(
             "a reference policy: carbon-agnostic (fixed), per-request greedy on the CSI estimate or the true channel "
             "(myopic, myopic_true_csi), online primal-dual on the forecasts (forecast), the offline bound (hindsight); "
+            "with shared serving sites also forecast plus a site load price (forecast_site); "
             "or your own policy object, imported from the current directory first "
             "(e.g. examples.external_policy:CleanHoursHeuristic; protocol: docs/benchmark.md)"
         ),
@@ -51,10 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def policy_argument(text: str) -> str:
     """A reference-policy name or a ``package.module:Name`` spec (loaded, and checked, by :func:`run`)."""
-    if text in REFERENCE_POLICY_NAMES or ":" in text:
+    if text in REFERENCE_POLICY_NAMES + SITE_POLICY_NAMES or ":" in text:
         return text
     raise argparse.ArgumentTypeError(
-        f"must be one of {', '.join(REFERENCE_POLICY_NAMES)} or package.module:Name, got {text!r}"
+        f"must be one of {', '.join(REFERENCE_POLICY_NAMES + SITE_POLICY_NAMES)} or package.module:Name, got {text!r}"
     )
 
 
@@ -76,6 +79,13 @@ def run(args: argparse.Namespace) -> int:
 
     experiment = load_experiment(args.preset)
     scenario = experiment.scenario
+    if args.policy in SITE_POLICY_NAMES and not scenario.sites:
+        from aolo.errors import ConfigError
+
+        raise ConfigError(
+            f"--policy {args.policy}: needs a scenario with shared serving sites (scenario.sites); preset "
+            f"{args.preset!r} has none — on cells with private datacenters use --policy forecast"
+        )
     days = args.days_per_cell or experiment.days_per_cell
     checkpoint = external = None
     if args.checkpoint is not None:
