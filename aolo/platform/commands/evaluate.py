@@ -13,6 +13,8 @@ from aolo.platform.console import _positive_int, format_metrics_table, print_flu
 
 #: aolo.envs.reference.REFERENCE_POLICIES, written out so that `--help` does not import Ray (a test keeps them equal)
 REFERENCE_POLICY_NAMES = ("fixed", "myopic", "myopic_true_csi", "forecast", "hindsight")
+#: aolo.envs.model_reference.MODEL_REFERENCE_POLICIES: only with a model pool (service.model_action)
+MODEL_REFERENCE_POLICY_NAMES = ("fixed_large",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,10 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     which.add_argument(
         "--policy",
-        choices=REFERENCE_POLICY_NAMES,
+        choices=REFERENCE_POLICY_NAMES + MODEL_REFERENCE_POLICY_NAMES,
         help=(
             "reference policy: carbon-agnostic (fixed), per-request greedy on the CSI estimate or the true channel "
-            "(myopic, myopic_true_csi), online primal-dual on the forecasts (forecast), the offline bound (hindsight)"
+            "(myopic, myopic_true_csi), online primal-dual on the forecasts (forecast), the offline bound (hindsight); "
+            "with a model pool (service.model_action) also always the best-rated model (fixed_large)"
         ),
     )
     parser.add_argument(
@@ -49,6 +52,12 @@ def run(args: argparse.Namespace) -> int:
 
     experiment = load_experiment(args.preset)
     scenario = experiment.scenario
+    if args.policy in MODEL_REFERENCE_POLICY_NAMES and not scenario.service.model_action:
+        from aolo.errors import ConfigError
+
+        raise ConfigError(
+            f"--policy {args.policy} needs a model pool: preset {args.preset!r} has service.model_action: false"
+        )
     days = args.days_per_cell or experiment.days_per_cell
     checkpoint = None
     if args.checkpoint is not None:
