@@ -162,14 +162,12 @@ def test_feasible_is_measured_on_the_played_plan():
 # --- with the model choice (service.model_action, docs/design.md §3.7) -------------------------------------------
 
 
-def exact_optimum_models_g(env: CellEnv, plan, grid_db: float | None = GRID_DB) -> float:
-    """The exact optimum over (model, integer length, power grid ∪ each pair's exact best power ∪ the plan's
-    power), by HiGHS: a superset of the oracle's choices. ``grid_db=None``: no grid (where the BS budget cannot
-    bind, each pair's exact best power is optimal)."""
-    ep, sv, radio, pool = env.episode, env.scenario.service, env.scenario.radio, env.models
+def _model_options(env: CellEnv, plan, grid_w) -> list[tuple[int, int, float, float, float]]:
+    """Every (user, epoch, power, carbon, QoE) of each (model, integer length) at each power of ``grid_w`` ∪ the
+    pair's exact best power ∪ the plan's power that meets the latency limit."""
+    ep, sv, pool = env.episode, env.scenario.service, env.models
     U, T = ep.ref_tokens.shape
-    grid_w = [] if grid_db is None else channel.dbm_to_w(np.arange(radio.p_min_dbm, radio.p_max_dbm + 1e-9, grid_db))
-    options = []  # (u, t, power, carbon, qoe)
+    options = []
     for t in range(T):
         p_star = most_efficient_power_w(env, ep.channel_gain[:, t])
         for u in range(U):
@@ -182,28 +180,57 @@ def exact_optimum_models_g(env: CellEnv, plan, grid_db: float | None = GRID_DB) 
                     for p in np.concatenate([grid_w, [exact, plan.power_w[u, t]]]):
                         out = env.outcomes(np.array([k]), np.array([p]), t, users=[u], model=np.array([m]))
                         if out.latency_s[0] <= sv.t_max_s * (1 + 1e-6):
-                            options.append((u, t, p, float(out.carbon_total_g[0]), float(out.qoe[0])))
+                            options.append((u, t, float(p), float(out.carbon_total_g[0]), float(out.qoe[0])))
+    return options
+
+
+def _solve_options(options, users: int, epochs: int, q_min: float, budget_w: float | None):
+    """HiGHS on one choice per request, mean QoE >= q_min per user and (``budget_w``) Σ P <= budget per epoch."""
     n = len(options)
-    rows = U * T + U + T
+    rows = users * epochs + users + (epochs if budget_w is not None else 0)
     a = lil_matrix((rows, n))
     lo, hi = np.zeros(rows), np.zeros(rows)
     for j, (u, t, p, _, q) in enumerate(options):
-        a[u * T + t, j] = 1.0
-        a[U * T + u, j] = q / T
-        a[U * T + U + t, j] = p
-    lo[: U * T], hi[: U * T] = 1.0, 1.0
-    lo[U * T : U * T + U], hi[U * T : U * T + U] = sv.q_min, np.inf
-    lo[U * T + U :], hi[U * T + U :] = -np.inf, env.cell.bs_power_budget_w
-    cost = np.array([o[3] for o in options]) * 1e6
+        a[u * epochs + t, j] = 1.0
+        a[users * epochs + u, j] = q / epochs
+        if budget_w is not None:
+            a[users * epochs + users + t, j] = p
+    lo[: users * epochs], hi[: users * epochs] = 1.0, 1.0
+    lo[users * epochs : users * epochs + users], hi[users * epochs : users * epochs + users] = q_min, np.inf
+    if budget_w is not None:
+        lo[users * epochs + users :], hi[users * epochs + users :] = -np.inf, budget_w
     res = milp(
-        cost,
+        np.array([o[3] for o in options]) * 1e6,
         constraints=LinearConstraint(a.tocsr(), lo, hi),
         integrality=np.ones(n),
         bounds=Bounds(0, 1),
         options={"mip_rel_gap": 1e-9},
     )
     assert res.success, res.message
-    return float(res.fun) / 1e6
+    return float(res.fun) / 1e6, np.rint(res.x).astype(bool)
+
+
+def exact_optimum_models_g(env: CellEnv, plan, grid_db: float | None = GRID_DB) -> float:
+    """The exact optimum over (model, integer length, power), by HiGHS: a superset of the oracle's choices.
+
+    ``grid_db=None``: powers are each pair's exact best power (and the plan's) only and the problem is solved
+    per user — exact where the BS budget does not bind, which is checked on the solution."""
+    ep, sv, radio = env.episode, env.scenario.service, env.scenario.radio
+    U, T = ep.ref_tokens.shape
+    budget = env.cell.bs_power_budget_w
+    if grid_db is not None:
+        grid_w = channel.dbm_to_w(np.arange(radio.p_min_dbm, radio.p_max_dbm + 1e-9, grid_db))
+        return _solve_options(_model_options(env, plan, grid_w), U, T, sv.q_min, budget)[0]
+    options = _model_options(env, plan, np.array([]))
+    total, power = 0.0, np.zeros(T)
+    for u in range(U):
+        own = [(0, t, p, c, q) for (v, t, p, c, q) in options if v == u]
+        carbon, chosen = _solve_options(own, 1, T, sv.q_min, None)
+        total += carbon
+        for (_, t, p, _, _), picked in zip(own, chosen, strict=True):
+            power[t] += p * picked
+    assert (power <= budget).all(), "the budget binds: solve with a power grid"
+    return total
 
 
 @pytest.mark.parametrize("day", [48, 139])

@@ -24,7 +24,11 @@ C_SMALL = 2.0 / (1.0 + 10.0 ** (81.0 / 400.0))
 
 def _env(epochs: int = 96, **service) -> CellEnv:
     scenario = ScenarioConfig().replace(
-        **{"service.model_action": True, "epochs_per_episode": epochs, **{f"service.{k}": v for k, v in service.items()}}
+        **{
+            "service.model_action": True,
+            "epochs_per_episode": epochs,
+            **{f"service.{k}": v for k, v in service.items()},
+        }
     )
     env = CellEnv({"scenario": scenario, "cell_index": 0})
     env.reset(options={"day": 3}, seed=3)
@@ -134,18 +138,17 @@ def test_guard_completes_every_user_day_with_two_models(seed: int) -> None:
     """Random actions over (length, power, model), most on the small model's shortest answer: with the guard every
     user-day meets Q_min on a short day, every answer meets the floor; without it days miss."""
     rng = np.random.default_rng(seed)
+    T = 12
+    acts = rng.uniform(-1, 1, (T, 8, 3))
+    low = rng.random((T, 8)) < 0.8
+    acts[low, 0], acts[low, 2] = -1.0, -1.0
     means = {}
     for guard in (True, False):
-        env = _env(epochs=12, mean_qoe_guard=guard)
+        env = _env(epochs=T, mean_qoe_guard=guard)
         env.episode.ref_tokens[:] = np.minimum(env.episode.ref_tokens, 900.0)  # kappa_max never binds
-        sv, T = env.scenario.service, env.scenario.epochs_per_episode
-        acts = rng.uniform(-1, 1, (T, env.num_users, 3)) if guard else acts
-        if guard:
-            low = rng.random((T, env.num_users)) < 0.8
-            acts[low, 0], acts[low, 2] = -1.0, -1.0
         for t in range(T):
             _, _, _, _, infos = env.step(dict(zip(env.agents, acts[t].astype(np.float32), strict=True)))
-            assert all(infos[a]["qoe"] >= sv.q_floor for a in env.agents)
+            assert all(infos[a]["qoe"] >= env.scenario.service.q_floor for a in env.agents)
         means[guard] = np.array([infos[a]["qoe_day_mean"] for a in env.agents])
     assert (means[True] >= 0.8 - 1e-12).all()
     assert (means[False] < 0.8).any()
@@ -231,7 +234,9 @@ def test_references_on_a_short_day_order_and_reductions() -> None:
     assert carbon["myopic"] < carbon["fixed_large"]
     assert results["fixed_large"].metrics["reduction_vs_fixed_large"] == 0.0
     for r in results.values():
-        assert r.metrics["reduction_vs_fixed_large"] == pytest.approx(1 - r.metrics["carbon_g_per_request"] / carbon["fixed_large"])
+        assert r.metrics["reduction_vs_fixed_large"] == pytest.approx(
+            1 - r.metrics["carbon_g_per_request"] / carbon["fixed_large"]
+        )
         assert r.metrics[f"model_share_{SMALL}"] + r.metrics[f"model_share_{LARGE}"] == pytest.approx(1.0)
     for name in ("hindsight", "forecast", "myopic", "fixed_large"):
         assert results[name].metrics["qoe_violation_rate"] == 0.0

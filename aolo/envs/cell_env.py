@@ -162,7 +162,9 @@ class CellEnv(MultiAgentEnv):
 
         #: the models the datacenter serves when ``service.model_action`` is on (docs/design.md §3.7), else None
         self.models: ModelPool | None = (
-            ModelPool.build(service, self.cell.serving_profile, self.cell.serving_batch) if service.model_action else None
+            ModelPool.build(service, self.cell.serving_profile, self.cell.serving_batch)
+            if service.model_action
+            else None
         )
         self.agents = self.possible_agents = [f"user_{i}" for i in range(n)]
         self._all_ids = [*self.agents, "__all__"]

@@ -395,10 +395,12 @@ class ServiceConfig(Validated):
     #: serving profiles the datacenter serves when ``model_action`` is on (registry keys of aolo.envs.serving)
     model_pool: tuple[str, ...] = satisfies(
         ("llama-3.1-8b-h100", "llama-3.1-70b-4xh100"),
-        lambda v: isinstance(v, (list, tuple))
-        and len(v) > 0
-        and all(n in SERVING_PROFILES for n in v)
-        and len(set(v)) == len(v),
+        lambda v: (
+            isinstance(v, (list, tuple))
+            and len(v) > 0
+            and all(n in SERVING_PROFILES for n in v)
+            and len(set(v)) == len(v)
+        ),
         f"must be a non-empty list of distinct serving profiles among {sorted(SERVING_PROFILES)}",
     )
     #: Elo rating per pool model (overrides the Chatbot Arena figures of aolo.envs.models.ARENA_ELO); None = those
@@ -450,7 +452,10 @@ class ServiceConfig(Validated):
         elo = pool_elo(self)
         unrated = [name for name, e in elo.items() if math.isnan(e)]
         if unrated:
-            yield "model_elo", f"must give an Elo rating for pool model(s) {unrated} (no published figure), got {self.model_elo!r}"
+            yield (
+                "model_elo",
+                f"must give an Elo rating for pool model(s) {unrated} (no published figure), got {self.model_elo!r}",
+            )
             return
         for name, ceiling in pool_ceilings(self).items():
             if not ceiling * self.q_max_effective >= self.q_floor:

@@ -123,7 +123,9 @@ def forecast_model_act(policy, env: CellEnv, q_target: float) -> dict[str, np.nd
     dc_mean, cell_mean = float(ep.forecast_dc_g_per_kwh[t, 2]), float(ep.forecast_cell_g_per_kwh[t, 2])
     p_star = most_efficient_power_w(env, gain)
     kappa, model, power, valid, latency_ok = _candidates(env, ref, prompt, gain, p_star)
-    out = _scored(env, kappa, power, model, ref[:, None, None], prompt[:, None, None], gain[:, None, None], ci_dc, ci_cell)
+    out = _scored(
+        env, kappa, power, model, ref[:, None, None], prompt[:, None, None], gain[:, None, None], ci_dc, ci_cell
+    )
 
     b = pool.best
     best = np.full(env.num_users, b)
@@ -149,26 +151,62 @@ def forecast_model_act(policy, env: CellEnv, q_target: float) -> dict[str, np.nd
     return _play(env, pick(kappa).astype(np.float64), pick(power), pick(model), t, prompt, gain)
 
 
-def _spend_slack(carbon, q, idx, q_min: float, max_moves: int = 400) -> np.ndarray:
-    """Greedy primal polish of a plan meeting the mean-QoE rule: per user, while its QoE surplus
-    ``Σ_t Q_t − T Q_min`` allows, move the one answer to the candidate of its epoch that saves the most carbon
-    without spending more QoE than the surplus. Every move keeps the plan feasible and lowers its carbon."""
+def _spend_slack(carbon, q, idx, q_min: float, max_rounds: int = 200) -> np.ndarray:
+    """Greedy primal polish of a plan meeting the mean-QoE rule, per user, until neither move lowers its carbon:
+    (1) move one answer to the candidate of its epoch that saves the most carbon without spending more QoE than
+    the user's surplus ``Σ_t Q_t − T Q_min``; (2) raise one answer and lower another in a different epoch with
+    the surplus that buys, where the pair saves carbon. Every move keeps the plan feasible and lowers its carbon."""
     idx = idx.copy()
-    n, T, _ = carbon.shape
+    n, T, C = carbon.shape
     rows = np.arange(T)
     for u in range(n):
         c, qq = carbon[u], q[u]  # (T, C)
-        for _ in range(max_moves):
+        for _ in range(max_rounds):
             now_c, now_q = c[rows, idx[u]], qq[rows, idx[u]]
             slack = now_q.sum() - T * q_min
-            saving = now_c[:, None] - c
-            spend = now_q[:, None] - qq
-            allowed = (saving > 0.0) & (spend <= slack) & np.isfinite(c)
-            if not allowed.any():
+            saving = now_c[:, None] - c  # (T, C): carbon saved by moving epoch t to candidate j
+            spend = now_q[:, None] - qq  # QoE given up by that move
+            down = (saving > 0.0) & (spend <= slack) & np.isfinite(c)
+            if down.any():
+                best = int(np.argmax(np.where(down, saving, -np.inf)))
+                idx[u, best // C] = best % C
+                continue
+            move = _best_exchange(saving, spend, slack, np.isfinite(c))
+            if move is None:
                 break
-            flat_best = int(np.argmax(np.where(allowed, saving, -np.inf)))
-            idx[u, flat_best // c.shape[1]] = flat_best % c.shape[1]
+            (t_up, j_up), (t_down, j_down) = move
+            idx[u, t_up], idx[u, t_down] = j_up, j_down
     return idx
+
+
+def _best_exchange(saving, spend, slack: float, allowed):
+    """The pair (raise epoch a, lower epoch b ≠ a) saving the most carbon while the QoE surplus stays ≥ 0, or None.
+
+    Down moves are sorted by the QoE they spend; a running maximum of their saving answers "the best down move
+    spending at most s" for every up move's new surplus ``s`` at once (a best down move in the up move's own
+    epoch is skipped, not replaced by the runner-up: the search may miss a pair, never plays a wrong one)."""
+    T, C = saving.shape
+    down = allowed & (saving > 0.0)
+    up = allowed & (spend < 0.0)  # raises QoE (and costs carbon: a free raise would have been a down move)
+    if not down.any() or not up.any():
+        return None
+    d_flat = np.flatnonzero(down)
+    order = np.argsort(spend.ravel()[d_flat], kind="stable")
+    d_flat = d_flat[order]
+    d_spend, d_saving = spend.ravel()[d_flat], saving.ravel()[d_flat]
+    best_pos = np.maximum.accumulate(np.where(d_saving == np.maximum.accumulate(d_saving), np.arange(len(d_flat)), 0))
+    u_flat = np.flatnonzero(up)
+    budget = slack - spend.ravel()[u_flat]  # the surplus after the up move (spend < 0 adds to it)
+    pos = np.searchsorted(d_spend, budget, side="right") - 1
+    ok = pos >= 0
+    u_flat, pos = u_flat[ok], pos[ok]
+    partner = d_flat[best_pos[pos]]
+    gain = saving.ravel()[u_flat] + saving.ravel()[partner]  # up-move saving is negative (its extra carbon)
+    gain = np.where(partner // C != u_flat // C, gain, -np.inf)
+    if len(gain) == 0 or not gain.max() > 0.0:
+        return None
+    i = int(np.argmax(gain))
+    return divmod(int(u_flat[i]), C), divmod(int(partner[i]), C)
 
 
 def solve_hindsight_models(env: CellEnv, bisection_steps: int = 60) -> HindsightPlan:

@@ -113,7 +113,9 @@ class ModelPool:
         """Inference coefficients of the models ``model`` (an index array): every field an array shaped like it,
         so :meth:`InferenceCoefficients.energy_j` and friends broadcast over users and candidates."""
         model = np.asarray(model)
-        columns = {f.name: np.array([getattr(c, f.name) for c in self.inference]) for f in fields(InferenceCoefficients)}
+        columns = {
+            f.name: np.array([getattr(c, f.name) for c in self.inference]) for f in fields(InferenceCoefficients)
+        }
         return InferenceCoefficients(**{name: column[model] for name, column in columns.items()})
 
     def model_ref_tokens(self, ref_tokens, model) -> np.ndarray:

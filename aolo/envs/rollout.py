@@ -113,7 +113,9 @@ def summarize(records: list[EpisodeRecord], q_min: float, q_floor: float, t_max_
     shares = {}
     if records and "model" in records[0].fields:
         served = cat("model")
-        shares = {f"model_share_{name}": float(np.mean(served == i)) for i, name in enumerate(records[0].extra["models"])}
+        shares = {
+            f"model_share_{name}": float(np.mean(served == i)) for i, name in enumerate(records[0].extra["models"])
+        }
     return {
         **shares,
         "carbon_g_per_request": float(cat("carbon_total_g").mean()),

@@ -17,8 +17,8 @@ from ray.rllib.core.distribution.torch.torch_distribution import TorchSquashedGa
 
 from aolo.envs.cell_env import CellEnv
 from aolo.envs.config import ScenarioConfig
-from aolo.envs.physics import J_PER_KWH
 from aolo.envs.model_reference import MODEL_REFERENCE_POLICIES
+from aolo.envs.physics import J_PER_KWH
 from aolo.envs.reference import REFERENCE_POLICIES, HindsightPolicy, make_reference_policy
 from aolo.envs.rollout import EpisodeRecord, run_episode, spread_days, summarize
 from aolo.errors import CheckpointError  # re-exported: aolo.platform.evaluation.CheckpointError

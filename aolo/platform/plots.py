@@ -9,7 +9,9 @@
 - :func:`plot_cell_carbon`: carbon per request per cell for every policy, next to the cell's strict lower
   bound (and the hindsight plan it plays) (:func:`cell_means`);
 - :func:`plot_sweep_tradeoff` (``aolo sweep``): every trial in the carbon–QoE plane, labelled with its swept
-  values, the Pareto front, the trials that break the selection rule hollow and the selected one ringed.
+  values, the Pareto front, the trials that break the selection rule hollow and the selected one ringed;
+- :func:`plot_model_share` (model pool, docs/design.md §3.7): the share of answers each policy sends to a model,
+  by hour of day, one panel per cell (grid pair) (:func:`model_share_by_hour`).
 """
 
 from __future__ import annotations
@@ -282,6 +284,38 @@ def plot_sweep_tradeoff(
     ax.set_xlabel("mean QoE on held-out days")
     ax.set_ylabel("carbon per request [gCO2e]")
     ax.set_title("Reward-weight sweep: carbon vs QoE per trial")
+    return _save(fig, path)
+
+
+def model_share_by_hour(records: Sequence[Any], model: int, epoch_s: float) -> dict[str, np.ndarray]:
+    """Per cell, the (24,) share of answers served by model index ``model`` in each hour of the day (UTC), over
+    the cell's episodes (:class:`~aolo.envs.rollout.EpisodeRecord` with a ``model`` field)."""
+    served: dict[str, list[np.ndarray]] = {}
+    for r in records:
+        chosen = np.asarray(r.fields["model"]) == model  # (U, T)
+        hour = (np.arange(chosen.shape[1]) * epoch_s / 3600.0).astype(int) % 24
+        per_hour = np.array([chosen[:, hour == h].mean() if (hour == h).any() else np.nan for h in range(24)])
+        served.setdefault(r.cell, []).append(per_hour)
+    return {cell: np.nanmean(np.stack(v), axis=0) for cell, v in served.items()}
+
+
+def plot_model_share(shares: Mapping[str, Mapping[str, np.ndarray]], model: str, path: str | Path) -> Path:
+    """``shares[policy][cell]``: (24,) share of answers sent to ``model`` per hour of day; one panel per cell."""
+    cells = list(dict.fromkeys(c for per_cell in shares.values() for c in per_cell))
+    fig = Figure(figsize=(4.2 * max(len(cells), 1) + 1.5, 3.6), layout="constrained")
+    axes = fig.subplots(1, max(len(cells), 1), sharey=True, squeeze=False)[0]
+    for ax, cell in zip(axes, cells, strict=False):
+        for name, per_cell in shares.items():
+            if cell in per_cell:
+                ax.step(np.arange(24), per_cell[cell], where="post", color=policy_color(name), label=name)
+        ax.set_title(cell, fontsize="medium")
+        ax.set_xlabel("hour of day (UTC)")
+        ax.set_xlim(0, 23)
+        ax.set_xticks(range(0, 24, 6))
+    axes[0].set_ylim(-0.02, 1.02)
+    axes[0].set_ylabel(f"share of answers on {model}")
+    if shares:
+        axes[-1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(fig, path)
 
 

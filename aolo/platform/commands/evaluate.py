@@ -85,6 +85,19 @@ def run(args: argparse.Namespace) -> int:
     csv_path = out_dir / f"{name}.csv"
     write_csv(evaluation_rows(result, scenario), csv_path)
     print(f"\nper-episode results: {csv_path}")
+    if scenario.service.model_action:  # which model answered, by hour and grid (docs/design.md §3.7)
+        from aolo.envs.models import pool_ceilings
+        from aolo.platform.plots import model_share_by_hour, plot_model_share
+
+        ceilings = list(pool_ceilings(scenario.service).values())
+        best = ceilings.index(max(ceilings))  # the best-rated model: the share that costs carbon
+        shown = {**references, name: result}
+        share_path = plot_model_share(
+            {k: model_share_by_hour(r.records, best, scenario.epoch_s) for k, r in shown.items()},
+            scenario.service.model_pool[best],
+            out_dir / "model_share.png",
+        )
+        print(f"share of answers per model by hour: {share_path}")
     params = {
         "policy": name,
         "preset": experiment.name,
