@@ -266,3 +266,25 @@ def test_reference_lengths_follow_the_measured_distributions(shared_data_dir) ->
         means[name] = float((0.5 * (edges[1:] + edges[:-1]) * counts).sum() / counts.sum())
     ratio = SERVING_PROFILES[LARGE].reference_output_tokens / SERVING_PROFILES[SMALL].reference_output_tokens
     assert means[LARGE] / means[SMALL] == pytest.approx(ratio, rel=5e-3)
+
+
+def test_model_presets_are_their_base_plus_the_model_action() -> None:
+    from aolo.platform.presets import load_experiment
+
+    for preset, base, seeds in (("quick_models", "quick", 1), ("paper_models", "paper", 5)):
+        experiment, reference = load_experiment(preset), load_experiment(base)
+        assert experiment.scenario.service.model_action and not reference.scenario.service.model_action
+        assert experiment.scenario.replace(**{"name": base, "service.model_action": False}) == reference.scenario
+        assert experiment.training == reference.training and experiment.constraints == reference.constraints
+        assert len(experiment.seeds) == seeds
+    assert load_experiment("quick_models").algorithms == ("sdrl", "sac")
+
+
+def test_evaluate_fixed_large_without_a_model_pool_is_one_clear_error(tmp_path, capfd) -> None:
+    from aolo.platform import cli
+
+    out = tmp_path / "out"
+    assert cli.main(["evaluate", "--preset", "smoke", "--policy", "fixed_large", "--output", str(out)]) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs a model pool" in err[0] and "model_action: false" in err[0]
+    assert not out.exists()

@@ -413,6 +413,10 @@ class ServiceConfig(Validated):
     #: Elo points per factor 10 in the odds of being preferred (400: the Elo convention, Chatbot Arena's too)
     elo_scale: float = bounded(400.0, 0.0, 1e5, lo_open=True)
 
+    def __post_init__(self) -> None:
+        if isinstance(self.model_pool, list):  # YAML gives lists: one type, so equal scenarios compare equal
+            object.__setattr__(self, "model_pool", tuple(self.model_pool))
+
     @property
     def q_max_effective(self) -> float:
         """Target QoE of the action a = +1 in ``qoe`` mode."""
