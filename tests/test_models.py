@@ -288,3 +288,26 @@ def test_evaluate_fixed_large_without_a_model_pool_is_one_clear_error(tmp_path, 
     err = capfd.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "needs a model pool" in err[0] and "model_action: false" in err[0]
     assert not out.exists()
+
+
+def test_reduction_vs_fixed_large_in_compare_with_an_exact_baseline_interval() -> None:
+    from aolo.platform.compare import BASELINES, MODEL_BASELINES, RunOutcome, reduction_interval, summarize
+
+    # the reference is one deterministic value: the interval is mean(values)'s alone, t(0.975, df=1) = 12.7062047,
+    # s / sqrt(2) = 0.1, over the baseline's 2.0 -> 0.63531
+    value, half = reduction_interval([0.8, 1.0], [2.0], baseline_exact=True)
+    assert value == pytest.approx(0.55) and half == pytest.approx(12.7062047 * 0.1 / 2.0, rel=1e-6)
+    assert reduction_interval([0.8, 1.0], [2.0]) == (pytest.approx(0.55), None)  # a learned one-seed baseline
+    metrics = lambda c: {"carbon_g_per_request": c, "qoe_mean": 0.8}  # noqa: E731
+    outcomes = [
+        RunOutcome("sdrl", "learned", 0, metrics(0.8)),
+        RunOutcome("sdrl", "learned", 1, metrics(1.0)),
+        RunOutcome("fixed_large", "reference", None, metrics(2.0)),
+        RunOutcome("forecast", "reference", None, metrics(1.0)),
+    ]
+    rows = {r.policy: r for r in summarize(outcomes, BASELINES + MODEL_BASELINES)}
+    assert rows["sdrl"].reductions["fixed_large"] == pytest.approx(0.55)
+    assert rows["sdrl"].reduction_cis["fixed_large"] == pytest.approx(0.63531, abs=1e-5)
+    assert rows["forecast"].reductions["fixed_large"] == pytest.approx(0.5)
+    assert rows["fixed_large"].reductions["fixed_large"] is None
+    assert list(rows["sdrl"].reductions) == ["fixed_large"]  # no learned baseline trained here
