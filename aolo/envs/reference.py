@@ -136,10 +136,12 @@ class FixedPolicy:
         pass
 
     def act(self, env: CellEnv, obs=None) -> dict[str, np.ndarray]:
-        if env.models is not None:  # the cell's own profile, at its reference length (docs/design.md §3.7)
+        if env.models is not None:  # the cell's profile (else the pool's first) at its reference length (§3.7)
             from aolo.envs.model_reference import fixed_model_act
 
-            return fixed_model_act(env, env.models.names.index(env.cell.serving_profile), self.power_dbm)
+            names = env.models.names
+            own = names.index(env.cell.serving_profile) if env.cell.serving_profile in names else 0
+            return fixed_model_act(env, own, self.power_dbm)
         kappa = env.episode.ref_tokens[:, env.t]
         return env.action_for(kappa, np.full(env.num_users, channel.dbm_to_w(self.power_dbm)))
 
