@@ -311,3 +311,25 @@ def test_reduction_vs_fixed_large_in_compare_with_an_exact_baseline_interval() -
     assert rows["forecast"].reductions["fixed_large"] == pytest.approx(0.5)
     assert rows["fixed_large"].reductions["fixed_large"] is None
     assert list(rows["sdrl"].reductions) == ["fixed_large"]  # no learned baseline trained here
+
+
+def test_a_pool_without_the_cells_profile_serves_fixed_on_its_first_model() -> None:
+    env = _env(model_pool=[LARGE])
+    np.testing.assert_allclose(env.models.ceiling, [1.0])  # alone in the pool: the best-rated model
+    np.testing.assert_allclose(env.models.length_ratio, [354.0 / 397.0])  # lengths still relative to the cell's 8B
+    action = make_reference_policy("fixed").act(env)
+    assert all(env.decode_model(np.stack([action[a] for a in env.agents]).astype(np.float64)) == 0)
+
+
+def test_model_share_by_hour_and_its_plot(tmp_path) -> None:
+    from aolo.envs.rollout import EpisodeRecord
+    from aolo.platform.plots import model_share_by_hour, plot_model_share
+
+    model = np.zeros((2, 8))  # 2 users, 8 epochs of 3 h
+    model[0, 1] = model[1, 1] = model[0, 7] = 1.0
+    record = EpisodeRecord("c", 0, {"model": model}, np.zeros((2, 8)), np.zeros(8, dtype=bool))
+    share = model_share_by_hour([record], 1, 3 * 3600.0)["c"]
+    assert share[3] == 1.0 and share[21] == 0.5 and share[0] == 0.0
+    assert np.isnan(share[1])  # no epoch starts in hour 1
+    path = plot_model_share({"hindsight": {"c": share}, "forecast": {"c": share}}, LARGE, tmp_path / "s.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

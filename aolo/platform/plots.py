@@ -289,14 +289,16 @@ def plot_sweep_tradeoff(
 
 def model_share_by_hour(records: Sequence[Any], model: int, epoch_s: float) -> dict[str, np.ndarray]:
     """Per cell, the (24,) share of answers served by model index ``model`` in each hour of the day (UTC), over
-    the cell's episodes (:class:`~aolo.envs.rollout.EpisodeRecord` with a ``model`` field)."""
-    served: dict[str, list[np.ndarray]] = {}
+    the cell's episodes (:class:`~aolo.envs.rollout.EpisodeRecord` with a ``model`` field); nan for an hour in
+    which no epoch starts."""
+    served: dict[str, np.ndarray] = {}
+    answers: dict[str, np.ndarray] = {}
     for r in records:
         chosen = np.asarray(r.fields["model"]) == model  # (U, T)
         hour = (np.arange(chosen.shape[1]) * epoch_s / 3600.0).astype(int) % 24
-        per_hour = np.array([chosen[:, hour == h].mean() if (hour == h).any() else np.nan for h in range(24)])
-        served.setdefault(r.cell, []).append(per_hour)
-    return {cell: np.nanmean(np.stack(v), axis=0) for cell, v in served.items()}
+        served[r.cell] = served.get(r.cell, np.zeros(24)) + np.bincount(hour, chosen.sum(axis=0), minlength=24)
+        answers[r.cell] = answers.get(r.cell, np.zeros(24)) + np.bincount(hour, minlength=24) * chosen.shape[0]
+    return {cell: np.where(answers[cell] > 0, served[cell] / np.maximum(answers[cell], 1), np.nan) for cell in served}
 
 
 def plot_model_share(shares: Mapping[str, Mapping[str, np.ndarray]], model: str, path: str | Path) -> Path:
