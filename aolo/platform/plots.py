@@ -33,8 +33,9 @@ POLICY_COLORS = {
     "hindsight": "black",
     "fixed": "tab:gray",
     "myopic": "tab:brown",
+    "fixed_large": "tab:purple",
 }
-_EXTRA_COLORS = ("tab:purple", "tab:pink", "tab:olive", "tab:cyan")
+_EXTRA_COLORS = ("tab:pink", "tab:olive", "tab:cyan")
 MG = 1000.0  #: g -> mg: per-request carbon reads better in milligrams
 _LINESTYLES = ("--", ":", "-.", (0, (5, 1)), (0, (1, 1)))
 
@@ -309,11 +310,11 @@ def plot_model_share(shares: Mapping[str, Mapping[str, np.ndarray]], model: str,
     for ax, cell in zip(axes, cells, strict=False):
         for name, per_cell in shares.items():
             if cell in per_cell:
-                ax.step(np.arange(24), per_cell[cell], where="post", color=policy_color(name), label=name)
+                ax.stairs(per_cell[cell], np.arange(25), color=policy_color(name), label=name, linewidth=1.5)
         ax.set_title(cell, fontsize="medium")
         ax.set_xlabel("hour of day (UTC)")
-        ax.set_xlim(0, 23)
-        ax.set_xticks(range(0, 24, 6))
+        ax.set_xlim(0, 24)
+        ax.set_xticks(range(0, 25, 6))
     axes[0].set_ylim(-0.02, 1.02)
     axes[0].set_ylabel(f"share of answers on {model}")
     if shares:

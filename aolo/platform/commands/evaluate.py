@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
         ceilings = list(pool_ceilings(scenario.service).values())
         best = ceilings.index(max(ceilings))  # the best-rated model: the share that costs carbon
-        shown = {**references, name: result}
+        shown = {k: r for k, r in {**references, name: result}.items() if k != "myopic_true_csi"}  # = myopic
         share_path = plot_model_share(
             {k: model_share_by_hour(r.records, best, scenario.epoch_s) for k, r in shown.items()},
             scenario.service.model_pool[best],
