@@ -19,11 +19,19 @@ from aolo.envs.reference import (
 GRID_DB = 1.0
 
 
-def tiny_env(budget_w: float, radius_m: float, t_max_s: float, day: int = 48, users: int = 2) -> CellEnv:
+def tiny_env(
+    budget_w: float,
+    radius_m: float,
+    t_max_s: float,
+    day: int = 48,
+    users: int = 2,
+    model_action: bool = False,
+    epochs: int = 4,
+) -> CellEnv:
     scenario = {
         "name": "tiny",
-        "epochs_per_episode": 4,
-        "service": {"t_max_s": t_max_s},
+        "epochs_per_episode": epochs,
+        "service": {"t_max_s": t_max_s, "model_action": model_action},
         "cells": [
             {
                 "name": "c",
@@ -149,3 +157,102 @@ def test_feasible_is_measured_on_the_played_plan():
     broken = (latency > env.scenario.service.t_max_s).any(axis=1) | (plan.qoe.mean(axis=1) < 0.8 - 1e-9)
     np.testing.assert_array_equal(plan.feasible, ~broken)
     assert broken.any()
+
+
+# --- with the model choice (service.model_action, docs/design.md §3.7) -------------------------------------------
+
+
+def _model_options(env: CellEnv, plan, grid_w) -> list[tuple[int, int, float, float, float]]:
+    """Every (user, epoch, power, carbon, QoE) of each (model, integer length) at each power of ``grid_w`` ∪ the
+    pair's exact best power ∪ the plan's power that meets the latency limit."""
+    ep, sv, pool = env.episode, env.scenario.service, env.models
+    U, T = ep.ref_tokens.shape
+    options = []
+    for t in range(T):
+        p_star = most_efficient_power_w(env, ep.channel_gain[:, t])
+        for u in range(U):
+            for m in range(pool.size):
+                k_lo, k_hi = pool.length_limits(ep.ref_tokens[u, t], m)
+                for k in np.arange(k_lo, k_hi + 1):
+                    exact, _ = power_for_length_w(
+                        env, k, p_star[u], ep.prompt_tokens[u, t], ep.channel_gain[u, t], pool.coefficients(m)
+                    )
+                    for p in np.concatenate([grid_w, [exact, plan.power_w[u, t]]]):
+                        out = env.outcomes(np.array([k]), np.array([p]), t, users=[u], model=np.array([m]))
+                        if out.latency_s[0] <= sv.t_max_s * (1 + 1e-6):
+                            options.append((u, t, float(p), float(out.carbon_total_g[0]), float(out.qoe[0])))
+    return options
+
+
+def _solve_options(options, users: int, epochs: int, q_min: float, budget_w: float | None):
+    """HiGHS on one choice per request, mean QoE >= q_min per user and (``budget_w``) Σ P <= budget per epoch."""
+    n = len(options)
+    rows = users * epochs + users + (epochs if budget_w is not None else 0)
+    a = lil_matrix((rows, n))
+    lo, hi = np.zeros(rows), np.zeros(rows)
+    for j, (u, t, p, _, q) in enumerate(options):
+        a[u * epochs + t, j] = 1.0
+        a[users * epochs + u, j] = q / epochs
+        if budget_w is not None:
+            a[users * epochs + users + t, j] = p
+    lo[: users * epochs], hi[: users * epochs] = 1.0, 1.0
+    lo[users * epochs : users * epochs + users], hi[users * epochs : users * epochs + users] = q_min, np.inf
+    if budget_w is not None:
+        lo[users * epochs + users :], hi[users * epochs + users :] = -np.inf, budget_w
+    res = milp(
+        np.array([o[3] for o in options]) * 1e6,
+        constraints=LinearConstraint(a.tocsr(), lo, hi),
+        integrality=np.ones(n),
+        bounds=Bounds(0, 1),
+        options={"mip_rel_gap": 1e-9},
+    )
+    assert res.success, res.message
+    return float(res.fun) / 1e6, np.rint(res.x).astype(bool)
+
+
+def exact_optimum_models_g(env: CellEnv, plan, grid_db: float | None = GRID_DB) -> float:
+    """The exact optimum over (model, integer length, power), by HiGHS: a superset of the oracle's choices.
+
+    ``grid_db=None``: powers are each pair's exact best power (and the plan's) only and the problem is solved
+    per user — exact where the BS budget does not bind, which is checked on the solution."""
+    ep, sv, radio = env.episode, env.scenario.service, env.scenario.radio
+    U, T = ep.ref_tokens.shape
+    budget = env.cell.bs_power_budget_w
+    if grid_db is not None:
+        grid_w = channel.dbm_to_w(np.arange(radio.p_min_dbm, radio.p_max_dbm + 1e-9, grid_db))
+        return _solve_options(_model_options(env, plan, grid_w), U, T, sv.q_min, budget)[0]
+    options = _model_options(env, plan, np.array([]))
+    total, power = 0.0, np.zeros(T)
+    for u in range(U):
+        own = [(0, t, p, c, q) for (v, t, p, c, q) in options if v == u]
+        carbon, chosen = _solve_options(own, 1, T, sv.q_min, None)
+        total += carbon
+        for (_, t, p, _, _), picked in zip(own, chosen, strict=True):
+            power[t] += p * picked
+    assert (power <= budget).all(), "the budget binds: solve with a power grid"
+    return total
+
+
+@pytest.mark.parametrize("day", [48, 139])
+def test_hindsight_with_the_model_choice_against_the_exact_optimum(day):
+    """A default cell (the budget never binds: every pair at its exact best power), 2 users x 24 epochs."""
+    from aolo.envs.model_reference import solve_hindsight_models
+
+    env = tiny_env(20.0, 250.0, 30.0, day=day, model_action=True, epochs=24)
+    plan = solve_hindsight_models(env)
+    assert (plan.power_w.sum(axis=0) < 20.0).all()
+    optimum = exact_optimum_models_g(env, plan, grid_db=None)
+    played = float(plan.carbon_g.sum())
+    assert plan.feasible.all()
+    assert plan.dual_bound_g <= optimum * (1 + 1e-9)  # strict lower bound with the model choice
+    assert optimum * (1 - 1e-9) <= played <= optimum * 1.005  # hindsight within 0.5 % of the exact optimum
+    assert set(np.unique(plan.model)) == {0, 1}  # the instance mixes models
+
+
+def test_the_bound_with_the_model_choice_holds_where_the_budget_binds():
+    from aolo.envs.model_reference import solve_hindsight_models
+
+    env = tiny_env(1.0, 1500.0, 8.0, model_action=True)
+    plan = solve_hindsight_models(env)
+    assert (plan.power_w.sum(axis=0) <= 1.0 * (1 + 1e-9)).all()
+    assert plan.dual_bound_g <= exact_optimum_models_g(env, plan) * (1 + 1e-9)

@@ -24,6 +24,7 @@ from ray.tune.registry import register_env
 from aolo.envs import channel
 from aolo.envs.config import CellSpec, ScenarioConfig
 from aolo.envs.forecast import FORECAST_HOURS, make_forecasts
+from aolo.envs.models import ModelPool, decode_model, model_action
 from aolo.envs.physics import (
     InferenceCoefficients,
     RequestOutcomes,
@@ -164,10 +165,22 @@ class CellEnv(MultiAgentEnv):
         self.interference_w = 0.0 if inr is None else self.noise_w * float(channel.db_to_linear(inr))
         self.fading_rho = channel.fading_correlation(radio.ue_speed_mps, radio.carrier_ghz, sc.epoch_s)
 
+        #: the models the datacenter serves when ``service.model_action`` is on (docs/design.md §3.7), else None
+        self.models: ModelPool | None = (
+            ModelPool.build(service, self.cell.serving_profile, self.cell.serving_batch)
+            if service.model_action
+            else None
+        )
+        #: this epoch's model choice of the policy and after the guard (None without a pool), set by decide()
+        self._model_policy: np.ndarray | None = None
+        self._model: np.ndarray | None = None
         self.agents = self.possible_agents = [f"user_{i}" for i in range(n)]
         self._all_ids = [*self.agents, "__all__"]
         obs_space = gym.spaces.Box(-OBS_BOUND, OBS_BOUND, (len(OBS_FEATURES),), np.float32)
-        act_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        #: (answer length, power) and, with a model pool, the model: a continuous component mapped to equal bins
+        #: (aolo.envs.models.decode_model) so SAC, SDRL and TD3 keep their Box action space
+        self.action_dim = 2 if self.models is None else 3
+        act_space = gym.spaces.Box(-1.0, 1.0, (self.action_dim,), np.float32)
         self.observation_spaces = {a: obs_space for a in self.agents}
         self.action_spaces = {a: act_space for a in self.agents}
 
@@ -317,16 +330,21 @@ class CellEnv(MultiAgentEnv):
         """The power of the action a = 0 this epoch [dBm]: ``P*`` on the channel the base station knows."""
         return self._efficient_dbm[:, self.t]
 
-    def action_for(self, kappa: np.ndarray, power_w: np.ndarray) -> dict[str, np.ndarray]:
+    def action_for(self, kappa: np.ndarray, power_w: np.ndarray, model=None) -> dict[str, np.ndarray]:
         """The action dict that makes the env use answer lengths ``kappa`` and powers ``power_w`` this epoch
         (the inverse of :meth:`decode_actions`; lengths outside :meth:`length_limits` are clipped to them).
 
         ``qoe`` mode aims at the QoE halfway between ``kappa - 1`` and ``kappa`` tokens, whose least length is
-        exactly ``kappa`` — a margin far above float32 action resolution."""
+        exactly ``kappa`` — a margin far above float32 action resolution. With a model pool ``model`` (index per
+        user) is required and the lengths are those of each user's model (:meth:`pool_length_action`)."""
         sv, radio = self.scenario.service, self.scenario.radio
         ref = self.episode.ref_tokens[:, self.t]
         kappa = np.asarray(kappa, dtype=np.float64)
-        if sv.length_action == "tokens":
+        if self.models is not None:
+            if model is None:
+                raise ValueError("CellEnv.action_for: service.model_action is on, pass the model of every answer")
+            a_len = self.pool_length_action(kappa, np.asarray(model), ref)
+        elif sv.length_action == "tokens":
             f = kappa / ref
             a_len = 2.0 * (f - sv.f_min) / (sv.f_max - sv.f_min) - 1.0
         else:
@@ -350,7 +368,8 @@ class CellEnv(MultiAgentEnv):
                 (p_dbm - c) / np.maximum(c - radio.p_min_dbm, 1e-9),
                 (p_dbm - c) / np.maximum(radio.p_max_dbm - c, 1e-9),
             )
-        acts = np.clip(np.stack([a_len, a_pow], axis=1), -1.0, 1.0)
+        columns = [a_len, a_pow] if self.models is None else [a_len, a_pow, model_action(model, self.models.size)]
+        acts = np.clip(np.stack(columns, axis=1), -1.0, 1.0)
         return {a: acts[i].astype(np.float32) for i, a in enumerate(self.agents)}
 
     def decode_actions(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -363,7 +382,9 @@ class CellEnv(MultiAgentEnv):
         linear in dBm over the whole range."""
         sv, radio = self.scenario.service, self.scenario.radio
         ref = self.episode.ref_tokens[:, self.t]
-        if sv.length_action == "tokens":
+        if self.models is not None:
+            kappa = self.pool_lengths(np.asarray(actions[:, 0], dtype=np.float64), self.decode_model(actions), ref)
+        elif sv.length_action == "tokens":
             f = sv.f_min + (actions[:, 0] + 1.0) * 0.5 * (sv.f_max - sv.f_min)
             kappa = np.minimum(np.maximum(np.rint(f * ref), 1.0), sv.kappa_max)
         else:
@@ -377,6 +398,58 @@ class CellEnv(MultiAgentEnv):
             c = self._power_centre_dbm()
             p_dbm = np.where(a_pow < 0.0, c + a_pow * (c - radio.p_min_dbm), c + a_pow * (radio.p_max_dbm - c))
         return kappa, channel.dbm_to_w(p_dbm)
+
+    # --- the model pool (service.model_action, docs/design.md §3.7) ------------------------------------------
+
+    def decode_model(self, actions: np.ndarray) -> np.ndarray:
+        """(U,) model index of each user's answer from the third action component."""
+        return decode_model(actions[:, 2], self.models.size)
+
+    def pool_lengths(self, a_len: np.ndarray, model: np.ndarray, ref_tokens) -> np.ndarray:
+        """Answer lengths of length actions ``a_len`` on models ``model``: the target QoE of the single-model
+        mapping scaled by the model's ceiling, ``max(q_floor, c_m · target(a))`` (so a = 0 asks every model for the
+        same share of its ceiling, ``q_min``'s), then its least length within :meth:`ModelPool.length_limits` —
+        every action meets the floor on every model."""
+        pool, sv = self.models, self.scenario.service
+        target = np.maximum(sv.q_floor, pool.ceiling[model] * self._target_qoe(a_len))
+        lo, hi = pool.length_limits(ref_tokens, model)
+        return np.clip(pool.least_length(target, ref_tokens, model), lo, hi)
+
+    def pool_length_action(self, kappa: np.ndarray, model: np.ndarray, ref_tokens) -> np.ndarray:
+        """The length action whose answer on model ``model`` is ``kappa`` tokens (inverse of :meth:`pool_lengths`):
+        it aims at the QoE halfway between ``kappa - 1`` and ``kappa`` tokens."""
+        pool, sv = self.models, self.scenario.service
+        lo, hi = pool.length_limits(ref_tokens, model)
+        k = np.clip(np.rint(kappa), lo, hi)
+        q_mid = 0.5 * (pool.qoe(k - 1.0, ref_tokens, model) + pool.qoe(k, ref_tokens, model))
+        target = np.clip(q_mid / pool.ceiling[model], sv.q_floor, sv.q_max_effective)
+        a_len = np.where(
+            target < sv.q_min,
+            (target - sv.q_min) / max(sv.q_min - sv.q_floor, 1e-12),
+            (target - sv.q_min) / (sv.q_max_effective - sv.q_min),
+        )
+        return np.where(k <= lo, -1.0, np.where(k >= hi, 1.0, a_len))
+
+    def pool_mean_qoe_guard(self, kappa: np.ndarray, model: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`mean_qoe_guard` with a model pool: ``need = T Q_min − Σ Q − (T − t − 1) max_m c_m q_max``. Where
+        it binds, the answer keeps its model if that model's ``c_m q_max`` reaches ``need`` (lengthened to the
+        least length that does), else it goes to the best-rated model. No action asks any model for more than
+        ``c_m q_max``, so the argument of :meth:`mean_qoe_guard` holds with ``q_max`` = the pool's top QoE:
+        every user-day meets ``Q_min`` (unless ``kappa_max`` binds)."""
+        if not self.scenario.service.mean_qoe_guard:
+            return kappa, model
+        pool, sv, T, t = self.models, self.scenario.service, self.scenario.epochs_per_episode, self.t
+        q_top = float(pool.q_top.max())
+        need = T * sv.q_min - self._qoe_sum - (T - t - 1) * q_top
+        if not (need > 0.0).any():
+            return kappa, model
+        ref = self.episode.ref_tokens[:, t]
+        switch = (need > 0.0) & (pool.q_top[model] < need)
+        guarded_model = np.where(switch, pool.best, model)
+        ask = np.clip(need, 0.0, pool.q_top[guarded_model])
+        guard = np.minimum(pool.least_length(ask, ref, guarded_model), sv.kappa_max)
+        kappa = np.where(switch, guard, np.where(need > 0.0, np.maximum(kappa, guard), kappa))
+        return kappa, guarded_model
 
     def mean_qoe_guard(self, kappa: np.ndarray) -> np.ndarray:
         """The safety layer of the per-user-day mean-QoE rule (``service.mean_qoe_guard``, docs/design.md §3.3):
@@ -522,8 +595,8 @@ class CellEnv(MultiAgentEnv):
         if missing:
             raise ValueError(f"CellEnv.step: no action for agent(s) {missing}; every user acts every epoch")
         actions = np.asarray([action_dict[a] for a in self.agents], dtype=np.float64)
-        if actions.shape != (self.num_users, 2):
-            raise ValueError(f"CellEnv.step: each action must have shape (2,), got {actions.shape[1:]}")
+        if actions.shape != (self.num_users, self.action_dim):
+            raise ValueError(f"CellEnv.step: each action must have shape ({self.action_dim},), got {actions.shape[1:]}")
         within = np.abs(actions) <= 1.0 + 1e-6  # False for NaN too
         if not within.all():
             bad = ~within.all(axis=1)
@@ -537,7 +610,8 @@ class CellEnv(MultiAgentEnv):
 
     def step(self, action_dict: dict[str, Any]):
         kappa_policy, kappa, power_w, power_clipped = self.decide(action_dict)
-        return self.settle(self.outcomes(kappa, power_w, self.t), kappa_policy, kappa, power_w, power_clipped)
+        out = self.outcomes(kappa, power_w, self.t, model=self._model)
+        return self.settle(out, kappa_policy, kappa, power_w, power_clipped)
 
     def decide(self, action_dict: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
         """The first half of :meth:`step`: the epoch's (policy's lengths, guarded lengths, powers after the BS
@@ -547,12 +621,19 @@ class CellEnv(MultiAgentEnv):
             raise RuntimeError("CellEnv.step called before reset()")
         if self.t >= self.scenario.epochs_per_episode:
             raise RuntimeError("CellEnv.step called after the episode ended; call reset()")
-        kappa_policy, power_w = self.decode_actions(self._validated_actions(action_dict))
-        kappa = self.mean_qoe_guard(kappa_policy)
+        actions = self._validated_actions(action_dict)
+        kappa_policy, power_w = self.decode_actions(actions)
+        if self.models is None:
+            model_policy = model = None
+            kappa = self.mean_qoe_guard(kappa_policy)
+        else:
+            model_policy = self.decode_model(actions)
+            kappa, model = self.pool_mean_qoe_guard(kappa_policy, model_policy)
         requested_w = power_w.sum()
         power_clipped = requested_w > self.cell.bs_power_budget_w
         if power_clipped:  # scale every user's power down proportionally to meet the BS budget
             power_w = power_w * (self.cell.bs_power_budget_w / requested_w)
+        self._model_policy, self._model = model_policy, model  # the pool's choice, read by settle (None: no pool)
         return kappa_policy, kappa, power_w, bool(power_clipped)
 
     def settle(
@@ -569,7 +650,10 @@ class CellEnv(MultiAgentEnv):
         sc, t = self.scenario, self.t
         # QoE the guard added over the policy's own answer: priced like a shortfall (a day the guard had to
         # rescue is a day the policy would have missed), see cost_qoe in _infos
-        qoe_guard_added = out.qoe - qoe(kappa_policy, self.episode.ref_tokens[:, t], sc.service.qoe_alpha)
+        if self._model is None:
+            qoe_guard_added = out.qoe - qoe(kappa_policy, self.episode.ref_tokens[:, t], sc.service.qoe_alpha)
+        else:
+            qoe_guard_added = out.qoe - self.models.qoe(kappa_policy, self.episode.ref_tokens[:, t], self._model_policy)
         rewards = self.rewards(out, carbon_weight)
         deficit_before = self._deficit()
         shortfall_before = np.maximum(0.0, t * sc.service.q_min - self._qoe_sum)
@@ -584,7 +668,9 @@ class CellEnv(MultiAgentEnv):
         if sc.reward.terms == "all" and (sc.reward.deficit_timing == "accrued" or done):
             rewards = rewards - sc.reward.deficit * (self._deficit() - deficit_before)
         shortfall_after = np.maximum(0.0, self.t * sc.service.q_min - self._qoe_sum)
-        infos = self._infos(out, kappa, power_w, power_clipped, t, shortfall_after - shortfall_before, qoe_guard_added)
+        infos = self._infos(
+            out, kappa, power_w, power_clipped, t, shortfall_after - shortfall_before, qoe_guard_added, self._model
+        )
         return (
             self._observations(),
             dict(zip(self.agents, rewards.tolist(), strict=True)),
@@ -602,9 +688,11 @@ class CellEnv(MultiAgentEnv):
         t: int,
         users=slice(None),
         inference: InferenceCoefficients | None = None,
+        model=None,
     ) -> RequestOutcomes:
         """Per-request outcomes at epoch ``t`` for answer lengths ``kappa`` and (post-budget) powers ``power_w``
-        (``inference``: a shared site's coefficients at its operating batch instead of this cell's own)."""
+        (``inference``: a shared site's coefficients at its operating batch instead of this cell's own; ``model``:
+        the serving models when the datacenter has a model pool)."""
         ep = self.episode
         return self.request_outcomes(
             kappa,
@@ -615,6 +703,7 @@ class CellEnv(MultiAgentEnv):
             ci_dc_g_per_kwh=ep.ci_dc_g_per_kwh[t],
             ci_cell_g_per_kwh=ep.ci_cell_g_per_kwh[t],
             inference=inference,
+            model=model,
         )
 
     def request_outcomes(
@@ -628,11 +717,26 @@ class CellEnv(MultiAgentEnv):
         ci_dc_g_per_kwh,
         ci_cell_g_per_kwh,
         inference: InferenceCoefficients | None = None,
+        model=None,
     ) -> RequestOutcomes:
         """:func:`~aolo.envs.physics.request_outcomes` in this cell (its noise, interference, bandwidth share,
         serving profile, radio and service settings) for any broadcastable request arrays: the one place the
         references and the bound evaluate candidate answers the way :meth:`step` scores them. ``inference``
-        replaces the cell's private-datacenter coefficients (a shared site's, at its operating batch)."""
+        replaces the cell's private-datacenter coefficients (a shared site's, at its operating batch).
+
+        ``model`` (model pool only; index array broadcastable with the requests): each answer's energy, latency
+        and embodied share are its model's, its QoE ``Q_m`` (:class:`~aolo.envs.models.ModelPool`)."""
+        if model is not None:  # a model pool is a private datacenter's (config refuses pools on sites)
+            return self._pool_outcomes(
+                kappa,
+                power_w,
+                model,
+                prompt_tokens=prompt_tokens,
+                ref_tokens=ref_tokens,
+                channel_gain=channel_gain,
+                ci_dc_g_per_kwh=ci_dc_g_per_kwh,
+                ci_cell_g_per_kwh=ci_cell_g_per_kwh,
+            )
         sc = self.scenario
         return request_outcomes(
             kappa=kappa,
@@ -650,6 +754,27 @@ class CellEnv(MultiAgentEnv):
             radio=sc.radio,
             service=sc.service,
         )
+
+    def _pool_outcomes(self, kappa, power_w, model, *, ref_tokens, **requests) -> RequestOutcomes:
+        sc = self.scenario
+        out = request_outcomes(
+            kappa=kappa,
+            ref_tokens=self.models.model_ref_tokens(ref_tokens, model),
+            power_w=power_w,
+            channel_gain=requests["channel_gain"],
+            prompt_tokens=requests["prompt_tokens"],
+            noise_w=self.noise_w,
+            interference_w=self.interference_w,
+            ci_datacenter_g_per_kwh=requests["ci_dc_g_per_kwh"],
+            ci_cell_g_per_kwh=requests["ci_cell_g_per_kwh"],
+            users_in_cell=self.num_users,
+            bandwidth_per_user_hz=self.bandwidth_per_user_hz,
+            inference=self.models.coefficients(model),
+            radio=sc.radio,
+            service=sc.service,
+        )
+        out.qoe = self.models.ceiling[np.asarray(model)] * out.qoe
+        return out
 
     def _deficit(self) -> np.ndarray:
         """Per user, the mean-QoE shortfall the day has built so far: ``max(0, (t Q_min - Σ Q) / T)``; at the
@@ -683,6 +808,7 @@ class CellEnv(MultiAgentEnv):
         t: int,
         shortfall_increment: np.ndarray,
         qoe_guard_added: np.ndarray,
+        model=None,
     ) -> dict[str, dict]:
         ep = self.episode
         columns = {
@@ -712,6 +838,8 @@ class CellEnv(MultiAgentEnv):
         #: the day's mean QoE without what the guard added: what the multiplier measures
         columns["qoe_own_day_mean"] = (self._qoe_sum - self._guard_sum) / self.t
         columns["cost_latency_day_mean"] = self._late_count / self.t
+        if model is not None:
+            columns["model"] = np.asarray(model, dtype=np.float64)  #: index into service.model_pool
         rows = np.stack(list(columns.values()), axis=1).tolist()
         names = list(columns)
         common = {

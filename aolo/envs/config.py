@@ -398,6 +398,34 @@ class ServiceConfig(Validated):
     #: prefill twice; the pre-fix model); ``measured`` = the measured e_dec alone (no prompt-length term)
     prefill_accounting: str = one_of("net", PREFILL_ACCOUNTING)
     workload: str | None = None  #: None = log-normal fit of the Azure conv trace; else a CSV trace path
+    #: which model answers (docs/design.md §3.7): a third action component picks one of ``model_pool`` per
+    #: user-epoch, each model with its own QoE curve, energy, latency and embodied share; false = the cell's
+    #: ``serving_profile`` answers everything (today's model)
+    model_action: bool = satisfies(False, lambda v: isinstance(v, bool), "true or false")
+    #: serving profiles the datacenter serves when ``model_action`` is on (registry keys of aolo.envs.serving)
+    model_pool: tuple[str, ...] = satisfies(
+        ("llama-3.1-8b-h100", "llama-3.1-70b-4xh100"),
+        lambda v: (
+            isinstance(v, (list, tuple))
+            and len(v) > 0
+            and all(n in SERVING_PROFILES for n in v)
+            and len(set(v)) == len(v)
+        ),
+        f"must be a non-empty list of distinct serving profiles among {sorted(SERVING_PROFILES)}",
+    )
+    #: Elo rating per pool model (overrides the Chatbot Arena figures of aolo.envs.models.ARENA_ELO); None = those
+    model_elo: dict[str, float] | None = satisfies(
+        None,
+        lambda v: isinstance(v, Mapping) and all(isinstance(k, str) and is_number(e) for k, e in v.items()),
+        "must be a mapping of serving profile -> Elo rating",
+        optional=True,
+    )
+    #: Elo points per factor 10 in the odds of being preferred (400: the Elo convention, Chatbot Arena's too)
+    elo_scale: float = bounded(400.0, 0.0, 1e5, lo_open=True)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model_pool, list):  # YAML gives lists: one type, so equal scenarios compare equal
+            object.__setattr__(self, "model_pool", tuple(self.model_pool))
 
     @property
     def q_max_effective(self) -> float:
@@ -426,6 +454,33 @@ class ServiceConfig(Validated):
             )
         elif "q_max" not in bad and not self.q_min < self.q_max_effective < 1.0:
             yield "q_max", f"must lie in (q_min={self.q_min:g}, 1), got {self.q_max_effective:g}"
+        if self.model_action and not bad & {"model_pool", "model_elo", "elo_scale", "q_floor", "q_max"}:
+            yield from self._model_pool_checks()
+
+    def _model_pool_checks(self) -> Iterator[tuple[str, str]]:
+        """Every pool model needs an Elo rating, and its best answer must reach ``q_floor`` (docs/design.md §3.7)."""
+        from aolo.envs.models import pool_ceilings, pool_elo
+
+        if self.length_action != "qoe":
+            yield "length_action", f"must be 'qoe' with model_action (per-model QoE curves), got {self.length_action!r}"
+        elo = pool_elo(self)
+        unrated = [name for name, e in elo.items() if math.isnan(e)]
+        if unrated:
+            yield (
+                "model_elo",
+                f"must give an Elo rating for pool model(s) {unrated} (no published figure), got {self.model_elo!r}",
+            )
+            return
+        for name, ceiling in pool_ceilings(self).items():
+            if not ceiling * self.q_max_effective >= self.q_floor:
+                yield (
+                    "model_pool",
+                    (
+                        f"model {name!r} has quality ceiling {ceiling:.3f} (Elo {elo[name]:g} vs the pool's best "
+                        f"{max(elo.values()):g}): its best answer (QoE {ceiling * self.q_max_effective:.3f}) cannot "
+                        f"reach q_floor={self.q_floor:g}; drop it from the pool or lower q_floor"
+                    ),
+                )
 
 
 FORECAST_KINDS = ("perfect", "noisy")
@@ -609,6 +664,16 @@ class ScenarioConfig(Validated):
         names = [getattr(c, "name", None) for c in self.cells]
         if any(names.count(n) > 1 for n in names):
             yield "cells", f"cell names must be unique, got {names}"
+        if isinstance(self.service, ServiceConfig) and self.service.model_action and "service" not in bad:
+            for i, cell in enumerate(self.cells):
+                for name in self.service.model_pool:
+                    sizes = SERVING_PROFILES[name].batch_sizes
+                    if not sizes[0] <= cell.serving_batch <= sizes[-1]:
+                        yield (
+                            f"cells.{i}.serving_batch",
+                            f"must be a number in [{sizes[0]:g}, {sizes[-1]:g}] (the measured batch sizes of pool "
+                            f"model {name}), got {cell.serving_batch!r}",
+                        )
         if not isinstance(self.sites, (list, tuple)):
             return
         site_names = [getattr(s, "name", None) for s in self.sites]
@@ -618,6 +683,8 @@ class ScenarioConfig(Validated):
             site = getattr(cell, "site", None)
             if site is not None and site not in site_names:
                 yield f"cells.{i}.site", f"must name one of the sites {site_names}, got {site!r}"
+        if self.sites and isinstance(self.service, ServiceConfig) and self.service.model_action:
+            yield "service.model_action", "must be false with scenario.sites (a site serves one model), got true"
 
     # --- (de)serialisation ---------------------------------------------------------------------------
 

@@ -51,10 +51,12 @@ def most_efficient_power_w(env: CellEnv, gain) -> np.ndarray:
     return env.efficient_power_w(gain)
 
 
-def latency_power_w(env: CellEnv, kappa, prompt_tokens, gain) -> np.ndarray:
-    """Least power meeting ``T_max`` for answers of ``kappa`` tokens (``inf`` where no power can)."""
+def latency_power_w(env: CellEnv, kappa, prompt_tokens, gain, inference=None) -> np.ndarray:
+    """Least power meeting ``T_max`` for answers of ``kappa`` tokens (``inf`` where no power can); ``inference``:
+    the serving model's coefficients (default: the cell's profile; a model pool passes each answer's model's)."""
     sv = env.scenario.service
-    slack_s = sv.t_max_s - env.inference.latency_s(prompt_tokens, kappa)
+    inference = env.inference if inference is None else inference
+    slack_s = sv.t_max_s - inference.latency_s(prompt_tokens, kappa)
     with np.errstate(divide="ignore", invalid="ignore"):
         rate_needed = np.where(slack_s > 0, kappa * sv.payload_bits_per_token / slack_s, np.inf)
     return channel.power_for_rate_w(
@@ -62,11 +64,13 @@ def latency_power_w(env: CellEnv, kappa, prompt_tokens, gain) -> np.ndarray:
     )
 
 
-def power_for_length_w(env: CellEnv, kappa, p_star_w, prompt_tokens, gain) -> tuple[np.ndarray, np.ndarray]:
+def power_for_length_w(
+    env: CellEnv, kappa, p_star_w, prompt_tokens, gain, inference=None
+) -> tuple[np.ndarray, np.ndarray]:
     """Best power for answers of ``kappa`` tokens and whether the latency limit is met at that power."""
     radio = env.scenario.radio
     p_min, p_max = channel.dbm_to_w(radio.p_min_dbm), channel.dbm_to_w(radio.p_max_dbm)
-    p_lat = latency_power_w(env, kappa, prompt_tokens, gain)
+    p_lat = latency_power_w(env, kappa, prompt_tokens, gain, inference)
     power = np.clip(np.maximum(p_star_w, p_lat), p_min, p_max)
     return power, p_lat <= p_max * (1 + 1e-9)
 
@@ -87,7 +91,7 @@ def length_bounds(env: CellEnv, ref_tokens) -> tuple[np.ndarray, np.ndarray]:
     return k_lo, np.maximum(k_hi, k_lo)
 
 
-def allocate_budget(env: CellEnv, kappa, power_w, t, prompt_tokens, gain) -> np.ndarray:
+def allocate_budget(env: CellEnv, kappa, power_w, t, prompt_tokens, gain, inference=None) -> np.ndarray:
     """Powers of one epoch meeting ``Σ P ≤ P_BS`` at least carbon for fixed lengths ``kappa``.
 
     Bisection on the budget multiplier ``μ``: each user minimises ``kappa · m(P) + μ P`` over a 0.01 dB
@@ -98,7 +102,7 @@ def allocate_budget(env: CellEnv, kappa, power_w, t, prompt_tokens, gain) -> np.
         return power_w
     radio = env.scenario.radio
     grid_w = channel.dbm_to_w(np.arange(radio.p_min_dbm, radio.p_max_dbm + 1e-9, 0.01))
-    p_lat = latency_power_w(env, kappa, prompt_tokens, gain)
+    p_lat = latency_power_w(env, kappa, prompt_tokens, gain, inference)
     cost = kappa[:, None] * marginal_comm_carbon_g_per_token(env, grid_w[None, :], gain[:, None], t)
     cost = np.where(grid_w[None, :] >= p_lat[:, None] * (1 - 1e-9), cost, np.inf)
     if (
@@ -134,6 +138,12 @@ class FixedPolicy:
         pass
 
     def act(self, env: CellEnv, obs=None) -> dict[str, np.ndarray]:
+        if env.models is not None:  # the cell's profile (else the pool's first) at its reference length (§3.7)
+            from aolo.envs.model_reference import fixed_model_act
+
+            names = env.models.names
+            own = names.index(env.cell.serving_profile) if env.cell.serving_profile in names else 0
+            return fixed_model_act(env, own, self.power_dbm)
         kappa = env.episode.ref_tokens[:, env.t]
         return env.action_for(kappa, np.full(env.num_users, channel.dbm_to_w(self.power_dbm)))
 
@@ -166,6 +176,10 @@ class MyopicPolicy:
         ep, t, sv = env.episode, env.t, env.scenario.service
         ref, prompt = ep.ref_tokens[:, t], ep.prompt_tokens[:, t]
         gain = estimated_gain(env, t) if self.csi == "estimate" else ep.channel_gain[:, t]
+        if env.models is not None:  # the cheapest (model, length) meeting Q_min (docs/design.md §3.7)
+            from aolo.envs.model_reference import myopic_model_act
+
+            return myopic_model_act(env, gain)
         k_lo, k_hi = length_bounds(env, ref)
         kappa = np.clip(np.ceil(tokens_for_qoe(sv.q_min, ref, sv.qoe_alpha) - 1e-9), k_lo, k_hi)
         power, _ = power_for_length_w(env, kappa, most_efficient_power_w(env, gain), prompt, gain)
@@ -226,6 +240,10 @@ class ForecastPolicy:
         ci_dc, ci_cell = float(ep.ci_dc_g_per_kwh[t]), float(ep.ci_cell_g_per_kwh[t])
         dc_mean, cell_mean = float(ep.forecast_dc_g_per_kwh[t, 2]), float(ep.forecast_cell_g_per_kwh[t, 2])
         q_target = min(sv.q_min + self.margin, 0.5 * (sv.q_min + sv.q_max_effective))
+        if env.models is not None:  # the same rule over the joint (model, length) choice (docs/design.md §3.7)
+            from aolo.envs.model_reference import forecast_model_act
+
+            return forecast_model_act(self, env, q_target)
 
         k_lo, k_hi = length_bounds(env, ref)
         span = int((k_hi - k_lo).max()) + 1
@@ -268,6 +286,7 @@ class HindsightPlan:
     dual_bound_g: float  #: strict Lagrangian lower bound on Σ carbon over every feasible plan
     feasible: np.ndarray  #: (U,) whether the PLAYED plan meets the user's mean-QoE and latency constraints
     repaired_epochs: int = 0  #: epochs whose lengths and powers were re-optimised jointly (repair (b) played)
+    model: np.ndarray | None = None  #: (U, T) model index of each answer (model pool only)
 
 
 def solve_hindsight(env: CellEnv, bisection_steps: int = 60, budget_grid_db: float = 0.05) -> HindsightPlan:
@@ -449,9 +468,16 @@ class HindsightPolicy:
         self.plan: HindsightPlan | None = None
 
     def begin_episode(self, env: CellEnv) -> None:
-        self.plan = solve_hindsight(env)
+        if env.models is not None:  # over both models and all lengths (docs/design.md §3.7)
+            from aolo.envs.model_reference import solve_hindsight_models
+
+            self.plan = solve_hindsight_models(env)
+        else:
+            self.plan = solve_hindsight(env)
 
     def act(self, env: CellEnv, obs=None) -> dict[str, np.ndarray]:
+        if env.models is not None:
+            return env.action_for(self.plan.kappa[:, env.t], self.plan.power_w[:, env.t], self.plan.model[:, env.t])
         return env.action_for(self.plan.kappa[:, env.t], self.plan.power_w[:, env.t])
 
 
@@ -467,7 +493,11 @@ def make_reference_policy(name: str):
         "forecast": ForecastPolicy,
         "hindsight": HindsightPolicy,
     }
+    if name == "fixed_large":  # model pool only (docs/design.md §3.7)
+        from aolo.envs.model_reference import FixedLargePolicy
+
+        return FixedLargePolicy()
     try:
         return policies[name]()
     except KeyError:
-        raise ValueError(f"unknown reference policy {name!r}; allowed: {list(policies)}") from None
+        raise ValueError(f"unknown reference policy {name!r}; allowed: {[*policies, 'fixed_large']}") from None

@@ -55,22 +55,24 @@ def run_episode(
     obs, _ = env.reset(seed=seed, options=options)
     policy.begin_episode(env)
     n, T = env.num_users, env.scenario.epochs_per_episode
-    fields = {f: np.empty((n, T)) for f in RECORDED_FIELDS}
+    recorded = RECORDED_FIELDS if env.models is None else (*RECORDED_FIELDS, "model")
+    fields = {f: np.empty((n, T)) for f in recorded}
     rewards = np.empty((n, T))
     clipped = np.zeros(T, dtype=bool)
-    actions = np.empty((n, T, 2))
+    actions = np.empty((n, T, env.action_dim))
     for t in range(T):
         action = policy.act(env, obs)
         actions[:, t] = [np.asarray(action[a], dtype=np.float64) for a in env.agents]
         obs, rew, _, truncated, infos = env.step(action)
         for i, agent in enumerate(env.agents):
             info = infos[agent]
-            for f in RECORDED_FIELDS:
+            for f in recorded:
                 fields[f][i, t] = info[f]
             rewards[i, t] = rew[agent]
         clipped[t] = infos[env.agents[0]]["power_clipped"]
     assert truncated["__all__"], "episode did not end after epochs_per_episode steps"
-    return EpisodeRecord(env.cell.name, env.episode.day, fields, rewards, clipped, {"actions": actions})
+    extra = {"actions": actions} if env.models is None else {"actions": actions, "models": env.models.names}
+    return EpisodeRecord(env.cell.name, env.episode.day, fields, rewards, clipped, extra)
 
 
 def spread_days(days: np.ndarray, k: int | None) -> np.ndarray:
@@ -101,13 +103,21 @@ def summarize(records: list[EpisodeRecord], q_min: float, q_floor: float, t_max_
     ``latency_violation_rate`` the fraction of requests over ``t_max_s``.
     ``action_at_bound_rate`` is the share of action components (answer length, power) within 1 % of a bound of
     ``[-1, 1]`` (``|a| >= 0.99``): near 1 for a bang-bang policy (nan when no record kept its actions).
+    With a model pool (docs/design.md §3.7), ``model_share_<profile>`` is the share of answers each model served.
     """
     acts = [np.clip(r.extra["actions"], -1.0, 1.0).ravel() for r in records if "actions" in r.extra]
     at_bound = float(np.mean(np.abs(np.concatenate(acts)) >= 0.99)) if acts else float("nan")
     cat = lambda f: np.concatenate([r.fields[f].ravel() for r in records])  # noqa: E731
     user_mean_q = np.concatenate([r.fields["qoe"].mean(axis=1) for r in records])
     user_min_q = np.concatenate([r.fields["qoe"].min(axis=1) for r in records])
+    shares = {}
+    if records and "model" in records[0].fields:
+        served = cat("model")
+        shares = {
+            f"model_share_{name}": float(np.mean(served == i)) for i, name in enumerate(records[0].extra["models"])
+        }
     return {
+        **shares,
         "carbon_g_per_request": float(cat("carbon_total_g").mean()),
         "carbon_inference_g": float(cat("carbon_inference_g").mean()),
         "carbon_embodied_g": float(cat("carbon_embodied_g").mean()),

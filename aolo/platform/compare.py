@@ -26,7 +26,15 @@ import numpy as np
 from ray import tune
 
 from aolo.envs.config import ConfigError
-from aolo.platform.compare_stats import PROPOSED, PolicyRow, RunOutcome, summarize, table_records
+from aolo.platform.compare_stats import (
+    BASELINES,
+    MODEL_BASELINES,
+    PROPOSED,
+    PolicyRow,
+    RunOutcome,
+    summarize,
+    table_records,
+)
 from aolo.platform.evaluation import EvaluationResult, eval_metrics_for_mlflow, evaluate, gap_to_bound
 from aolo.platform.plots import write_study_figures
 from aolo.platform.presets import Experiment
@@ -176,7 +184,7 @@ def run_compare(
                 )
             external = {name: extra.result for name, extra in extras.items()}
             outcomes += _log_references(experiment, external, tracker, parent.run_id, kind="external")
-            result.rows = summarize(outcomes)
+            result.rows = summarize(outcomes, BASELINES + MODEL_BASELINES)  # fixed_large: only with a model pool
             write_reference_rows({**evaluations, **external}, scenario, output_dir)  # what `aolo report` reads
             write_reference_results(
                 {**evaluations, **external},

@@ -22,6 +22,8 @@ from aolo.platform.results import CARBON_METRIC, MG_PER_G
 
 #: Learned baselines the reductions are measured against, when the preset trains them.
 BASELINES = ("sac", "ppo", "td3")
+#: With a model pool (docs/design.md §3.7): the carbon-agnostic large-model service, a reference baseline.
+MODEL_BASELINES = ("fixed_large",)
 #: The proposed method whose reductions go to the parent run as ``compare/reduction_vs_<baseline>``.
 PROPOSED = "sdrl"
 #: Metrics averaged over seeds in the table (besides carbon per request).
@@ -96,7 +98,10 @@ def reduction(carbon: float, baseline: float) -> float:
 
 
 def reduction_interval(
-    values: Sequence[float], baseline_values: Sequence[float], confidence: float = CONFIDENCE
+    values: Sequence[float],
+    baseline_values: Sequence[float],
+    confidence: float = CONFIDENCE,
+    baseline_exact: bool = False,
 ) -> tuple[float, float | None]:
     """The reduction ``1 - mean(values) / mean(baseline_values)`` and its confidence half-width.
 
@@ -104,9 +109,17 @@ def reduction_interval(
     ``k`` of another), so the interval is the delta-method one for a ratio of independent means,
     ``se(R) = R sqrt(s_a²/(n_a ā²) + s_b²/(n_b b̄²))``, with Student-t quantile at the Welch–Satterthwaite
     degrees of freedom. None when either sample has a single value.
+
+    ``baseline_exact``: the baseline is a deterministic reference policy (one value, no sampling error, e.g.
+    ``fixed_large``): the interval is that of ``mean(values)`` alone, Student-t with ``n_a − 1`` degrees of freedom.
     """
     a, b = np.asarray(values, dtype=float), np.asarray(baseline_values, dtype=float)
     ratio = a.mean() / b.mean()
+    if baseline_exact:
+        if a.size < 2:
+            return 1.0 - ratio, None
+        half = stats.t.ppf(0.5 + confidence / 2, df=a.size - 1) * a.std(ddof=1) / math.sqrt(a.size) / b.mean()
+        return 1.0 - ratio, float(half)
     if a.size < 2 or b.size < 2:
         return 1.0 - ratio, None
     va = a.var(ddof=1) / (a.size * a.mean() ** 2)  # squared relative standard errors of the two means
@@ -122,6 +135,7 @@ def summarize(outcomes: Sequence[RunOutcome], baselines: Sequence[str] = BASELIN
     """Table rows, in the order policies first appear in ``outcomes``; reductions against ``baselines``
     that have at least one successful run."""
     policies = list(dict.fromkeys(o.policy for o in outcomes))
+    kinds = {o.policy: o.kind for o in outcomes}
     carbon: dict[str, list[float]] = {}  # per policy, the carbon of each successful run
     rows = []
     for policy in policies:
@@ -148,7 +162,9 @@ def summarize(outcomes: Sequence[RunOutcome], baselines: Sequence[str] = BASELIN
         for b in (b for b in baselines if b in policies):
             both = row.policy in carbon and b in carbon and b != row.policy  # a policy vs itself: no entry
             row.reductions[b], row.reduction_cis[b] = (
-                reduction_interval(carbon[row.policy], carbon[b]) if both else (None, None)
+                reduction_interval(carbon[row.policy], carbon[b], baseline_exact=kinds[b] == "reference")
+                if both
+                else (None, None)
             )
     return rows
 

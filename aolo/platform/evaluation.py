@@ -17,6 +17,7 @@ from ray.rllib.core.distribution.torch.torch_distribution import TorchSquashedGa
 
 from aolo.envs.cell_env import CellEnv
 from aolo.envs.config import ScenarioConfig
+from aolo.envs.model_reference import MODEL_REFERENCE_POLICIES
 from aolo.envs.physics import J_PER_KWH
 from aolo.envs.protocol import CAUSAL_REFERENCES, Observations, ProtocolRunner
 from aolo.envs.reference import REFERENCE_POLICIES, SITE_REFERENCE_POLICIES, HindsightPolicy, make_reference_policy
@@ -240,15 +241,28 @@ def evaluate_checkpoint(
 
 
 def evaluate_references(scenario: ScenarioConfig, days_per_cell: int | None = 4) -> dict[str, EvaluationResult]:
-    """All reference policies on the held-out days; ``hindsight`` first, since the others' gap needs it."""
+    """All reference policies on the held-out days; ``hindsight`` first, since the others' gap needs it.
+
+    With a model pool (``service.model_action``, docs/design.md §3.7) ``fixed_large`` joins them, and every
+    result gets ``reduction_vs_fixed_large``: 1 − its carbon per request over that of the carbon-agnostic
+    large-model service."""
     bound = evaluate("hindsight", scenario, days_per_cell)
     bound.metrics["gap_to_bound"] = gap_to_bound(bound.metrics["carbon_g_per_request"], bound)
     results = {"hindsight": bound}
     site_names = SITE_REFERENCE_POLICIES if scenario.sites else ()  # forecast_site: only where sites exist
-    for name in REFERENCE_POLICIES + site_names:
+    model_names = MODEL_REFERENCE_POLICIES if scenario.service.model_action else ()  # fixed_large: with a pool
+    for name in REFERENCE_POLICIES + site_names + model_names:
         if name != "hindsight":
             results[name] = evaluate(name, scenario, days_per_cell, bound)
+    if scenario.service.model_action:
+        for result in results.values():
+            result.metrics["reduction_vs_fixed_large"] = reduction_vs(result.metrics, results["fixed_large"])
     return results
+
+
+def reduction_vs(metrics: dict[str, float], baseline: EvaluationResult) -> float:
+    """``1 − carbon / carbon of the baseline`` per request (e.g. against ``fixed_large``)."""
+    return 1.0 - metrics["carbon_g_per_request"] / baseline.metrics["carbon_g_per_request"]
 
 
 def eval_metrics_for_mlflow(metrics: dict[str, Any]) -> dict[str, float]:

@@ -13,7 +13,9 @@ request is drawn in mg (:data:`~aolo.platform.results.MG_PER_G`; callers pass gr
 - :func:`plot_cell_carbon`: carbon per request per cell for every policy, next to the cell's strict lower
   bound (and the hindsight plan it plays);
 - :func:`plot_sweep_tradeoff` (``aolo sweep``): every trial in the carbon–QoE plane, labelled with its swept
-  values, the Pareto front, the trials that break the selection rule hollow and the selected one ringed.
+  values, the Pareto front, the trials that break the selection rule hollow and the selected one ringed;
+- :func:`plot_model_share` (model pool, docs/design.md §3.7): the share of answers each policy sends to a model,
+  by hour of day, one panel per cell (grid pair) (:func:`model_share_by_hour`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -45,8 +48,9 @@ POLICY_COLORS = {
     "hindsight": "black",
     "fixed": "tab:gray",
     "myopic": "tab:brown",
+    "fixed_large": "tab:purple",
 }
-_EXTRA_COLORS = ("tab:purple", "tab:pink", "tab:olive", "tab:cyan")
+_EXTRA_COLORS = ("tab:pink", "tab:olive", "tab:cyan")
 CARBON_LABEL = "carbon per request [mgCO2e]"
 _LINESTYLES = ("--", ":", "-.", (0, (5, 1)), (0, (1, 1)))
 
@@ -359,6 +363,40 @@ def write_study_figures(data: StudyData, out_dir: str | Path, sweep_plot: Path |
     if sweep_plot is not None and sweep_plot.is_file():
         files.append(Path(shutil.copyfile(sweep_plot, out_dir / "tradeoff.png")))
     return files
+
+
+def model_share_by_hour(records: Sequence[Any], model: int, epoch_s: float) -> dict[str, np.ndarray]:
+    """Per cell, the (24,) share of answers served by model index ``model`` in each hour of the day (UTC), over
+    the cell's episodes (:class:`~aolo.envs.rollout.EpisodeRecord` with a ``model`` field); nan for an hour in
+    which no epoch starts."""
+    served: dict[str, np.ndarray] = {}
+    answers: dict[str, np.ndarray] = {}
+    for r in records:
+        chosen = np.asarray(r.fields["model"]) == model  # (U, T)
+        hour = (np.arange(chosen.shape[1]) * epoch_s / 3600.0).astype(int) % 24
+        served[r.cell] = served.get(r.cell, np.zeros(24)) + np.bincount(hour, chosen.sum(axis=0), minlength=24)
+        answers[r.cell] = answers.get(r.cell, np.zeros(24)) + np.bincount(hour, minlength=24) * chosen.shape[0]
+    return {cell: np.where(answers[cell] > 0, served[cell] / np.maximum(answers[cell], 1), np.nan) for cell in served}
+
+
+def plot_model_share(shares: Mapping[str, Mapping[str, np.ndarray]], model: str, path: str | Path) -> Path:
+    """``shares[policy][cell]``: (24,) share of answers sent to ``model`` per hour of day; one panel per cell."""
+    cells = list(dict.fromkeys(c for per_cell in shares.values() for c in per_cell))
+    fig = Figure(figsize=(4.2 * max(len(cells), 1) + 1.5, 3.6), layout="constrained")
+    axes = fig.subplots(1, max(len(cells), 1), sharey=True, squeeze=False)[0]
+    for ax, cell in zip(axes, cells, strict=False):
+        for name, per_cell in shares.items():
+            if cell in per_cell:
+                ax.stairs(per_cell[cell], np.arange(25), color=policy_color(name), label=name, linewidth=1.5)
+        ax.set_title(cell, fontsize="medium")
+        ax.set_xlabel("hour of day (UTC)")
+        ax.set_xlim(0, 24)
+        ax.set_xticks(range(0, 25, 6))
+    axes[0].set_ylim(-0.02, 1.02)
+    axes[0].set_ylabel(f"share of answers on {model}")
+    if shares:
+        axes[-1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _save(fig, path)
 
 
 def _curve(history: Sequence[Mapping[str, float]]) -> tuple[np.ndarray, np.ndarray]:

@@ -21,6 +21,8 @@ from aolo.platform.console import _positive_int, format_constraint_table, format
 REFERENCE_POLICY_NAMES = ("fixed", "myopic", "myopic_true_csi", "forecast", "hindsight")
 #: aolo.envs.reference.SITE_REFERENCE_POLICIES: references for scenarios with shared serving sites only
 SITE_POLICY_NAMES = ("forecast_site",)
+#: aolo.envs.model_reference.MODEL_REFERENCE_POLICIES: only with a model pool (service.model_action)
+MODEL_REFERENCE_POLICY_NAMES = ("fixed_large",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "a reference policy: carbon-agnostic (fixed), per-request greedy on the CSI estimate or the true channel "
             "(myopic, myopic_true_csi), online primal-dual on the forecasts (forecast), the offline bound (hindsight); "
             "with shared serving sites also forecast plus a site load price (forecast_site); "
+            "with a model pool (service.model_action) also always the best-rated model (fixed_large); "
             "or your own policy object, imported from the current directory first "
             "(e.g. examples.external_policy:CleanHoursHeuristic; protocol: docs/benchmark.md)"
         ),
@@ -54,11 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def policy_argument(text: str) -> str:
     """A reference-policy name or a ``package.module:Name`` spec (loaded, and checked, by :func:`run`)."""
-    if text in REFERENCE_POLICY_NAMES + SITE_POLICY_NAMES or ":" in text:
+    names = REFERENCE_POLICY_NAMES + SITE_POLICY_NAMES + MODEL_REFERENCE_POLICY_NAMES
+    if text in names or ":" in text:
         return text
-    raise argparse.ArgumentTypeError(
-        f"must be one of {', '.join(REFERENCE_POLICY_NAMES + SITE_POLICY_NAMES)} or package.module:Name, got {text!r}"
-    )
+    raise argparse.ArgumentTypeError(f"must be one of {', '.join(names)} or package.module:Name, got {text!r}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,6 +87,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"--policy {args.policy}: needs a scenario with shared serving sites (scenario.sites); preset "
             f"{args.preset!r} has none — on cells with private datacenters use --policy forecast"
+        )
+    if args.policy in MODEL_REFERENCE_POLICY_NAMES and not scenario.service.model_action:
+        from aolo.errors import ConfigError
+
+        raise ConfigError(
+            f"--policy {args.policy} needs a model pool: preset {args.preset!r} has service.model_action: false"
         )
     days = args.days_per_cell or experiment.days_per_cell
     checkpoint = external = None
@@ -132,6 +140,19 @@ def run(args: argparse.Namespace) -> int:
     )
     json_path = write_results_json(document, csv_path.with_name(f"{name}.results.json"))
     print(f"\nper-episode results: {csv_path}\nresults.json: {json_path}")
+    if scenario.service.model_action:  # which model answered, by hour and grid (docs/design.md §3.7)
+        from aolo.envs.models import pool_ceilings
+        from aolo.platform.plots import model_share_by_hour, plot_model_share
+
+        ceilings = list(pool_ceilings(scenario.service).values())
+        best = ceilings.index(max(ceilings))  # the best-rated model: the share that costs carbon
+        shown = {k: r for k, r in {**references, name: result}.items() if k != "myopic_true_csi"}  # = myopic
+        share_path = plot_model_share(
+            {k: model_share_by_hour(r.records, best, scenario.epoch_s) for k, r in shown.items()},
+            scenario.service.model_pool[best],
+            csv_path.with_name("model_share.png"),
+        )
+        print(f"share of answers per model by hour: {share_path}")
     params = {
         **policy_params(name, kind),
         "preset": experiment.name,
