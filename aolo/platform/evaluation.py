@@ -124,11 +124,13 @@ def evaluation_episodes(scenario: ScenarioConfig, days_per_cell: int | None) -> 
     return pairs
 
 
-def reference_policy(name: str):
+def reference_policy(name: str, scenario: ScenarioConfig | None = None):
     """The reference policy ``name`` as :func:`evaluate` plays it: the causal ones (``fixed``, ``myopic``,
     ``forecast``) through the policy protocol (:class:`~aolo.envs.protocol.ProtocolRunner`), exactly as an external
-    policy; ``hindsight`` and ``myopic_true_csi``, which read the truth by definition, on the env itself."""
-    if name in CAUSAL_REFERENCES:
+    policy; ``hindsight`` and ``myopic_true_csi``, which read the truth by definition, on the env itself. With a
+    model pool (``service.model_action``) every reference acts on the env: the protocol's observed stand-in of
+    the cell (:class:`~aolo.envs.protocol.CausalCell`) does not carry the pool yet."""
+    if name in CAUSAL_REFERENCES and not (scenario is not None and scenario.service.model_action):
         return ProtocolRunner(CAUSAL_REFERENCES[name]())
     return make_reference_policy(name)
 
@@ -142,7 +144,7 @@ def evaluate(
     if scenario.sites:
         return evaluate_sites(policy, scenario, days_per_cell, bound)
     if isinstance(policy, str):
-        policy = reference_policy(policy)
+        policy = reference_policy(policy, scenario)
     module_policy = policy if isinstance(policy, ModulePolicy) else None
     if module_policy is not None:
         policy = ProtocolRunner(module_policy)
