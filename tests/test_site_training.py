@@ -65,3 +65,32 @@ def test_train_on_a_site_logs_site_metrics(ray_session, tmp_path) -> None:
     assert 0.0 < float(overall["site/wind-coal-site/utilisation_mean"]) <= 1.0
     assert float(overall["carbon_g_per_request"]) > 0.0 and float(overall["requests"]) > 0.0
     assert {r["cell"] for r in rows[:-1]} == {"coal-bs", "hydro-bs"}
+
+
+@pytest.mark.slow
+def test_one_runner_trains_on_sites_of_different_shapes(ray_session) -> None:
+    """Two sites with different agent sets (5 and 2 agents) as sub-envs of one EnvRunner's vector env."""
+    from aolo.envs.config import ScenarioConfig
+    from aolo.platform.algorithms import TrainingSettings, stop_algorithm
+
+    scenario = ScenarioConfig.from_dict(
+        {
+            "epoch_s": 3600.0,
+            "epochs_per_episode": 24,
+            "sites": [{"name": "a"}, {"name": "b", "datacenter_region": "synthetic:coal_heavy"}],
+            "cells": [
+                {"name": "c0", "site": "a", "num_users": 2},
+                {"name": "c1", "site": "a", "num_users": 3},
+                {"name": "c2", "site": "b", "num_users": 2},
+            ],
+        }
+    )
+    settings = TrainingSettings.from_dict(
+        {"rollout_fragment_length": 24, "hidden": [16, 16], "ppo_minibatch_size": 24, "ppo_epochs": 1}
+    )
+    algo = build_algorithm_config("ppo", scenario, seed=0, settings=settings).build_algo()
+    try:
+        result = algo.train()
+    finally:
+        stop_algorithm(algo)
+    assert result["env_runners"]["num_env_steps_sampled_lifetime"] == 48  # one day on each of the two sites
