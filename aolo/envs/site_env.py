@@ -1,7 +1,7 @@
 """``SiteEnv``: every cell a shared serving site serves, as one RLlib ``MultiAgentEnv`` (docs/design.md §10).
 
-All user groups of all the site's cells are agents (``cell<k>_user_<i>``, ``k`` the cell's index in the
-scenario). Each epoch every cell decides its answers as a :class:`~aolo.envs.cell_env.CellEnv` would
+All user groups of all the site's cells are agents (``cell<k>_user_<i>``, ``k`` the cell's position among
+the site's cells). Each epoch every cell decides its answers as a :class:`~aolo.envs.cell_env.CellEnv` would
 (:meth:`~aolo.envs.cell_env.CellEnv.decide`: action decoding, mean-QoE guard, BS power budget); the site then
 serves all of them together (:func:`aolo.envs.site.site_epoch`): the agents' tokens and the background set the
 batch, hence every answer's energy per token and inter-token latency, and the queue's wait; each cell then
@@ -169,10 +169,9 @@ class SiteEnv(MultiAgentEnv):
         where = f"scenario.sites.{site_index}.background.csv"
         self._background_table = background_csv_tok_s(bg.csv, self.epoch_s, where) if bg.kind == "csv" else None
 
-        self.agent_ids = [
-            [f"cell{i}_user_{u}" for u in range(c.num_users)]
-            for i, c in zip(self.cell_indices, self.cells, strict=True)
-        ]
+        # ids by the cell's position in the site, so sites of equal shape share one agent set (RLlib's vector env
+        # takes its spaces from its first sub-env)
+        self.agent_ids = [[f"cell{k}_user_{u}" for u in range(c.num_users)] for k, c in enumerate(self.cells)]
         self.agents = self.possible_agents = [a for ids in self.agent_ids for a in ids]
         self._all_ids = [*self.agents, "__all__"]
         obs_space = gym.spaces.Box(-OBS_BOUND, OBS_BOUND, (len(SITE_OBS_FEATURES),), np.float32)
