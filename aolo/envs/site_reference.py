@@ -741,7 +741,7 @@ class ForecastSitePolicy:
 
     name = "forecast_site"
 
-    def __init__(self, target_utilisation: float = 0.9, ascent: float = 2.0, price_steps: int = 16):
+    def __init__(self, target_utilisation: float = 0.9, ascent: float = 2.0, price_steps: int = 24):
         self.target_utilisation, self.ascent, self.price_steps = target_utilisation, ascent, price_steps
         self.cell_policies: list[ForecastPolicy] = []
 
@@ -808,7 +808,7 @@ class ForecastSitePolicy:
         price = gamma_max * self.dual
         actions, kappa_planned, tokens = plan(self.last_kappa, price)
         if tokens > headroom_tok:  # the least price (log-bisection) whose answers fit the site's headroom
-            lo, hi = max(price, gamma_max * 1e-3), max(price, gamma_max * 1e-3) * 1e6
+            lo, hi = max(price, gamma_max * 1e-3), max(price, gamma_max * 1e-3) * 1e9
             for _ in range(self.price_steps):
                 mid = np.sqrt(lo * hi)
                 lo, hi = (mid, hi) if plan(kappa_planned, mid)[2] > headroom_tok else (lo, mid)
