@@ -16,8 +16,8 @@ Each measurement runs two variants, interleaved round by round:
 
 * ``rllib`` — what aolo ran before issue 22: RLlib's SAC learner, RLlib's catalog critic (the 256-wide fusion
   stack) and, for SDRL, snntorch ``Synaptic`` neurons;
-* ``aolo`` — the current code: the MLP critics ``training.hidden`` sizes, the lean learner
-  (:mod:`aolo.policies.learners`) and PopSAN's plain-op neurons;
+* ``aolo`` — the current code with ``training.critic: mlp``: the MLP critics ``training.hidden`` sizes, the lean
+  learner (:mod:`aolo.policies.learners`) and PopSAN's plain-op neurons;
 * ``batched`` (iteration breakdown only) — ``aolo`` with ``training.batched_updates``: the iteration's updates
   in one replay sample and one learner call (:mod:`aolo.policies.replay_updates`).
 
@@ -71,7 +71,7 @@ PARTS = (
 def variant_config(algo: str, experiment, variant: str):
     """The AlgorithmConfig of ``algo`` on the preset, as aolo builds it (``aolo``, ``batched``) or as before
     issue 22 (``rllib``)."""
-    settings = experiment.training
+    settings = TrainingSettings.from_dict({**experiment.training.to_dict(), "critic": "mlp"})
     if variant == "batched":
         settings = TrainingSettings.from_dict({**settings.to_dict(), "batched_updates": True})
     config = build_algorithm_config(
