@@ -68,10 +68,13 @@ PARTS = (
 )
 
 
+CRITIC = {"critic": "mlp"}  #: the ``aolo``/``batched`` variants' critic (``--critic``)
+
+
 def variant_config(algo: str, experiment, variant: str):
     """The AlgorithmConfig of ``algo`` on the preset, as aolo builds it (``aolo``, ``batched``) or as before
     issue 22 (``rllib``)."""
-    settings = TrainingSettings.from_dict({**experiment.training.to_dict(), "critic": "mlp"})
+    settings = TrainingSettings.from_dict({**experiment.training.to_dict(), **CRITIC})
     if variant == "batched":
         settings = TrainingSettings.from_dict({**settings.to_dict(), "batched_updates": True})
     config = build_algorithm_config(
@@ -306,7 +309,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--compile", action="store_true", help="also time aolo's update with torch_compile_learner (compiles first)"
     )
+    parser.add_argument("--critic", choices=["mlp", "catalog"], default="mlp", help="the aolo variants' critic")
     args = parser.parse_args(argv)
+    CRITIC["critic"] = args.critic
     torch.set_num_threads(1)
     experiment = load_experiment(args.preset)
     print(
