@@ -16,8 +16,8 @@ Each measurement runs two variants, interleaved round by round:
 
 * ``rllib`` — what aolo ran before issue 22: RLlib's SAC learner, RLlib's catalog critic (the 256-wide fusion
   stack) and, for SDRL, snntorch ``Synaptic`` neurons;
-* ``aolo`` — the current code: the MLP critics ``training.hidden`` sizes, the lean learner
-  (:mod:`aolo.policies.learners`) and PopSAN's plain-op neurons;
+* ``aolo`` — the current code with ``training.critic: mlp``: the MLP critics ``training.hidden`` sizes, the lean
+  learner (:mod:`aolo.policies.learners`) and PopSAN's plain-op neurons;
 * ``batched`` (iteration breakdown only) — ``aolo`` with ``training.batched_updates``: the iteration's updates
   in one replay sample and one learner call (:mod:`aolo.policies.replay_updates`).
 
@@ -68,10 +68,13 @@ PARTS = (
 )
 
 
+CRITIC = {"critic": "mlp"}  #: the ``aolo``/``batched`` variants' critic (``--critic``)
+
+
 def variant_config(algo: str, experiment, variant: str):
     """The AlgorithmConfig of ``algo`` on the preset, as aolo builds it (``aolo``, ``batched``) or as before
     issue 22 (``rllib``)."""
-    settings = experiment.training
+    settings = TrainingSettings.from_dict({**experiment.training.to_dict(), **CRITIC})
     if variant == "batched":
         settings = TrainingSettings.from_dict({**settings.to_dict(), "batched_updates": True})
     config = build_algorithm_config(
@@ -306,7 +309,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--compile", action="store_true", help="also time aolo's update with torch_compile_learner (compiles first)"
     )
+    parser.add_argument("--critic", choices=["mlp", "catalog"], default="mlp", help="the aolo variants' critic")
     args = parser.parse_args(argv)
+    CRITIC["critic"] = args.critic
     torch.set_num_threads(1)
     experiment = load_experiment(args.preset)
     print(

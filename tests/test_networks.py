@@ -26,7 +26,9 @@ def _linear(n_in: int, n_out: int) -> int:
 
 def _module(algo: str):
     experiment = load_experiment("smoke")
-    settings = TrainingSettings.from_dict({**experiment.training.to_dict(), "hidden": [H1, H2], "popsan": POPSAN})
+    settings = TrainingSettings.from_dict(
+        {**experiment.training.to_dict(), "hidden": [H1, H2], "popsan": POPSAN, "critic": "mlp"}
+    )
     config = build_algorithm_config(algo, experiment.scenario, settings=settings)
     spaces = {
         MODULE_ID: (
@@ -69,7 +71,7 @@ def test_critic_is_the_plain_mlp_on_observation_and_action() -> None:
     assert [type(layer).__name__ for layer in module.qf] == ["Linear", "Tanh", "Linear", "Tanh", "Linear"]
 
 
-def test_catalog_critic_stays_selectable_and_is_larger() -> None:
+def test_catalog_critic_is_the_default_and_is_larger() -> None:
     experiment = load_experiment("smoke")
     config = build_algorithm_config("sac", experiment.scenario, settings=experiment.training)
     spec = config.get_multi_rl_module_spec(
@@ -80,7 +82,6 @@ def test_catalog_critic_stays_selectable_and_is_larger() -> None:
             )
         }
     )
-    spec.rl_module_specs[MODULE_ID].model_config["critic"] = "catalog"
     summary = architecture_summary(spec.build()[MODULE_ID])
     assert summary["critic"] == "catalog"
     assert summary["critic_params"] > 256 * 256  # RLlib's 256-wide fusion stack, whatever `hidden` says

@@ -107,8 +107,9 @@ def test_delayed_policy_and_target_updates() -> None:
     learner = _learner(TD3Config().training(policy_delay=delay, tau=tau, actor_lr=1e-2, critic_lr=1e-2))
     module = learner.module[DEFAULT_MODULE_ID]
     tracked = {
-        name: getattr(module, name) for name in ("pi", "qf", "qf_twin", "target_pi", "target_qf", "target_qf_twin")
-    }  # (the Q encoders are weightless: aolo.policies.networks)
+        name: getattr(module, name)
+        for name in ("pi", "qf", "qf_twin", "target_pi", "target_qf", "target_qf_twin", "target_qf_encoder")
+    }
     for step in range(1, 2 * delay + 1):
         before = {name: _snapshot(net) for name, net in tracked.items()}
         results = learner.update(batch=_batch(seed=step), timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: 0})
@@ -116,7 +117,7 @@ def test_delayed_policy_and_target_updates() -> None:
         policy_step = step % delay == 0
         assert changed["qf"] and changed["qf_twin"], step
         assert changed["pi"] == policy_step, step
-        for name in ("target_pi", "target_qf", "target_qf_twin"):
+        for name in ("target_pi", "target_qf", "target_qf_twin", "target_qf_encoder"):
             assert changed[name] == policy_step, (name, step)
         if policy_step:
             # Polyak: target <- tau * main + (1 - tau) * target, with the updated main nets.

@@ -7,13 +7,14 @@ action with ``fcnet_hiddens[:-1]``, concatenates both and runs a *fusion* MLP si
 features, 2 actions and ``hidden: [128, 128]`` that is 298 369 parameters per critic instead of 18 945
 (``[256, 256]``: 661 761 instead of 70 657), and the four critic copies were most of an update's arithmetic.
 
-aolo's critic (``model_config["critic"] == "mlp"``, the default) is the textbook one (Haarnoja et al. 2018,
-Fujimoto et al. 2018)::
+aolo's critic (``model_config["critic"] == "mlp"``, ``training.critic: mlp``) is the textbook one (Haarnoja et
+al. 2018, Fujimoto et al. 2018)::
 
     [obs, action] -> concat -> Linear(obs+act, h_1) -> act -> ... -> Linear(h_n, 1)
 
 with ``h = fcnet_hiddens`` and the activation ``fcnet_activation`` (RLlib's default ``tanh``, the actor's).
-``"catalog"`` keeps RLlib's fusion critic (for comparisons, e.g. ``bench/learner_overhead.py``).
+``"catalog"`` (the default) keeps RLlib's fusion critic: on quick (seed 0) SDRL did not learn with the MLP critic
+(BENCHMARKS.md, issue 22), so the smaller critic is opt-in until a size is chosen by measurement.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def mlp(sizes: Sequence[int], activation: str) -> nn.Sequential:
 
 def critic_setting(model_config: dict[str, Any]) -> str:
     """The module's ``critic`` setting, validated."""
-    critic = model_config.get("critic", "mlp")
+    critic = model_config.get("critic", "catalog")
     if critic not in CRITICS:
         raise ValueError(f"model_config['critic'] must be one of {list(CRITICS)}, got {critic!r}")
     return critic

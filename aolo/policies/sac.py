@@ -25,8 +25,8 @@ class SquashedGaussian(TorchSquashedGaussian):
 
 class SACTorchRLModule(DefaultSACTorchRLModule):
     """RLlib's default SAC module (MLP actor ``obs -> fcnet_hiddens -> 2 act_dim``) acting with
-    :class:`SquashedGaussian`, with twin ``obs + action -> fcnet_hiddens -> 1`` critics
-    (:mod:`aolo.policies.networks`; ``model_config["critic"] = "catalog"`` keeps RLlib's fusion critic)."""
+    :class:`SquashedGaussian`; its twin critics are RLlib's catalog critics or, with ``model_config["critic"] =
+    "mlp"``, ``obs + action -> fcnet_hiddens -> 1`` (:mod:`aolo.policies.networks`)."""
 
     def setup(self) -> None:
         super().setup()

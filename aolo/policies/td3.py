@@ -9,8 +9,8 @@ SAC's pieces, the way RLlib's own TQC does:
 * ``TD3(SAC)``: DQN's off-policy ``training_step`` (sample, store, replay, update,
   priority update, weight sync), plus keeping the EnvRunners' step count exact
   while the uniform-random warm-up lasts.
-* ``DefaultTD3TorchRLModule(DefaultSACTorchRLModule)``: twin ``obs + action -> fcnet_hiddens -> 1``
-  Q networks (:mod:`aolo.policies.networks`; ``critic: catalog`` = RLlib's fusion critic)
+* ``DefaultTD3TorchRLModule(DefaultSACTorchRLModule)``: SAC's catalog-built twin Q networks (or, with
+  ``model_config["critic"] = "mlp"``, ``obs + action -> fcnet_hiddens -> 1``: :mod:`aolo.policies.networks`)
   and their targets, with a deterministic actor ``tanh(pi(obs))`` and its target copy ``target_pi``.
 * ``TD3TorchLearner(DQNTorchLearner)``: clipped double-Q MSE critic loss with target
   policy smoothing, and delayed actor and target-network updates.
