@@ -288,7 +288,8 @@ def test_per_cell_normalisation_divides_each_cells_carbon_by_its_typical_request
 def test_site_metrics_and_load_figure(tmp_path) -> None:
     from aolo.envs.reference import make_reference_policy
     from aolo.envs.site_rollout import PerCellPolicy, run_site_episode, summarize_sites
-    from aolo.platform.report import StudyData, site_load, write_figures
+    from aolo.platform.plots import write_study_figures
+    from aolo.platform.results import StudyData, site_load
 
     env = SiteEnv({"scenario": site_scenario(scaling="autoscale", background={"mean_tok_s": 8000.0})})
     records = run_site_episode(env, PerCellPolicy(lambda: make_reference_policy("myopic"), "myopic"), day=2, seed=2)
@@ -308,4 +309,4 @@ def test_site_metrics_and_load_figure(tmp_path) -> None:
     utilisation, ci = site_load(data)
     np.testing.assert_allclose(utilisation["myopic"]["s"][5], h["utilisation"][20:24].mean())
     assert len(ci["s"]) == 24
-    assert (tmp_path / "site_load.png") in write_figures(data, tmp_path)
+    assert (tmp_path / "site_load.png") in write_study_figures(data, tmp_path)
