@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from aolo.platform import cli
+from tests.tiny import EVAL_METRICS
 
 COMMANDS = tuple(cli.COMMANDS)  # every subcommand: train, evaluate, sweep, compare, report
 
@@ -192,16 +193,7 @@ def test_evaluate_reference_policy_logs_the_printed_metrics(tmp_path, capsys):
         for parts in (line.split() for line in printed_lines)
         if parts and parts[0].startswith("eval/")
     }
-    for name in (
-        "carbon_g_per_request",
-        "carbon_inference_g",
-        "carbon_comm_g",
-        "qoe_mean",
-        "qoe_violation_rate",
-        "latency_violation_rate",
-        "gap_to_bound",
-        "actor_nj_per_decision",
-    ):
+    for name in EVAL_METRICS:
         assert f"eval/{name}" in printed, f"eval/{name} not printed"
 
     client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlruns.db'}")
