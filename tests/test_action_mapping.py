@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import hypothesis as hyp
 import numpy as np
 import pytest
 
@@ -55,7 +56,6 @@ def test_floor_unbreakable_under_random_actions() -> None:
 
 
 def test_floor_unbreakable_hypothesis() -> None:
-    hyp = pytest.importorskip("hypothesis")
     st = hyp.strategies
     env = _env()
     sv = env.scenario.service

@@ -10,7 +10,7 @@ import pytest
 
 from aolo.envs.cell_env import CellEnv
 from aolo.envs.config import ScenarioConfig
-from aolo.envs.reference import REFERENCE_POLICIES, make_reference_policy
+from aolo.envs.reference import make_reference_policy
 
 
 def _perturb_future(env: CellEnv, t: int) -> None:
@@ -45,8 +45,18 @@ def test_causal_policies_ignore_the_future(name: str, kind: str) -> None:
 
 
 def test_forecast_policy_between_myopic_and_hindsight() -> None:
-    assert {"forecast", "myopic", "myopic_true_csi"} <= set(REFERENCE_POLICIES)
-    assert make_reference_policy("myopic_true_csi").name == "myopic_true_csi"
+    """On the same held-out episodes (quick, one day per cell, deterministic), every policy meeting the mean-QoE
+    rule: strict bound <= hindsight <= forecast <= myopic in carbon per request. Measured: 4.868, 5.051, 5.379 mg
+    (forecast ≈ 4 % above hindsight and 6 % below myopic), so the order is not a tie."""
+    from aolo.platform.evaluation import evaluate
+    from aolo.platform.presets import load_experiment
+
+    scenario = load_experiment("quick").scenario
+    metrics = {name: evaluate(name, scenario, 1).metrics for name in ("hindsight", "forecast", "myopic")}
+    carbon = {name: m["carbon_g_per_request"] for name, m in metrics.items()}
+    assert metrics["hindsight"]["bound_g_per_request"] <= carbon["hindsight"] < carbon["forecast"] < carbon["myopic"]
+    assert carbon["forecast"] < 0.98 * carbon["myopic"]  # forecast's use of the forecasts is worth something
+    assert all(m["qoe_mean_violation_rate"] == 0.0 for m in metrics.values())
 
 
 @pytest.mark.parametrize("name", ["forecast", "myopic"])

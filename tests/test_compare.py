@@ -165,7 +165,7 @@ def test_compare_on_smoke_logs_parent_children_table_and_plots(tmp_path, ray_ses
         1 - carbon["sdrl-seed0"] / carbon["sac-seed0"]
     )
     assert "compare/reduction_vs_ppo" not in parent.data.metrics  # no successful ppo run to compare with
-    assert {a.path for a in client.list_artifacts(parent.info.run_id)} == {"table.csv", *PLOTS}
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} == {"table.csv", "config.yaml", *PLOTS}
 
     folder = out / "smoke" / "compare"
     with (folder / "table.csv").open() as f:
@@ -218,12 +218,12 @@ def test_summary_line_counts_and_eta():
     assert summary_line(0, 4, trials[:0], []) == "0/4 done, 0 running, 4 pending"
 
 
-def test_gpu_learners_without_a_gpu_are_a_clear_error(tmp_path, ray_session, capsys):
-    """No GPU in the cluster: the GPU learner path is skipped with an error naming the flag (no CPU fallback)."""
+def test_gpu_learners_without_a_gpu_are_a_clear_error(tmp_path, ray_session, capsys, monkeypatch):
+    """No GPU in the cluster: the GPU learner path is skipped with an error naming the flag (no CPU fallback).
+    The cluster is made GPU-less here, so the test runs the same on a machine with a GPU."""
     import ray
 
-    if ray.cluster_resources().get("GPU", 0) > 0:
-        pytest.skip("this machine has a GPU: the GPU learner path runs instead")
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
     out = tmp_path / "out"
     code = main(
         [

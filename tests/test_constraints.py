@@ -9,10 +9,12 @@ from aolo.envs.cell_env import CellEnv
 from aolo.envs.config import ConfigError
 from aolo.platform.algorithms import build_algorithm_config, stop_algorithm
 from aolo.platform.constraints import (
+    ConstraintCallbacks,
     ConstraintSettings,
     LagrangianReward,
     PIDGains,
     PIDLagrangian,
+    training_scenario,
 )
 from aolo.platform.presets import experiment_from_raw
 from tests.tiny import SETTINGS, TINY
@@ -244,11 +246,32 @@ def test_the_guard_acts_at_deployment_not_in_training_by_default():
 
 
 def test_penalty_method_keeps_the_old_config():
+    from ray.rllib.algorithms.sac import SAC
+
+    from aolo.platform.constraints import LagrangianTD3
+
     config = build_algorithm_config("sac", TINY, settings=SETTINGS)
-    assert type(config.algo_class).__name__ != "LagrangianSAC" and config.algo_class.__name__ == "SAC"
+    assert config.algo_class is SAC  # RLlib's own class, not a Lagrangian subclass
     assert config.env_config["scenario"]["reward"]["terms"] == "all"
+    assert config.callbacks_class is not ConstraintCallbacks and config.evaluation_interval is None
     lag = build_algorithm_config("td3", TINY, settings=SETTINGS, constraints=LAGRANGIAN)
-    assert lag.algo_class.__name__ == "LagrangianTD3" and lag.env_config["scenario"]["reward"]["terms"] == "carbon"
+    assert lag.algo_class is LagrangianTD3 and lag.env_config["scenario"]["reward"]["terms"] == "carbon"
+
+
+def test_the_method_decides_the_reward_terms_and_a_contradiction_is_refused():
+    carbon = TINY.replace(**{"reward.terms": "carbon"})
+    assert training_scenario(TINY, LAGRANGIAN).reward.terms == "carbon"
+    assert training_scenario(carbon, LAGRANGIAN).reward.terms == "carbon"
+    assert training_scenario(TINY, ConstraintSettings()).reward.terms == "all"
+    # penalty with the carbon-only reward would train with no QoE or latency cost at all
+    with pytest.raises(ConfigError, match=r"scenario.reward.terms: 'carbon' contradicts constraints.method: 'penalty'"):
+        build_algorithm_config("sac", carbon, settings=SETTINGS)
+    with pytest.raises(ConfigError, match=r"scenario.reward.terms: 'carbon' contradicts constraints.method: 'penalty'"):
+        experiment_from_raw({"scenario": {"reward": {"terms": "carbon"}}, "constraints": {"method": "penalty"}})
+    with pytest.raises(ConfigError, match=r"scenario.reward.terms: 'all' contradicts constraints.method: 'lagrangian'"):
+        experiment_from_raw({"scenario": {"reward": {"terms": "all"}}, "constraints": {"method": "lagrangian"}})
+    agreeing = {"scenario": {"reward": {"terms": "carbon"}}, "constraints": {"method": "lagrangian"}}
+    assert experiment_from_raw(agreeing).constraints.lagrangian
 
 
 def test_action_at_bound_rate():

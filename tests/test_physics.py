@@ -10,7 +10,7 @@ from aolo.envs import channel
 from aolo.envs.config import RadioConfig, ServiceConfig
 from aolo.envs.physics import InferenceCoefficients, request_outcomes, tokens_for_qoe
 from aolo.envs.serving import get_serving_profile
-from aolo.errors import AoloError
+from aolo.errors import AoloError, FadingTraceError
 
 REL = 1e-6
 
@@ -203,7 +203,9 @@ def test_fading_trace_roundtrip_npz_and_csv(tmp_path):
     (tmp_path / "f.csv").write_text("user_0,user_1\n1.0,0.1\n0.5,0.2\n2.0,0.3\n")
     tr = channel.FadingTrace.load(tmp_path / "f.csv")
     assert np.array_equal(tr.power_gain, gains)
-    assert np.array_equal(tr.window(2, 2, 2), [[2.0, 1.0], [0.3, 0.1]])  # wraps around
+    assert np.array_equal(tr.window(2, 2, 2, wrap=True), [[2.0, 1.0], [0.3, 0.1]])  # wraps around when allowed
+    with pytest.raises(FadingTraceError, match=r"f\.csv: the fading trace has 3 steps \(rows\) but the cell reads up"):
+        tr.window(2, 2, 2)  # ... and not otherwise
     (tmp_path / "bad.csv").write_text("1.0,-0.1\nnan,0.2\n")
     with pytest.raises(ValueError, match="2 fading gains are negative or not finite"):
         channel.FadingTrace.load(tmp_path / "bad.csv")

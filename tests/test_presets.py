@@ -54,8 +54,12 @@ def test_unknown_preset_lists_the_shipped_ones():
 def test_wheel_installs_and_trains_the_smoke_preset_without_the_checkout(tmp_path):
     """Build the wheel, install it (not editable) into a fresh venv and run ``aolo train --preset smoke`` there.
 
-    The venv sees the system site-packages (Ray, torch, MLflow are not reinstalled), but ``aolo`` itself must come
-    from the wheel: its presets are package data, found without the source checkout.
+    The venv sees the dependencies of the interpreter running the tests (Ray, torch, MLflow are not reinstalled)
+    through a ``.pth`` file listing that interpreter's site-packages folders — whether it is the system Python
+    or itself a venv (``--system-site-packages`` would reach the *base* Python, which in a venv lacks them).
+    Plain folders in a ``.pth`` file are not site dirs, so the ``.pth`` files inside them (an editable install
+    of aolo among them) are not run: ``aolo`` itself must come from the wheel, its presets package data found
+    without the source checkout.
     """
     import shutil
     import subprocess
@@ -88,13 +92,15 @@ def test_wheel_installs_and_trains_the_smoke_preset_without_the_checkout(tmp_pat
     )
     (wheel,) = (tmp_path / "dist").glob("aolo-*.whl")
     venv = tmp_path / "venv"
-    run(sys.executable, "-m", "venv", "--system-site-packages", str(venv))
+    run(sys.executable, "-m", "venv", str(venv))
     bin_dir = venv / ("Scripts" if sys.platform == "win32" else "bin")
     python = bin_dir / "python"
     run(str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel))
     shutil.rmtree(src)  # nothing of the source tree is left to fall back on
 
     purelib = run(str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout.strip()
+    dependencies = [p for p in sys.path if Path(p).name in ("site-packages", "dist-packages") and Path(p).is_dir()]
+    (Path(purelib) / "test_dependencies.pth").write_text("".join(f"{p}\n" for p in dependencies))
     where = run(str(python), "-c", "import aolo; print(aolo.__file__)").stdout.strip()
     assert Path(where).is_relative_to(Path(purelib)), f"aolo imported from {where}, not the venv's {purelib}"
     assert Path(purelib) != Path(sysconfig.get_paths()["purelib"])

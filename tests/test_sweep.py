@@ -30,6 +30,7 @@ from aolo.platform.sweep import (
     sweep_raw,
     trial_label,
 )
+from aolo.platform.tracking import experiment_params
 
 SMOKE = load_experiment("smoke")
 
@@ -242,9 +243,11 @@ def test_smoke_sweep_logs_one_run_per_trial_selects_and_resumes(tmp_path, ray_se
 
     runs = _sweep_runs(out / "mlruns.db")
     assert len(runs) == 2
-    assert {float(r.data.params["scenario.reward.carbon"]) for r in runs} == {0.5, 2.0}
+    assert {float(r.data.params["reward.carbon"]) for r in runs} == {0.5, 2.0}
     assert all(r.info.status == "FINISHED" for r in runs)
-    assert all(r.data.params["algorithm"] == "sac" and r.data.params["training.env_steps"] == "96" for r in runs)
+    assert all(r.data.params["algorithm"] == "sac" and r.data.params["env_steps"] == "96" for r in runs)
+    trained = set(experiment_params(SMOKE, "sac", 0))  # the names `aolo train` logs, no sweep-only spellings
+    assert all(set(r.data.params) == trained | {"num_learners", "num_gpus_per_learner"} for r in runs)
     assert all((r.data.params["num_learners"], r.data.params["num_gpus_per_learner"]) == ("0", "0.0") for r in runs)
     assert all("train/iteration_time_s" in r.data.metrics for r in runs)  # train.iteration_metrics
     assert all(not any(k.startswith("config/") or k == "pid" for k in r.data.metrics) for r in runs)

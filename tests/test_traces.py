@@ -265,12 +265,19 @@ def test_carbon_trace_rejects_bad_values() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_values_at_interpolates_and_holds() -> None:
+def test_value_i_holds_for_the_hour_starting_at_i() -> None:
     trace = CarbonTrace("x", 0, np.array([100.0, 200.0, 200.0, 50.0]), "test")
-    got = trace.values_at(np.array([0.0, 0.5, 1.0, 1.5, 2.75, 3.0, 10.0, -1.0]))
-    np.testing.assert_allclose(got, [100.0, 150.0, 200.0, 200.0, 87.5, 50.0, 50.0, 100.0])
+    # :15, :30 and :45 of hour 0 read hour 0's value (no mixing in the next hour); hour 3 holds past the end
+    got = trace.values_at(np.array([0.0, 0.25, 0.5, 0.75, 0.999, 1.0, 2.75, 3.0, 10.0, -1.0]))
+    np.testing.assert_array_equal(got, [100.0, 100.0, 100.0, 100.0, 100.0, 200.0, 200.0, 50.0, 50.0, 100.0])
     assert trace.values_at(np.zeros((2, 3))).shape == (2, 3)
-    assert float(trace.values_at(1.5)) == 200.0
+    # an epoch grid of 15 min (900 s / 3600 s in float) lands each epoch in its own hour: 4 epochs per value
+    epochs = np.arange(16) * (900.0 / 3600.0)
+    np.testing.assert_array_equal(trace.values_at(epochs), np.repeat(trace.gco2_per_kwh, 4))
+    # 6 min epochs: the mean over a whole day of epochs is the mean of the hourly values (each hour weighs alike)
+    day = CarbonTrace("d", 0, np.arange(24.0), "test")
+    epochs = np.arange(24 * 60 // 6) * 0.1
+    assert day.values_at(epochs).mean() == pytest.approx(np.arange(24.0).mean())
 
 
 def test_train_heldout_split() -> None:

@@ -4,26 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import math
 from pathlib import Path
 
 import pytest
+import yaml
 
 from aolo.platform import cli
-from aolo.platform.presets import load_experiment
-from aolo.platform.tracking import Tracker, default_tracking_uri
-
-EVAL_METRICS = (
-    "carbon_g_per_request",
-    "carbon_inference_g",
-    "carbon_comm_g",
-    "qoe_mean",
-    "qoe_violation_rate",
-    "latency_violation_rate",
-    "gap_to_bound",
-    "actor_nj_per_decision",
-)
+from aolo.platform.constraints import ConstraintSettings
+from aolo.platform.presets import experiment_from_raw, load_experiment
+from aolo.platform.tracking import Tracker, default_tracking_uri, experiment_params
+from tests.tiny import EVAL_METRICS
 
 
 def _client(out: Path):
@@ -58,10 +51,31 @@ def test_train_logs_a_finished_mlflow_run(sac_run):
     assert params["algorithm"] == "sac" and params["seed"] == "0" and params["env_steps"] == "96"
     assert params["scenario"] == "smoke" and "coal-bs/hydro-dc (bs=synthetic:coal_heavy" in params["cells"]
     assert {f"reward.{w}" for w in ("carbon", "qoe", "latency", "floor", "deficit")} <= set(params)
-    assert len(params) < 40  # the meaningful settings, not RLlib's hundreds
+    assert params["constraints.method"] == "penalty" and params["reward.terms"] == "all"
+    assert params["service.q_min"] == "0.8" and params["forecast.kind"] == "perfect"
+    assert len(params) < 60  # the meaningful settings, not RLlib's hundreds
+    config = Path(_client(out).download_artifacts(run.info.run_id, "config.yaml", str(out / "artifact")))
+    logged = experiment_from_raw(yaml.safe_load(config.read_text()), "smoke")
+    smoke = load_experiment("smoke")
+    assert (logged.scenario, logged.training, logged.constraints) == (smoke.scenario, smoke.training, smoke.constraints)
     for name in EVAL_METRICS:
         assert math.isfinite(run.data.metrics[f"eval/{name}"]), name
     assert run.data.metrics["eval/gap_to_bound"] > -1e-9  # nothing beats the hindsight bound
+
+
+def test_runs_log_the_constraints_and_reward_terms_they_train_with():
+    smoke = load_experiment("smoke")
+    lagrangian = dataclasses.replace(smoke, constraints=ConstraintSettings.from_dict({"method": "lagrangian"}))
+    penalty, lag = experiment_params(smoke, "sac", 0), experiment_params(lagrangian, "sac", 0)
+    assert (penalty["constraints.method"], penalty["reward.terms"], penalty["reward.deficit"]) == (
+        "penalty",
+        "all",
+        300,
+    )
+    assert "constraints.qoe.kp" not in penalty  # the multipliers' gains do nothing under penalty
+    assert (lag["constraints.method"], lag["reward.terms"], lag["constraints.qoe.kp"]) == ("lagrangian", "carbon", 10.0)
+    assert lag["constraints.qoe_margin"] == 0.01 and lag["constraints.guard_in_training"] is False
+    assert "reward.deficit" not in lag and lag["reward.carbon"] == 1.0  # only the weights the carbon reward applies
 
 
 def test_train_logs_per_iteration_metrics_at_env_steps(sac_run):

@@ -12,6 +12,7 @@ A whole episode's exogenous inputs (carbon intensities, channels, requests) are 
 from __future__ import annotations
 
 import itertools
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ from aolo.envs.physics import (
 )
 from aolo.envs.serving import get_serving_profile
 from aolo.envs.traces import CarbonTrace, load_trace
+from aolo.envs.traces.carbon_trace import check_paired
 from aolo.envs.workload import make_workload
 
 ENV_NAME = "aolo-cell-v0"
@@ -109,10 +111,11 @@ class Episode:
 class CellEnv(MultiAgentEnv):
     """Multi-agent cell environment.
 
-    ``config`` keys (all optional; an RLlib ``EnvContext`` also carries ``worker_index``/``vector_index``):
+    ``config`` keys (all optional; an RLlib ``EnvContext`` also carries ``worker_index``):
         scenario: a :class:`ScenarioConfig` or its dict form (default scenario if absent).
-        cell_index: pick the cell explicitly; otherwise each env copy takes
-            ``cells[(runner_slot · num_envs_per_env_runner + vector_index) % len(cells)]``.
+        cell_index: pick the cell explicitly; otherwise each env copy takes ``cells[copy index % len(cells)]``,
+            the copy index being runner slot · num_envs_per_env_runner + the copy's position in its runner,
+            counted in construction order (:meth:`_copy_index`; RLlib's ``vector_index`` is 0 for every copy).
         num_envs_per_env_runner: used for the per-copy cell choice (set by the algorithm builders).
         split: ``"train"`` (default) draws days from the training days, ``"heldout"`` from held-out days.
         seed: base seed (default 0); each copy offsets it by its copy index.
@@ -144,11 +147,13 @@ class CellEnv(MultiAgentEnv):
             raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
 
         sc, radio, service = self.scenario, self.scenario.radio, self.scenario.service
-        self.trace_cell: CarbonTrace = load_trace(self.cell.grid_region, sc.accounting, sc.data_dir)
-        self.trace_dc: CarbonTrace = load_trace(self.cell.datacenter_region, sc.accounting, sc.data_dir)
+        max_g = sc.carbon_intensity_max_g_per_kwh
+        self.trace_cell: CarbonTrace = load_trace(self.cell.grid_region, sc.accounting, sc.data_dir, max_g)
+        self.trace_dc: CarbonTrace = load_trace(self.cell.datacenter_region, sc.accounting, sc.data_dir, max_g)
+        check_paired(self.trace_cell, self.trace_dc, self.cell.name)
         self.days = self._split_days()
         self.workload = make_workload(service.workload)
-        self.fading_trace = channel.FadingTrace.load(self.cell.fading_trace) if self.cell.fading_trace else None
+        self.fading_trace = self._load_fading_trace()
         self.inference = InferenceCoefficients.build(
             get_serving_profile(self.cell.serving_profile), self.cell.serving_batch, service
         )
@@ -191,6 +196,23 @@ class CellEnv(MultiAgentEnv):
         num_envs = int(config.get("num_envs_per_env_runner", 1))
         runner_slot = max(int(worker_index) - 1, 0)  # 0 = local runner, 1..N = remote EnvRunners
         return runner_slot * num_envs + next(CellEnv._rllib_copies_built) % num_envs
+
+    def _load_fading_trace(self) -> channel.FadingTrace | None:
+        """The cell's fading trace, checked against what the cell reads: enough users, and (unless
+        ``fading_trace_wrap``) steps up to the last epoch of its last day."""
+        if not self.cell.fading_trace:
+            return None
+        trace = channel.FadingTrace.load(self.cell.fading_trace)
+        last_day = max(int(d.max()) for d in self.days.values())  # _split_days leaves none empty
+        last_step = int(last_day * 86_400 / self.scenario.epoch_s) + self.scenario.epochs_per_episode - 1
+        trace.check_fits(self.cell.num_users, last_step, self.cell.fading_trace_wrap, f"cell {self.cell.name!r}")
+        if self.scenario.radio.fading_average == "ergodic":
+            warnings.warn(
+                f"cell {self.cell.name!r}: fading_trace {self.cell.fading_trace} cannot change any result: "
+                f"radio.fading_average: ergodic averages the fading out (use instantaneous to replay it)",
+                stacklevel=3,
+            )
+        return trace
 
     def _split_days(self) -> dict[str, np.ndarray]:
         n_days = min(self.trace_cell.n_days, self.trace_dc.n_days)
@@ -350,9 +372,9 @@ class CellEnv(MultiAgentEnv):
         sc, radio, cell, rng = self.scenario, self.scenario.radio, self.cell, self._rng
         n, T = cell.num_users, sc.epochs_per_episode
         hours = day * 24.0 + np.arange(T) * sc.epoch_s / 3600.0
-        # Every carbon value an episode reads comes from its own day(s): reads past the last hourly point of
-        # the episode's span hold that point. Otherwise the last epochs (interpolation towards midnight, the
-        # 1 h / 3 h look-aheads) would read the next day, which is a held-out day for many training days.
+        # Every carbon value an episode reads comes from its own day(s): reads past the last hour of the
+        # episode's span hold that hour's value. Otherwise the last epochs' 1 h / 3 h look-aheads would read the
+        # next day, which is a held-out day for many training days.
         span_days = int(np.ceil(T * sc.epoch_s / 86_400.0))
         last_hour = day * 24.0 + span_days * 24.0 - 1.0
         own = lambda h: np.minimum(h, last_hour)  # noqa: E731
@@ -380,7 +402,7 @@ class CellEnv(MultiAgentEnv):
         large_scale = channel.db_to_linear(-pl_db + sigma * rng.standard_normal(n))
 
         if self.fading_trace is not None:
-            true_gain = self.fading_trace.window(n, int(day * 86_400 / sc.epoch_s), T)
+            true_gain = self.fading_trace.window(n, int(day * 86_400 / sc.epoch_s), T, cell.fading_trace_wrap)
             h = np.sqrt(true_gain).astype(np.complex128)
         else:
             k = channel.db_to_linear(radio.rician_k_db) if cell.link_state == "los" else 0.0

@@ -190,11 +190,33 @@ class FadingTrace:
             return cls(gain.T.copy(), str(path))
         raise FadingTraceError(f"{path}: fading traces must be .npz or .csv")
 
-    def window(self, n_users: int, start: int, n_steps: int) -> np.ndarray:
-        """Gains for ``n_users`` over ``n_steps`` steps from ``start`` (wrapping around the trace)."""
-        if n_users > self.power_gain.shape[0]:
-            raise ValueError(f"{self.source}: trace has {self.power_gain.shape[0]} users, the cell needs {n_users}")
-        idx = (start + np.arange(n_steps)) % self.power_gain.shape[1]
+    @property
+    def num_users(self) -> int:
+        return int(self.power_gain.shape[0])
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.power_gain.shape[1])
+
+    def check_fits(self, n_users: int, last_step: int, wrap: bool, cell: str = "the cell") -> None:
+        """Raise a FadingTraceError unless the trace has ``n_users`` users and (unless ``wrap``) reaches step
+        ``last_step`` (0-based), naming the file, what it has and what ``cell`` needs."""
+        if n_users > self.num_users:
+            raise FadingTraceError(
+                f"{self.source}: the fading trace has {self.num_users} users (columns) but {cell} has "
+                f"{n_users}; expected at least {n_users} users"
+            )
+        if not wrap and last_step >= self.num_steps:
+            raise FadingTraceError(
+                f"{self.source}: the fading trace has {self.num_steps} steps (rows) but {cell} reads up to "
+                f"step {last_step} (the last epoch of its last day); give a trace of at least {last_step + 1} "
+                f"steps, or set fading_trace_wrap: true on the cell to reuse it cyclically"
+            )
+
+    def window(self, n_users: int, start: int, n_steps: int, wrap: bool = False) -> np.ndarray:
+        """Gains for ``n_users`` over ``n_steps`` steps from ``start`` (``wrap``: around the trace's end)."""
+        self.check_fits(n_users, start + n_steps - 1, wrap)
+        idx = (start + np.arange(n_steps)) % self.num_steps
         return self.power_gain[:n_users, idx]
 
 

@@ -21,6 +21,7 @@ import yaml
 
 from aolo.envs.channel import LINK_STATES, PATHLOSS_SCENARIOS
 from aolo.envs.serving import SERVING_PROFILES
+from aolo.envs.traces.carbon_trace import MAX_G_PER_KWH
 from aolo.errors import ConfigError  # re-exported: aolo.envs.config.ConfigError
 
 #: Bits sent over the radio per answer token for each modality preset.
@@ -259,7 +260,7 @@ class Validated:
         return obj
 
 
-def _section_errors(cls: type, value: Any, path: str) -> list[str]:
+def _section_errors(cls: type[Validated], value: Any, path: str) -> list[str]:
     if not isinstance(value, cls):
         return [f"{path}: must be a {cls.__name__} (a mapping of its fields), got {value!r}"]
     return value.validation_errors(path)
@@ -297,6 +298,8 @@ class CellSpec(Validated):
     fading_trace: str | None = satisfies(
         None, lambda v: Path(v).suffix in (".npz", ".csv"), "must be a .npz or .csv file", optional=True
     )
+    #: reuse a fading trace shorter than the days the scenario reads cyclically (otherwise that is an error)
+    fading_trace_wrap: bool = satisfies(False, lambda v: isinstance(v, bool), "true or false")
 
     def _cross_checks(self, bad: set[str]) -> Iterator[tuple[str, str]]:
         if not bad & {"radius_m", "min_distance_m"} and not self.radius_m > self.min_distance_m:
@@ -493,6 +496,8 @@ class ScenarioConfig(Validated):
     epochs_per_episode: int = bounded(96, 1, integer=True)
     accounting: str = one_of("direct", ACCOUNTING_MODES)  #: carbon-intensity accounting: ``direct`` | ``life-cycle``
     data_dir: str | None = None  #: where ``zone:*`` traces are looked up (default: $AOLO_DATA_DIR, ../shared/data)
+    #: trace files with a value above this [gCO2eq/kWh] are refused (the plausible range, MAX_G_PER_KWH)
+    carbon_intensity_max_g_per_kwh: float = bounded(MAX_G_PER_KWH, 0.0, 1e5, lo_open=True)
 
     def __post_init__(self) -> None:
         self.validate()

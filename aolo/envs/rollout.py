@@ -76,7 +76,7 @@ def run_episode(
 def spread_days(days: np.ndarray, k: int | None) -> np.ndarray:
     """``k`` of ``days`` evenly spread over the whole set: the middle day of each of ``k`` equal strata, so a
     few evaluation days still cover every season; ``None`` (or ``k >= len(days)``) keeps them all. With the 52
-    held-out days of a year (every 7th) and ``k = 4`` this picks days 48, 139, 230, 321 (17 Feb, 20 May,
+    held-out days of a year (every 7th) and ``k = 4`` this picks days 48, 139, 230, 321 (18 Feb, 20 May,
     19 Aug, 18 Nov of 2023): one day per season."""
     days = np.asarray(days)
     if k is None or k >= len(days):

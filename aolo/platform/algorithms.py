@@ -29,6 +29,7 @@ from aolo.platform.constraints import (
     lagrangian_algo_class,
     learner_connector,
     measurement_config,
+    training_scenario,
 )
 
 ALGORITHMS = ("sdrl", "sac", "td3", "ppo")
@@ -115,10 +116,7 @@ def build_algorithm_config(
     constraints = constraints or ConstraintSettings()
     torch.set_num_threads(1)  # 2-core machines: torch's default threads oversubscribe with Ray (13× slower)
     num_envs = len(scenario.cells)
-    if constraints.lagrangian:
-        scenario = scenario.replace(**{"reward.terms": "carbon"})
-    if not constraints.guard_in_training:  # the guard acts where the policy is deployed (ConstraintSettings)
-        scenario = scenario.replace(**{"service.mean_qoe_guard": False})
+    scenario = training_scenario(scenario, constraints)  # constraints.method decides the reward terms
     env_config = {
         "scenario": scenario.to_dict(),
         "seed": seed,

@@ -26,7 +26,6 @@ import numpy as np
 from ray import tune
 
 from aolo.envs.config import ConfigError
-from aolo.platform.algorithms import build_algorithm_config
 from aolo.platform.compare_stats import PROPOSED, PolicyRow, RunOutcome, summarize, table_records
 from aolo.platform.evaluation import EvaluationResult, eval_metrics_for_mlflow, evaluate, gap_to_bound
 from aolo.platform.plots import write_study_figures
@@ -48,15 +47,22 @@ from aolo.platform.results import (
     write_reference_rows,
     write_rows,
 )
-from aolo.platform.tracking import TrackedRun, Tracker, policy_params, scenario_params
+from aolo.platform.tracking import (
+    TrackedRun,
+    Tracker,
+    constraint_params,
+    log_experiment_config,
+    policy_params,
+    scenario_params,
+)
 from aolo.platform.train import (
     check_gpus,
-    configure_learners,
     has_checkpoint,
     init_ray,
     learner_params,
     reference_results,
     train_one,
+    training_config,
     trial_resources,
 )
 
@@ -127,6 +133,7 @@ def run_compare(
         **scenario_params(scenario),
         "algorithms": ",".join(experiment.algorithms),
         "seeds": ",".join(map(str, experiment.seeds)),
+        **constraint_params(experiment.constraints),
         "env_steps": experiment.training.env_steps,
         "evaluation.days_per_cell": experiment.days_per_cell if experiment.days_per_cell is not None else "all",
         "num_env_runners": num_env_runners,
@@ -139,6 +146,7 @@ def run_compare(
     result = CompareResult([], outcomes, [], None, False)
     try:
         with tracker.mlflow_run(f"compare-{experiment.name}", params, {"aolo.command": "compare"}) as parent:
+            log_experiment_config(parent, experiment)
             result.parent_run_id = parent.run_id
             import ray
 
@@ -277,12 +285,12 @@ def _trainings(
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # relative trace paths keep working in trials
     bundles = {
         a: trial_resources(
-            configure_learners(
-                build_algorithm_config(
-                    a, experiment.scenario, settings=experiment.training, num_env_runners=num_env_runners
-                ),
-                cluster.num_learners,
-                cluster.num_gpus_per_learner,
+            training_config(
+                experiment,
+                a,
+                num_env_runners=num_env_runners,
+                num_learners=cluster.num_learners,
+                num_gpus_per_learner=cluster.num_gpus_per_learner,
             )
         ).bundles
         for a in experiment.algorithms

@@ -32,10 +32,8 @@ per cell in RLlib's evaluation step, :func:`measurement_config`)::
 
 "Own" leaves out what the mean-QoE guard added (``qoe_own_day_mean``): the guard keeps every delivered day at
 ``Q_min``, so the multiplier must see the policy's own days to price leaning on it. The error is the shortfall,
-not the signed gap ``Q_min + qoe_margin - own mean`` (which would let surplus days pay for short ones): measured on
-quick (seed 0, guard on), the signed gap with these gains swung λ between 0 and 3.7 and the policy between leaning
-on the guard and over-delivering (SDRL +15 %, SAC +16 % to the bound); with K_P 2, K_I 5 it settled (λ ≈ 1.3)
-but the policies were +11 % and +14 %, against +4 % (SDRL) with the shortfall.
+not the signed gap ``Q_min + qoe_margin - own mean`` (which would let surplus days pay for short ones, and
+measured worse: REPORT.md §3, item 4).
 ``I`` starts at the initial multiplier, so training starts at the price given in the preset. The state
 (``I``, ``e_prev``, ``λ``) lives in the Algorithm (the ``Lagrangian*`` subclasses below): it goes into
 ``Algorithm.save_to_path`` checkpoints, is restored by ``restore_from_path`` / ``from_checkpoint``, is
@@ -57,7 +55,7 @@ from ray.rllib.connectors.connector_v2 import ConnectorV2
 from ray.rllib.core.columns import Columns
 from ray.rllib.utils.replay_buffers.multi_agent_episode_buffer import MultiAgentEpisodeReplayBuffer
 
-from aolo.envs.config import ConfigError
+from aolo.envs.config import ConfigError, ScenarioConfig
 from aolo.policies.td3 import TD3
 
 METHODS = ("lagrangian", "penalty")
@@ -110,9 +108,8 @@ class ConstraintSettings:
     qoe_margin: float = 0.01
     #: run the mean-QoE guard (``service.mean_qoe_guard``) in training too. Off by default: the learner then sees
     #: what a short day really costs and the guard acts only where the policy is deployed (held-out evaluation,
-    #: ``aolo evaluate``). Measured with it on (paper, 5 seeds): exploration noise made the guard rescue sampled
-    #: days at q_max, the learners paid that carbon plus the priced rescue and over-delivered (mean QoE SAC
-    #: 0.821-0.835, SDRL up to 0.842; SAC +4.1 to +6.5 % to the bound where it had been +3.4 to +6.0 %)
+    #: ``aolo evaluate``); with it on, exploration noise makes the guard rescue sampled days and the learners
+    #: over-deliver (measured: REPORT.md §2)
     guard_in_training: bool = False
 
     def __post_init__(self) -> None:
@@ -155,6 +152,37 @@ class ConstraintSettings:
     @property
     def lagrangian(self) -> bool:
         return self.method == "lagrangian"
+
+
+#: The reward terms each method trains with (``scenario.reward.terms``): the multipliers price the QoE-mean and
+#: latency rules under ``lagrangian``, the fixed weights under ``penalty``. :func:`training_scenario` applies it.
+REWARD_TERMS_BY_METHOD = {"lagrangian": "carbon", "penalty": "all"}
+
+
+def check_reward_terms(terms: str, constraints: ConstraintSettings) -> None:
+    """A ``scenario.reward.terms`` that contradicts ``constraints.method`` is a :class:`ConfigError` naming both
+    keys (``penalty`` with ``terms: carbon`` would train with no QoE or latency cost at all)."""
+    wanted = REWARD_TERMS_BY_METHOD[constraints.method]
+    if terms != wanted:
+        raise ConfigError(
+            f"scenario.reward.terms: {terms!r} contradicts constraints.method: {constraints.method!r}, which "
+            f"trains with reward.terms {wanted!r}; leave scenario.reward.terms out (constraints.method decides it)"
+        )
+
+
+def training_scenario(scenario: ScenarioConfig, constraints: ConstraintSettings) -> ScenarioConfig:
+    """The scenario the learner trains on: the one place ``constraints`` decides the reward terms
+    (:data:`REWARD_TERMS_BY_METHOD`) and where the mean-QoE guard runs (in training only with
+    ``guard_in_training``; evaluation keeps the scenario's own ``service.mean_qoe_guard``).
+
+    ``scenario.reward.terms`` left at its default ``all`` follows the method; a ``carbon`` under ``penalty`` is
+    refused (:func:`check_reward_terms`)."""
+    if scenario.reward.terms != "all":
+        check_reward_terms(scenario.reward.terms, constraints)
+    changes: dict[str, Any] = {"reward.terms": REWARD_TERMS_BY_METHOD[constraints.method]}
+    if not constraints.guard_in_training:
+        changes["service.mean_qoe_guard"] = False
+    return scenario.replace(**changes)
 
 
 class PIDLagrangian:
@@ -283,9 +311,8 @@ def measurement_config(config, num_cells: int):
     """Measure the constraints where they must hold: on the deterministic policy (``explore=False``, the policy
     evaluation deploys), one training-split day per cell after every iteration, in the algorithm's process.
 
-    The exploring policy's days are not that measurement: SAC's squashed-Gaussian noise alone moved a cell's day
-    mean QoE by 0.1 against its mean action (measured, quick preset), so a multiplier driven by the sampled
-    days priced a constraint the deployed policy broke."""
+    The exploring policy's days are not that measurement: the sampled days can meet the rule while the deployed
+    policy breaks it (measured: docs/design.md §8), so a multiplier driven by them prices the wrong policy."""
     from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
     return config.evaluation(

@@ -22,7 +22,9 @@ Sweep files (``reward_weights.yaml``) add ``search_space`` and ``selection``; se
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.resources
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +34,7 @@ import yaml
 
 from aolo.envs.config import ConfigError, ScenarioConfig, Validated, bounded, is_integer, satisfies
 from aolo.platform.algorithms import ALGORITHMS, TrainingSettings
-from aolo.platform.constraints import ConstraintSettings
+from aolo.platform.constraints import ConstraintSettings, check_reward_terms
 
 #: The shipped presets, package data read through importlib.resources (works from a wheel as from a checkout).
 TUNE_CONFIGS_DIR = importlib.resources.files("aolo") / "tune_configs"
@@ -173,6 +175,9 @@ def experiment_from_raw(raw: Mapping[str, Any], name: str | None = None) -> Expe
     constraints = _collect(errors, ConstraintSettings.from_dict, raw.get("constraints"))
     evaluation = _collect(errors, EvaluationSection.from_mapping, raw.get("evaluation"))
     compare = _collect(errors, CompareSection.from_mapping, raw.get("compare"))
+    reward = raw.get("scenario", {}).get("reward") if isinstance(raw.get("scenario"), Mapping) else None
+    if constraints is not None and isinstance(reward, Mapping) and "terms" in reward:
+        _collect(errors, functools.partial(check_reward_terms, constraints=constraints), reward["terms"])
     algorithm = raw.get("algorithm", "sdrl")
     if algorithm not in ALGORITHMS:
         errors.append(f"algorithm: must be one of {list(ALGORITHMS)}, got {algorithm!r}")
@@ -189,6 +194,23 @@ def experiment_from_raw(raw: Mapping[str, Any], name: str | None = None) -> Expe
         seeds=tuple(compare.seeds),
         raw=raw,
     )
+
+
+def experiment_config(experiment: Experiment) -> dict[str, Any]:
+    """The experiment as the preset it trains with: every section validated, its defaults filled in (plain YAML
+    types; ``scenario.reward.terms`` left out: ``constraints.method`` decides it). Loading it with
+    :func:`experiment_from_raw` gives the same experiment; every run logs it as the ``config.yaml`` artifact."""
+    scenario = experiment.scenario.to_dict()
+    del scenario["reward"]["terms"]
+    config = {
+        "scenario": scenario,
+        "training": experiment.training.to_dict(),
+        "constraints": experiment.constraints.to_dict(),
+        "algorithm": experiment.algorithm,
+        "evaluation": {"days_per_cell": experiment.days_per_cell},
+        "compare": {"algorithms": experiment.algorithms, "seeds": experiment.seeds},
+    }
+    return json.loads(json.dumps(config))  # tuples -> lists: what YAML writes and reads
 
 
 def load_experiment(preset: str) -> Experiment:

@@ -16,8 +16,9 @@ Keys are ``scenario.<field path>`` (any :class:`~aolo.envs.config.ScenarioConfig
 field), ``algorithm`` or ``seed``. Every trial trains one algorithm with RLlib on the sampled experiment up to
 the env-step budget, in ``aolo train``'s loop (:func:`~aolo.platform.train.train_to_budget`), checkpoints after
 every iteration (so ``--resume`` continues an interrupted sweep), then evaluates on the held-out days.
-``MLflowLoggerCallback`` logs one MLflow run per trial whose params are just the swept keys plus ``algorithm``,
-``seed`` and the budget, and whose metrics are the per-iteration training metrics and the ``eval/...`` metrics.
+``MLflowLoggerCallback`` logs one MLflow run per trial with the params every training run logs (the sampled
+experiment's, under the same names as ``aolo train``'s), its ``config.yaml``, the per-iteration training metrics
+and the ``eval/...`` metrics.
 The selected trial has the lowest held-out carbon per request among the trials whose QoE and latency violation
 rates stay within the ``selection`` thresholds.
 """
@@ -40,21 +41,21 @@ from ray import tune
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 
 from aolo.envs.config import ConfigError
-from aolo.platform.algorithms import ALGORITHMS, TrainingSettings, build_algorithm_config, stop_algorithm
+from aolo.platform.algorithms import ALGORITHMS, TrainingSettings, stop_algorithm
 from aolo.platform.console import fmt, format_columns
 from aolo.platform.evaluation import eval_metrics_for_mlflow, evaluate, evaluate_checkpoint
 from aolo.platform.plots import plot_sweep_tradeoff
 from aolo.platform.presets import Experiment, load_raw
 from aolo.platform.results import CARBON_METRIC, MG_PER_G, TUNE_DIR, sweep_dir
-from aolo.platform.tracking import TrackedRun, Tracker
+from aolo.platform.tracking import TrackedRun, Tracker, experiment_params, log_experiment_config
 from aolo.platform.train import (
     build_algo,
     check_gpus,
-    configure_learners,
     init_ray,
     learner_params,
     reference_results,
     train_to_budget,
+    training_config,
     trial_resources,
 )
 
@@ -64,7 +65,7 @@ KEY_HELP = "'scenario.<field path>', 'training.<field>', 'algorithm' or 'seed'"
 SWEEP_SETTINGS = {"num_samples": 1, "max_concurrent_trials": 1, "max_failures": 1}
 #: what a sweep file sets over ``--preset`` (``constraints``: a reward-weight sweep needs ``method: penalty``)
 SWEEP_SECTIONS = ("search_space", "selection", "sweep", "constraints")
-BUDGET_PARAM = "training.env_steps"
+BUDGET_PARAM = "training.env_steps"  #: in every trial's config; logged as ``env_steps`` like every run's budget
 _STATE_FILE = "aolo_trial_state.json"
 LEARNER_PARAMS = ("num_learners", "num_gpus_per_learner")  #: in every trial's config (MLflow params), not swept
 
@@ -356,15 +357,21 @@ def _trial_name(prefix: str, trial: Any) -> str:
 
 
 class TrialMetricsLogger(MLflowLoggerCallback):
-    """``MLflowLoggerCallback`` with one MLflow run per trial even across ``--resume``, logging aolo's
-    ``train/*`` and ``eval/*`` metrics (plus Tune's iteration and step counters), not Tune's bookkeeping
-    (``pid``, ``timestamp``, ``config/*``, ...)."""
+    """``MLflowLoggerCallback`` with one MLflow run per trial even across ``--resume``, whose params are those every
+    training run logs (:func:`~aolo.platform.tracking.experiment_params` of the trial's sampled experiment, plus
+    any swept key they do not cover, ``scenario.`` dropped as in :func:`~aolo.platform.tracking.scenario_params`)
+    with ``config.yaml``, and which logs aolo's ``train/*`` and ``eval/*`` metrics (plus Tune's iteration and step
+    counters), not Tune's bookkeeping (``pid``, ``timestamp``, ``config/*``, ...)."""
 
     KEEP = ("timesteps_total", "training_iteration")
 
+    def __init__(self, *, base: Experiment, learners: Mapping[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.base, self.learners = base, dict(learners)
+
     def log_trial_start(self, trial: Any) -> None:
+        client = MlflowClient(self.tracking_uri)
         if trial not in self._trial_runs:  # a resumed trial continues the run its first start opened
-            client = MlflowClient(self.tracking_uri)
             experiment = client.get_experiment_by_name(self.experiment_name)
             runs = client.search_runs(
                 [experiment.experiment_id], filter_string=f"tags.trial_name = '{trial}'", max_results=1
@@ -372,7 +379,19 @@ class TrialMetricsLogger(MLflowLoggerCallback):
             if runs:
                 client.update_run(runs[0].info.run_id, status="RUNNING")
                 self._trial_runs[trial] = runs[0].info.run_id
-        super().log_trial_start(trial)
+            else:
+                run = self.mlflow_util.start_run(tags={**self.tags, "trial_name": str(trial)}, run_name=str(trial))
+                self._trial_runs[trial] = run.info.run_id
+        swept = {k: v for k, v in trial.config.items() if k not in LEARNER_PARAMS}
+        experiment = apply_params(self.base, swept)
+        params = {
+            **{k.removeprefix("scenario."): v for k, v in swept.items() if k != BUDGET_PARAM},
+            **experiment_params(experiment, experiment.algorithm, int(trial.config["seed"])),
+            **self.learners,
+        }
+        run = TrackedRun(client, self._trial_runs[trial])
+        run.log_params(params)
+        log_experiment_config(run, experiment)
 
     def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
         kept = {k: v for k, v in result.items() if k.startswith(("train/", "eval/")) or k in self.KEEP}
@@ -418,13 +437,7 @@ def run_sweep(
     check_gpus(num_gpus_per_learner)
     # driver + EnvRunners + learners, as the algorithm asks (Algorithm.default_resource_request)
     resources = trial_resources(
-        configure_learners(
-            build_algorithm_config(
-                experiment.algorithm, experiment.scenario, settings=experiment.training, num_env_runners=num_env_runners
-            ),
-            num_learners,
-            num_gpus_per_learner,
-        )
+        training_config(experiment, experiment.algorithm, seed, num_env_runners, num_learners, num_gpus_per_learner)
     )
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, base=experiment, num_env_runners=num_env_runners, **learners), resources
@@ -443,6 +456,8 @@ def run_sweep(
             if tracking_uri is None
             else [
                 TrialMetricsLogger(
+                    base=experiment,
+                    learners=learners,
                     tracking_uri=tracking_uri,
                     experiment_name=experiment.scenario.name,
                     tags={"aolo.command": "sweep", "aolo.preset": experiment.name},

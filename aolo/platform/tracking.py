@@ -11,9 +11,11 @@
   :meth:`Tracker.mlflow_run` opens a run that ends ``FINISHED`` on success, ``FAILED`` on an exception and
   ``KILLED`` on Ctrl-C / SIGTERM, never ``RUNNING``.
 * :func:`experiment_params` — the few params worth comparing runs by (policy and kind, algorithm, scenario,
-  cells and their grid regions, reward weights, seed, env-step budget, key training settings), not RLlib's
-  hundreds. Every run, learned or reference, carries ``policy`` and ``kind`` (:func:`policy_params`), so any
-  two runs line up column by column in MLflow's compare view.
+  cells and their grid regions, service targets, forecast kind, the reward terms and constraint settings the run
+  trained with, seed, env-step budget, key training settings), not RLlib's hundreds; the whole validated
+  experiment goes to the run as ``config.yaml`` (:func:`log_experiment_config`). Every run, learned or
+  reference, carries ``policy`` and ``kind`` (:func:`policy_params`), so any two runs line up column by column
+  in MLflow's compare view.
 
 Everything goes through an explicit :class:`~mlflow.tracking.MlflowClient` (no global "active run"), so
 runs of several algorithms, nested under a parent run, can be logged from one process.
@@ -40,6 +42,8 @@ from aolo.errors import TrackingError  # re-exported: aolo.platform.tracking.Tra
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
+    from aolo.envs.config import ScenarioConfig
+    from aolo.platform.constraints import ConstraintSettings
     from aolo.platform.presets import Experiment
 
 #: Tag MLflow uses to nest a run under its parent in the UI.
@@ -49,6 +53,8 @@ PARENT_RUN_TAG = "mlflow.parentRunId"
 #: and on ones it finds without a kind.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING_KIND = "custom_model_development"
+#: ``service.<field>`` params of every run: the targets the metrics are judged against, the action mapping, the guard
+SERVICE_PARAMS = ("q_min", "q_floor", "t_max_s", "length_action", "mean_qoe_guard")
 _BATCH = 100  # MLflow accepts at most 100 params / 1000 metrics per log_batch call
 
 
@@ -124,7 +130,12 @@ def _check_server(base: str, timeout_s: float) -> None:
 
 
 def experiment_params(experiment: Experiment, algorithm: str, seed: int) -> dict[str, Any]:
-    """The params every training run logs: what differs between runs a person wants to compare."""
+    """The params every training run logs (``train``, ``compare`` children, ``sweep`` trials, under the same
+    names): what differs between runs a person wants to compare, as the run really trained: the reward terms
+    ``constraints.method`` applied (:func:`~aolo.platform.constraints.training_scenario`), the constraint
+    settings (:func:`constraint_params`), the service targets and forecast kind (:func:`scenario_params`)."""
+    from aolo.platform.constraints import training_scenario
+
     scenario, training = experiment.scenario, experiment.training
     params: dict[str, Any] = {
         **policy_params(algorithm, "learned"),
@@ -132,9 +143,14 @@ def experiment_params(experiment: Experiment, algorithm: str, seed: int) -> dict
         "seed": seed,
         "preset": experiment.name,
         **scenario_params(scenario),
+        **constraint_params(experiment.constraints),
         "env_steps": training.env_steps,
         "evaluation.days_per_cell": experiment.days_per_cell if experiment.days_per_cell is not None else "all",
     }
+    params["reward.terms"] = terms = training_scenario(scenario, experiment.constraints).reward.terms
+    if terms == "carbon":  # the weights of the QoE-mean and latency terms do not act: the multipliers price them
+        for weight in ("qoe", "latency", "deficit", "deficit_timing"):
+            del params[f"reward.{weight}"]
     keys = ["rollout_fragment_length", "gamma", "hidden"]
     if algorithm == "ppo":
         keys += ["ppo_lr", "ppo_epochs", "ppo_minibatch_size"]
@@ -145,6 +161,23 @@ def experiment_params(experiment: Experiment, algorithm: str, seed: int) -> dict
     if algorithm == "sdrl" and training.popsan:
         keys.append("popsan")
     params.update({f"training.{k}": getattr(training, k) for k in keys})
+    return params
+
+
+def constraint_params(constraints: ConstraintSettings) -> dict[str, Any]:
+    """``constraints.method`` and ``constraints.guard_in_training``; under ``lagrangian`` also the multipliers'
+    settings (``constraints.qoe.kp``, ``constraints.qoe_margin``, ``constraints.lambda_max``, ...), which do
+    nothing under ``penalty``."""
+    params: dict[str, Any] = {
+        "constraints.method": constraints.method,
+        "constraints.guard_in_training": constraints.guard_in_training,
+    }
+    if constraints.lagrangian:
+        for key, value in constraints.to_dict().items():
+            if isinstance(value, dict):
+                params.update({f"constraints.{key}.{k}": v for k, v in value.items()})
+            elif key not in ("method", "guard_in_training"):
+                params[f"constraints.{key}"] = value
     return params
 
 
@@ -161,8 +194,10 @@ def policy_params(policy: str, kind: str) -> dict[str, str]:
     return {"policy": policy, "kind": kind}
 
 
-def scenario_params(scenario) -> dict[str, Any]:
-    """Scenario name, cells with their BS/datacenter grid regions and users, episode shape, reward weights."""
+def scenario_params(scenario: ScenarioConfig) -> dict[str, Any]:
+    """Scenario name, cells with their BS/datacenter grid regions and users, episode shape, the service's QoE and
+    latency targets, the forecast kind, reward weights (``reward.terms``: the scenario's; a training run logs the
+    terms its constraints method applied, :func:`experiment_params`)."""
     cells = "; ".join(
         f"{c.name} (bs={c.grid_region}, dc={c.datacenter_region}, users={c.num_users})" for c in scenario.cells
     )
@@ -173,8 +208,21 @@ def scenario_params(scenario) -> dict[str, Any]:
         "epoch_s": scenario.epoch_s,
         "epochs_per_episode": scenario.epochs_per_episode,
         "modality": scenario.service.modality,
+        **{f"service.{k}": getattr(scenario.service, k) for k in SERVICE_PARAMS},
+        "forecast.kind": scenario.forecast.kind,
+        **({"forecast.mape_24h": scenario.forecast.mape_24h} if scenario.forecast.kind == "noisy" else {}),
         **{f"reward.{k}": v for k, v in dataclasses.asdict(scenario.reward).items()},
     }
+
+
+def log_experiment_config(run: TrackedRun, experiment: Experiment) -> None:
+    """The experiment the run used, as a loadable preset (:func:`~aolo.platform.presets.experiment_config`), as
+    the run's ``config.yaml`` artifact."""
+    import yaml
+
+    from aolo.platform.presets import experiment_config
+
+    run.log_text(yaml.safe_dump(experiment_config(experiment), sort_keys=False), "config.yaml")
 
 
 @dataclass

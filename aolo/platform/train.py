@@ -54,7 +54,7 @@ from aolo.platform.results import (
     write_results_json,
     write_rows,
 )
-from aolo.platform.tracking import TrackedRun, Tracker, experiment_params
+from aolo.platform.tracking import TrackedRun, Tracker, experiment_params, log_experiment_config
 
 #: File RLlib writes last into a checkpoint directory; its presence marks a complete checkpoint.
 CHECKPOINT_MARKER = "rllib_checkpoint.json"
@@ -215,6 +215,7 @@ def train_one(
             tags,
             parent_run_id=parent_run_id,
         ) as run:
+            log_experiment_config(run, experiment)
             label = f"{algorithm} seed {seed}"
             progress(
                 f"[{label}] training on {scenario.name!r} ({len(scenario.cells)} cells) to "
@@ -330,17 +331,18 @@ def _train(
         stop_algorithm(algo)
 
 
-def build_algo(
+def training_config(
     experiment: Experiment,
     algorithm: str,
-    seed: int,
+    seed: int = 0,
     num_env_runners: int = 0,
     num_learners: int = 0,
     num_gpus_per_learner: float = 0.0,
 ) -> Any:
-    """The RLlib algorithm of one training (``train``, a ``compare`` job or a ``sweep`` trial), built; settings
-    RLlib rejects are a :class:`ConfigError` saying so."""
-    config = configure_learners(
+    """The ``AlgorithmConfig`` one training (``train``, a ``compare`` job or a ``sweep`` trial) trains with: the
+    experiment's scenario, training settings and constraints, plus the learner flags. Trial resources are computed
+    from this same config (:func:`trial_resources`)."""
+    return configure_learners(
         build_algorithm_config(
             algorithm,
             experiment.scenario,
@@ -352,6 +354,19 @@ def build_algo(
         num_learners,
         num_gpus_per_learner,
     )
+
+
+def build_algo(
+    experiment: Experiment,
+    algorithm: str,
+    seed: int,
+    num_env_runners: int = 0,
+    num_learners: int = 0,
+    num_gpus_per_learner: float = 0.0,
+) -> Any:
+    """The RLlib algorithm of :func:`training_config`, built; settings RLlib rejects are a :class:`ConfigError`
+    saying so."""
+    config = training_config(experiment, algorithm, seed, num_env_runners, num_learners, num_gpus_per_learner)
     try:
         return config.build_algo()
     except ValueError as e:  # RLlib's config validation, e.g. a PPO minibatch larger than the train batch

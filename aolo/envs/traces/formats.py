@@ -2,8 +2,9 @@
 Carbon Intensity API (NESO) JSON; :func:`load_file` picks the parser by suffix and CSV header.
 
 Every bad input raises :class:`TraceError` naming the file, the line (CSV, header = line 1) or entry (JSON,
-1-based), the column or field, and the expected form. Sub-hourly samples (a regular step dividing one hour)
-are averaged to hours.
+1-based), the column or field, and the expected form; values outside the plausible range
+``[0, max_g_per_kwh]`` (:data:`~aolo.envs.traces.carbon_trace.MAX_G_PER_KWH` by default) are refused the same
+way. Sub-hourly samples (a regular step dividing one hour) are averaged to hours.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,7 +20,15 @@ from pathlib import Path
 import numpy as np
 
 from aolo.envs.csv_reader import CsvTable, read_csv, reading
-from aolo.envs.traces.carbon_trace import MAX_LISTED, SECONDS_PER_HOUR, VALUE_FORM, CarbonTrace, check_accounting
+from aolo.envs.traces.carbon_trace import (
+    KG_LIKE_PEAK_G_PER_KWH,
+    MAX_G_PER_KWH,
+    MAX_LISTED,
+    SECONDS_PER_HOUR,
+    VALUE_FORM,
+    CarbonTrace,
+    check_accounting,
+)
 from aolo.errors import TraceError
 
 _US_PER_S = 1_000_000
@@ -46,13 +56,31 @@ def _format_us(t_us: int) -> str:
     return (_EPOCH + timedelta(microseconds=int(t_us))).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _check_values(values: np.ndarray, raw: Sequence[object], locate: Callable[[int], str], where: str) -> None:
-    """Raise a TraceError listing how many and which values are NaN, missing or negative."""
+def _check_values(
+    values: np.ndarray, raw: Sequence[object], locate: Callable[[int], str], where: str, max_g_per_kwh: float
+) -> None:
+    """Raise a TraceError listing how many and which values are NaN, missing, negative or above ``max_g_per_kwh``
+    (saying so when the values look like another unit); warn when the whole trace looks like kg/kWh."""
     bad = np.flatnonzero(~(np.isfinite(values) & (values >= 0.0)))
     if bad.size:
         listed = ", ".join(f"{locate(int(i))} ({raw[i]!r})" for i in bad[:MAX_LISTED])
         more = f" and {bad.size - MAX_LISTED} more" if bad.size > MAX_LISTED else ""
         raise TraceError(f"{where}: {bad.size} invalid values: {listed}{more}; expected {VALUE_FORM}")
+    high = np.flatnonzero(values > max_g_per_kwh)
+    if high.size:
+        listed = ", ".join(f"{locate(int(i))} ({raw[i]!r})" for i in high[:MAX_LISTED])
+        more = f" and {high.size - MAX_LISTED} more" if high.size > MAX_LISTED else ""
+        unit = " (the values look like mg/kWh or another unit)" if np.median(values) > max_g_per_kwh else ""
+        raise TraceError(
+            f"{where}: {high.size} values above the plausible range{unit}: {listed}{more}; expected gCO2eq/kWh "
+            f"in [0, {max_g_per_kwh:g}] (scenario.carbon_intensity_max_g_per_kwh raises the limit)"
+        )
+    if values.max() < KG_LIKE_PEAK_G_PER_KWH:
+        warnings.warn(
+            f"{where}: every value is below {KG_LIKE_PEAK_G_PER_KWH:g} (peak {values.max():g}): the trace looks like "
+            f"kgCO2eq/kWh; aolo reads gCO2eq/kWh (multiply by 1000 if so)",
+            stacklevel=2,
+        )
 
 
 def _to_float(text: str) -> float:
@@ -108,7 +136,9 @@ def _regular_to_hourly(
     return int(times_us[0] // _US_PER_S), values.reshape(-1, per_hour).mean(axis=1)
 
 
-def _csv_columns(table: CsvTable, time_col: int, value_col: int) -> tuple[np.ndarray, np.ndarray, Callable[[int], str]]:
+def _csv_columns(
+    table: CsvTable, time_col: int, value_col: int, max_g_per_kwh: float
+) -> tuple[np.ndarray, np.ndarray, Callable[[int], str]]:
     """Parse the timestamp and value columns of CSV rows into (times_us, values, locate)."""
     path, header, rows = table.path, table.header, table.rows
     table.check_width(max(time_col, value_col) + 1, TraceError)
@@ -127,7 +157,7 @@ def _csv_columns(table: CsvTable, time_col: int, value_col: int) -> tuple[np.nda
             ) from None
     raw = [row[value_col] for row in rows]
     values = np.array([_to_float(text) for text in raw], dtype=np.float64)
-    _check_values(values, raw, locate, f"{path}, column {header[value_col]!r}")
+    _check_values(values, raw, locate, f"{path}, column {header[value_col]!r}", max_g_per_kwh)
     return times_us, values, locate
 
 
@@ -143,7 +173,9 @@ def _is_electricity_maps_header(header: list[str]) -> bool:
     return any(_is_direct_column(n.lower()) or _is_lca_column(n.lower()) for n in header)
 
 
-def load_electricity_maps_csv(path: str | os.PathLike[str], accounting: str = "direct") -> CarbonTrace:
+def load_electricity_maps_csv(
+    path: str | os.PathLike[str], accounting: str = "direct", max_g_per_kwh: float = MAX_G_PER_KWH
+) -> CarbonTrace:
     """Load an Electricity Maps hourly (or regular sub-hourly) CSV export.
 
     Accepts the 2023 header (``Carbon Intensity gCO₂eq/kWh (direct)`` / ``(LCA)``, ``Zone Id``) and
@@ -153,10 +185,10 @@ def load_electricity_maps_csv(path: str | os.PathLike[str], accounting: str = "d
     """
     file = Path(path)
     check_accounting(accounting, str(file))
-    return _electricity_maps_trace(read_csv(file, TraceError), accounting)
+    return _electricity_maps_trace(read_csv(file, TraceError), accounting, max_g_per_kwh)
 
 
-def _electricity_maps_trace(table: CsvTable, accounting: str) -> CarbonTrace:
+def _electricity_maps_trace(table: CsvTable, accounting: str, max_g_per_kwh: float) -> CarbonTrace:
     file, header, rows = table.path, table.header, table.rows
     time_col = table.column(lambda n: n.startswith("datetime"))
     value_col = table.column(_is_direct_column if accounting == "direct" else _is_lca_column)
@@ -170,14 +202,16 @@ def _electricity_maps_trace(table: CsvTable, accounting: str) -> CarbonTrace:
             f"{file}: line 1 (header): missing column(s); expected 'Datetime (UTC)' and {wanted} "
             f"(case-insensitive) for accounting={accounting!r}; found {header}"
         )
-    times_us, values, locate = _csv_columns(table, time_col, value_col)
+    times_us, values, locate = _csv_columns(table, time_col, value_col, max_g_per_kwh)
     start_unix_s, hourly = _regular_to_hourly(times_us, values, locate, str(file))
     zone_col = table.column(lambda n: n == "zone id")
     name = rows[0][zone_col].strip() if zone_col is not None and len(rows[0]) > zone_col else ""
     return CarbonTrace(name or file.stem, start_unix_s, hourly, str(file), accounting)
 
 
-def load_plain_csv(path: str | os.PathLike[str], accounting: str = "direct") -> CarbonTrace:
+def load_plain_csv(
+    path: str | os.PathLike[str], accounting: str = "direct", max_g_per_kwh: float = MAX_G_PER_KWH
+) -> CarbonTrace:
     """Load a CSV with header ``timestamp,gco2_per_kwh`` (extra columns ignored).
 
     Timestamps are ISO-8601 (naive = UTC), hourly or a regular sub-hourly step that divides one hour
@@ -185,10 +219,10 @@ def load_plain_csv(path: str | os.PathLike[str], accounting: str = "direct") -> 
     """
     file = Path(path)
     check_accounting(accounting, str(file))
-    return _plain_trace(read_csv(file, TraceError), accounting)
+    return _plain_trace(read_csv(file, TraceError), accounting, max_g_per_kwh)
 
 
-def _plain_trace(table: CsvTable, accounting: str) -> CarbonTrace:
+def _plain_trace(table: CsvTable, accounting: str, max_g_per_kwh: float) -> CarbonTrace:
     file, header = table.path, table.header
     time_col = table.column(lambda n: n == "timestamp")
     value_col = table.column(lambda n: n == "gco2_per_kwh")
@@ -196,12 +230,14 @@ def _plain_trace(table: CsvTable, accounting: str) -> CarbonTrace:
         raise TraceError(
             f"{file}: line 1 (header): missing column(s); expected 'timestamp' and 'gco2_per_kwh'; found {header}"
         )
-    times_us, values, locate = _csv_columns(table, time_col, value_col)
+    times_us, values, locate = _csv_columns(table, time_col, value_col, max_g_per_kwh)
     start_unix_s, hourly = _regular_to_hourly(times_us, values, locate, str(file))
     return CarbonTrace(file.stem, start_unix_s, hourly, str(file), accounting)
 
 
-def load_uk_carbon_intensity_json(path: str | os.PathLike[str], field: str = "actual") -> CarbonTrace:
+def load_uk_carbon_intensity_json(
+    path: str | os.PathLike[str], field: str = "actual", max_g_per_kwh: float = MAX_G_PER_KWH
+) -> CarbonTrace:
     """Load a GB national Carbon Intensity API (NESO) response and average its half-hours to hours.
 
     Format: ``{"data": [{"from": "2023-01-01T00:00Z", "to": ..., "intensity": {"forecast": 146,
@@ -242,8 +278,7 @@ def load_uk_carbon_intensity_json(path: str | os.PathLike[str], field: str = "ac
         value = intensity.get(field)
         if value is None:
             nulls.append(i)
-        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        values[i] = float(value) if is_number else math.nan
+        values[i] = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
     if nulls:
         listed = ", ".join(f"{locate(i)} (from {slots[i]['from']})" for i in nulls[:MAX_LISTED])
         hint = "; load with field='forecast' to use the forecast" if field == "actual" else ""
@@ -252,25 +287,26 @@ def load_uk_carbon_intensity_json(path: str | os.PathLike[str], field: str = "ac
             f"{listed}; expected a number{hint}"
         )
     raw = [slot["intensity"][field] for slot in slots]
-    _check_values(values, raw, locate, f"{file}, field 'intensity.{field}'")
+    _check_values(values, raw, locate, f"{file}, field 'intensity.{field}'", max_g_per_kwh)
     start_unix_s, hourly = _regular_to_hourly(times_us, values, locate, str(file))
     return CarbonTrace("GB", start_unix_s, hourly, str(file), "direct")
 
 
-def load_file(path: Path, accounting: str) -> CarbonTrace:
-    """Load a trace file, choosing the parser by suffix and (for CSV) by header."""
+def load_file(path: Path, accounting: str, max_g_per_kwh: float = MAX_G_PER_KWH) -> CarbonTrace:
+    """Load a trace file, choosing the parser by suffix and (for CSV) by header; values above ``max_g_per_kwh``
+    are refused."""
     if path.suffix.lower() == ".json":
         if accounting != "direct":
             raise TraceError(
                 f"{path}: the GB Carbon Intensity API gives direct intensity only; got accounting={accounting!r}"
             )
-        return load_uk_carbon_intensity_json(path)
+        return load_uk_carbon_intensity_json(path, max_g_per_kwh=max_g_per_kwh)
     table = read_csv(path, TraceError)
     header = table.header
     if _is_electricity_maps_header(header):
-        return _electricity_maps_trace(table, accounting)
+        return _electricity_maps_trace(table, accounting, max_g_per_kwh)
     if {"timestamp", "gco2_per_kwh"} <= {name.lower() for name in header}:
-        return _plain_trace(table, accounting)
+        return _plain_trace(table, accounting, max_g_per_kwh)
     raise TraceError(
         f"{path}: line 1 (header): unrecognised CSV format; expected an Electricity Maps export "
         f"('Datetime (UTC)', 'Carbon Intensity gCO₂eq/kWh (direct)', ...) or 'timestamp,gco2_per_kwh'; found {header}"

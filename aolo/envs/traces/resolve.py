@@ -7,7 +7,7 @@ import os
 import warnings
 from pathlib import Path
 
-from aolo.envs.traces.carbon_trace import CarbonTrace, check_accounting
+from aolo.envs.traces.carbon_trace import MAX_G_PER_KWH, CarbonTrace, check_accounting, check_start
 from aolo.envs.traces.formats import load_electricity_maps_csv, load_file
 from aolo.envs.traces.synthetic import ARCHETYPES, ZONE_ARCHETYPE, synthetic_trace
 from aolo.errors import TraceError
@@ -30,7 +30,7 @@ def find_data_dir() -> Path | None:
 
 
 @functools.lru_cache(maxsize=64)
-def _load_trace_cached(spec: str, accounting: str, data_dir: str | None) -> CarbonTrace:
+def _load_trace_cached(spec: str, accounting: str, data_dir: str | None, max_g_per_kwh: float) -> CarbonTrace:
     check_accounting(accounting, f"trace {spec!r}")
     kind, _, arg = spec.partition(":")
     if kind == "synthetic":
@@ -41,7 +41,7 @@ def _load_trace_cached(spec: str, accounting: str, data_dir: str | None) -> Carb
         if len(matches) > 1:
             raise TraceError(f"trace {spec!r}: several files match: {[str(m) for m in matches]}; pass one as a path")
         if matches:
-            return load_electricity_maps_csv(matches[0], accounting)
+            return _starting_at_midnight(load_electricity_maps_csv(matches[0], accounting, max_g_per_kwh))
         if arg not in ZONE_ARCHETYPE:
             raise TraceError(
                 f"trace {spec!r}: no file {arg}_*_hourly.csv in {folder} and no synthetic stand-in; "
@@ -57,23 +57,31 @@ def _load_trace_cached(spec: str, accounting: str, data_dir: str | None) -> Carb
     if path.suffix.lower() in (".csv", ".json"):
         if not path.is_file() and data_dir and not path.is_absolute() and Path(data_dir, spec).is_file():
             path = Path(data_dir, spec)
-        return load_file(path, accounting)
+        return _starting_at_midnight(load_file(path, accounting, max_g_per_kwh))
     raise TraceError(
         f"trace spec {spec!r} is not understood; expected 'synthetic:<archetype>' with archetype in "
         f"{sorted(ARCHETYPES)}, 'zone:<ZONE>' (e.g. zone:DE), or a .csv/.json file path"
     )
 
 
-def load_trace(spec: str, accounting: str = "direct", data_dir: str | None = None) -> CarbonTrace:
+def _starting_at_midnight(trace: CarbonTrace) -> CarbonTrace:
+    check_start(trace)
+    return trace
+
+
+def load_trace(
+    spec: str, accounting: str = "direct", data_dir: str | None = None, max_g_per_kwh: float = MAX_G_PER_KWH
+) -> CarbonTrace:
     """Resolve a trace spec to a (cached, read-only) :class:`CarbonTrace`.
 
     Specs: ``"synthetic:<archetype>"`` (year 2023, seed 0); ``"zone:<ZONE>"``, the Electricity Maps
     file ``<data_dir>/carbon/<ZONE>_*_hourly.csv`` or, when absent, the zone's synthetic archetype
     (``ZONE_ARCHETYPE``) with a warning; or a file path (``.csv``: Electricity Maps or plain format,
     told apart by the header; ``.json``: GB Carbon Intensity API). A relative path that does not
-    exist is also looked up under ``data_dir``. ``data_dir`` defaults to :func:`find_data_dir`.
+    exist is also looked up under ``data_dir``. ``data_dir`` defaults to :func:`find_data_dir`. A file's
+    values must lie in ``[0, max_g_per_kwh]`` gCO2eq/kWh and it must start at 00:00 UTC (:func:`check_start`).
     """
     if data_dir is None:
         found = find_data_dir()
         data_dir = str(found) if found is not None else None
-    return _load_trace_cached(spec, accounting, data_dir)
+    return _load_trace_cached(spec, accounting, data_dir, float(max_g_per_kwh))
