@@ -17,7 +17,7 @@ def __getattr__(name: str):
     """``aolo.make_env`` (:mod:`aolo.api`), imported on first use: ``import aolo`` itself loads nothing heavy (the
     CLI reports errors without numpy, Ray or torch)."""
     if name == "make_env":
-        from aolo.api import make_env
+        import importlib
 
-        return make_env
+        return importlib.import_module("aolo.api").make_env
     raise AttributeError(f"module 'aolo' has no attribute {name!r}")

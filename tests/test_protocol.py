@@ -203,6 +203,7 @@ def test_the_example_is_scored_and_a_broken_policy_leaves_earlier_results(tmp_pa
     assert cli.main(["evaluate", *common, "--policy", "examples.external_policy:CleanHoursHeuristic"]) == 0
     written = tmp_path / "smoke" / "evaluate" / "clean_hours.csv"
     before = written.read_bytes()
+    results_before = written.with_name("clean_hours.results.json").read_bytes()
     row = _csv_all_row(written)
     assert float(row["qoe_violation_rate"]) == 0.0 and float(row["latency_violation_rate"]) == 0.0
     assert float(row["gap_to_bound"]) > 0.0  # above the strict bound, as every policy
@@ -221,4 +222,5 @@ def test_the_example_is_scored_and_a_broken_policy_leaves_earlier_results(tmp_pa
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "policy 'clean_hours'" in err[0] and "non-finite action" in err[0]
     assert written.read_bytes() == before
-    assert sorted(p.name for p in written.parent.iterdir()) == ["clean_hours.csv"]
+    assert written.with_name("clean_hours.results.json").read_bytes() == results_before
+    assert sorted(p.name for p in written.parent.iterdir()) == ["clean_hours.csv", "clean_hours.results.json"]

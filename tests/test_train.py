@@ -16,17 +16,7 @@ from aolo.platform import cli
 from aolo.platform.constraints import ConstraintSettings
 from aolo.platform.presets import experiment_from_raw, load_experiment
 from aolo.platform.tracking import Tracker, default_tracking_uri, experiment_params
-
-EVAL_METRICS = (
-    "carbon_g_per_request",
-    "carbon_inference_g",
-    "carbon_comm_g",
-    "qoe_mean",
-    "qoe_violation_rate",
-    "latency_violation_rate",
-    "gap_to_bound",
-    "actor_nj_per_decision",
-)
+from tests.tiny import EVAL_METRICS
 
 
 def _client(out: Path):

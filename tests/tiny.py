@@ -30,3 +30,15 @@ SETTINGS = TrainingSettings(
     ppo_epochs=1,
     popsan={"pop_in": 3, "pop_out": 3, "timesteps": 3},
 )
+
+#: The held-out metrics `aolo train` and `aolo evaluate` print and log (as ``eval/<name>``).
+EVAL_METRICS = (
+    "carbon_g_per_request",
+    "carbon_inference_g",
+    "carbon_comm_g",
+    "qoe_mean",
+    "qoe_violation_rate",
+    "latency_violation_rate",
+    "gap_to_bound",
+    "actor_nj_per_decision",
+)

@@ -260,7 +260,7 @@ class Validated:
         return obj
 
 
-def _section_errors(cls: type, value: Any, path: str) -> list[str]:
+def _section_errors(cls: type[Validated], value: Any, path: str) -> list[str]:
     if not isinstance(value, cls):
         return [f"{path}: must be a {cls.__name__} (a mapping of its fields), got {value!r}"]
     return value.validation_errors(path)

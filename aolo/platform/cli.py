@@ -82,7 +82,7 @@ examples:
   python -m aolo train --preset smoke                      # seconds: try the whole pipeline
   python -m aolo train --preset quick --algorithm sac      # one algorithm, one seed
   python -m aolo train --preset quick --resume             # continue the last checkpoint to the budget
-  python -m aolo compare --preset quick                    # 4 algorithms + 3 references, ~10 min on 2 cores
+  python -m aolo compare --preset quick                    # 4 algorithms + 5 references, minutes on 2 cores
   python -m aolo sweep --preset reward_weights             # Ray Tune over the YAML's search_space
   python -m aolo evaluate --policy hindsight               # a reference policy on the held-out days
   python -m aolo evaluate --checkpoint aolo_runs/quick/sdrl_seed0/checkpoint

@@ -278,8 +278,7 @@ def load_uk_carbon_intensity_json(
         value = intensity.get(field)
         if value is None:
             nulls.append(i)
-        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        values[i] = float(value) if is_number else math.nan
+        values[i] = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
     if nulls:
         listed = ", ".join(f"{locate(i)} (from {slots[i]['from']})" for i in nulls[:MAX_LISTED])
         hint = "; load with field='forecast' to use the forecast" if field == "actual" else ""

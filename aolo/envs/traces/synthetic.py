@@ -93,7 +93,7 @@ class Archetype:
 
 def _archetype(entry: dict[str, Any]) -> Archetype:
     """An :class:`Archetype` from one ``archetypes.json`` entry (lists become tuples)."""
-    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in entry.items() if k != "targets"}
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in entry.items() if k != "targets"}
     return Archetype(targets=ArchetypeTargets(**entry["targets"]), **fields)
 
 
