@@ -291,7 +291,7 @@ def test_evaluate_fixed_large_without_a_model_pool_is_one_clear_error(tmp_path, 
 
 
 def test_reduction_vs_fixed_large_in_compare_with_an_exact_baseline_interval() -> None:
-    from aolo.platform.compare import BASELINES, MODEL_BASELINES, RunOutcome, reduction_interval, summarize
+    from aolo.platform.compare_stats import BASELINES, MODEL_BASELINES, RunOutcome, reduction_interval, summarize
 
     # the reference is one deterministic value: the interval is mean(values)'s alone, t(0.975, df=1) = 12.7062047,
     # s / sqrt(2) = 0.1, over the baseline's 2.0 -> 0.63531
