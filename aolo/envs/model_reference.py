@@ -105,7 +105,9 @@ def myopic_model_act(env: CellEnv, gain) -> dict[str, np.ndarray]:
         p, latency_ok = power_for_length_w(env, k, p_star, prompt, gain, pool.coefficients(model))
         out = _scored(env, k, p, model, ref, prompt, gain, ep.ci_dc_g_per_kwh[t], ep.ci_cell_g_per_kwh[t])
         meets = (out.qoe >= sv.q_min) & latency_ok
-        kappa.append(k), power.append(p), carbon.append(out.carbon_total_g)
+        kappa.append(k)
+        power.append(p)
+        carbon.append(out.carbon_total_g)
         score.append(np.where(meets, out.carbon_total_g, np.inf))
     score = np.stack(score, axis=1)
     best = np.where(np.isfinite(score).any(axis=1), np.argmin(score, axis=1), pool.best)
