@@ -160,15 +160,7 @@ def evaluate(
     if isinstance(policy, HindsightPolicy):  # the strict lower bound, per request
         requests = sum(r.fields["carbon_total_g"].size for r in records)
         metrics["bound_g_per_request"] = sum(r.extra["bound_g"] for r in records) / requests
-    if module_policy is not None:
-        energy = module_policy.actor_energy()
-        metrics["actor_nj_per_decision"] = energy.nj_per_decision
-        metrics["actor_synops_per_decision"] = energy.synops
-        metrics["actor_macs_per_decision"] = energy.macs
-        actor_g = energy.nj_per_decision * 1e-9 / J_PER_KWH * _mean_cell_ci(envs, records)
-        metrics["actor_carbon_share"] = actor_g / (metrics["carbon_g_per_request"] + actor_g)
-    else:
-        metrics["actor_nj_per_decision"] = 0.0
+    metrics.update(_actor_metrics(module_policy, envs, records, metrics["carbon_g_per_request"]))
     if bound is not None:
         metrics["gap_to_bound"] = gap_to_bound(metrics["carbon_g_per_request"], bound)
     return EvaluationResult(policy.name, metrics, records)
@@ -198,19 +190,29 @@ def evaluate_sites(
     metrics = summarize_sites(records, sv.q_min, sv.q_floor, sv.t_max_s)
     if bounds:  # over the sites' requests, as the volume-weighted carbon per request
         metrics["bound_g_per_request"] = sum(bounds) / metrics["requests"]
-    if isinstance(policy, ModulePolicy):
-        energy = policy.actor_energy()
-        metrics["actor_nj_per_decision"] = energy.nj_per_decision
-        metrics["actor_synops_per_decision"] = energy.synops
-        metrics["actor_macs_per_decision"] = energy.macs
-        cells = {i: cell for env in envs.values() for i, cell in zip(env.cell_indices, env.cells, strict=True)}
-        actor_g = energy.nj_per_decision * 1e-9 / J_PER_KWH * _mean_cell_ci(cells, records)
-        metrics["actor_carbon_share"] = actor_g / (metrics["carbon_g_per_request"] + actor_g)
-    else:
-        metrics["actor_nj_per_decision"] = 0.0
+    cells = {i: cell for env in envs.values() for i, cell in zip(env.cell_indices, env.cells, strict=True)}
+    module_policy = policy if isinstance(policy, ModulePolicy) else None
+    metrics.update(_actor_metrics(module_policy, cells, records, metrics["carbon_g_per_request"]))
     if bound is not None:
         metrics["gap_to_bound"] = gap_to_bound(metrics["carbon_g_per_request"], bound)
     return EvaluationResult(policy.name, metrics, records)
+
+
+def _actor_metrics(
+    policy: ModulePolicy | None, cells: dict[int, CellEnv], records: list[EpisodeRecord], carbon_g_per_request: float
+) -> dict[str, float]:
+    """A learned actor's energy per decision (spikes counted for SNNs), its operations and its share of the
+    carbon at the evaluated cells' grid intensity; a reference policy's actor costs nothing (0 nJ)."""
+    if policy is None:
+        return {"actor_nj_per_decision": 0.0}
+    energy = policy.actor_energy()
+    actor_g = energy.nj_per_decision * 1e-9 / J_PER_KWH * _mean_cell_ci(cells, records)
+    return {
+        "actor_nj_per_decision": energy.nj_per_decision,
+        "actor_synops_per_decision": energy.synops,
+        "actor_macs_per_decision": energy.macs,
+        "actor_carbon_share": actor_g / (carbon_g_per_request + actor_g),
+    }
 
 
 def gap_to_bound(carbon_g_per_request: float, bound: EvaluationResult) -> float:
