@@ -41,6 +41,23 @@ from aolo.envs.workload import make_workload
 ENV_NAME = "aolo-cell-v0"
 SPLITS = ("train", "heldout")
 
+
+def episode_day(
+    options: dict, default_split: str, days: dict[str, np.ndarray], rng: np.random.Generator, where: str
+) -> int:
+    """The day a ``reset(options=...)`` plays: ``options['day']`` (any day of the traces of ``where``), else one
+    drawn from the days of ``options['split']`` (default ``default_split``)."""
+    split = options.get("split", default_split)
+    if split not in SPLITS:
+        raise ValueError(f"options['split'] must be one of {SPLITS}, got {split!r}")
+    day = options.get("day")
+    if day is None:
+        return int(rng.choice(days[split]))
+    if not any(day in d for d in days.values()):
+        raise ValueError(f"options['day']={day!r} is not a day of the traces of {where}")
+    return day
+
+
 #: Observation layout (all features roughly in [-3, 3]).
 OBS_FEATURES = (
     "tod_sin",
@@ -542,14 +559,7 @@ class CellEnv(MultiAgentEnv):
         if seed is not None:
             self._rng = self._episode_rng(int(seed))
         options = options or {}
-        split = options.get("split", self.split)
-        if split not in SPLITS:
-            raise ValueError(f"options['split'] must be one of {SPLITS}, got {split!r}")
-        day = options.get("day")
-        if day is None:
-            day = int(self._rng.choice(self.days[split]))
-        elif not any(day in d for d in self.days.values()):
-            raise ValueError(f"options['day']={day!r} is not a day of the traces of cell {self.cell.name!r}")
+        day = episode_day(options, self.split, self.days, self._rng, f"cell {self.cell.name!r}")
         self.episode = self._draw_episode(day)
         self._obs_table = self._exogenous_observations(self.episode)
         ep = self.episode

@@ -30,7 +30,7 @@ import numpy as np
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 from ray.tune.registry import register_env
 
-from aolo.envs.cell_env import OBS_BOUND, OBS_FEATURES, SPLITS, CellEnv
+from aolo.envs.cell_env import OBS_BOUND, OBS_FEATURES, SPLITS, CellEnv, episode_day
 from aolo.envs.config import ConfigError, ScenarioConfig, SiteSpec
 from aolo.envs.serving import get_serving_profile
 from aolo.envs.site import (
@@ -226,17 +226,10 @@ class SiteEnv(MultiAgentEnv):
             self.seed = int(seed)
             self._rng = np.random.default_rng([self.seed, self.copy_index, 1_000_000 + self.site_index])
         options = dict(options or {})
-        split = options.get("split", self.split)
-        if split not in SPLITS:
-            raise ValueError(f"options['split'] must be one of {SPLITS}, got {split!r}")
-        day = options.get("day")
-        if day is None:
-            day = int(self._rng.choice(self.days[split]))
-        elif not any(day in d for d in self.days.values()):
-            raise ValueError(f"options['day']={day!r} is not a day of the traces of site {self.site.name!r}")
+        day = episode_day(options, self.split, self.days, self._rng, f"site {self.site.name!r}")
         infos = {}
         for cell, ids in zip(self.cells, self.agent_ids, strict=True):
-            _, cell_infos = cell.reset(seed=seed, options={"day": day, "split": split})
+            _, cell_infos = cell.reset(seed=seed, options={"day": day, "split": options.get("split", self.split)})
             infos.update({a: {**cell_infos[f"user_{u}"], "site": self.site.name} for u, a in enumerate(ids)})
         self.site_day = self._draw_site_day(day)
         self.t = 0
