@@ -148,7 +148,9 @@ def test_power_budget_is_enforced_by_the_oracle():
 def test_make_reference_policy_names():
     assert make_reference_policy("myopic").name == "myopic"
     with pytest.raises(
-        ValueError, match="allowed: \\['fixed', 'myopic', 'myopic_true_csi', 'forecast', 'hindsight'\\]"
+        ValueError,
+        match=r"allowed: \['fixed', 'myopic', 'myopic_true_csi', 'forecast', 'hindsight', 'forecast_site', "
+        r"'fixed_large'\]",
     ):
         make_reference_policy("oracle")
 

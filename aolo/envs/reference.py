@@ -481,23 +481,31 @@ class HindsightPolicy:
         return env.action_for(self.plan.kappa[:, env.t], self.plan.power_w[:, env.t])
 
 
-def make_reference_policy(name: str):
-    if name == "forecast_site":  # aolo.envs.site_reference builds on this module: imported on demand
-        from aolo.envs.site_reference import ForecastSitePolicy
+def _forecast_site():  # aolo.envs.site_reference builds on this module: imported on demand
+    from aolo.envs.site_reference import ForecastSitePolicy
 
-        return ForecastSitePolicy()
+    return ForecastSitePolicy()
+
+
+def _fixed_large():  # model pool only (docs/design.md §3.7); aolo.envs.model_reference builds on this module
+    from aolo.envs.model_reference import FixedLargePolicy
+
+    return FixedLargePolicy()
+
+
+def make_reference_policy(name: str):
+    """A fresh reference policy by name: the cell references, ``forecast_site`` (shared sites only) and
+    ``fixed_large`` (model pools only)."""
     policies = {
         "fixed": FixedPolicy,
         "myopic": MyopicPolicy,
         "myopic_true_csi": lambda: MyopicPolicy(csi="true"),
         "forecast": ForecastPolicy,
         "hindsight": HindsightPolicy,
+        "forecast_site": _forecast_site,
+        "fixed_large": _fixed_large,
     }
-    if name == "fixed_large":  # model pool only (docs/design.md §3.7)
-        from aolo.envs.model_reference import FixedLargePolicy
-
-        return FixedLargePolicy()
     try:
         return policies[name]()
     except KeyError:
-        raise ValueError(f"unknown reference policy {name!r}; allowed: {[*policies, 'fixed_large']}") from None
+        raise ValueError(f"unknown reference policy {name!r}; allowed: {list(policies)}") from None
