@@ -62,9 +62,13 @@ class ModulePolicy:
     @torch.no_grad()
     def act(self, observations: Observations) -> np.ndarray:
         """(U, A) actions from the RL features of every user (a protocol policy, :mod:`aolo.envs.protocol`)."""
+        return self.actions_for(np.array(observations.features))  # a writable copy for torch
+
+    @torch.no_grad()
+    def actions_for(self, batch: np.ndarray) -> np.ndarray:
+        """(N, A) deterministic actions for (N, obs) observation rows (logged for :meth:`actor_energy`)."""
         from ray.rllib.core.columns import Columns
 
-        batch = np.array(observations.features)  # a writable copy for torch
         self._obs_log.append(batch)
         out = self.module.forward_inference({Columns.OBS: torch.from_numpy(batch)})
         if Columns.ACTIONS in out:  # deterministic modules (TD3) emit actions directly
@@ -83,6 +87,21 @@ class ModulePolicy:
         if hasattr(self.module, "actor_energy"):
             return self.module.actor_energy(torch.from_numpy(obs))
         return mlp_actor_energy(mlp_layer_sizes(self.module))
+
+
+class SiteModulePolicy:
+    """A :class:`ModulePolicy` on a :class:`SiteEnv` (its agents observe the cell columns plus the site's): the
+    env-level interface of :func:`~aolo.envs.site_rollout.run_site_episode`; site envs have no protocol view yet."""
+
+    def __init__(self, policy: ModulePolicy):
+        self.policy, self.name = policy, policy.name
+
+    def begin_episode(self, env: SiteEnv) -> None:
+        pass
+
+    def act(self, env: SiteEnv, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        actions = self.policy.actions_for(np.stack([obs[a] for a in env.agents]).astype(np.float32))
+        return dict(zip(env.agents, actions, strict=True))
 
 
 def mlp_layer_sizes(module) -> list[int]:
@@ -177,8 +196,11 @@ def evaluate_sites(
     (a coupled site hindsight) records ``bound_g_per_request``; without one, ``hindsight`` is the per-cell plan at
     the site's target batch and the gap falls back to its played carbon."""
     check_every_cell_on_a_site(scenario)
+    module_policy = policy if isinstance(policy, ModulePolicy) else None
     if isinstance(policy, str):
         policy = make_site_policy(policy)
+    elif module_policy is not None:
+        policy = SiteModulePolicy(module_policy)
     envs: dict[int, SiteEnv] = {}
     records, bounds = [], []
     for site_index, day in evaluation_episodes(scenario, days_per_site):
@@ -191,7 +213,6 @@ def evaluate_sites(
     if bounds:  # over the sites' requests, as the volume-weighted carbon per request
         metrics["bound_g_per_request"] = sum(bounds) / metrics["requests"]
     cells = {i: cell for env in envs.values() for i, cell in zip(env.cell_indices, env.cells, strict=True)}
-    module_policy = policy if isinstance(policy, ModulePolicy) else None
     metrics.update(_actor_metrics(module_policy, cells, records, metrics["carbon_g_per_request"]))
     if bound is not None:
         metrics["gap_to_bound"] = gap_to_bound(metrics["carbon_g_per_request"], bound)
