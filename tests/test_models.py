@@ -323,7 +323,8 @@ def test_a_pool_without_the_cells_profile_serves_fixed_on_its_first_model() -> N
 
 def test_model_share_by_hour_and_its_plot(tmp_path) -> None:
     from aolo.envs.rollout import EpisodeRecord
-    from aolo.platform.plots import model_share_by_hour, plot_model_share
+    from aolo.platform.plots import plot_model_share
+    from aolo.platform.results import model_share_by_hour
 
     model = np.zeros((2, 8))  # 2 users, 8 epochs of 3 h
     model[0, 1] = model[1, 1] = model[0, 7] = 1.0
@@ -333,3 +334,32 @@ def test_model_share_by_hour_and_its_plot(tmp_path) -> None:
     assert np.isnan(share[1])  # no epoch starts in hour 1
     path = plot_model_share({"hindsight": {"c": share}, "forecast": {"c": share}}, LARGE, tmp_path / "s.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_study_model_share_from_the_evaluation_rows(tmp_path) -> None:
+    """Each per-episode row carries the best model's share by UTC hour; the compare averages a cell's episodes,
+    then the policy's runs, and draws model_share.png."""
+    from types import SimpleNamespace
+
+    from aolo.envs.rollout import run_episode
+    from aolo.platform.plots import write_study_figures
+    from aolo.platform.results import StudyData, evaluation_rows, model_share
+
+    env = _env(epochs=8)  # 8 epochs of 15 min: hours 0 and 1 of the day
+    record = run_episode(env, make_reference_policy("forecast"), day=3, seed=3)
+    row = evaluation_rows(SimpleNamespace(policy="forecast", records=[record], metrics={}), env.scenario)[0]
+    on_large = record.fields["model"] == 1
+    assert row[f"model_share_{LARGE}_h00"] == pytest.approx(on_large[:, :4].mean())
+    assert row[f"model_share_{LARGE}_h01"] == pytest.approx(on_large[:, 4:].mean())
+    assert math.isnan(row[f"model_share_{LARGE}_h02"])
+
+    def run(*hour0: float) -> list[dict[str, str]]:  # a run's rows as load_study reads them: text, plus "all"
+        rows = [{"cell": "c", "day": str(d), f"model_share_{LARGE}_h00": str(v)} for d, v in enumerate(hour0)]
+        return [*rows, {"cell": "all", "day": ""}]
+
+    data = StudyData(cells=["c"], q_min=0.8, learned={"sac": {0: run(0.5, 1.0), 1: run(0.0, 0.0)}}, references={})
+    model, shares = model_share(data)  # hours 1-23 have no column here: nan
+    assert model == LARGE
+    assert shares["sac"]["c"][0] == pytest.approx((0.75 + 0.0) / 2)  # a run's episodes, then the runs
+    assert math.isnan(shares["sac"]["c"][1])
+    assert (tmp_path / "model_share.png") in write_study_figures(data, tmp_path)

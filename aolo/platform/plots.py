@@ -15,7 +15,7 @@ request is drawn in mg (:data:`~aolo.platform.results.MG_PER_G`; callers pass gr
 - :func:`plot_sweep_tradeoff` (``aolo sweep``): every trial in the carbon–QoE plane, labelled with its swept
   values, the Pareto front, the trials that break the selection rule hollow and the selected one ringed;
 - :func:`plot_model_share` (model pool, docs/design.md §3.7): the share of answers each policy sends to a model,
-  by hour of day, one panel per cell (grid pair) (:func:`model_share_by_hour`).
+  by hour of day, one panel per cell (grid pair) (:func:`~aolo.platform.results.model_share_by_hour`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -35,6 +34,7 @@ from aolo.platform.results import (
     StudyData,
     bound_by_cell,
     cell_carbon,
+    model_share,
     overall,
     site_load,
 )
@@ -328,7 +328,8 @@ def plot_sweep_tradeoff(
 def write_study_figures(data: StudyData, out_dir: str | Path, sweep_plot: Path | None = None) -> list[Path]:
     """The figures of a finished comparison in ``out_dir``: carbon.png (from its table.csv, when read),
     carbon_vs_qoe.png (each run a point), learning_curves.png, cell_carbon.png (against the strict bound),
-    site_load.png (scenarios with shared sites) and a copy of the sweep's ``sweep_plot`` as tradeoff.png."""
+    site_load.png (scenarios with shared sites), model_share.png (a model pool: the share of answers on the
+    best-rated model by hour, per cell and policy) and a copy of the sweep's ``sweep_plot`` as tradeoff.png."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
@@ -360,23 +361,12 @@ def write_study_figures(data: StudyData, out_dir: str | Path, sweep_plot: Path |
     utilisation, site_carbon = site_load(data)
     if site_carbon:
         files.append(plot_site_load(utilisation, site_carbon, out_dir / "site_load.png"))
+    model, shares = model_share(data)
+    if shares:
+        files.append(plot_model_share(shares, model, out_dir / "model_share.png"))
     if sweep_plot is not None and sweep_plot.is_file():
         files.append(Path(shutil.copyfile(sweep_plot, out_dir / "tradeoff.png")))
     return files
-
-
-def model_share_by_hour(records: Sequence[Any], model: int, epoch_s: float) -> dict[str, np.ndarray]:
-    """Per cell, the (24,) share of answers served by model index ``model`` in each hour of the day (UTC), over
-    the cell's episodes (:class:`~aolo.envs.rollout.EpisodeRecord` with a ``model`` field); nan for an hour in
-    which no epoch starts."""
-    served: dict[str, np.ndarray] = {}
-    answers: dict[str, np.ndarray] = {}
-    for r in records:
-        chosen = np.asarray(r.fields["model"]) == model  # (U, T)
-        hour = (np.arange(chosen.shape[1]) * epoch_s / 3600.0).astype(int) % 24
-        served[r.cell] = served.get(r.cell, np.zeros(24)) + np.bincount(hour, chosen.sum(axis=0), minlength=24)
-        answers[r.cell] = answers.get(r.cell, np.zeros(24)) + np.bincount(hour, minlength=24) * chosen.shape[0]
-    return {cell: np.where(answers[cell] > 0, served[cell] / np.maximum(answers[cell], 1), np.nan) for cell in served}
 
 
 def plot_model_share(shares: Mapping[str, Mapping[str, np.ndarray]], model: str, path: str | Path) -> Path:

@@ -148,9 +148,41 @@ def evaluation_rows(result: EvaluationResult, scenario: ScenarioConfig) -> list[
         row.update(per_episode([record], sv.q_min, sv.q_floor, sv.t_max_s))
         if "bound_g" in record.extra:
             row[BOUND_METRIC] = record.extra["bound_g"] / record.fields["carbon_total_g"].size
+        if sv.model_action:  # which model answered, by hour (what the compare's model_share.png draws)
+            best, name = best_model(sv)
+            hourly = model_share_by_hour([record], best, scenario.epoch_s)[record.cell]
+            row.update({f"{MODEL_SHARE_PREFIX}{name}_h{h:02d}": float(v) for h, v in enumerate(hourly)})
         rows.append(row)
     rows.append({"policy": result.policy, "cell": "all", "day": "", **result.metrics})
     return rows
+
+
+MODEL_SHARE_PREFIX = "model_share_"  #: ``model_share_<profile>_h<HH>``: per-episode share of answers by UTC hour
+_MODEL_SHARE_HOUR = re.compile(rf"^{MODEL_SHARE_PREFIX}(.+)_h(\d\d)$")
+
+
+def best_model(service) -> tuple[int, str]:
+    """Index and name of the pool's best-rated model (highest quality ceiling): the share of answers that costs
+    carbon, the one the model-share figures draw."""
+    from aolo.envs.models import pool_ceilings
+
+    ceilings = pool_ceilings(service)
+    name = max(ceilings, key=ceilings.__getitem__)
+    return list(ceilings).index(name), name
+
+
+def model_share_by_hour(records: Sequence[Any], model: int, epoch_s: float) -> dict[str, np.ndarray]:
+    """Per cell, the (24,) share of answers served by model index ``model`` in each hour of the day (UTC), over
+    the cell's episodes (:class:`~aolo.envs.rollout.EpisodeRecord` with a ``model`` field); nan for an hour in
+    which no epoch starts."""
+    served: dict[str, np.ndarray] = {}
+    answers: dict[str, np.ndarray] = {}
+    for r in records:
+        chosen = np.asarray(r.fields["model"]) == model  # (U, T)
+        hour = (np.arange(chosen.shape[1]) * epoch_s / 3600.0).astype(int) % 24
+        served[r.cell] = served.get(r.cell, np.zeros(24)) + np.bincount(hour, chosen.sum(axis=0), minlength=24)
+        answers[r.cell] = answers.get(r.cell, np.zeros(24)) + np.bincount(hour, minlength=24) * chosen.shape[0]
+    return {cell: np.where(answers[cell] > 0, served[cell] / np.maximum(answers[cell], 1), np.nan) for cell in served}
 
 
 def write_reference_rows(
@@ -260,10 +292,14 @@ def load_study(experiment: Experiment, output_dir: str | Path) -> StudyData:
     )
 
 
+def _float(value: Any) -> float:
+    """A result file's cell as a number: NaN when missing or empty."""
+    return float(value) if value not in ("", None) else math.nan
+
+
 def overall(rows: Sequence[Mapping[str, Any]], metric: str) -> float:
     """The ``all`` row's value of ``metric`` (NaN when missing or empty)."""
-    value = next((r.get(metric, "") for r in rows if r["cell"] == "all"), "")
-    return float(value) if value not in ("", None) else math.nan
+    return _float(next((r.get(metric, "") for r in rows if r["cell"] == "all"), ""))
 
 
 def cell_means(rows: Sequence[Mapping[str, Any]], metric: str = CARBON_METRIC) -> dict[str, float]:
@@ -298,6 +334,39 @@ def site_load(data: StudyData) -> tuple[dict[str, dict[str, list[float]]], dict[
                 utilisation.setdefault(name, {})[site] = list(np.nanmean(per_run, axis=0))
                 carbon.setdefault(site, [overall(runs[0], f"site/{site}/ci_dc_g_per_kwh_h{h:02d}") for h in range(24)])
     return utilisation, carbon
+
+
+def _nanmean(rows: Sequence[Sequence[float]]) -> np.ndarray:
+    """Column means over the rows, ignoring NaN; NaN (silently) where a column has no number."""
+    values = np.asarray(rows, dtype=float)
+    counts = np.isfinite(values).sum(axis=0)
+    return np.where(counts > 0, np.nansum(values, axis=0) / np.maximum(counts, 1), np.nan)
+
+
+def model_share(data: StudyData) -> tuple[str, dict[str, dict[str, np.ndarray]]]:
+    """A model pool (docs/design.md §3.7): the model the per-episode rows' ``model_share_<profile>_hHH`` columns
+    count and, per policy and cell, its (24,) share of answers by UTC hour — the mean over the cell's episodes,
+    then over the policy's runs; ``("", {})`` without such columns. ``myopic_true_csi`` is left out: it plays
+    ``myopic``'s answers with the true channel, so its line would hide ``myopic``'s."""
+    shares: dict[str, dict[str, np.ndarray]] = {}
+    model = ""
+    for name, runs in data.policies().items():
+        if name == "myopic_true_csi":
+            continue
+        per_cell: dict[str, list[np.ndarray]] = {}
+        for rows in runs:
+            episodes = [r for r in rows if r.get("cell") != "all"]
+            columns = {m.group(1): k for k in (episodes[0] if episodes else {}) if (m := _MODEL_SHARE_HOUR.match(k))}
+            if not columns:
+                continue
+            model = next(iter(columns))
+            keys = [f"{MODEL_SHARE_PREFIX}{model}_h{h:02d}" for h in range(24)]
+            for cell in dict.fromkeys(r["cell"] for r in episodes):
+                hourly = [[_float(r.get(k)) for k in keys] for r in episodes if r["cell"] == cell]
+                per_cell.setdefault(cell, []).append(_nanmean(hourly))
+        if per_cell:
+            shares[name] = {cell: _nanmean(runs_of_cell) for cell, runs_of_cell in per_cell.items()}
+    return model, shares
 
 
 def cell_carbon(data: StudyData) -> dict[str, dict[str, float]]:

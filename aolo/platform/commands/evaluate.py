@@ -141,15 +141,14 @@ def run(args: argparse.Namespace) -> int:
     json_path = write_results_json(document, csv_path.with_name(f"{name}.results.json"))
     print(f"\nper-episode results: {csv_path}\nresults.json: {json_path}")
     if scenario.service.model_action:  # which model answered, by hour and grid (docs/design.md §3.7)
-        from aolo.envs.models import pool_ceilings
-        from aolo.platform.plots import model_share_by_hour, plot_model_share
+        from aolo.platform.plots import plot_model_share
+        from aolo.platform.results import best_model, model_share_by_hour
 
-        ceilings = list(pool_ceilings(scenario.service).values())
-        best = ceilings.index(max(ceilings))  # the best-rated model: the share that costs carbon
+        best, best_name = best_model(scenario.service)  # the best-rated model: the share that costs carbon
         shown = {k: r for k, r in {**references, name: result}.items() if k != "myopic_true_csi"}  # = myopic
         share_path = plot_model_share(
             {k: model_share_by_hour(r.records, best, scenario.epoch_s) for k, r in shown.items()},
-            scenario.service.model_pool[best],
+            best_name,
             csv_path.with_name("model_share.png"),
         )
         print(f"share of answers per model by hour: {share_path}")
