@@ -170,6 +170,8 @@ def test_a_full_buffer_keeps_the_newest_transitions(sampled) -> None:
 
 def test_refuses_n_step_and_a_second_module() -> None:
     buffer = FlatTransitionBuffer(10)
+    with pytest.raises(ValueError, match="before any transition"):
+        buffer.sample(4)
     with pytest.raises(ValueError, match="n_step must be 1"):
         buffer.sample(4, n_step=3)
     with pytest.raises(ValueError, match="capacity"):
@@ -178,7 +180,7 @@ def test_refuses_n_step_and_a_second_module() -> None:
         TrainingSettings(replay_buffer="flatter")
 
 
-@pytest.mark.parametrize(("algo_name", "batched"), [("sac", True), ("sdrl", False)])
+@pytest.mark.parametrize(("algo_name", "batched"), [("sac", True), ("sdrl", False), ("td3", True)])
 def test_trains_with_the_flat_buffer(algo_name: str, batched: bool, ray_session) -> None:
     """Both loops serve the flat buffer: one learner call per iteration (batched) and one per update."""
     settings = TrainingSettings.from_dict({**SETTINGS.to_dict(), "replay_buffer": "flat", "batched_updates": batched})

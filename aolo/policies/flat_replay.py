@@ -125,7 +125,7 @@ class FlatTransitionBuffer:
         current multipliers; ``weights`` and ``n_step`` as RLlib's episode buffers give them (all ones)."""
         if n_step != 1:
             raise ValueError(f"FlatTransitionBuffer stores one-step transitions: n_step must be 1, got {n_step!r}")
-        if self._size == 0:
+        if self._size == 0 or self.module_id is None:
             raise ValueError("FlatTransitionBuffer: sample() before any transition was added")
         index = self.rng.integers(0, self._size, size=num_items)
         columns = self._columns
