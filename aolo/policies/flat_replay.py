@@ -85,7 +85,6 @@ class FlatTransitionBuffer:
         self._columns: dict[str, np.ndarray] = {}
         self._size = 0  # transitions held
         self._next = 0  # row the next transition goes to
-        self.num_added = 0  # transitions added over the buffer's lifetime
 
     def __len__(self) -> int:
         return self._size
@@ -149,8 +148,7 @@ class FlatTransitionBuffer:
         if n > self.capacity:  # only the newest `capacity` rows survive
             rows, n = {name: values[-self.capacity :] for name, values in rows.items()}, self.capacity
         if not self._columns:
-            size = n
-            self._columns = {name: np.empty((size, *values.shape[1:]), values.dtype) for name, values in rows.items()}
+            self._columns = {name: np.empty((n, *values.shape[1:]), values.dtype) for name, values in rows.items()}
         allocated = len(self._columns[Columns.REWARDS])
         if self._size + n > allocated and allocated < self.capacity:
             # below capacity nothing was overwritten yet: rows 0.._size-1 hold the transitions in arrival order
@@ -165,4 +163,3 @@ class FlatTransitionBuffer:
             self._columns[name][rows_at] = values
         self._next = int((self._next + n) % allocated)
         self._size = min(self._size + n, allocated)
-        self.num_added += n

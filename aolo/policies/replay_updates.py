@@ -20,7 +20,7 @@ _create_local_replay_buffer_if_necessary`: SAC's config check admits only RLlib'
 config keeps ``type: MultiAgentEpisodeReplayBuffer`` and the :data:`FLAT_TRANSITIONS` entry selects the flat
 buffer). Its samples are train batches, handed to ``learner_group.update(batch=...)``: no episodes, no learner
 connector pipeline (the Lagrangian price is applied by the buffer). Both loops serve it: one call of K·B rows
-with ``batched_updates``, K calls of B rows without (DQN's loop, which samples episodes, cannot).
+with ``batched_updates``, K calls of B rows without (DQN's own loop hands the learner episodes).
 """
 
 from __future__ import annotations
