@@ -19,11 +19,17 @@ Each measurement runs two variants, interleaved round by round:
 * ``aolo`` — the current code with ``training.critic: mlp``: the MLP critics ``training.hidden`` sizes, the lean
   learner (:mod:`aolo.policies.learners`) and PopSAN's plain-op neurons;
 * ``batched`` (iteration breakdown only) — ``aolo`` with ``training.batched_updates``: the iteration's updates
-  in one replay sample and one learner call (:mod:`aolo.policies.replay_updates`).
+  in one replay sample and one learner call (:mod:`aolo.policies.replay_updates`);
+* ``flat`` and ``flat-batched`` (iteration breakdown only) — ``aolo`` and ``batched`` with
+  ``training.replay_buffer: flat``: transitions replayed from flat arrays straight into the train batch, no
+  learner connector pipeline (:mod:`aolo.policies.flat_replay`). Choose the breakdown's variants with
+  ``--iteration-variants``; the first is the one the others' speed-ups are relative to.
 
 Usage (on the shared 2-core machine wrap it in the heavy-job lock)::
 
     flock /tmp/aolo-heavy.lock python bench/learner_overhead.py --preset quick --algos sac sdrl --rounds 3
+    flock /tmp/aolo-heavy.lock python bench/learner_overhead.py --skip-update --critic catalog \
+        --iteration-variants aolo batched flat flat-batched   # the replay buffers, on the default critic
 """
 
 from __future__ import annotations
@@ -52,8 +58,15 @@ from aolo.platform.train import init_ray
 from aolo.policies.learners import polyak_update
 
 VARIANTS = ("rllib", "aolo")
-#: the iteration breakdown also runs aolo with ``training.batched_updates`` (one learner call per iteration)
-ITERATION_VARIANTS = (*VARIANTS, "batched")
+#: the iteration breakdown also runs aolo with ``training.batched_updates`` (one learner call per iteration) and
+#: ``training.replay_buffer: flat`` (without and with batched updates)
+ITERATION_VARIANTS = (*VARIANTS, "batched", "flat", "flat-batched")
+#: the TrainingSettings each iteration variant changes
+VARIANT_SETTINGS = {
+    "batched": {"batched_updates": True},
+    "flat": {"replay_buffer": "flat"},
+    "flat-batched": {"replay_buffer": "flat", "batched_updates": True},
+}
 PARTS = (
     "env sampling",
     "replay-buffer sample",
@@ -74,9 +87,9 @@ CRITIC = {"critic": "mlp"}  #: the ``aolo``/``batched`` variants' critic (``--cr
 def variant_config(algo: str, experiment, variant: str):
     """The AlgorithmConfig of ``algo`` on the preset, as aolo builds it (``aolo``, ``batched``) or as before
     issue 22 (``rllib``)."""
-    settings = TrainingSettings.from_dict({**experiment.training.to_dict(), **CRITIC})
-    if variant == "batched":
-        settings = TrainingSettings.from_dict({**settings.to_dict(), "batched_updates": True})
+    settings = TrainingSettings.from_dict(
+        {**experiment.training.to_dict(), **CRITIC, **VARIANT_SETTINGS.get(variant, {})}
+    )
     config = build_algorithm_config(
         algo, experiment.scenario, seed=0, settings=settings, constraints=experiment.constraints
     )
@@ -268,10 +281,12 @@ def instrument(algo) -> Stopwatch:
     return watch
 
 
-def bench_iterations(algo_name: str, experiment, rounds: int) -> dict[str, dict[str, float]]:
+def bench_iterations(
+    algo_name: str, experiment, rounds: int, variants: tuple[str, ...] = ITERATION_VARIANTS
+) -> dict[str, dict[str, float]]:
     """Median seconds per part of a training iteration (after the warm-up iteration), per variant."""
     algos, watches = {}, {}
-    for variant in ITERATION_VARIANTS:
+    for variant in variants:
         algo = variant_config(algo_name, experiment, variant).build_algo()
         if variant == "rllib":
             use_snntorch_neurons(algo.learner_group._learner.module[MODULE_ID].unwrapped())
@@ -280,7 +295,7 @@ def bench_iterations(algo_name: str, experiment, rounds: int) -> dict[str, dict[
                 use_snntorch_neurons(algo.eval_env_runner.module[MODULE_ID].unwrapped())
         algo.train()  # warm-up iteration (fills the replay buffer, no updates)
         algos[variant], watches[variant] = algo, instrument(algo)
-    samples: dict[str, dict[str, list[float]]] = {v: defaultdict(list) for v in ITERATION_VARIANTS}
+    samples: dict[str, dict[str, list[float]]] = {v: defaultdict(list) for v in variants}
     for _ in range(rounds):
         for variant, algo in algos.items():
             watch = watches[variant]
@@ -306,6 +321,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians are reported)")
     parser.add_argument("--updates", type=int, default=20, help="updates per round in the update benchmark")
     parser.add_argument("--skip-iterations", action="store_true", help="only the update benchmark")
+    parser.add_argument("--skip-update", action="store_true", help="only the iteration breakdown")
+    parser.add_argument(
+        "--iteration-variants",
+        nargs="+",
+        default=list(ITERATION_VARIANTS),
+        choices=ITERATION_VARIANTS,
+        help="the iteration breakdown's variants; speed-ups are relative to the first",
+    )
     parser.add_argument(
         "--compile", action="store_true", help="also time aolo's update with torch_compile_learner (compiles first)"
     )
@@ -317,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"preset {args.preset}: hidden {list(experiment.training.hidden)}, batch {experiment.training.train_batch_size}"
     )
-    for algo in args.algos:
+    for algo in [] if args.skip_update else args.algos:
         variants = (*VARIANTS, "compiled") if args.compile else VARIANTS
         update = bench_update(algo, experiment, args.rounds, args.updates, variants)
         print(f"\n{algo}: one update, medians of {args.rounds} interleaved rounds x {args.updates} updates")
@@ -330,14 +353,24 @@ def main(argv: list[str] | None = None) -> None:
     if args.skip_iterations:
         return
     init_ray()
+    variants = tuple(args.iteration_variants)
+    base = variants[0]
     for algo in args.algos:
-        parts = bench_iterations(algo, experiment, args.rounds)
+        parts = bench_iterations(algo, experiment, args.rounds, variants)
         print(f"\n{algo}: one training iteration, seconds (medians of {args.rounds} interleaved rounds)")
-        print(f"  {'part':24s} {'rllib':>8s} {'aolo':>8s} {'batched':>8s} {'rllib/aolo':>11s} {'rllib/batched':>14s}")
+        ratios = [f"{base}/{v}" for v in variants[1:]]
+        print(
+            f"  {'part':24s} " + " ".join(f"{v:>12s}" for v in variants) + " " + " ".join(f"{r:>20s}" for r in ratios)
+        )
         for part in (*PARTS, "total"):
-            before, after, batched = (parts[v].get(part, 0.0) for v in ITERATION_VARIANTS)
-            ratios = [f"{before / x:.2f}x" if x > 1e-4 else "-" for x in (after, batched)]
-            print(f"  {part:24s} {before:8.3f} {after:8.3f} {batched:8.3f} {ratios[0]:>11s} {ratios[1]:>14s}")
+            seconds = [parts[v].get(part, 0.0) for v in variants]
+            speedups = [f"{seconds[0] / x:.2f}x" if x > 1e-4 else "-" for x in seconds[1:]]
+            print(
+                f"  {part:24s} "
+                + " ".join(f"{x:12.3f}" for x in seconds)
+                + " "
+                + " ".join(f"{r:>20s}" for r in speedups)
+            )
 
 
 if __name__ == "__main__":

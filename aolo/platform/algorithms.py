@@ -25,6 +25,8 @@ from aolo.envs.cell_env import CellEnv
 from aolo.envs.config import ConfigError, ScenarioConfig, Validated, bounded, is_integer, satisfies
 from aolo.envs.site_env import SiteEnv, check_every_cell_on_a_site
 from aolo.platform.constraints import (
+    CONSTRAINTS,
+    COST_KEYS,
     ConstraintCallbacks,
     ConstraintSettings,
     lagrangian_algo_class,
@@ -33,10 +35,13 @@ from aolo.platform.constraints import (
     training_scenario,
 )
 from aolo.policies.learners import LeanSACTorchLearner
-from aolo.policies.replay_updates import BATCHED_UPDATES, BatchedSAC
+from aolo.policies.replay_updates import BATCHED_UPDATES, FLAT_TRANSITIONS, BatchedSAC
 
 ALGORITHMS = ("sdrl", "sac", "td3", "ppo")
 MODULE_ID = "shared"
+REPLAY_BUFFERS = ("episode", "flat")
+#: The replay buffers' capacity in env steps (RLlib's episode buffer counts env steps, not agent steps).
+REPLAY_CAPACITY_ENV_STEPS = 200_000
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,10 @@ class TrainingSettings(Validated):
     #: SAC/SDRL/TD3: draw an iteration's minibatches in one replay sample and take its gradient steps in one
     #: learner call (metrics reduced once; aolo.policies.replay_updates). Off: RLlib's one call per update.
     batched_updates: bool = satisfies(False, lambda v: isinstance(v, bool), "must be true or false")
+    #: SAC/SDRL/TD3 replay: "episode" = RLlib's MultiAgentEpisodeReplayBuffer and the learner connector pipeline;
+    #: "flat" = every agent's one-step transitions in flat arrays, sampled straight into a train batch with the
+    #: Lagrangian price applied there (aolo.policies.flat_replay; same transitions, terminals and costs).
+    replay_buffer: str = satisfies("episode", lambda v: v in REPLAY_BUFFERS, "must be 'episode' or 'flat'")
     ppo_epochs: int = bounded(6, 1, integer=True)
     ppo_minibatch_size: int = bounded(256, 1, integer=True)
     #: PopSAN overrides (pop_in, pop_out, timesteps, ...)
@@ -160,7 +169,7 @@ def build_algorithm_config(
             from aolo.policies.sac import SACTorchRLModule
 
             config = (
-                SACConfig(algo_class=BatchedSAC if s.batched_updates else None)
+                SACConfig(algo_class=BatchedSAC if s.batched_updates or s.replay_buffer == "flat" else None)
                 .training(initial_alpha=s.initial_alpha, alpha_lr=s.alpha_lr)
                 .learners(learner_class=LeanSACTorchLearner)
             )
@@ -171,7 +180,7 @@ def build_algorithm_config(
             from aolo.policies.sdrl import SDRLTorchRLModule
 
             config = (
-                SACConfig(algo_class=BatchedSAC if s.batched_updates else None)
+                SACConfig(algo_class=BatchedSAC if s.batched_updates or s.replay_buffer == "flat" else None)
                 .training(initial_alpha=s.initial_alpha, alpha_lr=s.alpha_lr)
                 .learners(learner_class=LeanSACTorchLearner)
             )
@@ -193,7 +202,7 @@ def build_algorithm_config(
             # training_intensity = replayed / sampled steps, so this many updates follow each sampled env step
             # (RLlib turns it into sample/train round-robin weights: dqn.calculate_rr_weights)
             training_intensity=s.updates_per_env_step * s.train_batch_size,
-            replay_buffer_config={"type": "MultiAgentEpisodeReplayBuffer", "capacity": 200_000},
+            replay_buffer_config=replay_buffer_config(s.replay_buffer, scenario, constraints),
         ).learners(learner_config_dict={BATCHED_UPDATES: s.batched_updates})
 
     if constraints.lagrangian:
@@ -219,6 +228,22 @@ def build_algorithm_config(
         .fault_tolerance(restart_failed_env_runners=True)
         .debugging(seed=seed, log_level="ERROR")
     )
+
+
+def replay_buffer_config(kind: str, scenario: ScenarioConfig, constraints: ConstraintSettings) -> dict[str, Any]:
+    """SAC's ``replay_buffer_config``: RLlib's multi-agent episode buffer, or (``kind == "flat"``) the flat
+    transition buffer's arguments under :data:`~aolo.policies.replay_updates.FLAT_TRANSITIONS` (the ``type`` stays,
+    as SAC's config check wants). The flat buffer counts agent transitions: it holds as many env steps as the
+    episode buffer, of the env copy with the most agents; it stores the constraint costs under ``lagrangian``."""
+    config: dict[str, Any] = {"type": "MultiAgentEpisodeReplayBuffer", "capacity": REPLAY_CAPACITY_ENV_STEPS}
+    if kind == "flat":
+        if scenario.sites:
+            agents = max(sum(c.num_users for c in scenario.cells if c.site == site.name) for site in scenario.sites)
+        else:
+            agents = max(c.num_users for c in scenario.cells)
+        cost_keys = [COST_KEYS[k] for k in CONSTRAINTS] if constraints.lagrangian else []
+        config[FLAT_TRANSITIONS] = {"capacity": REPLAY_CAPACITY_ENV_STEPS * agents, "cost_keys": cost_keys}
+    return config
 
 
 def stop_algorithm(algo) -> None:

@@ -56,6 +56,7 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.utils.replay_buffers.multi_agent_episode_buffer import MultiAgentEpisodeReplayBuffer
 
 from aolo.envs.config import ConfigError, ScenarioConfig
+from aolo.policies.flat_replay import FlatTransitionBuffer, priced_rewards, step_costs
 from aolo.policies.replay_updates import BatchedSAC
 from aolo.policies.td3 import TD3
 
@@ -232,7 +233,9 @@ class LagrangianReward(ConnectorV2):
     Runs first in the learner pipeline (RLlib's default ``AddColumnsFromEpisodesToTrainBatch`` then keeps the
     rewards it finds). Step ``i``'s costs are in the info returned with observation ``i+1`` (``infos[i+1]``).
     PPO appends an artificial last step (``AddOneTsToEpisodesAndTruncate``: reward 0, the last info repeated);
-    it is recognised by its info repeating the previous step's ``epoch`` and gets no cost.
+    it is recognised by its info repeating the previous step's ``epoch`` and gets no cost. The rule and the
+    price are :func:`~aolo.policies.flat_replay.step_costs` and :func:`~aolo.policies.flat_replay.priced_rewards`,
+    which the flat replay buffer (``training.replay_buffer: flat``) applies itself, without this connector.
     """
 
     def __init__(self, input_observation_space=None, input_action_space=None, **kwargs):
@@ -258,16 +261,8 @@ class LagrangianReward(ConnectorV2):
 
     def lagrangian_rewards(self, sa_episode) -> np.ndarray:
         n = len(sa_episode)
-        rewards = np.asarray(sa_episode.get_rewards(slice(0, n)), dtype=np.float64)
-        infos = sa_episode.get_infos(slice(0, n + 1))
-        epochs = [info.get("epoch", -1) if isinstance(info, dict) else -1 for info in infos]
-        penalty = np.zeros(n)
-        for i in range(n):
-            info = infos[i + 1]
-            if not isinstance(info, dict) or epochs[i + 1] == epochs[i]:
-                continue  # no cost (PPO's artificial bootstrap step, or an env without cost signals)
-            penalty[i] = sum(self.multipliers[k] * float(info.get(COST_KEYS[k], 0.0)) for k in CONSTRAINTS)
-        return (rewards - penalty).astype(np.float32)
+        costs = step_costs(sa_episode.get_infos(slice(0, n + 1)), [COST_KEYS[k] for k in CONSTRAINTS])
+        return priced_rewards(sa_episode.get_rewards(slice(0, n)), costs, [self.multipliers[k] for k in CONSTRAINTS])
 
 
 class CostReplayBuffer(MultiAgentEpisodeReplayBuffer):
@@ -347,10 +342,12 @@ class _LagrangianMixin:
         self.aolo_pid = {k: PIDLagrangian(getattr(settings, k), settings.lambda_max) for k in CONSTRAINTS}
         self.aolo_measure_every = settings.measure_every
         buffer = getattr(self, "local_replay_buffer", None)
-        if buffer is not None:  # SAC's config check accepts only RLlib's buffer names: swap the class here
+        if buffer is not None and not isinstance(buffer, FlatTransitionBuffer):
+            # SAC's config check accepts only RLlib's buffer names: swap the class here
             if type(buffer) is not MultiAgentEpisodeReplayBuffer:
                 raise ConfigError(
-                    f"constraints.method: lagrangian needs MultiAgentEpisodeReplayBuffer, got {type(buffer).__name__}"
+                    f"constraints.method: lagrangian needs MultiAgentEpisodeReplayBuffer or training.replay_buffer: "
+                    f"flat, got {type(buffer).__name__}"
                 )
             buffer.__class__ = CostReplayBuffer
         self._aolo_push()
@@ -361,6 +358,9 @@ class _LagrangianMixin:
     def _aolo_push(self) -> None:
         m = self.multipliers()
         self.learner_group.foreach_learner(lambda learner: _push_multipliers(learner, m))
+        buffer = getattr(self, "local_replay_buffer", None)
+        if isinstance(buffer, FlatTransitionBuffer):  # it prices the rewards it samples (no learner connector)
+            buffer.set_multipliers([m[k] for k in CONSTRAINTS])
 
     def step(self) -> dict:
         # RLlib evaluates (measures) when (iteration + 1) % evaluation_interval == 0; `iteration` counts up after

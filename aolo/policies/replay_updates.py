@@ -13,6 +13,14 @@ and takes K gradient steps on its K slices; the targets follow after every step 
 minibatches of B uniform draws, and no env step happens between the K updates in either loop (the buffer and
 the Lagrangian multipliers are the same for all of them): the updates have the DQN loop's distribution, not its
 exact draws. Uniform replay only: there are no per-update priorities to write back.
+
+With ``training.replay_buffer: flat`` the Algorithm's replay buffer is a
+:class:`~aolo.policies.flat_replay.FlatTransitionBuffer` (built by :meth:`BatchedReplayUpdates.
+_create_local_replay_buffer_if_necessary`: SAC's config check admits only RLlib's episode-buffer names, so the
+config keeps ``type: MultiAgentEpisodeReplayBuffer`` and the :data:`FLAT_TRANSITIONS` entry selects the flat
+buffer). Its samples are train batches, handed to ``learner_group.update(batch=...)``: no episodes, no learner
+connector pipeline (the Lagrangian price is applied by the buffer). Both loops serve it: one call of K·B rows
+with ``batched_updates``, K calls of B rows without (DQN's own loop hands the learner episodes).
 """
 
 from __future__ import annotations
@@ -38,20 +46,38 @@ from ray.rllib.utils.metrics import (
 from ray.rllib.utils.replay_buffers.multi_agent_episode_buffer import MultiAgentEpisodeReplayBuffer
 from ray.rllib.utils.replay_buffers.prioritized_episode_buffer import PrioritizedEpisodeReplayBuffer
 
+from aolo.envs.config import ConfigError
+from aolo.policies.flat_replay import FlatTransitionBuffer
+
 #: ``config.learners(learner_config_dict={BATCHED_UPDATES: True})`` turns the batched loop on.
 BATCHED_UPDATES = "aolo_batched_updates"
+#: ``replay_buffer_config[FLAT_TRANSITIONS] = {"capacity": ..., "cost_keys": [...]}``: the flat buffer's arguments.
+FLAT_TRANSITIONS = "aolo_flat_transitions"
 
 
 class BatchedReplayUpdates:
     """Algorithm mixin (before ``SAC`` in the bases): DQN's ``training_step`` with one learner call per
-    iteration when ``learner_config_dict[BATCHED_UPDATES]`` is set; DQN's own loop otherwise."""
+    iteration when ``learner_config_dict[BATCHED_UPDATES]`` is set, and the flat replay buffer when
+    ``replay_buffer_config`` names it; DQN's own loop otherwise."""
+
+    def _create_local_replay_buffer_if_necessary(self, config):
+        flat = (config.replay_buffer_config or {}).get(FLAT_TRANSITIONS)
+        if flat is None:
+            return super()._create_local_replay_buffer_if_necessary(config)
+        if config.n_step != 1:
+            raise ConfigError(
+                f"training.replay_buffer: flat stores one-step transitions and needs n_step 1, got {config.n_step!r}"
+            )
+        return FlatTransitionBuffer(**flat, seed=config.seed)
 
     def training_step(self) -> None:
-        if not self.config.learner_config_dict.get(BATCHED_UPDATES, False):
-            return super().training_step()
         buffer = self.local_replay_buffer
+        batched = self.config.learner_config_dict.get(BATCHED_UPDATES, False)
+        flat = isinstance(buffer, FlatTransitionBuffer)
+        if not (batched or flat):
+            return super().training_step()
         prioritized = isinstance(buffer, PrioritizedEpisodeReplayBuffer) or "Prioritized" in type(buffer).__name__
-        if prioritized or not isinstance(buffer, MultiAgentEpisodeReplayBuffer):
+        if not flat and (prioritized or not isinstance(buffer, MultiAgentEpisodeReplayBuffer)):
             raise ValueError(f"batched updates need a uniform MultiAgentEpisodeReplayBuffer, got {type(buffer)}")
         store_weight, num_updates = calculate_rr_weights(self.config)
         for _ in range(store_weight):
@@ -74,30 +100,26 @@ class BatchedReplayUpdates:
             return None
 
         batch_size = self.config.total_train_batch_size
-        with self.metrics.log_time((TIMERS, REPLAY_BUFFER_SAMPLE_TIMER)):
-            episodes = buffer.sample(
-                num_items=num_updates * batch_size,
-                n_step=self.config.n_step,
-                gamma=self.config.gamma,
-                sample_episodes=True,
-            )
-            self.metrics.aggregate([buffer.get_metrics()], key=REPLAY_BUFFER_RESULTS)
-        with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
-            learner_results = self.learner_group.update(
-                episodes=episodes,
-                timesteps={
-                    NUM_ENV_STEPS_SAMPLED_LIFETIME: env_steps,
-                    NUM_AGENT_STEPS_SAMPLED_LIFETIME: agent_steps,
-                },
-                minibatch_size=batch_size,
-                num_epochs=1,
-                num_total_minibatches=num_updates,
-                shuffle_batch_per_epoch=False,
-            )
-            for result in learner_results:  # per-sample TD errors serve priorities only (none here)
-                for module_results in result.values():
-                    module_results.pop(TD_ERROR_KEY, None)
-            self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
+        calls, updates_per_call = (1, num_updates) if batched else (num_updates, 1)
+        for _ in range(calls):
+            with self.metrics.log_time((TIMERS, REPLAY_BUFFER_SAMPLE_TIMER)):
+                train_data = self._sample_train_data(buffer, updates_per_call * batch_size)
+            with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
+                learner_results = self.learner_group.update(
+                    **train_data,
+                    timesteps={
+                        NUM_ENV_STEPS_SAMPLED_LIFETIME: env_steps,
+                        NUM_AGENT_STEPS_SAMPLED_LIFETIME: agent_steps,
+                    },
+                    minibatch_size=batch_size,
+                    num_epochs=1,
+                    num_total_minibatches=updates_per_call,
+                    shuffle_batch_per_epoch=False,
+                )
+                for result in learner_results:  # per-sample TD errors serve priorities only (none here)
+                    for module_results in result.values():
+                        module_results.pop(TD_ERROR_KEY, None)
+                self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
         with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
             self.env_runner_group.sync_weights(
                 from_worker_or_learner_group=self.learner_group,
@@ -106,6 +128,17 @@ class BatchedReplayUpdates:
                 inference_only=True,
             )
         return None
+
+    def _sample_train_data(self, buffer, num_items: int) -> dict:
+        """``learner_group.update`` keyword arguments for ``num_items`` replayed transitions: a train batch from
+        the flat buffer, sampled episodes (for the learner connector) from RLlib's episode buffer."""
+        if isinstance(buffer, FlatTransitionBuffer):
+            return {"batch": buffer.sample(num_items, n_step=self.config.n_step)}
+        episodes = buffer.sample(
+            num_items=num_items, n_step=self.config.n_step, gamma=self.config.gamma, sample_episodes=True
+        )
+        self.metrics.aggregate([buffer.get_metrics()], key=REPLAY_BUFFER_RESULTS)
+        return {"episodes": episodes}
 
 
 class BatchedSAC(BatchedReplayUpdates, SAC):
