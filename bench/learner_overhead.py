@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 from ray.rllib.algorithms.sac.torch.sac_torch_learner import SACTorchLearner
 from ray.rllib.core.columns import Columns
+from ray.rllib.core.learner.torch.torch_learner import TorchCompileWhatToCompile
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
@@ -93,8 +94,12 @@ def variant_config(algo: str, experiment, variant: str):
     config = build_algorithm_config(
         algo, experiment.scenario, seed=0, settings=settings, constraints=experiment.constraints
     )
-    if variant == "compiled":  # RLlib's torch.compile of the module's forward_train in the learner
+    if variant == "compiled":  # RLlib's torch.compile (inductor) of the module's forward_train in the learner
         config = config.framework(torch_compile_learner=True)
+    if variant == "compiled-update":  # the whole update (forward, losses, backward, optimizer steps) compiled
+        config = config.framework(
+            torch_compile_learner=True, torch_compile_learner_what_to_compile=TorchCompileWhatToCompile.COMPLETE_UPDATE
+        )
     if variant == "rllib":
         config = config.learners(learner_class=SACTorchLearner)
         multi_spec = copy.deepcopy(config._rl_module_spec)
@@ -330,7 +335,9 @@ def main(argv: list[str] | None = None) -> None:
         help="the iteration breakdown's variants; speed-ups are relative to the first",
     )
     parser.add_argument(
-        "--compile", action="store_true", help="also time aolo's update with torch_compile_learner (compiles first)"
+        "--compile",
+        action="store_true",
+        help="also time aolo's update with torch_compile_learner: forward_train, then the whole update",
     )
     parser.add_argument("--critic", choices=["mlp", "catalog"], default="mlp", help="the aolo variants' critic")
     args = parser.parse_args(argv)
@@ -341,7 +348,7 @@ def main(argv: list[str] | None = None) -> None:
         f"preset {args.preset}: hidden {list(experiment.training.hidden)}, batch {experiment.training.train_batch_size}"
     )
     for algo in [] if args.skip_update else args.algos:
-        variants = (*VARIANTS, "compiled") if args.compile else VARIANTS
+        variants = (*VARIANTS, "compiled", "compiled-update") if args.compile else VARIANTS
         update = bench_update(algo, experiment, args.rounds, args.updates, variants)
         print(f"\n{algo}: one update, medians of {args.rounds} interleaved rounds x {args.updates} updates")
         print(f"  {'variant':8s} {'RLlib ms':>9s} {'plain ms':>9s} {'RLlib/plain':>12s}")
