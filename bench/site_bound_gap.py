@@ -1,0 +1,68 @@
+"""How far the site bounds sit below the played site hindsight plan, on a site preset's held-out days.
+
+For each site of the preset and its first ``--days`` held-out days (the evaluation's spread, so the same days
+``compare`` evaluates first): the played joint plan (``solve_site_hindsight``, whose level bound it computes),
+the state bound (``site_state_bound``, searched around the level bound's multipliers, as ``SiteHindsightPolicy``
+does) and, with ``--cold``, the state bound searched from scratch; carbon in g over the day's requests, the
+gaps in % of the bound, wall times on one core (docs/design.md §11).
+
+    python bench/site_bound_gap.py --preset sites_quick --days 1
+    python bench/site_bound_gap.py --preset sites_paper --days 1 --sites 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # "on one core"
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from aolo.envs.rollout import spread_days  # noqa: E402
+from aolo.envs.site_env import SiteEnv  # noqa: E402
+from aolo.envs.site_reference import site_problem, site_state_bound, solve_site_hindsight  # noqa: E402
+from aolo.platform.presets import load_experiment  # noqa: E402
+
+
+def gap(played_g: float, bound_g: float) -> str:
+    return f"{bound_g:.2f} ({100 * (played_g / bound_g - 1):+.2f} %)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="sites_quick")
+    parser.add_argument("--days", type=int, default=1, help="held-out days per site (evaluation spread)")
+    parser.add_argument("--sites", type=int, nargs="*", help="site indices (default: all)")
+    parser.add_argument("--evaluation-days", type=int, default=4, help="the preset's days_per_cell spread")
+    parser.add_argument("--cold", action="store_true", help="also the state bound searched from scratch")
+    args = parser.parse_args()
+    scenario = load_experiment(args.preset).scenario
+    sites = args.sites if args.sites else range(len(scenario.sites))
+    print("site day | played g | level bound g (gap) | state bound g (gap) [s] | times: plan, state bound")
+    for s in sites:
+        env = SiteEnv({"scenario": scenario, "site_index": s, "split": "heldout"})
+        for day in spread_days(env.days["heldout"], args.evaluation_days)[: args.days]:
+            env.reset(seed=int(day), options={"day": int(day), "split": "heldout"})
+            problem = site_problem(env)
+            start = time.perf_counter()
+            plan = solve_site_hindsight(problem)
+            plan_s = time.perf_counter() - start
+            start = time.perf_counter()
+            state = site_state_bound(problem, multipliers=plan.bound.qoe_multiplier, qoe_steps=8)
+            state_s = time.perf_counter() - start
+            played, level = plan.outcome.total_carbon_g, plan.bound.bound_g
+            line = f"{scenario.sites[s].name} {int(day)} | {played:.2f} | {gap(played, level)}"
+            line += f" | {gap(played, state.bound_g)} | {plan_s:.1f} s, {state_s:.1f} s"
+            if args.cold:
+                start = time.perf_counter()
+                cold = site_state_bound(problem)
+                line += f" | cold {gap(played, cold.bound_g)} {time.perf_counter() - start:.1f} s"
+            print(line, f"| feasible {plan.outcome.feasible.all()}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
