@@ -4,10 +4,12 @@ For each site of the preset and its first ``--days`` held-out days (the evaluati
 ``compare`` evaluates first): the played joint plan (``solve_site_hindsight``, whose level bound it computes),
 the state bound (``site_state_bound``, searched around the level bound's multipliers, as ``SiteHindsightPolicy``
 does) and, with ``--cold``, the state bound searched from scratch; carbon in g over the day's requests, the
-gaps in % of the bound, wall times on one core (docs/design.md §11).
+gaps in % of the bound, wall times on one core, and all three per request of the site's traffic (the
+evaluation's ``carbon_g_per_request`` and ``bound_g_per_request``; docs/design.md §11).
 
     python bench/site_bound_gap.py --preset sites_quick --days 1
     python bench/site_bound_gap.py --preset sites_paper --days 1 --sites 0
+    python bench/site_bound_gap.py --preset sites_quick --day 6     # the first held-out day
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=1, help="held-out days per site (evaluation spread)")
     parser.add_argument("--sites", type=int, nargs="*", help="site indices (default: all)")
     parser.add_argument("--evaluation-days", type=int, default=4, help="the preset's days_per_cell spread")
+    parser.add_argument("--day", type=int, nargs="*", help="these held-out days instead of the spread")
     parser.add_argument("--cold", action="store_true", help="also the state bound searched from scratch")
     args = parser.parse_args()
     scenario = load_experiment(args.preset).scenario
@@ -45,7 +48,8 @@ def main() -> None:
     print("site day | played g | level bound g (gap) | state bound g (gap) [s] | times: plan, state bound")
     for s in sites:
         env = SiteEnv({"scenario": scenario, "site_index": s, "split": "heldout"})
-        for day in spread_days(env.days["heldout"], args.evaluation_days)[: args.days]:
+        days = args.day if args.day else spread_days(env.days["heldout"], args.evaluation_days)[: args.days]
+        for day in days:
             env.reset(seed=int(day), options={"day": int(day), "split": "heldout"})
             problem = site_problem(env)
             start = time.perf_counter()
@@ -61,7 +65,9 @@ def main() -> None:
                 start = time.perf_counter()
                 cold = site_state_bound(problem)
                 line += f" | cold {gap(played, cold.bound_g)} {time.perf_counter() - start:.1f} s"
-            print(line, f"| feasible {plan.outcome.feasible.all()}", flush=True)
+            requests = sum(float(v.sum()) for v in env.site_day.volume)
+            per_request = ", ".join(f"{1e3 * g / requests:.4f}" for g in (played, level, state.bound_g))
+            print(line, f"| mg/request (played, level, state) {per_request} | feasible {plan.outcome.feasible.all()}")
 
 
 if __name__ == "__main__":
