@@ -518,14 +518,16 @@ def _replica_values(problem: SiteProblem) -> np.ndarray:
 def _state_level_edges(problem: SiteProblem, levels: int) -> np.ndarray:
     """(T, V + 1) load level edges: ``levels`` uniform levels over each epoch's load range, split further where
     the agents' load (with no backlog) moves the autoscaler to one more replica (demand ``r X(b*)``) or fills
-    ``r`` replicas (``r X(b_max)``), so that a level mostly fixes the next replicas and whether a queue forms."""
+    ``r`` replicas (``r X(b_max)``), so that a level fixes the next replicas and whether a queue forms."""
     p = problem
     a_lo, a_hi = _load_range(p)
     uniform = a_lo[:, None] + (a_hi - a_lo)[:, None] * np.linspace(0.0, 1.0, levels + 1)[None, :]
     per_replica = [float(capacity_tok_s(1, p.profile))]
     if p.site.scaling == "autoscale":
         per_replica.append(float(throughput_tok_s(p.site.target_batch, p.profile)))
-    demand = (_replica_values(p)[:, None] * np.array(per_replica)[None, :]).reshape(-1)
+    # just above each threshold (by 1e-6 of it), so that a level's least load is already past it: the level
+    # below holds the threshold itself, and the level above leads to one more replica, or to a queue, only
+    demand = (_replica_values(p)[:, None] * np.array(per_replica)[None, :]).reshape(-1) * (1 + 1e-6)
     at = (demand[None, :] - p.background_tok_s[:, None]) * p.epoch_s
     return np.sort(np.concatenate([uniform, np.clip(at, a_lo[:, None], a_hi[:, None])], axis=1), axis=1)
 
