@@ -488,6 +488,7 @@ class SiteStateBound:
     replicas: np.ndarray  #: (T,) replicas on the cheapest path
     backlog_tok: np.ndarray  #: (T, 2) the backlog cell [lo, hi] entering each epoch on that path
     level: np.ndarray  #: (T,) the agent load level of each epoch on that path
+    load_cap_tokens: np.ndarray  #: (T,) the greatest agent load of that level in that state (``top``)
     primal_choice: np.ndarray  #: (U, T) the Lagrangian's minimiser on that path
 
 
@@ -789,7 +790,8 @@ def site_state_bound(
     epochs = np.arange(problem.num_epochs)
     backlog = np.stack([states.backlog_lo[epochs, path_s], states.backlog_hi[epochs, path_s]], axis=1)
     replicas = states.replicas[epochs, path_s].astype(np.int64)
-    return SiteStateBound(value, lam, rel.edges, replicas, backlog, path_v, choice)
+    cap = states.top[epochs, path_s, path_v]
+    return SiteStateBound(value, lam, rel.edges, replicas, backlog, path_v, cap, choice)
 
 
 # --- hindsight on a site -----------------------------------------------------------------------------
