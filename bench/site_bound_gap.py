@@ -4,9 +4,10 @@ For each site of the preset and its first ``--days`` held-out days (the evaluati
 ``compare`` evaluates first): the played joint plan (``solve_site_hindsight``, whose level bound it computes),
 the state bound (``site_state_bound``, searched around the level bound's multipliers, as ``SiteHindsightPolicy``
 does), with ``--cold`` the state bound searched from scratch, with ``--steer`` a feasible plan built on the state
-bound's cheapest path (:func:`steered_plan`, a diagnostic upper bound on the optimum); carbon in g over the
-day's requests, the gaps in % of the bound, wall times on one core, and all three per request of the site's traffic (the
-evaluation's ``carbon_g_per_request`` and ``bound_g_per_request``; docs/design.md §11).
+bound's cheapest path (:func:`steered_plan`, then block moves where it breaks a rule: a diagnostic upper bound
+on the optimum). Carbon in g over the day's requests, the gaps in % of the bound, wall times on one core, and
+all three per request of the site's traffic (the evaluation's ``carbon_g_per_request`` and
+``bound_g_per_request``; docs/design.md §11).
 
     python bench/site_bound_gap.py --preset sites_quick --days 1
     python bench/site_bound_gap.py --preset sites_paper --days 1 --sites 0
@@ -35,6 +36,7 @@ from aolo.envs.site_reference import (  # noqa: E402
     SiteStateBound,
     _best_powers,
     _pick,
+    block_moves,
     score_site_plan,
     site_problem,
     site_state_bound,
@@ -109,6 +111,11 @@ def main() -> None:
                 above = 100 * (steered.total_carbon_g / state.bound_g - 1)
                 line += f" | steered {steered.total_carbon_g:.2f} ({above:+.2f} % above the state bound,"
                 line += f" feasible {steered.feasible.sum()}/{problem.num_agents})"
+                if not steered.feasible.all():  # block moves from it, as the hindsight plan's repair
+                    steered, _ = block_moves(problem, steered)
+                    above = 100 * (steered.total_carbon_g / state.bound_g - 1)
+                    line += f", block moves {steered.total_carbon_g:.2f} ({above:+.2f} %,"
+                    line += f" feasible {steered.feasible.sum()}/{problem.num_agents})"
             if args.cold:
                 start = time.perf_counter()
                 cold = site_state_bound(problem)

@@ -877,8 +877,17 @@ def solve_site_hindsight(
     """
     bound = site_dual_bound(problem, levels=levels)
     choice = bound.primal_choice.copy()
-    best = score_site_plan(problem, choice, _best_powers(problem, choice))
-    sweeps = 0
+    best, sweeps = block_moves(
+        problem, score_site_plan(problem, choice, _best_powers(problem, choice)), max_sweeps, steps
+    )
+    return SiteHindsightPlan(best, bound, sweeps)
+
+
+def block_moves(problem: SiteProblem, start: SiteOutcome, max_sweeps: int = 12, steps: int = 60):
+    """Exact block moves from the plan ``start``: in turn each agent re-plans its whole day against the others'
+    answers (:func:`_best_day_for_agent`); a move is kept only when the plan scored exactly has more feasible
+    agents or, as many, less carbon. Returns the best plan and the sweeps run (they stop when no move is kept)."""
+    best, sweeps = start, 0
     while sweeps < max_sweeps:
         sweeps += 1
         improved = False
@@ -892,7 +901,7 @@ def solve_site_hindsight(
                 best, improved = trial, True
         if not improved:
             break
-    return SiteHindsightPlan(best, bound, sweeps)
+    return best, sweeps
 
 
 # --- on a SiteEnv ------------------------------------------------------------------------------------
