@@ -1,6 +1,6 @@
-"""The site bound and the site hindsight plan against an exact MILP (scipy HiGHS) on small coupled instances
-(docs/design.md §10.3): 2 cells × 2 users (4 agents) × 8 epochs sharing one site, one instance that
-autoscales and one whose site saturates."""
+"""The site bounds (level and state, docs/design.md §11) and the site hindsight plan against an exact MILP
+(scipy HiGHS) on small coupled instances: 2 cells × 2 users (4 agents) × 8 epochs sharing one site, one
+instance that autoscales, one whose site saturates, one whose agents' load spans 1–4 replicas."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from scipy.sparse import lil_matrix
 from aolo.envs.config import ServiceConfig, SiteSpec
 from aolo.envs.serving import get_serving_profile
 from aolo.envs.site import autoscale_replicas, capacity_tok_s, fluid_queue, inter_token_latency_s, operating_batch
-from aolo.envs.site_reference import SiteProblem, score_site_plan, solve_site_hindsight
+from aolo.envs.site_reference import SiteProblem, score_site_plan, site_state_bound, solve_site_hindsight
 
 EPOCHS, AGENTS, LENGTHS = 8, 4, 8
 REQUESTS = 3000  # requests per agent and epoch: the agents are a large share of the site's load
@@ -29,12 +29,12 @@ RADIO_J_PER_TOKEN = np.array([2.0, 3.0, 5.5])
 class ThreePowers:
     """A radio with three powers (the MILP enumerates them): the cheapest one whose airtime fits."""
 
-    def __init__(self, kappa, ci_cell_g_per_kwh):
-        self.kappa, self.ci = kappa, ci_cell_g_per_kwh  # (U, T, K), (U,)
+    def __init__(self, kappa, ci_cell_g_per_kwh, requests: float):
+        self.kappa, self.ci, self.requests = kappa, ci_cell_g_per_kwh, requests  # (U, T, K), (U,), per epoch
 
     def _per_power(self, u, t, k):
         kappa = self.kappa[u, t, k][..., None]
-        return kappa * AIRTIME_S_PER_TOKEN, REQUESTS * self.ci[u][..., None] * kappa * RADIO_J_PER_TOKEN / 3.6e6
+        return kappa * AIRTIME_S_PER_TOKEN, self.requests * self.ci[u][..., None] * kappa * RADIO_J_PER_TOKEN / 3.6e6
 
     def best_power_w(self, u, t, k, airtime_budget_s):
         airtime, _ = self._per_power(u, t, k)
@@ -51,7 +51,7 @@ class ThreePowers:
         return np.full(np.broadcast(u, t, k).shape, POWER_W[-1])
 
 
-def small_site_day(background_tok_s, site: SiteSpec, seed: int = 0) -> SiteProblem:
+def small_site_day(background_tok_s, site: SiteSpec, seed: int = 0, requests: float = REQUESTS) -> SiteProblem:
     """4 agents (2 cells × 2 users), 8 epochs, 8 answer lengths × 3 powers per request, the 8B profile."""
     rng = np.random.default_rng(seed)
     profile, service = get_serving_profile(site.serving_profile), ServiceConfig()
@@ -62,14 +62,14 @@ def small_site_day(background_tok_s, site: SiteSpec, seed: int = 0) -> SiteProbl
     prefill_s = profile.ttft_overhead_s + profile.prefill_s_per_token * PROMPT_TOKENS
     prefill_j = service.pue * service.k_host * profile.prefill_j_per_token * PROMPT_TOKENS
     return SiteProblem(
-        load_tokens=REQUESTS * kappa,
-        hold_s=np.full(shape, REQUESTS * prefill_s),
+        load_tokens=requests * kappa,
+        hold_s=np.full(shape, requests * prefill_s),
         answer_tokens=kappa,
         qoe=1.0 - np.exp(-3.0 * kappa / ref[..., None]),
-        fixed_carbon_g=np.broadcast_to(REQUESTS * prefill_j * ci_dc[None, :, None] / 3.6e6, shape).copy(),
+        fixed_carbon_g=np.broadcast_to(requests * prefill_j * ci_dc[None, :, None] / 3.6e6, shape).copy(),
         fixed_latency_s=np.full(shape, prefill_s),
         valid=np.ones(shape, dtype=bool),
-        radio=ThreePowers(kappa, np.array([300.0, 300.0, 600.0, 600.0])),  # the two cells' grids
+        radio=ThreePowers(kappa, np.array([300.0, 300.0, 600.0, 600.0]), requests),  # the two cells' grids
         background_tok_s=np.asarray(background_tok_s, dtype=float),
         ci_dc_g_per_kwh=ci_dc,
         site=site,
@@ -187,36 +187,49 @@ INSTANCES = {
     "autoscaled": (
         [1500, 2500, 4000, 6000, 7000, 5000, 3000, 2000],
         SiteSpec(scaling="autoscale", replicas=1, min_replicas=1, max_replicas=2, target_batch=128),
+        REQUESTS,
     ),
     # one fixed replica (9806 tokens/s); the background peak leaves less room than the agents' longer answers
     "saturating": (
         [3000, 5000, 7500, 8800, 9200, 8000, 5000, 3000],
         SiteSpec(scaling="fixed", replicas=1),
+        REQUESTS,
+    ),
+    # the agents' load spans 1–4 replicas (5× the requests): the level bound's replica brackets are wide
+    "autoscaled_wide": (
+        [1000, 2000, 4000, 7000, 9000, 6000, 3000, 1500],
+        SiteSpec(scaling="autoscale", replicas=1, min_replicas=1, max_replicas=4, target_batch=128),
+        5 * REQUESTS,
     ),
 }
 
 
 @pytest.mark.parametrize("name", list(INSTANCES))
 def test_site_bound_below_the_exact_optimum_below_hindsight(name: str) -> None:
-    background, site = INSTANCES[name]
-    day = small_site_day(background, site)
+    background, site, requests = INSTANCES[name]
+    day = small_site_day(background, site, requests=requests)
     plan = solve_site_hindsight(day)
     optimum = exact_optimum_g(day)
     played = plan.outcome.total_carbon_g
     bound = plan.bound.bound_g
+    state_bound = site_state_bound(day).bound_g
     print(
-        f"\n{name}: bound {bound:.6f} g, exact {optimum:.6f} g, hindsight {played:.6f} g; "
-        f"optimum − bound {100 * (optimum / bound - 1):+.3f} %, "
-        f"hindsight − optimum {100 * (played / optimum - 1):+.3f} %"
+        f"\n{name}: level bound {bound:.6f} g, state bound {state_bound:.6f} g, exact {optimum:.6f} g, "
+        f"hindsight {played:.6f} g; optimum − bound {100 * (optimum / bound - 1):+.3f} % (level), "
+        f"{100 * (optimum / state_bound - 1):+.3f} % (state), hindsight − optimum {100 * (played / optimum - 1):+.3f} %"
     )
     assert plan.outcome.feasible.all()
     assert bound <= optimum * (1 + 1e-9)
+    assert state_bound <= optimum * (1 + 1e-9)
+    assert state_bound >= bound  # carrying the site's state tightens the level relaxation here
+    if name == "autoscaled_wide":  # where the replica brackets are wide it closes most of the level bound's gap
+        assert optimum - state_bound <= 0.5 * (optimum - bound)
     assert optimum <= played * (1 + 1e-9)
     assert played <= optimum * 1.02
 
 
 def test_the_saturating_instance_saturates_and_the_plan_avoids_the_queue() -> None:
-    background, site = INSTANCES["saturating"]
+    background, site, _ = INSTANCES["saturating"]
     day = small_site_day(background, site)
     longest = np.full((AGENTS, EPOCHS), LENGTHS - 1)
     fastest = np.full((AGENTS, EPOCHS), POWER_W[-1])
@@ -228,9 +241,10 @@ def test_the_saturating_instance_saturates_and_the_plan_avoids_the_queue() -> No
 def test_bound_is_a_lower_bound_for_every_multiplier() -> None:
     """Weak duality: the bound never exceeds a feasible plan's carbon, here random feasible perturbations of the
     hindsight plan (another seed than the MILP's)."""
-    background, site = INSTANCES["autoscaled"]
+    background, site, _ = INSTANCES["autoscaled"]
     day = small_site_day(background, site, seed=3)
     plan = solve_site_hindsight(day)
+    state_bound = site_state_bound(day).bound_g
     rng, checked = np.random.default_rng(0), 0
     for _ in range(300):
         choice, power = plan.outcome.choice.copy(), plan.outcome.power_w.copy()
@@ -239,6 +253,6 @@ def test_bound_is_a_lower_bound_for_every_multiplier() -> None:
         power[flips] = rng.choice(POWER_W, flips.sum())
         outcome = score_site_plan(day, choice, power)
         if outcome.feasible.all():
-            assert plan.bound.bound_g <= outcome.total_carbon_g
+            assert max(plan.bound.bound_g, state_bound) <= outcome.total_carbon_g
             checked += 1
     assert checked >= 20

@@ -31,7 +31,16 @@ from aolo.envs.config import ConfigError, ServiceConfig, SiteSpec
 from aolo.envs.physics import J_PER_KWH, InferenceCoefficients, RequestOutcomes, comm_energy_j, qoe, tokens_for_qoe
 from aolo.envs.reference import ForecastPolicy, _bisect_multipliers, length_bounds
 from aolo.envs.serving import ServingProfile
-from aolo.envs.site import autoscale_replicas, capacity_tok_s, fluid_queue, operating_batch, site_epoch, site_inference
+from aolo.envs.site import (
+    autoscale_replicas,
+    capacity_tok_s,
+    fluid_queue,
+    inter_token_latency_s,
+    operating_batch,
+    site_epoch,
+    site_inference,
+    throughput_tok_s,
+)
 
 #: tolerance on T_max and Q_min, as in reference.solve_hindsight
 _TOL = 1e-9
@@ -247,6 +256,7 @@ class _Relaxation:
     load_lo: np.ndarray  # (U, T, B) load of its shortest length
     load_hi: np.ndarray  # (U, T, B) load of its longest length
     last: np.ndarray  # (U, T, B) the bin's longest option (the primal choice a bin stands for)
+    hopeless: np.ndarray  # (U, T) requests that meet T_max at no level (their latency rule is dropped)
 
 
 def _qoe_bins(problem: SiteProblem, width: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -350,6 +360,7 @@ def _relax(problem: SiteProblem, edges: np.ndarray, qoe_bin: float) -> _Relaxati
         load_lo=pick(p.load_tokens, first),
         load_hi=pick(p.load_tokens, last),
         last=last,
+        hopeless=hopeless,
     )
 
 
@@ -464,6 +475,325 @@ def site_dual_bound(
     return SiteBound(value, lam, price, rel.edges, choice)
 
 
+# --- the bound with the site's state carried: a dynamic programme over (replicas, backlog) ---------------
+
+
+@dataclass
+class SiteStateBound:
+    """:func:`site_state_bound`: the bound and the cheapest path of relaxed site states behind it."""
+
+    bound_g: float  #: strict lower bound on Σ carbon over every plan meeting the constraints (inf: none can)
+    qoe_multiplier: np.ndarray  #: (U,) λ
+    levels: np.ndarray  #: (T, V + 1) load level edges
+    replicas: np.ndarray  #: (T,) replicas on the cheapest path
+    backlog_tok: np.ndarray  #: (T, 2) the backlog cell [lo, hi] entering each epoch on that path
+    level: np.ndarray  #: (T,) the agent load level of each epoch on that path
+    load_cap_tokens: np.ndarray  #: (T,) the greatest agent load of that level in that state (``top``)
+    primal_choice: np.ndarray  #: (U, T) the Lagrangian's minimiser on that path
+
+
+@dataclass
+class _SiteStates:
+    """Relaxed site states — replicas × backlog cell entering epoch ``t`` — within the brackets of
+    :func:`_bracket_site`, and what each (epoch ``t``, state ``s``, load level ``v``) allows."""
+
+    replicas: np.ndarray  # (T, S)
+    backlog_lo: np.ndarray  # (T, S) the cell's backlog range [tokens]
+    backlog_hi: np.ndarray  # (T, S)
+    top: np.ndarray  # (T, S, V) the greatest agent load of the level at which every request can meet T_max
+    slope: np.ndarray  # (T, S, V) the site's carbon is at least intercept + slope · A on [edges[v], top]
+    intercept: np.ndarray  # (T, S, V)
+    allowed: np.ndarray  # (T, S, V) the state exists and some load of the level lets every request meet T_max
+    successor: np.ndarray  # (T - 1, S, V, S) state s' at t + 1 can follow state s at level v
+
+
+def _replica_values(problem: SiteProblem) -> np.ndarray:
+    """Every replica count the site can run: the first epoch's, and the autoscaler's range (or the fixed count)."""
+    site = problem.site
+    counts = {problem.replicas_in, site.replicas}
+    if site.scaling == "autoscale":
+        counts |= set(range(site.min_replicas, site.max_replicas + 1))
+    return np.array(sorted(counts), dtype=np.float64)
+
+
+def _state_level_edges(problem: SiteProblem, levels: int) -> np.ndarray:
+    """(T, V + 1) load level edges: ``levels`` uniform levels over each epoch's load range, split further where
+    the agents' load (with no backlog) moves the autoscaler to one more replica (demand ``r X(b*)``) or fills
+    ``r`` replicas (``r X(b_max)``), so that a level fixes the next replicas and whether a queue forms."""
+    p = problem
+    a_lo, a_hi = _load_range(p)
+    uniform = a_lo[:, None] + (a_hi - a_lo)[:, None] * np.linspace(0.0, 1.0, levels + 1)[None, :]
+    per_replica = [float(capacity_tok_s(1, p.profile))]
+    if p.site.scaling == "autoscale":
+        per_replica.append(float(throughput_tok_s(p.site.target_batch, p.profile)))
+    # just above each threshold (by 1e-6 of it), so that a level's least load is already past it: the level
+    # below holds the threshold itself, and the level above leads to one more replica, or to a queue, only
+    demand = (_replica_values(p)[:, None] * np.array(per_replica)[None, :]).reshape(-1) * (1 + 1e-6)
+    at = (demand[None, :] - p.background_tok_s[:, None]) * p.epoch_s
+    return np.sort(np.concatenate([uniform, np.clip(at, a_lo[:, None], a_hi[:, None])], axis=1), axis=1)
+
+
+def _least_latency(problem: SiteProblem, hopeless: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per agent and epoch (U, T): a least latency before the queue and decoding — the least fixed latency of
+    its options plus the airtime of its shortest answer at the radio's fastest power — and the least answer
+    tokens; ``-inf`` for hopeless requests, whose latency rule the bound drops."""
+    p = problem
+    u, t, _ = p.index
+    shortest = np.argmax(p.valid, axis=2)[..., None]  # (U, T, 1): options are lengths in increasing order
+    _, airtime = p.radio.carbon_and_airtime(u, t, shortest, p.radio.fastest_power_w(u, t, shortest))
+    latency = np.where(p.valid, p.fixed_latency_s, np.inf).min(axis=2) + airtime[..., 0]
+    return np.where(hopeless, -np.inf, latency), np.where(p.valid, p.answer_tokens, np.inf).min(axis=2)
+
+
+def _latency_top(demand_lo, demand_hi, backlog_tok, capacity_tok_s, epoch_s, wait_max_s, steps):
+    """The greatest demand in ``[demand_lo, demand_hi]`` whose queueing wait stays within ``wait_max_s``: the
+    wait rises with the demand, so bisection, keeping the upper end (never below the true greatest)."""
+    fits = lambda d: fluid_queue(d, backlog_tok, capacity_tok_s, epoch_s).wait_s <= wait_max_s  # noqa: E731
+    shape = np.broadcast_shapes(np.shape(demand_lo), np.shape(wait_max_s))
+    ok, too_long = np.broadcast_to(demand_lo, shape), np.broadcast_to(demand_hi, shape)
+    capped = ~fits(too_long)
+    for _ in range(steps):
+        mid = 0.5 * (ok + too_long)
+        good = fits(mid)
+        ok, too_long = np.where(good, mid, ok), np.where(good, too_long, mid)
+    return np.where(capped, too_long, demand_hi)
+
+
+def _site_states(
+    problem: SiteProblem, rel: _Relaxation, backlog_cells: int, pieces: int = 8, steps: int = 50
+) -> _SiteStates:
+    """The states of every epoch and what each allows (docs/design.md, "Shared sites", the state bound), built
+    forward from the first epoch's replicas and backlog.
+
+    States of epoch ``t``: each replica count within ``[r_lo, r_hi]`` × the backlog range ``[Q_lo, Q_hi]`` cut into
+    the point ``Q_lo`` and ``backlog_cells`` equal intervals ``(x_{j-1}, x_j]``; the ranges are those the allowed
+    states of ``t - 1`` lead to. On (state, level), with ``a_v`` the level's least load:
+
+    - *latency*: at least ``least latency + answer tokens · itl`` (the batch at ``a_v``, the cell's least backlog)
+      ``+ wait`` for every request; the wait rises with the load, so the level is cut at ``top``, the greatest
+      load whose wait leaves every request (not hopeless) within T_max (bisection, its upper end kept), and the
+      state is not allowed where even ``a_v`` breaks it;
+    - *carbon*: on ``pieces`` sub-intervals of ``[a_v, top]`` the site's carbon ``A γ(b) + H η(b)`` is at least
+      its value at the sub-interval's largest batch (top load, the cell's most backlog: γ, η fall with b), a
+      function linear in ``A`` on each; the line through its ends, lowered below every piece, bounds it;
+    - *successors*: queue and autoscaler are monotone, so ``(a_v, least backlog)`` and ``(top, most backlog)``
+      bracket the next backlog and replicas; every state of ``t + 1`` with a replica count and a cell in those
+      ranges may follow.
+    """
+    p, (T, V), dt = problem, rel.gamma_lo.shape, problem.epoch_s
+    replica_values = _replica_values(p)
+    cells = backlog_cells + 1
+    S = len(replica_values) * cells
+    r = np.repeat(replica_values, cells)[:, None]  # (S, 1)
+    point = np.arange(S) % cells == 0
+    capacity = capacity_tok_s(r, p.profile)
+    latency, tokens = _least_latency(p, rel.hopeless)
+    held_s = np.where(p.valid, p.hold_s, np.inf).min(axis=2).sum(axis=0)  # (T,) the least held seconds
+    out = {
+        name: np.zeros(shape, dtype)
+        for name, shape, dtype in (
+            ("replicas", (T, S), np.float64),
+            ("backlog_lo", (T, S), np.float64),
+            ("backlog_hi", (T, S), np.float64),
+            ("top", (T, S, V), np.float64),
+            ("slope", (T, S, V), np.float64),
+            ("intercept", (T, S, V), np.float64),
+            ("allowed", (T, S, V), bool),
+            ("successor", (max(T - 1, 0), S, V, S), bool),
+        )
+    }
+    r_range, q_range = (p.replicas_in, p.replicas_in), (p.backlog_in_tok, p.backlog_in_tok)
+    reached = point & (r[:, 0] == p.replicas_in)
+    for t in range(T):
+        x = q_range[0] + (q_range[1] - q_range[0]) * np.linspace(0.0, 1.0, backlog_cells + 1)
+        b_lo, b_hi = (
+            np.tile(np.concatenate([x[:1], x[:-1]]), len(replica_values))[:, None],
+            np.tile(x, len(replica_values))[:, None],
+        )
+        exists = reached & (r[:, 0] >= r_range[0]) & (r[:, 0] <= r_range[1]) & (point | (q_range[1] > q_range[0]))
+        bg, a_bottom, a_level_top = p.background_tok_s[t], rel.edges[t, None, :-1], rel.edges[t, None, 1:]
+        least = fluid_queue(bg + a_bottom / dt, b_lo, capacity, dt)  # (S, V)
+        itl_lo = inter_token_latency_s(operating_batch(least.served_tok_s, r, p.profile), p.profile)
+        before_wait = (latency[:, t, None, None] + tokens[:, t, None, None] * itl_lo[None]).max(axis=0)
+        wait_max = p.t_max_s * (1 + _TOL) - before_wait
+        allowed = exists[:, None] & (least.wait_s <= wait_max)
+        top = _latency_top(bg + a_bottom / dt, bg + a_level_top / dt, b_lo, capacity, dt, wait_max, steps)
+        top = (top - bg) * dt
+
+        # the site's carbon on [a_v, top]: A γ + H η at each sub-interval's largest batch
+        grid = a_bottom[..., None] + (top - a_bottom)[..., None] * np.linspace(0.0, 1.0, pieces + 1)  # (S, V, n+1)
+        batch = operating_batch(bg + (grid[..., 1:] + b_hi[..., None]) / dt, r[..., None], p.profile)
+        gamma, eta = p.carbon_per_token_and_hold_g(t, batch)
+        left, right = grid[..., :-1] * gamma + held_s[t] * eta, grid[..., 1:] * gamma + held_s[t] * eta
+        width = top - a_bottom
+        slope = np.where(width > 0, (right[..., -1] - left[..., 0]) / np.where(width > 0, width, 1.0), gamma[..., -1])
+        intercept = np.minimum(left - slope[..., None] * grid[..., :-1], right - slope[..., None] * grid[..., 1:])
+        out["replicas"][t], out["backlog_lo"][t], out["backlog_hi"][t] = r[:, 0], b_lo[:, 0], b_hi[:, 0]
+        out["top"][t], out["slope"][t], out["intercept"][t], out["allowed"][t] = top, slope, intercept.min(-1), allowed
+        if t + 1 == T or not allowed.any():
+            break
+
+        most = fluid_queue(bg + top / dt, b_hi, capacity, dt)
+        next_lo = _next_replicas(p, bg + a_bottom / dt, least.backlog_tok)
+        next_hi = _next_replicas(p, bg + top / dt, most.backlog_tok)
+        queue_lo, queue_hi = least.backlog_tok, most.backlog_tok
+        r_range = (next_lo[allowed].min(), next_hi[allowed].max())
+        q_range = (queue_lo[allowed].min(), queue_hi[allowed].max())
+        x = q_range[0] + (q_range[1] - q_range[0]) * np.linspace(0.0, 1.0, backlog_cells + 1)
+        later_lo = np.tile(np.concatenate([x[:1], x[:-1]]), len(replica_values))[None, None, :]
+        later_hi = np.tile(x, len(replica_values))[None, None, :]
+        later_r = r[None, None, :, 0]
+        successor = allowed[..., None] & (later_r >= next_lo[..., None]) & (later_r <= next_hi[..., None])
+        successor &= point[None, None, :] | (q_range[1] > q_range[0])
+        # the point cell holds Q_lo (to rounding); the others are half-open (x_{j-1}, x_j]
+        lo, hi = queue_lo[..., None], queue_hi[..., None]
+        tol = 1e-9 * (1.0 + hi)
+        enters = np.where(point[None, None, :], later_lo >= lo - tol, later_lo < hi)
+        successor &= enters & (later_lo <= hi + tol) & (later_hi >= lo - tol)
+        out["successor"][t] = successor
+        reached = successor.any(axis=(0, 1))
+    return _SiteStates(**out)
+
+
+def _agents_at(base: np.ndarray, load_lo: np.ndarray, load_hi: np.ndarray, price: np.ndarray):
+    """``Σ_u min_b [base + π load]`` for prices ``price`` (t, V, m): values and tokens (t, V, m), bins (U, t, V, m);
+    a bin's load is its shortest length's for ``π ≥ 0``, its longest's for ``π < 0`` (the end the price favours)."""
+    pi = price[None, :, None, :, :]  # (1, t, 1, V, m)
+    load = np.where(pi >= 0, load_lo[..., None, None], load_hi[..., None, None])  # (U, t, B, V, m)
+    objective = base[..., None] + pi * load
+    k = np.argmin(objective, axis=2)[:, :, None]
+    value = np.take_along_axis(objective, k, axis=2)[:, :, 0].sum(axis=0)
+    tokens = np.take_along_axis(load, k, axis=2)[:, :, 0].sum(axis=0)
+    return value, tokens, k[:, :, 0]
+
+
+def _price_range(base: np.ndarray, load_lo: np.ndarray, load_hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(t, V) prices beyond which every agent takes its least-load bin (above ``hi``) or its greatest-load bin
+    (below ``lo``): bin ``f`` beats bin ``b`` at π iff ``c_f + π ℓ_f ≤ c_b + π ℓ_b``, so every crossing of the
+    agents' tokens lies in ``[lo, hi]``. ``base`` (U, t, B, V): each bin's Lagrangian cost (``inf``: no option)."""
+    finite = np.isfinite(base)
+    B = base.shape[2]
+    index = np.arange(B)[None, None, :, None]
+    first = np.minimum(np.where(finite, index, B).min(axis=2, keepdims=True), B - 1)
+    last = np.maximum(np.where(finite, index, -1).max(axis=2, keepdims=True), 0)
+    at = lambda a, i: np.take_along_axis(np.broadcast_to(a[..., None], base.shape), i, axis=2)  # noqa: E731
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gap = load_lo[..., None] - at(load_lo, first)
+        above = np.where(finite & (gap > 0), (np.take_along_axis(base, first, axis=2) - base) / gap, -np.inf)
+        gap = at(load_hi, last) - load_hi[..., None]
+        below = np.where(finite & (gap > 0), (base - np.take_along_axis(base, last, axis=2)) / gap, np.inf)
+    hi = np.maximum(above.max(axis=2).max(axis=0), 0.0)
+    lo = np.minimum(below.min(axis=2).min(axis=0), 0.0)
+    return lo - 1e-3 * (hi - lo) - 1e-12, hi + 1e-3 * (hi - lo) + 1e-12
+
+
+def _state_epoch_duals(rel: _Relaxation, states: _SiteStates, lam: np.ndarray, ts: slice, steps: int):
+    """``max_π φ_{t,s,v}(π)`` for the epochs ``ts``, every state and level: values (t, S, V), bins (U, t, S, V).
+
+    The agents' options do not depend on the state (their latency is the level's most generous), so
+    ``φ_{t,s,v}(π) = F_{t,v}(π) + min_{A ∈ [a_v, top]} (β − π) A + α`` with ``F`` the agents' Lagrangian and
+    ``α + β A`` the state's carbon line. ``F`` is concave with supergradient the agents' tokens ``L(π)``,
+    non-increasing; with ``π⁺`` where ``L`` crosses the level's top and ``π⁻`` where it crosses its bottom
+    (π⁺ ≤ π⁻), φ rises up to ``clip(β, π⁺, π⁻)`` and falls after, so one bisection per level edge serves every
+    state (a state whose top is cut by the latency gets the uncut top's ``π⁺``: a lower price than its best).
+    φ is evaluated exactly at the price chosen: any price gives a valid bound."""
+    base = rel.option_g[:, ts] - lam[:, None, None, None] * rel.qoe_hi[:, ts, :, None]  # (U, t, B, V)
+    load_lo, load_hi = rel.load_lo[:, ts], rel.load_hi[:, ts]
+    edges = rel.edges[ts]
+    targets = np.stack([edges[:, 1:], edges[:, :-1]], axis=-1)  # (t, V, 2): the level's top, bottom
+    # bisection in single precision (it only picks the prices; φ is evaluated in double below)
+    base32, lo32, hi32 = base.astype(np.float32), load_lo.astype(np.float32), load_hi.astype(np.float32)
+    lo, hi = (np.repeat(x[..., None], 2, axis=-1) for x in _price_range(base, load_lo, load_hi))
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        up = _agents_at(base32, lo32, hi32, mid.astype(np.float32))[1] > targets
+        lo, hi = np.where(up, mid, lo), np.where(up, hi, mid)
+    crossing = 0.5 * (lo + hi)
+    # only the allowed states of each (epoch, level), gathered first: m of them at most
+    allowed = np.moveaxis(states.allowed[ts], 1, 2)  # (t, V, S)
+    order = np.argsort(~allowed, axis=2, kind="stable")[..., : max(int(allowed.sum(axis=2).max()), 1)]
+    gather = lambda a: np.take_along_axis(np.moveaxis(a[ts], 1, 2), order, axis=2)  # noqa: E731
+    slope, intercept, top = gather(states.slope), gather(states.intercept), gather(states.top)  # (t, V, m)
+    price = np.clip(slope, crossing[..., :1], crossing[..., 1:])
+    agents, _, bins = _agents_at(base, load_lo, load_hi, price)
+    level_a = np.where(slope >= price, edges[:, :-1, None], top)
+    value_m = agents + (slope - price) * level_a + intercept  # (t, V, m)
+    value = np.full(allowed.shape, np.inf)
+    np.put_along_axis(value, order, np.where(np.take_along_axis(allowed, order, axis=2), value_m, np.inf), axis=2)
+    state_bins = np.zeros(bins.shape[:3] + allowed.shape[2:], dtype=bins.dtype)
+    np.put_along_axis(state_bins, np.broadcast_to(order[None], bins.shape), bins, axis=3)
+    return np.moveaxis(value, 2, 1), np.moveaxis(state_bins, 3, 2)
+
+
+def _state_dual(problem: SiteProblem, rel: _Relaxation, states: _SiteStates, lam: np.ndarray, steps: int):
+    """The dual function at ``λ``: the cheapest path of (state, level) through the day, each epoch's cost its
+    ``max_π φ_{t,s,v}(π)``, plus ``λ · T q_min``. Returns the value, the path's choices (U, T), the QoE
+    shortfalls (λ's supergradient) and the path (states (T,), levels (T,))."""
+    p, T = problem, problem.num_epochs
+    S, V = states.allowed.shape[1:]
+    value, bins = np.empty((T, S, V)), np.empty((p.num_agents, T, S, V), dtype=np.int64)
+    for start in range(0, T, _STATE_EPOCH_CHUNK):
+        ts = slice(start, min(start + _STATE_EPOCH_CHUNK, T))
+        value[ts], bins[:, ts] = _state_epoch_duals(rel, states, lam, ts, steps)
+    value = np.where(states.allowed, value, np.inf)
+    # backward: the least cost from each state of t to the day's end
+    to_go, after = np.zeros((T + 1, S)), np.zeros((T, S, V))
+    for t in range(T - 1, -1, -1):
+        if t + 1 < T:
+            after[t] = np.where(states.successor[t], to_go[t + 1], np.inf).min(axis=2)
+        to_go[t] = (value[t] + after[t]).min(axis=1)
+    state, path_s, path_v = int(np.argmin(to_go[0])), np.empty(T, np.int64), np.empty(T, np.int64)
+    for t in range(T):
+        path_s[t], path_v[t] = state, int(np.argmin(value[t, state] + after[t, state]))
+        if t + 1 < T:
+            state = int(np.argmin(np.where(states.successor[t, state, path_v[t]], to_go[t + 1], np.inf)))
+    chosen = bins[:, np.arange(T), path_s, path_v]  # (U, T)
+    total = float(to_go[0].min() + lam.sum() * T * p.q_min)
+    shortfall = T * p.q_min - _pick(rel.qoe_hi, chosen).sum(axis=1)
+    return total, _pick(rel.last, chosen), shortfall, path_s, path_v
+
+
+#: epochs per block in :func:`_state_dual` (its arrays are agents × epochs × QoE bins × levels × states)
+_STATE_EPOCH_CHUNK = 4
+
+
+def site_state_bound(
+    problem: SiteProblem,
+    levels: int = 16,
+    backlog_cells: int = 4,
+    qoe_bin: float = 0.004,
+    steps: int = 20,
+    qoe_steps: int = 16,
+    multipliers: np.ndarray | None = None,
+) -> SiteStateBound:
+    """Strict lower bound on the day's least carbon with the site's replicas and backlog carried from epoch to
+    epoch (docs/design.md, "Shared sites: the references and the strict lower bound"): the level relaxation of
+    :func:`site_dual_bound` per relaxed site state (:func:`_site_states`), the QoE rules and each (epoch, state,
+    level)'s load link dualised, and a dynamic programme over the states for the cheapest path
+    (:func:`_state_dual`). The λ_u are bisected together on the QoE shortfalls; every λ gives a valid bound and
+    the best value seen is returned. ``multipliers``: a λ to search around (e.g. :func:`site_dual_bound`'s
+    best, the search then bisects each λ_u within ``[0, 2 λ_u]``), else the decoupled multipliers' scale."""
+    rel = _relax(problem, _state_level_edges(problem, levels), qoe_bin)
+    states = _site_states(problem, rel, backlog_cells)
+    start = 4.0 * _decoupled_multipliers(problem, rel) if multipliers is None else 2.0 * multipliers
+    best = None
+
+    def shortfall(lam: np.ndarray) -> np.ndarray:
+        nonlocal best
+        result = _state_dual(problem, rel, states, lam, steps)
+        if best is None or result[0] > best[1][0]:
+            best = (lam.copy(), result)
+        return result[2]
+
+    _bracket_bisect(shortfall, start + 1e-12, False, qoe_steps)
+    lam, (value, choice, _, path_s, path_v) = best
+    epochs = np.arange(problem.num_epochs)
+    backlog = np.stack([states.backlog_lo[epochs, path_s], states.backlog_hi[epochs, path_s]], axis=1)
+    replicas = states.replicas[epochs, path_s].astype(np.int64)
+    cap = states.top[epochs, path_s, path_v]
+    return SiteStateBound(value, lam, rel.edges, replicas, backlog, path_v, cap, choice)
+
+
 # --- hindsight on a site -----------------------------------------------------------------------------
 
 
@@ -547,8 +877,17 @@ def solve_site_hindsight(
     """
     bound = site_dual_bound(problem, levels=levels)
     choice = bound.primal_choice.copy()
-    best = score_site_plan(problem, choice, _best_powers(problem, choice))
-    sweeps = 0
+    best, sweeps = block_moves(
+        problem, score_site_plan(problem, choice, _best_powers(problem, choice)), max_sweeps, steps
+    )
+    return SiteHindsightPlan(best, bound, sweeps)
+
+
+def block_moves(problem: SiteProblem, start: SiteOutcome, max_sweeps: int = 12, steps: int = 60):
+    """Exact block moves from the plan ``start``: in turn each agent re-plans its whole day against the others'
+    answers (:func:`_best_day_for_agent`); a move is kept only when the plan scored exactly has more feasible
+    agents or, as many, less carbon. Returns the best plan and the sweeps run (they stop when no move is kept)."""
+    best, sweeps = start, 0
     while sweeps < max_sweeps:
         sweeps += 1
         improved = False
@@ -562,7 +901,7 @@ def solve_site_hindsight(
                 best, improved = trial, True
         if not improved:
             break
-    return SiteHindsightPlan(best, bound, sweeps)
+    return best, sweeps
 
 
 # --- on a SiteEnv ------------------------------------------------------------------------------------
@@ -666,21 +1005,32 @@ def _split_by_cell(env, values: np.ndarray) -> list[np.ndarray]:
 
 
 class SiteHindsightPolicy:
-    """Replays :func:`solve_site_hindsight`'s joint plan on a SiteEnv (``plan.bound.bound_g``: the site bound)."""
+    """Replays :func:`solve_site_hindsight`'s joint plan on a SiteEnv; its episode bound is the better of the
+    level bound the plan starts from (``plan.bound``) and, unless ``state_bound=False``, the state bound
+    (:func:`site_state_bound`, searched around the level bound's multipliers; ≈ the level bound's time again)."""
 
     name = "hindsight"
 
-    def __init__(self) -> None:
+    def __init__(self, state_bound: bool = True) -> None:
         self.plan: SiteHindsightPlan | None = None
         self.problem: SiteProblem | None = None
+        self.with_state_bound = state_bound
+        self.state_bound: SiteStateBound | None = None
 
     def begin_episode(self, env) -> None:
         self.problem = site_problem(env)
         self.plan = solve_site_hindsight(self.problem)
+        if self.with_state_bound:
+            self.state_bound = site_state_bound(self.problem, multipliers=self.plan.bound.qoe_multiplier, qoe_steps=8)
 
     def episode_bound_g(self) -> float:
-        """The site bound of the episode just planned [g over the sites' requests] (``evaluate_sites``)."""
-        return self.plan.bound.bound_g
+        """The site bound of the episode just planned [g over the sites' requests] (``evaluate_sites``): both
+        bounds are valid, so the greater is; an infinite state bound (no plan meets every latency rule, not
+        even relaxed) leaves the level bound, which drops the rules no plan can meet."""
+        bound = self.plan.bound.bound_g
+        if self.state_bound is not None and np.isfinite(self.state_bound.bound_g):
+            bound = max(bound, self.state_bound.bound_g)
+        return bound
 
     def act(self, env, obs=None) -> dict[str, np.ndarray]:
         t, out = env.t, self.plan.outcome
