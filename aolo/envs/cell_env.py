@@ -565,11 +565,10 @@ class CellEnv(MultiAgentEnv):
         ep = self.episode
         #: (U, T) the channel power gain the base station knows: large-scale gain × the CSI estimate |ĥ|²
         #: (× 1 under the ergodic rate, which averages the fading out)
-        self.known_gain = np.broadcast_to(
-            ep.large_scale_gain[:, None] * (1.0 if ep.ergodic else ep.fading_gain_estimate),
-            ep.fading_gain_estimate.shape,
-        )
-        self._efficient_dbm = channel.w_to_dbm(self.efficient_power_w(self.known_gain))
+        gain = ep.large_scale_gain[:, None] * (1.0 if ep.ergodic else ep.fading_gain_estimate)
+        self.known_gain = np.broadcast_to(gain, ep.fading_gain_estimate.shape)
+        # P* per distinct known gain: under the ergodic rate one search per user serves the whole day
+        self._efficient_dbm = np.broadcast_to(channel.w_to_dbm(self.efficient_power_w(gain)), self.known_gain.shape)
         self.t = 0
         self._qoe_sum = np.zeros(self.num_users)
         return self._observations(), {a: {"day": int(day), "cell": self.cell.name} for a in self.agents}

@@ -131,7 +131,8 @@ def most_efficient_power_w(
     for _ in range(iterations):
         a = hi - _GOLDEN * (hi - lo)
         b = lo + _GOLDEN * (hi - lo)
-        left = joules_per_bit(a) < joules_per_bit(b)
+        j_a, j_b = joules_per_bit(np.stack((a, b)))  # both probes in one vectorised evaluation
+        left = j_a < j_b
         hi = np.where(left, b, hi)
         lo = np.where(left, lo, a)
     return 10.0 ** ((0.5 * (lo + hi) - 30.0) / 10.0)
