@@ -254,7 +254,8 @@ def _scaled_e1(a: np.ndarray, x: np.ndarray, exp_a: np.ndarray | None) -> np.nda
     small = x <= 500.0
     if small.all():  # the usual case: no entry needs the asymptotic series
         return (np.exp(a) if exp_a is None else exp_a) * exp1(x)
-    direct = np.exp(np.where(small, a, 0.0)) * exp1(np.where(small, x, 1.0))
+    e_a = np.exp(np.where(small, a, 0.0)) if exp_a is None else exp_a  # only read where ``small``
+    direct = e_a * exp1(np.where(small, x, 1.0))
     asym = np.exp(a - x) * (1.0 / x - 1.0 / x**2 + 2.0 / x**3 - 6.0 / x**4)
     return np.where(small, direct, asym)
 
@@ -270,12 +271,20 @@ def ergodic_spectral_efficiency(mean_snr, max_spectral_efficiency=np.inf):
     """
     s = np.maximum(np.asarray(mean_snr, dtype=np.float64), 1e-300)
     a = 1.0 / s
-    exp_a = np.exp(a) if (a <= 500.0).all() else None  # shared by both terms
     if np.isinf(max_spectral_efficiency):
-        tail = 0.0
-    else:
-        tail = _scaled_e1(a, a + np.expm1(max_spectral_efficiency * np.log(2.0)) * a, exp_a)
-    return (_scaled_e1(a, a, exp_a) - tail) / np.log(2.0)
+        return _scaled_e1(a, a, None) / np.log(2.0)
+    x_cap = a + _cap_fade(max_spectral_efficiency) * a
+    if (x_cap <= 500.0).all():  # the usual case (x_cap >= a): both terms direct, sharing e^{a}
+        exp_a = np.exp(a)
+        return (exp_a * exp1(a) - exp_a * exp1(x_cap)) / np.log(2.0)
+    exp_a = np.exp(a) if (a <= 500.0).all() else None
+    return (_scaled_e1(a, a, exp_a) - _scaled_e1(a, x_cap, exp_a)) / np.log(2.0)
+
+
+@functools.lru_cache(maxsize=8)
+def _cap_fade(max_spectral_efficiency: float) -> np.float64:
+    """``2^η - 1``: the fade ``x_c = (2^η - 1)/s`` above which the spectral-efficiency cap binds, per unit ``1/s``."""
+    return np.expm1(max_spectral_efficiency * np.log(2.0))
 
 
 def delivery_rate_bps(bandwidth_hz, power_w, channel_gain, noise_w, interference_w, radio) -> np.ndarray:
