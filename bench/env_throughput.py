@@ -13,6 +13,11 @@ Issue 18: a site env ≥ 50,000 CellEnv-equivalent agent-steps/s.
 
     python bench/env_throughput.py --repeats 5 --seconds 3
     python bench/env_throughput.py --skip-mobile-env     # CellEnv, SiteEnv and physics only
+    python bench/env_throughput.py --against a63652c     # this tree vs a commit's envs, interleaved rounds
+
+``--against REV`` extracts ``aolo/`` and ``bench/`` of commit ``REV`` (``git archive``) into a temporary folder
+and times both trees' envs and physics, each round in a fresh process per tree (this tree first), with the
+measurement functions of each tree's own copy of this file; a tree without a SiteEnv reports none.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -49,6 +55,61 @@ while time.perf_counter() - t0 < seconds:
         env.reset()
 print(json.dumps({"agent_steps_per_s": steps * agents / (time.perf_counter() - t0), "agents": agents}))
 """
+
+
+#: Times one tree's envs and physics with that tree's own bench functions (run with cwd = the tree).
+TREE_SNIPPET = r"""
+import json, sys
+sys.path.insert(0, "bench")
+import env_throughput as bench
+seconds = float(sys.argv[1])
+out = {"cell_env": bench.cell_env_agent_steps_per_s(seconds)}
+if hasattr(bench, "site_env_agent_steps_per_s"):
+    out["site_env"] = bench.site_env_agent_steps_per_s(seconds)
+out["physics"] = bench.physics_user_epochs_per_s()
+print(json.dumps(out))
+"""
+
+
+def tree_throughput(tree: Path, seconds: float) -> dict[str, float]:
+    """:data:`TREE_SNIPPET` in a fresh process that imports ``aolo`` from ``tree``."""
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", TREE_SNIPPET, str(seconds)],
+        cwd=tree,
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"},
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compare_with_commit(rev: str, repeats: int, seconds: float) -> None:
+    """This tree vs commit ``rev``, interleaved rounds; prints each tree's medians and the per-round ratios."""
+    with tempfile.TemporaryDirectory(prefix="aolo-bench-") as tmp:
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", rev, "aolo", "bench"], check=True, capture_output=True
+        )
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        rows: dict[str, list[dict[str, float]]] = {"this tree": [], rev: []}
+        for r in range(repeats):
+            rows["this tree"].append(tree_throughput(ROOT, seconds))
+            rows[rev].append(tree_throughput(Path(tmp), seconds))
+            done = "; ".join(f"{k}: " + ", ".join(f"{m} {x:,.0f}/s" for m, x in v[-1].items()) for k, v in rows.items())
+            print(f"round {r + 1}/{repeats}: {done}", flush=True)
+    units = {"cell_env": "agent-steps/s", "site_env": "agent-steps/s", "physics": "user-epochs/s"}
+    print(f"\n| measurement | this tree | {rev} | ratio (median, min) |\n|---|---|---|---|")
+    for key, unit in units.items():
+        new = [x[key] for x in rows["this tree"]]
+        old = [x.get(key) for x in rows[rev]]
+        if None in old:
+            print(f"| {key} ({unit}) | {statistics.median(new):,.0f} | — | — |")
+            continue
+        ratios = [n / o for n, o in zip(new, old, strict=True)]
+        print(
+            f"| {key} ({unit}) | {statistics.median(new):,.0f} | {statistics.median(old):,.0f} | "
+            f"{statistics.median(ratios):.2f}x, {min(ratios):.2f}x |"
+        )
 
 
 def mobile_env_python(venv: Path) -> Path:
@@ -150,7 +211,11 @@ def main() -> None:
         help="virtualenv holding mobile-env (created if missing)",
     )
     parser.add_argument("--skip-mobile-env", action="store_true", help="measure aolo's envs and physics only")
+    parser.add_argument("--against", metavar="REV", help="time this tree's envs against commit REV's instead")
     args = parser.parse_args()
+    if args.against:
+        compare_with_commit(args.against, args.repeats, args.seconds)
+        return
     mobile = () if args.skip_mobile_env else ("mobile-small-ma-v0", "mobile-medium-ma-v0")
     python = None if args.skip_mobile_env else mobile_env_python(args.mobile_env_venv)
     rows: dict[str, list[float]] = {k: [] for k in ("cell_env", "site_env", "physics", *mobile)}

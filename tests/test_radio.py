@@ -75,3 +75,15 @@ def test_radio_config_validates_the_new_fields():
         RadioConfig(max_spectral_efficiency=0.0).validate()
     with pytest.raises(ConfigError, match="radio.fading_average"):
         RadioConfig(fading_average="sometimes").validate()
+
+
+def test_ergodic_spectral_efficiency_is_the_same_per_entry_on_every_path():
+    """One array mixing entries that need the asymptotic series (SNR < -27 dB, or a cap fade past 500) with
+    entries that do not gives, bit for bit, what each entry gives alone (the fast path of an all-moderate array)."""
+    snr = 10 ** (np.array([-40.0, -30.0, -20.0, -5.0, 0.0, 10.0, 30.0]) / 10)
+    for eta in (7.4063, np.inf):
+        together = channel.ergodic_spectral_efficiency(snr, eta)
+        alone = np.array([channel.ergodic_spectral_efficiency(s, eta) for s in snr])
+        assert together.shape == snr.shape
+        np.testing.assert_array_equal(together, alone)
+        assert np.isfinite(together).all() and (np.diff(together) > 0).all()
