@@ -278,7 +278,15 @@ def ergodic_spectral_efficiency(mean_snr, max_spectral_efficiency=np.inf):
         exp_a = np.exp(a)
         return (exp_a * exp1(a) - exp_a * exp1(x_cap)) / np.log(2.0)
     exp_a = np.exp(a) if (a <= 500.0).all() else None
-    return (_scaled_e1(a, a, exp_a) - _scaled_e1(a, x_cap, exp_a)) / np.log(2.0)
+    head = _scaled_e1(a, a, exp_a)
+    if _cap_fade(max_spectral_efficiency) < 1.0:  # a cap below 1 bit/s/Hz: the cap term is evaluated everywhere
+        return (head - _scaled_e1(a, x_cap, exp_a)) / np.log(2.0)
+    # Where x_cap > 500 (and x_cap >= 2a), the cap term is below e^{-249} times the first one, far under half an
+    # ulp of it: the difference rounds to the first term exactly, so the asymptotic series is skipped there.
+    direct = x_cap <= 500.0
+    e_a = np.exp(np.where(direct, a, 0.0)) if exp_a is None else exp_a  # only read where ``direct``
+    tail = np.where(direct, e_a * exp1(np.where(direct, x_cap, 1.0)), 0.0)
+    return (head - tail) / np.log(2.0)
 
 
 @functools.lru_cache(maxsize=8)
