@@ -16,8 +16,10 @@ Issue 18: a site env ≥ 50,000 CellEnv-equivalent agent-steps/s.
     python bench/env_throughput.py --against a63652c     # this tree vs a commit's envs, interleaved rounds
 
 ``--against REV`` extracts ``aolo/`` and ``bench/`` of commit ``REV`` (``git archive``) into a temporary folder
-and times both trees' envs and physics, each round in a fresh process per tree (this tree first), with the
-measurement functions of each tree's own copy of this file; a tree without a SiteEnv reports none.
+and times both trees' envs and physics (2e5 requests) in short alternating bursts of ``--seconds`` each, one
+long-lived process per tree running that tree's own copy of this file's measurement functions, so a shared
+machine's load hits both alike; a tree without a SiteEnv reports none. Use many short rounds on a busy machine
+(``--repeats 30 --seconds 0.3``).
 """
 
 from __future__ import annotations
@@ -57,57 +59,69 @@ print(json.dumps({"agent_steps_per_s": steps * agents / (time.perf_counter() - t
 """
 
 
-#: Times one tree's envs and physics with that tree's own bench functions (run with cwd = the tree).
-TREE_SNIPPET = r"""
+#: A worker timing one tree's envs and physics with that tree's own bench functions (run with cwd = the tree):
+#: each stdin line "<measurement> <seconds>" is answered by one JSON line (null: the tree lacks that env).
+TREE_WORKER = r"""
 import json, sys
 sys.path.insert(0, "bench")
 import env_throughput as bench
-seconds = float(sys.argv[1])
-out = {"cell_env": bench.cell_env_agent_steps_per_s(seconds)}
-if hasattr(bench, "site_env_agent_steps_per_s"):
-    out["site_env"] = bench.site_env_agent_steps_per_s(seconds)
-out["physics"] = bench.physics_user_epochs_per_s()
-print(json.dumps(out))
+for line in sys.stdin:
+    what, seconds = line.split()
+    if what == "physics":
+        value = bench.physics_user_epochs_per_s(n=200_000, repeats=3)
+    else:
+        measure = getattr(bench, f"{what}_agent_steps_per_s", None)
+        value = None if measure is None else measure(float(seconds))
+    print(json.dumps(value), flush=True)
 """
 
 
-def tree_throughput(tree: Path, seconds: float) -> dict[str, float]:
-    """:data:`TREE_SNIPPET` in a fresh process that imports ``aolo`` from ``tree``."""
-    out = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", TREE_SNIPPET, str(seconds)],
-        cwd=tree,
-        check=True,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"},
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def compare_with_commit(rev: str, repeats: int, seconds: float) -> None:
-    """This tree vs commit ``rev``, interleaved rounds; prints each tree's medians and the per-round ratios."""
+    """This tree vs commit ``rev``: one long-lived worker process per tree, alternating short bursts (this tree
+    first) so both see the same machine load; prints each tree's medians and the median and min of the per-burst
+    ratios."""
+    measurements = {"cell_env": "agent-steps/s", "site_env": "agent-steps/s", "physics": "user-epochs/s"}
     with tempfile.TemporaryDirectory(prefix="aolo-bench-") as tmp:
         archive = subprocess.run(
             ["git", "-C", str(ROOT), "archive", rev, "aolo", "bench"], check=True, capture_output=True
         )
         subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
-        rows: dict[str, list[dict[str, float]]] = {"this tree": [], rev: []}
-        for r in range(repeats):
-            rows["this tree"].append(tree_throughput(ROOT, seconds))
-            rows[rev].append(tree_throughput(Path(tmp), seconds))
-            done = "; ".join(f"{k}: " + ", ".join(f"{m} {x:,.0f}/s" for m, x in v[-1].items()) for k, v in rows.items())
-            print(f"round {r + 1}/{repeats}: {done}", flush=True)
-    units = {"cell_env": "agent-steps/s", "site_env": "agent-steps/s", "physics": "user-epochs/s"}
-    print(f"\n| measurement | this tree | {rev} | ratio (median, min) |\n|---|---|---|---|")
-    for key, unit in units.items():
-        new = [x[key] for x in rows["this tree"]]
-        old = [x.get(key) for x in rows[rev]]
+        trees = {"this tree": ROOT, rev: Path(tmp)}
+        workers = {
+            name: subprocess.Popen(
+                [sys.executable, "-W", "ignore", "-c", TREE_WORKER],
+                cwd=tree,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"},
+            )
+            for name, tree in trees.items()
+        }
+        rows: dict[str, dict[str, list]] = {name: {m: [] for m in measurements} for name in trees}
+        try:
+            for r in range(repeats):
+                for m in measurements:
+                    for name, worker in workers.items():
+                        worker.stdin.write(f"{m} {seconds}\n")
+                        worker.stdin.flush()
+                        rows[name][m].append(json.loads(worker.stdout.readline()))
+                print(
+                    f"round {r + 1}/{repeats}: cell_env " + ", ".join(f"{rows[n]['cell_env'][-1]:,.0f}" for n in trees)
+                )
+        finally:
+            for worker in workers.values():
+                worker.stdin.close()
+                worker.wait()
+    print(f"\n| measurement | this tree | {rev} | this tree / {rev} (median, min over bursts) |\n|---|---|---|---|")
+    for m, unit in measurements.items():
+        new, old = rows["this tree"][m], rows[rev][m]
         if None in old:
-            print(f"| {key} ({unit}) | {statistics.median(new):,.0f} | — | — |")
+            print(f"| {m} ({unit}) | {statistics.median(new):,.0f} | — | — |")
             continue
         ratios = [n / o for n, o in zip(new, old, strict=True)]
         print(
-            f"| {key} ({unit}) | {statistics.median(new):,.0f} | {statistics.median(old):,.0f} | "
+            f"| {m} ({unit}) | {statistics.median(new):,.0f} | {statistics.median(old):,.0f} | "
             f"{statistics.median(ratios):.2f}x, {min(ratios):.2f}x |"
         )
 
