@@ -13,6 +13,13 @@ Issue 18: a site env ≥ 50,000 CellEnv-equivalent agent-steps/s.
 
     python bench/env_throughput.py --repeats 5 --seconds 3
     python bench/env_throughput.py --skip-mobile-env     # CellEnv, SiteEnv and physics only
+    python bench/env_throughput.py --against a63652c     # this tree vs a commit's envs, interleaved rounds
+
+``--against REV`` extracts ``aolo/`` and ``bench/`` of commit ``REV`` (``git archive``) into a temporary folder
+and times both trees' envs and physics (2e5 requests) in short alternating bursts of ``--seconds`` each, one
+long-lived process per tree running that tree's own copy of this file's measurement functions, so a shared
+machine's load hits both alike; a tree without a SiteEnv reports none. Use many short rounds on a busy machine
+(``--repeats 30 --seconds 0.3``).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -49,6 +57,73 @@ while time.perf_counter() - t0 < seconds:
         env.reset()
 print(json.dumps({"agent_steps_per_s": steps * agents / (time.perf_counter() - t0), "agents": agents}))
 """
+
+
+#: A worker timing one tree's envs and physics with that tree's own bench functions (run with cwd = the tree):
+#: each stdin line "<measurement> <seconds>" is answered by one JSON line (null: the tree lacks that env).
+TREE_WORKER = r"""
+import json, sys
+sys.path.insert(0, "bench")
+import env_throughput as bench
+for line in sys.stdin:
+    what, seconds = line.split()
+    if what == "physics":
+        value = bench.physics_user_epochs_per_s(n=200_000, repeats=3)
+    else:
+        measure = getattr(bench, f"{what}_agent_steps_per_s", None)
+        value = None if measure is None else measure(float(seconds))
+    print(json.dumps(value), flush=True)
+"""
+
+
+def compare_with_commit(rev: str, repeats: int, seconds: float) -> None:
+    """This tree vs commit ``rev``: one long-lived worker process per tree, alternating short bursts (this tree
+    first) so both see the same machine load; prints each tree's medians and the median and min of the per-burst
+    ratios."""
+    measurements = {"cell_env": "agent-steps/s", "site_env": "agent-steps/s", "physics": "user-epochs/s"}
+    with tempfile.TemporaryDirectory(prefix="aolo-bench-") as tmp:
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", rev, "aolo", "bench"], check=True, capture_output=True
+        )
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        trees = {"this tree": ROOT, rev: Path(tmp)}
+        workers = {
+            name: subprocess.Popen(
+                [sys.executable, "-W", "ignore", "-c", TREE_WORKER],
+                cwd=tree,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"},
+            )
+            for name, tree in trees.items()
+        }
+        rows: dict[str, dict[str, list]] = {name: {m: [] for m in measurements} for name in trees}
+        try:
+            for r in range(repeats):
+                for m in measurements:
+                    for name, worker in workers.items():
+                        worker.stdin.write(f"{m} {seconds}\n")
+                        worker.stdin.flush()
+                        rows[name][m].append(json.loads(worker.stdout.readline()))
+                print(
+                    f"round {r + 1}/{repeats}: cell_env " + ", ".join(f"{rows[n]['cell_env'][-1]:,.0f}" for n in trees)
+                )
+        finally:
+            for worker in workers.values():
+                worker.stdin.close()
+                worker.wait()
+    print(f"\n| measurement | this tree | {rev} | this tree / {rev} (median, min over bursts) |\n|---|---|---|---|")
+    for m, unit in measurements.items():
+        new, old = rows["this tree"][m], rows[rev][m]
+        if None in old:
+            print(f"| {m} ({unit}) | {statistics.median(new):,.0f} | — | — |")
+            continue
+        ratios = [n / o for n, o in zip(new, old, strict=True)]
+        print(
+            f"| {m} ({unit}) | {statistics.median(new):,.0f} | {statistics.median(old):,.0f} | "
+            f"{statistics.median(ratios):.2f}x, {min(ratios):.2f}x |"
+        )
 
 
 def mobile_env_python(venv: Path) -> Path:
@@ -150,7 +225,11 @@ def main() -> None:
         help="virtualenv holding mobile-env (created if missing)",
     )
     parser.add_argument("--skip-mobile-env", action="store_true", help="measure aolo's envs and physics only")
+    parser.add_argument("--against", metavar="REV", help="time this tree's envs against commit REV's instead")
     args = parser.parse_args()
+    if args.against:
+        compare_with_commit(args.against, args.repeats, args.seconds)
+        return
     mobile = () if args.skip_mobile_env else ("mobile-small-ma-v0", "mobile-medium-ma-v0")
     python = None if args.skip_mobile_env else mobile_env_python(args.mobile_env_venv)
     rows: dict[str, list[float]] = {k: [] for k in ("cell_env", "site_env", "physics", *mobile)}

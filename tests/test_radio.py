@@ -75,3 +75,27 @@ def test_radio_config_validates_the_new_fields():
         RadioConfig(max_spectral_efficiency=0.0).validate()
     with pytest.raises(ConfigError, match="radio.fading_average"):
         RadioConfig(fading_average="sometimes").validate()
+
+
+def test_ergodic_spectral_efficiency_is_the_same_per_entry_on_every_path():
+    """One array mixing entries that need the asymptotic series (SNR < -27 dB, or a cap fade past 500) with
+    entries that do not gives, bit for bit, what each entry gives alone (the fast path of an all-moderate array)."""
+    snr = 10 ** (np.array([-40.0, -30.0, -20.0, -5.0, 0.0, 10.0, 30.0]) / 10)
+    for eta in (7.4063, np.inf):
+        together = channel.ergodic_spectral_efficiency(snr, eta)
+        alone = np.array([channel.ergodic_spectral_efficiency(s, eta) for s in snr])
+        assert together.shape == snr.shape
+        np.testing.assert_array_equal(together, alone)
+        assert np.isfinite(together).all() and (np.diff(together) > 0).all()
+
+
+def test_the_cap_changes_nothing_where_fades_reaching_it_are_rarer_than_e_minus_500():
+    """Below ~ -4.7 dB mean SNR the fade ``x_c = (2^η - 1)/s`` that would reach the NR cap exceeds 500: the cap
+    term ``e^{1/s} E1(1/s + x_c)`` is then under half an ulp of the first term, so the capped rate equals the
+    uncapped one bit for bit (what lets the evaluation skip that term there)."""
+    snr = 10 ** (np.linspace(-40.0, -4.8, 50) / 10)
+    np.testing.assert_array_equal(
+        channel.ergodic_spectral_efficiency(snr, 7.4063), channel.ergodic_spectral_efficiency(snr, np.inf)
+    )
+    near = 10 ** (np.array([10.0, 20.0]) / 10)  # where good fades reach the cap, it counts
+    assert (channel.ergodic_spectral_efficiency(near, 7.4063) < channel.ergodic_spectral_efficiency(near, np.inf)).all()

@@ -405,9 +405,9 @@ class CellEnv(MultiAgentEnv):
             f = sv.f_min + (actions[:, 0] + 1.0) * 0.5 * (sv.f_max - sv.f_min)
             kappa = np.minimum(np.maximum(np.rint(f * ref), 1.0), sv.kappa_max)
         else:
-            lo, hi = self.length_limits(ref)
+            lo, hi = self._length_table[0][:, self.t], self._length_table[1][:, self.t]
             target = self._target_qoe(np.asarray(actions[:, 0], dtype=np.float64))
-            kappa = np.clip(least_length_for_qoe(target, ref, sv.qoe_alpha), lo, hi)
+            kappa = np.minimum(np.maximum(least_length_for_qoe(target, ref, sv.qoe_alpha), lo), hi)  # a fast clip
         a_pow = np.asarray(actions[:, 1], dtype=np.float64)
         if radio.power_action == "dbm":
             p_dbm = radio.p_min_dbm + (a_pow + 1.0) * 0.5 * (radio.p_max_dbm - radio.p_min_dbm)
@@ -563,13 +563,14 @@ class CellEnv(MultiAgentEnv):
         self.episode = self._draw_episode(day)
         self._obs_table = self._exogenous_observations(self.episode)
         ep = self.episode
+        #: (U, T) each request's length limits (:meth:`length_limits`), known at reset like the observations
+        self._length_table = self.length_limits(ep.ref_tokens)
         #: (U, T) the channel power gain the base station knows: large-scale gain × the CSI estimate |ĥ|²
         #: (× 1 under the ergodic rate, which averages the fading out)
-        self.known_gain = np.broadcast_to(
-            ep.large_scale_gain[:, None] * (1.0 if ep.ergodic else ep.fading_gain_estimate),
-            ep.fading_gain_estimate.shape,
-        )
-        self._efficient_dbm = channel.w_to_dbm(self.efficient_power_w(self.known_gain))
+        gain = ep.large_scale_gain[:, None] * (1.0 if ep.ergodic else ep.fading_gain_estimate)
+        self.known_gain = np.broadcast_to(gain, ep.fading_gain_estimate.shape)
+        # P* per distinct known gain: under the ergodic rate one search per user serves the whole day
+        self._efficient_dbm = np.broadcast_to(channel.w_to_dbm(self.efficient_power_w(gain)), self.known_gain.shape)
         self.t = 0
         self._qoe_sum = np.zeros(self.num_users)
         return self._observations(), {a: {"day": int(day), "cell": self.cell.name} for a in self.agents}
@@ -592,13 +593,17 @@ class CellEnv(MultiAgentEnv):
         obs[:, :, OBS["ref_tokens"]] = (np.log(ep.ref_tokens) - 5.0).T
         return np.clip(obs, -OBS_BOUND, OBS_BOUND)
 
-    def _observations(self) -> dict[str, np.ndarray]:
+    def observation_table(self) -> np.ndarray:
+        """(U, F) this epoch's observations, one row per agent (:data:`OBS_FEATURES` columns)."""
         t = min(self.t, self.scenario.epochs_per_episode - 1)
         obs = self._obs_table[t].copy()
         if self.t > 0:
             slack = 20.0 * (self._qoe_sum / self.t - self.scenario.service.q_min)
             obs[:, OBS["qoe_running_mean_slack"]] = np.minimum(np.maximum(slack, -OBS_BOUND), OBS_BOUND)
-        return dict(zip(self.agents, obs, strict=True))
+        return obs
+
+    def _observations(self) -> dict[str, np.ndarray]:
+        return dict(zip(self.agents, self.observation_table(), strict=True))
 
     def _validated_actions(self, action_dict: dict[str, Any]) -> np.ndarray:
         missing = [a for a in self.agents if a not in action_dict]
@@ -654,13 +659,18 @@ class CellEnv(MultiAgentEnv):
         power_w: np.ndarray,
         power_clipped: bool,
         carbon_weight: float | np.ndarray = 1.0,
+        observe: bool = True,
     ):
         """The second half of :meth:`step`: rewards, running QoE, the next observations and the infos of the
-        epoch's outcomes ``out``; ``carbon_weight`` scales each agent's carbon reward (a site's request volume)."""
+        epoch's outcomes ``out``; ``carbon_weight`` scales each agent's carbon reward (a site's request volume).
+        ``observe=False`` returns ``None`` for the observations (a site builds its own from
+        :meth:`observation_table`)."""
         sc, t = self.scenario, self.t
         # QoE the guard added over the policy's own answer: priced like a shortfall (a day the guard had to
         # rescue is a day the policy would have missed), see cost_qoe in _infos
-        if self._model is None:
+        if self._model is None and kappa is kappa_policy:  # the guard left the answers alone (the usual epoch)
+            qoe_guard_added = np.zeros(self.num_users)
+        elif self._model is None:
             qoe_guard_added = out.qoe - qoe(kappa_policy, self.episode.ref_tokens[:, t], sc.service.qoe_alpha)
         else:
             qoe_guard_added = out.qoe - self.models.qoe(kappa_policy, self.episode.ref_tokens[:, t], self._model_policy)
@@ -682,7 +692,7 @@ class CellEnv(MultiAgentEnv):
             out, kappa, power_w, power_clipped, t, shortfall_after - shortfall_before, qoe_guard_added, self._model
         )
         return (
-            self._observations(),
+            self._observations() if observe else None,
             dict(zip(self.agents, rewards.tolist(), strict=True)),
             dict.fromkeys(self._all_ids, False),
             dict.fromkeys(self._all_ids, done),
@@ -850,7 +860,7 @@ class CellEnv(MultiAgentEnv):
         columns["cost_latency_day_mean"] = self._late_count / self.t
         if model is not None:
             columns["model"] = np.asarray(model, dtype=np.float64)  #: index into service.model_pool
-        rows = np.stack(list(columns.values()), axis=1).tolist()
+        rows = np.array(list(columns.values())).T.tolist()  # (U, columns); np.stack(axis=1) is 2x slower
         names = list(columns)
         common = {
             "epoch": t,
@@ -858,7 +868,11 @@ class CellEnv(MultiAgentEnv):
             "ci_cell_g_per_kwh": float(ep.ci_cell_g_per_kwh[t]),
             "ci_dc_g_per_kwh": float(ep.ci_dc_g_per_kwh[t]),
         }
-        return {a: {**dict(zip(names, rows[i], strict=True)), **common} for i, a in enumerate(self.agents)}
+        infos = {}
+        for a, row in zip(self.agents, rows, strict=True):
+            infos[a] = info = dict(zip(names, row, strict=True))
+            info.update(common)
+        return infos
 
 
 register_env(ENV_NAME, lambda env_context: CellEnv(env_context))

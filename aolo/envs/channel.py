@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.special import j0
+from scipy.special import exp1, j0
 
 from aolo.envs.csv_reader import read_csv
 from aolo.errors import FadingTraceError  # re-exported: aolo.envs.channel.FadingTraceError
@@ -248,6 +248,18 @@ def shannon_rate_bps(bandwidth_hz, power_w, channel_gain, noise_w, interference_
     return bandwidth_hz * np.minimum(se, max_spectral_efficiency)
 
 
+def _scaled_e1(a: np.ndarray, x: np.ndarray, exp_a: np.ndarray | None) -> np.ndarray:
+    """``e^{a} E1(x)`` for ``x >= a`` (``exp_a``: ``e^{a}`` if already computed). For ``x > 500`` the product would
+    overflow: there ``E1(x) ≈ e^{-x}(1/x - 1/x² + 2/x³ - 6/x⁴)``, so ``e^{a} E1(x) ≈ e^{a-x}(...)``."""
+    small = x <= 500.0
+    if small.all():  # the usual case: no entry needs the asymptotic series
+        return (np.exp(a) if exp_a is None else exp_a) * exp1(x)
+    e_a = np.exp(np.where(small, a, 0.0)) if exp_a is None else exp_a  # only read where ``small``
+    direct = e_a * exp1(np.where(small, x, 1.0))
+    asym = np.exp(a - x) * (1.0 / x - 1.0 / x**2 + 2.0 / x**3 - 6.0 / x**4)
+    return np.where(small, direct, asym)
+
+
 def ergodic_spectral_efficiency(mean_snr, max_spectral_efficiency=np.inf):
     """``E[min(log2(1 + s X), η)]`` over Rayleigh fading (``X ~ Exp(1)``) at mean SNR ``s`` [bit/s/Hz].
 
@@ -257,24 +269,30 @@ def ergodic_spectral_efficiency(mean_snr, max_spectral_efficiency=np.inf):
     asymptotic series ``1/a - 1/a² + 2/a³ - 6/a⁴`` for ``a > 500`` (SNR below -27 dB), where the product
     would overflow.
     """
-    from scipy.special import exp1
-
     s = np.maximum(np.asarray(mean_snr, dtype=np.float64), 1e-300)
     a = 1.0 / s
-
-    def scaled_e1(x):  # e^{a} E1(x) for x >= a
-        x = np.asarray(x, dtype=np.float64)
-        small = x <= 500.0
-        direct = np.exp(np.where(small, a, 0.0)) * exp1(np.where(small, x, 1.0))
-        # for x > 500: E1(x) ≈ e^{-x}(1/x - 1/x² + 2/x³ - 6/x⁴), so e^{a} E1(x) ≈ e^{a-x}(...)
-        asym = np.exp(a - x) * (1.0 / x - 1.0 / x**2 + 2.0 / x**3 - 6.0 / x**4)
-        return np.where(small, direct, asym)
-
     if np.isinf(max_spectral_efficiency):
-        tail = 0.0
-    else:
-        tail = scaled_e1(a + np.expm1(max_spectral_efficiency * np.log(2.0)) * a)
-    return (scaled_e1(a) - tail) / np.log(2.0)
+        return _scaled_e1(a, a, None) / np.log(2.0)
+    x_cap = a + _cap_fade(max_spectral_efficiency) * a
+    if (x_cap <= 500.0).all():  # the usual case (x_cap >= a): both terms direct, sharing e^{a}
+        exp_a = np.exp(a)
+        return (exp_a * exp1(a) - exp_a * exp1(x_cap)) / np.log(2.0)
+    exp_a = np.exp(a) if (a <= 500.0).all() else None
+    head = _scaled_e1(a, a, exp_a)
+    if _cap_fade(max_spectral_efficiency) < 1.0:  # a cap below 1 bit/s/Hz: the cap term is evaluated everywhere
+        return (head - _scaled_e1(a, x_cap, exp_a)) / np.log(2.0)
+    # Where x_cap > 500 (and x_cap >= 2a), the cap term is below e^{-249} times the first one, far under half an
+    # ulp of it: the difference rounds to the first term exactly, so the asymptotic series is skipped there.
+    direct = x_cap <= 500.0
+    e_a = np.exp(np.where(direct, a, 0.0)) if exp_a is None else exp_a  # only read where ``direct``
+    tail = np.where(direct, e_a * exp1(np.where(direct, x_cap, 1.0)), 0.0)
+    return (head - tail) / np.log(2.0)
+
+
+@functools.lru_cache(maxsize=8)
+def _cap_fade(max_spectral_efficiency: float) -> np.float64:
+    """``2^η - 1``: the fade ``x_c = (2^η - 1)/s`` above which the spectral-efficiency cap binds, per unit ``1/s``."""
+    return np.expm1(max_spectral_efficiency * np.log(2.0))
 
 
 def delivery_rate_bps(bandwidth_hz, power_w, channel_gain, noise_w, interference_w, radio) -> np.ndarray:

@@ -128,10 +128,13 @@ def most_efficient_power_w(
         rate = delivery_rate_bps(bandwidth_hz, p_w, channel_gain, noise_w, interference_w, radio)
         return comm_energy_j(p_w, 1.0 / rate, users_in_cell, radio)
 
+    probes = np.empty((2, *np.shape(channel_gain)))  # both probes, evaluated in one vectorised call
+    a, b = probes[0, ...], probes[1, ...]  # views (also 0-d ones for a scalar gain)
     for _ in range(iterations):
-        a = hi - _GOLDEN * (hi - lo)
-        b = lo + _GOLDEN * (hi - lo)
-        left = joules_per_bit(a) < joules_per_bit(b)
+        np.subtract(hi, _GOLDEN * (hi - lo), out=a)
+        np.add(lo, _GOLDEN * (hi - lo), out=b)
+        j_a, j_b = joules_per_bit(probes)
+        left = j_a < j_b
         hi = np.where(left, b, hi)
         lo = np.where(left, lo, a)
     return 10.0 ** ((0.5 * (lo + hi) - 30.0) / 10.0)

@@ -257,7 +257,7 @@ class SiteEnv(MultiAgentEnv):
         for k, (cell, ids) in enumerate(zip(self.cells, self.agent_ids, strict=True)):
             n = cell.num_users
             table = np.empty((n, len(SITE_OBS_FEATURES)), dtype=np.float32)
-            table[:, : len(OBS_FEATURES)] = np.stack(list(cell._observations().values()))
+            table[:, : len(OBS_FEATURES)] = cell.observation_table()
             table[:, len(OBS_FEATURES) : -1] = shared
             table[:, SITE_OBS["request_volume"]] = self.site_day.volume[k][:, t] / self.site.requests_per_agent
             np.clip(table, -OBS_BOUND, OBS_BOUND, out=table)
@@ -298,15 +298,23 @@ class SiteEnv(MultiAgentEnv):
             self.cells, self.agent_ids, volume, decisions, strict=True
         ):
             out = cell.outcomes(kappa, power_w, t, inference=inference)
-            out = dataclasses.replace(out, latency_s=out.latency_s + wait_s)
+            out.latency_s = out.latency_s + wait_s  # a fresh outcome: the answers also waited in the site's queue
             _, r, _, tr, info = cell.settle(
-                out, kappa_policy, kappa, power_w, clipped, carbon_weight=v / self.site.requests_per_agent
+                out,
+                kappa_policy,
+                kappa,
+                power_w,
+                clipped,
+                carbon_weight=v / self.site.requests_per_agent,
+                observe=False,
             )
-            for u, a in enumerate(ids):
-                rewards[a] = r[f"user_{u}"]
+            for user, a, volume_u in zip(cell.agents, ids, v.tolist(), strict=True):
+                rewards[a] = r[user]
                 terminateds[a] = False
-                truncateds[a] = tr[f"user_{u}"]
-                infos[a] = {**info[f"user_{u}"], **site_info, "request_volume": float(v[u])}
+                truncateds[a] = tr[user]
+                infos[a] = info_a = info[user]  # the cell's fresh dict, extended in place
+                info_a.update(site_info)
+                info_a["request_volume"] = volume_u
         self._log(epoch)
         self.backlog_tok = float(epoch.backlog_tok)
         self._last_batch, self._last_utilisation = float(epoch.batch), float(epoch.utilisation)
@@ -329,7 +337,7 @@ class SiteEnv(MultiAgentEnv):
             wait_s=float(epoch.wait_s),
             gpu_energy_j=float(epoch.gpu_energy_j),
         )
-        for k, v in dataclasses.asdict(row).items():
+        for k, v in vars(row).items():  # every field a float (dataclasses.asdict would deep-copy them)
             self.history[k].append(v)
 
 
