@@ -306,7 +306,6 @@ def test_power_action_centres_on_the_most_efficient_power():
 def test_reset_tables_equal_the_per_epoch_computations():
     """The reset's tables are exact: P* searched once per user under the ergodic rate equals the search over
     every (user, epoch) of the known gain, and the length limits equal :meth:`length_limits` epoch by epoch."""
-    from aolo.envs.physics import most_efficient_power_w
 
     for env in (
         make_env(),
@@ -314,16 +313,7 @@ def test_reset_tables_equal_the_per_epoch_computations():
     ):
         env.reset(seed=4)
         full_grid = np.array(env.known_gain)  # (U, T), every epoch searched on its own
-        searched = channel.w_to_dbm(
-            most_efficient_power_w(
-                full_grid,
-                bandwidth_hz=env.bandwidth_per_user_hz,
-                noise_w=env.noise_w,
-                interference_w=env.interference_w,
-                users_in_cell=env.num_users,
-                radio=env.scenario.radio,
-            )
-        )
+        searched = channel.w_to_dbm(env.efficient_power_w(full_grid))
         np.testing.assert_array_equal(env._efficient_dbm, searched)
         for t in range(env.scenario.epochs_per_episode):
             lo, hi = env.length_limits(env.episode.ref_tokens[:, t])
