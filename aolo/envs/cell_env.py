@@ -405,7 +405,7 @@ class CellEnv(MultiAgentEnv):
             f = sv.f_min + (actions[:, 0] + 1.0) * 0.5 * (sv.f_max - sv.f_min)
             kappa = np.minimum(np.maximum(np.rint(f * ref), 1.0), sv.kappa_max)
         else:
-            lo, hi = self._length_table[0][:, self.t], self._length_table[1][:, self.t]
+            lo, hi = self.length_limits(ref)  # per step, not tabulated: callers may edit the episode's lengths
             target = self._target_qoe(np.asarray(actions[:, 0], dtype=np.float64))
             kappa = np.minimum(np.maximum(least_length_for_qoe(target, ref, sv.qoe_alpha), lo), hi)  # a fast clip
         a_pow = np.asarray(actions[:, 1], dtype=np.float64)
@@ -563,8 +563,6 @@ class CellEnv(MultiAgentEnv):
         self.episode = self._draw_episode(day)
         self._obs_table = self._exogenous_observations(self.episode)
         ep = self.episode
-        #: (U, T) each request's length limits (:meth:`length_limits`), known at reset like the observations
-        self._length_table = self.length_limits(ep.ref_tokens)
         #: (U, T) the channel power gain the base station knows: large-scale gain × the CSI estimate |ĥ|²
         #: (× 1 under the ergodic rate, which averages the fading out)
         gain = ep.large_scale_gain[:, None] * (1.0 if ep.ergodic else ep.fading_gain_estimate)
