@@ -147,30 +147,59 @@ def test_guard_completes_every_user_day_with_two_models(seed: int) -> None:
         env = _env(epochs=T, mean_qoe_guard=guard)
         env.episode.ref_tokens[:] = np.minimum(env.episode.ref_tokens, 900.0)  # kappa_max never binds
         for t in range(T):
+            ref = env.episode.ref_tokens[:, t]
+            policy_kappa, _ = env.decode_actions(acts[t])
             _, _, _, _, infos = env.step(dict(zip(env.agents, acts[t].astype(np.float32), strict=True)))
             assert all(infos[a]["qoe"] >= env.scenario.service.q_floor for a in env.agents)
+            # a rescue is never longer than guard_length_ratio (1.2) times the model's own answer ρ_m L_ref
+            kappa = np.array([infos[a]["kappa"] for a in env.agents])
+            model = np.array([infos[a]["model"] for a in env.agents], dtype=int)
+            rescued = kappa != policy_kappa
+            guard_length = np.ceil(1.2 * env.models.model_ref_tokens(ref, model))
+            assert (kappa[rescued] <= guard_length[rescued]).all()
         means[guard] = np.array([infos[a]["qoe_day_mean"] for a in env.agents])
     assert (means[True] >= 0.8 - 1e-12).all()
     assert (means[False] < 0.8).any()
 
 
-def test_guard_switches_to_the_best_model_when_the_small_one_cannot_reach() -> None:
+def test_guard_plans_at_the_guard_length_and_keeps_long_requests_in_time() -> None:
+    """The pool guard plans every later answer at g_m = c_m (1 - e^{-α r}), r = guard_length_ratio = 1.2, not at
+    c_m q_max: it binds earlier in this hand example, and the last-epoch rescue of the longest default request
+    stays within T_max on the 70B where a rescue planned at q_max does not."""
     env = _env()
     sv, T, pool = env.scenario.service, env.scenario.epochs_per_episode, env.models
+    g_best = 1.0 - math.exp(-3.0 * 1.2)  # 0.97268
+    np.testing.assert_allclose(pool.q_guard, [C_SMALL * g_best, g_best], rtol=1e-12)
     env.episode.ref_tokens[:, :] = 100.0
-    env.t = T - 1
-    env._qoe_sum = np.full(env.num_users, T * sv.q_min - 0.9)  # the last answer must bring 0.9 > c_8B q_max
-    shortest = np.full(env.num_users, 12.0)
-    kappa, model = env.pool_mean_qoe_guard(shortest, np.zeros(env.num_users, dtype=int))
-    np.testing.assert_array_equal(model, 1)
-    # least 70B length with QoE >= 0.9: ceil(-ln 0.1 · 100 · (354/397) / 3) = ceil(68.44) = 69
-    np.testing.assert_array_equal(kappa, 69.0)
-    env._qoe_sum = np.full(env.num_users, T * sv.q_min - 0.5)  # 0.5 is within the 8B's reach: kept on 8B
+    shortest = np.full(env.num_users, 12.0)  # 8B: 0.771 (1 - e^{-0.36}) = 0.2331
+    assert pool.qoe(12.0, 100.0, 0) == pytest.approx(0.2331, abs=1e-4)
+    # at T - 2 with the day 1.22 short: planned at q_max (0.98889) for the last answer this one needs 0.2311, which
+    # the shortest answer brings; planned at g (0.97268) it needs 0.2473: lengthened to 13 tokens, kept on the 8B
+    env.t = T - 2
+    env._qoe_sum = np.full(env.num_users, T * sv.q_min - 1.22)
     kappa, model = env.pool_mean_qoe_guard(shortest, np.zeros(env.num_users, dtype=int))
     np.testing.assert_array_equal(model, 0)
-    # least 8B length with c_8B (1 - e^{-3 k/100}) >= 0.5: ceil(-ln(1 - 0.5/c) · 100/3)
-    np.testing.assert_array_equal(kappa, math.ceil(-math.log(1 - 0.5 / C_SMALL) * 100 / 3))
-    assert pool.qoe(kappa, 100.0, 0)[0] >= 0.5 > pool.qoe(kappa - 1, 100.0, 0)[0]
+    np.testing.assert_array_equal(kappa, math.ceil(-math.log(1 - (1.22 - g_best) / C_SMALL) * 100 / 3))
+    assert kappa[0] == 13
+    # an answer that already brings what the day needs is left alone, model included
+    long_8b = np.full(env.num_users, 40.0)
+    kappa, model = env.pool_mean_qoe_guard(long_8b, np.zeros(env.num_users, dtype=int))
+    np.testing.assert_array_equal(kappa, 40.0)
+    np.testing.assert_array_equal(model, 0)
+
+    # the last answer of the workload's longest request (L_ref = 1000) must bring g: the 70B at
+    # ceil(1.2 · 354/397 · 1000) = 1071 tokens at most, 24 s of decode: in time at 2 W
+    env.episode.ref_tokens[:, :] = 1000.0
+    env.t = T - 1
+    env._qoe_sum = np.full(env.num_users, T * sv.q_min - g_best)
+    kappa, model = env.pool_mean_qoe_guard(shortest, np.zeros(env.num_users, dtype=int))
+    np.testing.assert_array_equal(model, 1)
+    assert (kappa <= 1071).all()
+    out = env.outcomes(kappa, np.full(env.num_users, 2.0), T - 1, model=model)
+    assert (out.latency_s <= sv.t_max_s).all() and (out.qoe >= g_best - 1e-12).all()
+    # planned at q_max the same rescue needs 1.5 · 891.7 = 1338 tokens: 30.0 s of decode alone, past T_max
+    long_kappa = pool.least_length(pool.q_top[1], 1000.0, 1)
+    assert long_kappa * pool.inference[1].itl_s > sv.t_max_s
 
 
 @pytest.mark.parametrize(
@@ -180,8 +209,18 @@ def test_guard_switches_to_the_best_model_when_the_small_one_cannot_reach() -> N
         ({"model_pool": []}, "scenario.service.model_pool", "non-empty list"),
         ({"model_elo": {SMALL: 600.0}}, "scenario.service.model_pool", "cannot reach q_floor"),
         ({"length_action": "tokens"}, "scenario.service.length_action", "must be 'qoe'"),
+        # 1 - e^{-3 r} must exceed q_min = 0.8 (r > 0.536) and not exceed q_max = 0.989 (r <= 1.5)
+        ({"guard_length_ratio": 0.5}, "scenario.service.guard_length_ratio", "must lie in (0.536, 1.500]"),
+        ({"guard_length_ratio": 1.6}, "scenario.service.guard_length_ratio", "must lie in (0.536, 1.500]"),
     ],
-    ids=["unknown-profile", "empty-pool", "ceiling-below-floor", "token-lengths"],
+    ids=[
+        "unknown-profile",
+        "empty-pool",
+        "ceiling-below-floor",
+        "token-lengths",
+        "guard-below-qmin",
+        "guard-above-top",
+    ],
 )
 def test_invalid_pools_give_one_clear_error(service, field, text) -> None:
     data = {"service": {"model_action": True, **service}}

@@ -448,25 +448,27 @@ class CellEnv(MultiAgentEnv):
         return np.where(k <= lo, -1.0, np.where(k >= hi, 1.0, a_len))
 
     def pool_mean_qoe_guard(self, kappa: np.ndarray, model: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`mean_qoe_guard` with a model pool: ``need = T Q_min − Σ Q − (T − t − 1) max_m c_m q_max``. Where
-        it binds, the answer keeps its model if that model's ``c_m q_max`` reaches ``need`` (lengthened to the
-        least length that does), else it goes to the best-rated model. No action asks any model for more than
-        ``c_m q_max``, so the argument of :meth:`mean_qoe_guard` holds with ``q_max`` = the pool's top QoE:
-        every user-day meets ``Q_min`` (unless ``kappa_max`` binds)."""
+        """:meth:`mean_qoe_guard` with a model pool, planned with answers at most ``r`` times the model's own length:
+        ``need = T Q_min − Σ Q − (T − t − 1) max_m g_m`` with ``g_m = c_m (1 − e^{−α r})`` (:attr:`ModelPool.q_guard`,
+        ``r = service.guard_length_ratio``). Where the policy's answer brings less than ``need``, it keeps its model
+        if ``g_m`` reaches ``need`` (lengthened to the least length that does), else it goes to the best-rated
+        model. By the induction of :meth:`mean_qoe_guard` with ``g`` for ``q_max``, ``need`` never exceeds the best
+        model's ``g``: every user-day meets ``Q_min`` and no rescue is longer than ``r ρ_m L_ref``. Planned with
+        ``q_max`` (1.5 ρ L_ref) a rescue of a long request runs past ``T_max`` on the 70B (22 ms a token); the
+        price is that a plan catching up late with answers above ``g`` is lengthened earlier (docs/design.md §3.7)."""
         if not self.scenario.service.mean_qoe_guard:
             return kappa, model
         pool, sv, T, t = self.models, self.scenario.service, self.scenario.epochs_per_episode, self.t
-        q_top = float(pool.q_top.max())
-        need = T * sv.q_min - self._qoe_sum - (T - t - 1) * q_top
+        need = T * sv.q_min - self._qoe_sum - (T - t - 1) * float(pool.q_guard.max())
         if not (need > 0.0).any():
             return kappa, model
         ref = self.episode.ref_tokens[:, t]
-        switch = (need > 0.0) & (pool.q_top[model] < need)
+        short = pool.qoe(kappa, ref, model) < need  # the policy's own answer does not bring what the day needs
+        switch = short & (pool.q_guard[model] < need)
         guarded_model = np.where(switch, pool.best, model)
-        ask = np.clip(need, 0.0, pool.q_top[guarded_model])
+        ask = np.minimum(need, pool.q_guard[guarded_model])
         guard = np.minimum(pool.least_length(ask, ref, guarded_model), sv.kappa_max)
-        kappa = np.where(switch, guard, np.where(need > 0.0, np.maximum(kappa, guard), kappa))
-        return kappa, guarded_model
+        return np.where(short, guard, kappa), guarded_model
 
     def mean_qoe_guard(self, kappa: np.ndarray) -> np.ndarray:
         """The safety layer of the per-user-day mean-QoE rule (``service.mean_qoe_guard``, docs/design.md §3.3):

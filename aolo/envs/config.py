@@ -384,6 +384,10 @@ class ServiceConfig(Validated):
     #: the mean-QoE safety layer (docs/design.md §3.3): an answer is lengthened where the user's day could
     #: otherwise no longer meet q_min with every later answer at q_max; never binds on a plan that meets the rule
     mean_qoe_guard: bool = satisfies(True, lambda v: isinstance(v, bool), "true or false")
+    #: with a model pool the guard plans every later answer at, and asks at most, the QoE of this multiple of the
+    #: model's own answer length, ``c_m (1 - exp(-alpha r))``: 1.2 keeps the rescue of the longest default request
+    #: within t_max on the 70B, where q_max (1.5) does not (docs/design.md §3.7); one model: the guard plans at q_max
+    guard_length_ratio: float = bounded(1.2, 0.0, 10.0, lo_open=True)
     qoe_alpha: float = bounded(3.0, 0.0, 100.0, lo_open=True)  #: Q(kappa) = 1 - exp(-alpha kappa / L_ref)
     q_min: float = bounded(0.8, 0.0, 1.0)  #: per-user mean-QoE constraint over the episode
     q_floor: float = bounded(0.3, 0.0, 1.0)  #: every answer's QoE must reach this
@@ -456,6 +460,19 @@ class ServiceConfig(Validated):
             yield "q_max", f"must lie in (q_min={self.q_min:g}, 1), got {self.q_max_effective:g}"
         if self.model_action and not bad & {"model_pool", "model_elo", "elo_scale", "q_floor", "q_max"}:
             yield from self._model_pool_checks()
+        if self.model_action and "guard_length_ratio" not in bad and "q_max" not in bad:
+            q_guard = 1.0 - math.exp(-self.qoe_alpha * self.guard_length_ratio)
+            if not self.q_min < q_guard <= self.q_max_effective + 1e-12:
+                top = -math.log(1.0 - self.q_max_effective) / self.qoe_alpha
+                low = -math.log(1.0 - self.q_min) / self.qoe_alpha
+                yield (
+                    "guard_length_ratio",
+                    (
+                        f"must lie in ({low:.3f}, {top:.3f}]: the guard's planned answer (QoE {q_guard:.3f} of the "
+                        f"ceiling) must exceed q_min={self.q_min:g} and not exceed q_max={self.q_max_effective:.3f}, "
+                        f"got {self.guard_length_ratio:g}"
+                    ),
+                )
 
     def _model_pool_checks(self) -> Iterator[tuple[str, str]]:
         """Every pool model needs an Elo rating, and its best answer must reach ``q_floor`` (docs/design.md §3.7)."""

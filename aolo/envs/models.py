@@ -82,6 +82,9 @@ class ModelPool:
     alpha: float
     q_floor: float
     q_top: np.ndarray  #: (M,) highest QoE an action asks of each model: c_m · q_max
+    #: (M,) what the mean-QoE guard plans every later answer at and asks at most: ``c_m (1 − e^{−α r})``, the QoE of
+    #: ``r = service.guard_length_ratio`` times the model's own answer ``ρ_m L_ref``
+    q_guard: np.ndarray
     kappa_max: float
 
     @classmethod
@@ -97,6 +100,7 @@ class ModelPool:
             alpha=service.qoe_alpha,
             q_floor=service.q_floor,
             q_top=ceiling * service.q_max_effective,
+            q_guard=ceiling * (1.0 - math.exp(-service.qoe_alpha * service.guard_length_ratio)),
             kappa_max=float(service.kappa_max),
         )
 
