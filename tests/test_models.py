@@ -294,6 +294,38 @@ def test_hindsight_plan_meets_the_rule_and_sits_above_its_bound() -> None:
     assert set(np.unique(plan.model)) == {0, 1}
 
 
+def test_hindsight_plan_stays_ahead_of_the_guard(monkeypatch) -> None:
+    """Played through the env, the hindsight plan is never rewritten by the mean-QoE guard; on this day the plain
+    λ plan (without the raise of early answers) catches up late with answers above g and the guard rewrites it."""
+    import aolo.envs.model_reference as model_reference
+    from aolo.envs.rollout import run_episode
+
+    def guard_added(policy_env: CellEnv) -> np.ndarray:
+        record = run_episode(policy_env, make_reference_policy("hindsight"), day=3, seed=3)
+        assert (record.fields["qoe"].mean(axis=1) >= 0.8 - 1e-9).all()
+        return record.fields["qoe_guard_added"]
+
+    assert (guard_added(_env(epochs=24)) == 0.0).all()
+    monkeypatch.setattr(model_reference, "_keep_ahead_of_guard", lambda carbon, q, idx, line: idx)
+    assert (guard_added(_env(epochs=24)) > 0.0).any()
+
+
+def test_keep_ahead_of_guard_and_polish_by_hand() -> None:
+    """T = 3, Q_min = 0.8, g = 0.95: the line is (0.5, 1.45, 2.4). The plan (0.45, 0.97, 0.99) is behind at
+    epoch 0 by 0.05: the cheapest raise per QoE still missing is epoch 0's 0.52 (0.2 g / 0.05 = 4 against 1 g / 0.05
+    = 20). The polish then lowers epoch 2 to 0.92 (saves 0.1 g, spends 0.07 of the 0.10 surplus); lowering epoch 1
+    to 0.93 would put the running sum after epoch 1 at 1.45, below the line: not allowed."""
+    from aolo.envs.model_reference import _keep_ahead_of_guard, _spend_slack
+
+    inf = np.inf
+    carbon = np.array([[[1.0, 1.2, 2.0], [1.5, 2.0, inf], [0.1, 0.2, inf]]])
+    q = np.array([[[0.45, 0.52, 0.6], [0.93, 0.97, 0.0], [0.92, 0.99, 0.0]]])
+    line = np.array([0.5 + 1e-9, 1.45 + 1e-9, 2.4])
+    ahead = _keep_ahead_of_guard(carbon, q, np.array([[0, 1, 1]]), line)
+    np.testing.assert_array_equal(ahead, [[1, 1, 1]])
+    np.testing.assert_array_equal(_spend_slack(carbon, q, ahead, line), [[1, 1, 0]])
+
+
 def test_reference_lengths_follow_the_measured_distributions(shared_data_dir) -> None:
     """ρ_70B = 354/397 (the profiles' avg_output_len) agrees with the ML.ENERGY output-length histograms of the
     two models on the same LM-Arena prompts to 0.5 %."""

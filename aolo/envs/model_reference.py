@@ -153,31 +153,79 @@ def forecast_model_act(policy, env: CellEnv, q_target: float) -> dict[str, np.nd
     return _play(env, pick(kappa).astype(np.float64), pick(power), pick(model), t, prompt, gain)
 
 
-def _spend_slack(carbon, q, idx, q_min: float, max_rounds: int = 200) -> np.ndarray:
-    """Greedy primal polish of a plan meeting the mean-QoE rule, per user, until neither move lowers its carbon:
-    (1) move one answer to the candidate of its epoch that saves the most carbon without spending more QoE than
-    the user's surplus ``Σ_t Q_t − T Q_min``; (2) raise one answer and lower another in a different epoch with
-    the surplus that buys, where the pair saves carbon. Every move keeps the plan feasible and lowers its carbon."""
+def _guard_line(env: CellEnv) -> np.ndarray:
+    """(T,) the least running QoE sum after each epoch that the pool's mean-QoE guard leaves alone:
+    ``T Q_min − (T − t − 1) g`` with ``g`` the guard's planned answer (:meth:`CellEnv.pool_mean_qoe_guard`); a
+    plan whose running sum stays on or above it is played as planned. The last entry is the day's rule ``T Q_min``;
+    without the guard only that one binds. The others carry a 1e-9 margin against the env's running-sum rounding."""
+    sv, T = env.scenario.service, env.scenario.epochs_per_episode
+    line = np.full(T, -np.inf)
+    if sv.mean_qoe_guard:
+        line[:-1] = T * sv.q_min - (T - 1 - np.arange(T - 1)) * float(env.models.q_guard.max()) + 1e-9
+    line[-1] = T * sv.q_min
+    return line
+
+
+def _keep_ahead_of_guard(carbon, q, idx, line, max_rounds: int = 500) -> np.ndarray:
+    """Per user, raise answers until the plan's running QoE sum stays on or above ``line`` (:func:`_guard_line`):
+    at the first epoch below it, the raise at or before it that costs the least carbon per unit of the QoE still
+    missing there. The λ plan catches up late where the grid is clean, sometimes with answers above the guard's
+    planned ``g``; raising earlier answers is what the guard would do, done where it costs least."""
     idx = idx.copy()
     n, T, C = carbon.shape
     rows = np.arange(T)
     for u in range(n):
-        c, qq = carbon[u], q[u]  # (T, C)
+        c, qq = carbon[u], q[u]
         for _ in range(max_rounds):
             now_c, now_q = c[rows, idx[u]], qq[rows, idx[u]]
-            slack = now_q.sum() - T * q_min
+            behind = np.flatnonzero(np.cumsum(now_q) < line)
+            if behind.size == 0:
+                break
+            t0 = int(behind[0])
+            missing = line[t0] - now_q[: t0 + 1].sum()
+            gain = qq[: t0 + 1] - now_q[: t0 + 1, None]
+            extra = c[: t0 + 1] - now_c[: t0 + 1, None]
+            raise_ok = (gain > 0.0) & np.isfinite(c[: t0 + 1])
+            if not raise_ok.any():
+                break
+            covered = np.where(raise_ok, np.minimum(gain, missing), 1.0)
+            per_qoe = np.where(raise_ok, np.maximum(extra, 0.0) / covered, np.inf)
+            best = int(np.argmin(per_qoe))
+            idx[u, best // C] = best % C
+    return idx
+
+
+def _spend_slack(carbon, q, idx, line, max_rounds: int = 200) -> np.ndarray:
+    """Greedy primal polish of a plan meeting the mean-QoE rule, per user, until neither move lowers its carbon:
+    (1) move one answer to the candidate of its epoch that saves the most carbon without spending more QoE than
+    the surplus of the running sum over ``line`` (:func:`_guard_line`) at that epoch and after; (2) raise one
+    answer and lower another in a different epoch with the surplus that buys, where the pair saves carbon and
+    keeps the running sum on the line. Every move keeps the plan feasible and lowers its carbon."""
+    idx = idx.copy()
+    n, T, C = carbon.shape
+    rows = np.arange(T)
+    for u in range(n):
+        c, qq = carbon[u], q[u]
+        for _ in range(max_rounds):
+            now_c, now_q = c[rows, idx[u]], qq[rows, idx[u]]
+            surplus = np.cumsum(now_q) - line
+            from_here = np.minimum.accumulate(surplus[::-1])[::-1]  # the least surplus at each epoch and after
             saving = now_c[:, None] - c  # (T, C): carbon saved by moving epoch t to candidate j
             spend = now_q[:, None] - qq  # QoE given up by that move
-            down = (saving > 0.0) & (spend <= slack) & np.isfinite(c)
+            down = (saving > 0.0) & (spend <= from_here[:, None]) & np.isfinite(c)
             if down.any():
                 best = int(np.argmax(np.where(down, saving, -np.inf)))
                 idx[u, best // C] = best % C
                 continue
-            move = _best_exchange(saving, spend, slack, np.isfinite(c))
+            move = _best_exchange(saving, spend, float(surplus[-1]), np.isfinite(c))
             if move is None:
                 break
             (t_up, j_up), (t_down, j_down) = move
-            idx[u, t_up], idx[u, t_down] = j_up, j_down
+            trial = idx[u].copy()
+            trial[t_up], trial[t_down] = j_up, j_down
+            if (np.cumsum(qq[rows, trial]) < line).any():  # the pair would fall behind the guard's line
+                break
+            idx[u] = trial
     return idx
 
 
@@ -219,8 +267,10 @@ def solve_hindsight_models(env: CellEnv, bisection_steps: int = 60) -> Hindsight
     plan meeting the constraints from below (relaxing the BS budget only lowers it). Where the chosen powers
     exceed the BS budget they are re-allocated with the lengths and models kept (repair (a) of
     :func:`~aolo.envs.reference.solve_hindsight`; its joint repair (b) is not extended to the model choice).
-    The two models make each epoch's choice lumpy, so the λ plan overshoots ``Q_min``; :func:`_spend_slack` then
-    trades that surplus for carbon.
+    The played plan keeps its running QoE on or above the mean-QoE guard's line, so the guard never rewrites it:
+    :func:`_keep_ahead_of_guard` raises early answers where the λ plan would catch up late with answers above the
+    guard's planned ``g``. The two models make each epoch's choice lumpy, so the plan overshoots ``Q_min``;
+    :func:`_spend_slack` then trades that surplus for carbon, staying on the line.
     """
     ep, sv, T, pool, n = env.episode, env.scenario.service, env.scenario.epochs_per_episode, env.models, env.num_users
     ref, prompt, gain = ep.ref_tokens, ep.prompt_tokens, ep.channel_gain  # (U, T)
@@ -247,7 +297,8 @@ def solve_hindsight_models(env: CellEnv, bisection_steps: int = 60) -> Hindsight
     lagrangian = (carbon - lam[:, None, None] * q).min(axis=2).sum(axis=1) + lam * T * sv.q_min
     dual_bound = float(np.where(np.isfinite(lagrangian), lagrangian, 0.0).sum())
 
-    idx = _spend_slack(carbon, q, idx, sv.q_min)
+    line = _guard_line(env)
+    idx = _spend_slack(carbon, q, _keep_ahead_of_guard(carbon, q, idx, line), line)
     pick = lambda a: np.take_along_axis(flat(a), idx[..., None], axis=2)[..., 0]  # noqa: E731
     plan_kappa, plan_model, plan_power = pick(kappa).astype(np.float64), pick(model), pick(power).copy()
     for t in np.flatnonzero(plan_power.sum(axis=0) > env.cell.bs_power_budget_w * (1 + 1e-9)):
