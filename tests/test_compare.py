@@ -96,6 +96,13 @@ def test_summarize_means_ci_reductions_and_failures():
     assert table.splitlines()[-1].startswith("vs <baseline>: carbon reduction")
 
 
+def test_violation_shares_are_never_rounded_to_zero():
+    """One late answer in 15 360 (SAC seed 3 on paper_models) printed as 0.000 in the first study's table."""
+    from aolo.platform.console import share
+
+    assert [share(v) for v in (0.0, 1 / 15360, 0.0017, 0.0125, None)] == ["0", "0.0065%", "0.17%", "1.25%", "-"]
+
+
 def test_pareto_front_on_hand_points():
     points = [(1.0, 0.5), (2.0, 0.9), (1.5, 0.4), (3.0, 0.9), (0.5, 0.2), (1.0, 0.5), (2.0, 0.95)]
     # (1.5, 0.4) is dominated by (1.0, 0.5); (2.0, 0.9) and (3.0, 0.9) by (2.0, 0.95); index 5 repeats index 0

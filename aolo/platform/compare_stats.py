@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from aolo.platform.console import fmt, format_columns, pct
+from aolo.platform.console import fmt, format_columns, pct, share
 from aolo.platform.results import CARBON_METRIC, MG_PER_G
 
 #: Learned baselines the reductions are measured against, when the preset trains them.
@@ -201,8 +201,8 @@ def format_table(rows: Sequence[PolicyRow]) -> str:
                 *(_reduction_cell(r, b) for b in baselines),
                 pct(r.means.get("gap_to_bound")),
                 fmt(r.means.get("qoe_mean"), ".3f"),
-                fmt(r.means.get("qoe_violation_rate"), ".3f"),
-                fmt(r.means.get("latency_violation_rate"), ".3f"),
+                share(r.means.get("qoe_violation_rate")),
+                share(r.means.get("latency_violation_rate")),
                 fmt(r.means.get("actor_nj_per_decision"), ".1f"),
                 _status(r),
             ]

@@ -51,6 +51,14 @@ def pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:+.1f}%"
 
 
+def share(value: float | None) -> str:
+    """A violation share as a percentage that never rounds a nonzero share to zero: ``0``, ``0.0065%``,
+    ``1.25%``; ``-`` for None."""
+    if value is None:
+        return "-"
+    return "0" if value == 0.0 else f"{100 * value:.2g}%" if value < 0.01 else f"{100 * value:.2f}%"
+
+
 def format_metrics_table(columns: Mapping[str, Mapping[str, float]]) -> str:
     """``eval/<metric>`` rows × one column per policy, with what each metric means."""
     names = list(columns)
