@@ -166,33 +166,42 @@ def _guard_line(env: CellEnv) -> np.ndarray:
     return line
 
 
+def _per_user_greedy(carbon, q, idx, move, max_rounds: int) -> np.ndarray:
+    """Per user, replace the plan ``idx[u]`` by ``move(carbon[u], q[u], idx[u])`` until it returns None."""
+    idx = idx.copy()
+    for u in range(carbon.shape[0]):
+        for _ in range(max_rounds):
+            better = move(carbon[u], q[u], idx[u])
+            if better is None:
+                break
+            idx[u] = better
+    return idx
+
+
 def _keep_ahead_of_guard(carbon, q, idx, line, max_rounds: int = 500) -> np.ndarray:
     """Per user, raise answers until the plan's running QoE sum stays on or above ``line`` (:func:`_guard_line`):
     at the first epoch below it, the raise at or before it that costs the least carbon per unit of the QoE still
     missing there. The λ plan catches up late where the grid is clean, sometimes with answers above the guard's
     planned ``g``; raising earlier answers is what the guard would do, done where it costs least."""
-    idx = idx.copy()
-    n, T, C = carbon.shape
-    rows = np.arange(T)
-    for u in range(n):
-        c, qq = carbon[u], q[u]
-        for _ in range(max_rounds):
-            now_c, now_q = c[rows, idx[u]], qq[rows, idx[u]]
-            behind = np.flatnonzero(np.cumsum(now_q) < line)
-            if behind.size == 0:
-                break
-            t0 = int(behind[0])
-            missing = line[t0] - now_q[: t0 + 1].sum()
-            gain = qq[: t0 + 1] - now_q[: t0 + 1, None]
-            extra = c[: t0 + 1] - now_c[: t0 + 1, None]
-            raise_ok = (gain > 0.0) & np.isfinite(c[: t0 + 1])
-            if not raise_ok.any():
-                break
-            covered = np.where(raise_ok, np.minimum(gain, missing), 1.0)
-            per_qoe = np.where(raise_ok, np.maximum(extra, 0.0) / covered, np.inf)
-            best = int(np.argmin(per_qoe))
-            idx[u, best // C] = best % C
-    return idx
+    rows = np.arange(carbon.shape[1])
+
+    def raise_one(c, qq, plan):
+        now_c, now_q = c[rows, plan], qq[rows, plan]
+        behind = np.flatnonzero(np.cumsum(now_q) < line)
+        if behind.size == 0:
+            return None
+        t0 = int(behind[0])
+        missing = line[t0] - now_q[: t0 + 1].sum()
+        gain = qq[: t0 + 1] - now_q[: t0 + 1, None]
+        extra = c[: t0 + 1] - now_c[: t0 + 1, None]
+        raise_ok = (gain > 0.0) & np.isfinite(c[: t0 + 1])
+        if not raise_ok.any():
+            return None
+        covered = np.where(raise_ok, np.minimum(gain, missing), 1.0)
+        t, j = divmod(int(np.argmin(np.where(raise_ok, np.maximum(extra, 0.0) / covered, np.inf))), c.shape[1])
+        return _with(plan, (t, j))
+
+    return _per_user_greedy(carbon, q, idx, raise_one, max_rounds)
 
 
 def _spend_slack(carbon, q, idx, line, max_rounds: int = 200) -> np.ndarray:
@@ -201,32 +210,32 @@ def _spend_slack(carbon, q, idx, line, max_rounds: int = 200) -> np.ndarray:
     the surplus of the running sum over ``line`` (:func:`_guard_line`) at that epoch and after; (2) raise one
     answer and lower another in a different epoch with the surplus that buys, where the pair saves carbon and
     keeps the running sum on the line. Every move keeps the plan feasible and lowers its carbon."""
-    idx = idx.copy()
-    n, T, C = carbon.shape
-    rows = np.arange(T)
-    for u in range(n):
-        c, qq = carbon[u], q[u]
-        for _ in range(max_rounds):
-            now_c, now_q = c[rows, idx[u]], qq[rows, idx[u]]
-            surplus = np.cumsum(now_q) - line
-            from_here = np.minimum.accumulate(surplus[::-1])[::-1]  # the least surplus at each epoch and after
-            saving = now_c[:, None] - c  # (T, C): carbon saved by moving epoch t to candidate j
-            spend = now_q[:, None] - qq  # QoE given up by that move
-            down = (saving > 0.0) & (spend <= from_here[:, None]) & np.isfinite(c)
-            if down.any():
-                best = int(np.argmax(np.where(down, saving, -np.inf)))
-                idx[u, best // C] = best % C
-                continue
-            move = _best_exchange(saving, spend, float(surplus[-1]), np.isfinite(c))
-            if move is None:
-                break
-            (t_up, j_up), (t_down, j_down) = move
-            trial = idx[u].copy()
-            trial[t_up], trial[t_down] = j_up, j_down
-            if (np.cumsum(qq[rows, trial]) < line).any():  # the pair would fall behind the guard's line
-                break
-            idx[u] = trial
-    return idx
+    rows = np.arange(carbon.shape[1])
+
+    def lower(c, qq, plan):
+        now_c, now_q = c[rows, plan], qq[rows, plan]
+        surplus = np.cumsum(now_q) - line
+        from_here = np.minimum.accumulate(surplus[::-1])[::-1]  # the least surplus at each epoch and after
+        saving = now_c[:, None] - c  # (T, C): carbon saved by moving epoch t to candidate j
+        spend = now_q[:, None] - qq  # QoE given up by that move
+        down = (saving > 0.0) & (spend <= from_here[:, None]) & np.isfinite(c)
+        if down.any():
+            return _with(plan, divmod(int(np.argmax(np.where(down, saving, -np.inf))), c.shape[1]))
+        pair = _best_exchange(saving, spend, float(surplus[-1]), np.isfinite(c))
+        if pair is None:
+            return None
+        trial = _with(plan, *pair)
+        return None if (np.cumsum(qq[rows, trial]) < line).any() else trial  # not behind the guard's line
+
+    return _per_user_greedy(carbon, q, idx, lower, max_rounds)
+
+
+def _with(plan: np.ndarray, *moves: tuple[int, int]) -> np.ndarray:
+    """A copy of ``plan`` with epoch ``t`` on candidate ``j`` for every ``(t, j)`` of ``moves``."""
+    plan = plan.copy()
+    for t, j in moves:
+        plan[t] = j
+    return plan
 
 
 def _best_exchange(saving, spend, slack: float, allowed):
