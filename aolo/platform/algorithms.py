@@ -67,11 +67,15 @@ class TrainingSettings(Validated):
         lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(is_integer(h) and h >= 1 for h in v),
         "must be a non-empty list of positive integers",
     )
-    #: SAC/SDRL/TD3 critics: "catalog" = RLlib's SAC critic (obs and action encoders sized by ``hidden`` plus a
-    #: 256 x 256 fusion stack ``hidden`` does not size), "mlp" = [obs, action] -> hidden -> 1 (aolo.policies.networks;
-    #: 4.8x cheaper on quick). Measured on quick, seed 0 (BENCHMARKS.md, issue 22): with "mlp" SAC landed +6.7 % to
-    #: the bound (catalog: +5.6 %) but SDRL did not learn (+38 %, QoE 0.94; catalog: +3.8 %), so "catalog" stays.
-    critic: str = satisfies("catalog", lambda v: v in ("catalog", "mlp"), "must be 'catalog' or 'mlp'")
+    #: SAC/SDRL/TD3 critics: "mlp" = [obs, action] -> hidden -> 1 (aolo.policies.networks), "catalog" = RLlib's SAC
+    #: critic (obs and action encoders sized by ``hidden`` plus a 256 x 256 fusion stack ``hidden`` does not size;
+    #: 4.6x the update time of "mlp" on the paper preset). Chosen by measurement (BENCHMARKS.md, issue 22).
+    critic: str = satisfies("mlp", lambda v: v in ("catalog", "mlp"), "must be 'catalog' or 'mlp'")
+    #: the "mlp" critic's hidden activation (the actor keeps RLlib's ``tanh``). Quick, SDRL: "relu" learned as well
+    #: as the catalog critic (5.18 / 5.17 mg on seeds 0 / 1); "tanh" did not (+33 % / +6.6 % to those), BENCHMARKS.md.
+    critic_activation: str = satisfies(
+        "relu", lambda v: v in ("tanh", "relu", "silu", "elu"), "must be one of 'tanh', 'relu', 'silu', 'elu'"
+    )
     gamma: float = bounded(0.99, 0, 1, lo_open=True, noun="")
     actor_lr: float = bounded(3e-4, 0, 1, lo_open=True, hi_open=True, noun="")
     critic_lr: float = bounded(3e-4, 0, 1, lo_open=True, hi_open=True, noun="")
@@ -87,11 +91,11 @@ class TrainingSettings(Validated):
     td3_pre_activation_weight: float = bounded(0.01, 0, 100, noun="")
     #: SAC/SDRL/TD3: draw an iteration's minibatches in one replay sample and take its gradient steps in one
     #: learner call (metrics reduced once; aolo.policies.replay_updates). Off: RLlib's one call per update.
-    batched_updates: bool = satisfies(False, lambda v: isinstance(v, bool), "must be true or false")
+    batched_updates: bool = satisfies(True, lambda v: isinstance(v, bool), "must be true or false")
     #: SAC/SDRL/TD3 replay: "episode" = RLlib's MultiAgentEpisodeReplayBuffer and the learner connector pipeline;
     #: "flat" = every agent's one-step transitions in flat arrays, sampled straight into a train batch with the
     #: Lagrangian price applied there (aolo.policies.flat_replay; same transitions, terminals and costs).
-    replay_buffer: str = satisfies("episode", lambda v: v in REPLAY_BUFFERS, "must be 'episode' or 'flat'")
+    replay_buffer: str = satisfies("flat", lambda v: v in REPLAY_BUFFERS, "must be 'episode' or 'flat'")
     ppo_epochs: int = bounded(6, 1, integer=True)
     ppo_minibatch_size: int = bounded(256, 1, integer=True)
     #: PopSAN overrides (pop_in, pop_out, timesteps, ...)
@@ -160,11 +164,12 @@ def build_algorithm_config(
         )
         module_spec = RLModuleSpec(model_config={"fcnet_hiddens": list(s.hidden), "vf_share_layers": False})
     else:
+        q_networks = {"fcnet_hiddens": list(s.hidden), "critic": s.critic, "critic_activation": s.critic_activation}
         if algo == "td3":
             from aolo.policies.td3 import TD3Config
 
             config = TD3Config().training(policy_pre_activation_weight=s.td3_pre_activation_weight)
-            module_spec = RLModuleSpec(model_config={"fcnet_hiddens": list(s.hidden), "critic": s.critic})
+            module_spec = RLModuleSpec(model_config=q_networks)
         elif algo == "sac":
             from aolo.policies.sac import SACTorchRLModule
 
@@ -173,9 +178,7 @@ def build_algorithm_config(
                 .training(initial_alpha=s.initial_alpha, alpha_lr=s.alpha_lr)
                 .learners(learner_class=LeanSACTorchLearner)
             )
-            module_spec = RLModuleSpec(
-                module_class=SACTorchRLModule, model_config={"fcnet_hiddens": list(s.hidden), "critic": s.critic}
-            )
+            module_spec = RLModuleSpec(module_class=SACTorchRLModule, model_config=q_networks)
         else:  # sdrl
             from aolo.policies.sdrl import SDRLTorchRLModule
 
@@ -186,12 +189,7 @@ def build_algorithm_config(
             )
             module_spec = RLModuleSpec(
                 module_class=SDRLTorchRLModule,
-                model_config={
-                    "fcnet_hiddens": list(s.hidden),
-                    "popsan_hidden": list(s.hidden),
-                    "critic": s.critic,
-                    **s.popsan,
-                },
+                model_config={**q_networks, "popsan_hidden": list(s.hidden), **s.popsan},
             )
         config = config.training(
             gamma=s.gamma,

@@ -155,7 +155,9 @@ def experiment_params(experiment: Experiment, algorithm: str, seed: int) -> dict
     if algorithm == "ppo":
         keys += ["ppo_lr", "ppo_epochs", "ppo_minibatch_size"]
     else:
-        keys += ["updates_per_env_step", "train_batch_size", "learning_starts", "actor_lr", "critic_lr"]
+        keys += ["updates_per_env_step", "train_batch_size", "learning_starts", "actor_lr", "critic_lr", "critic"]
+        keys += ["critic_activation"] if training.critic == "mlp" else []
+        keys += ["replay_buffer", "batched_updates"]
     if algorithm in ("sac", "sdrl"):
         keys += ["initial_alpha", "alpha_lr"]
     if algorithm == "sdrl" and training.popsan:

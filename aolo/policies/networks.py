@@ -7,14 +7,15 @@ action with ``fcnet_hiddens[:-1]``, concatenates both and runs a *fusion* MLP si
 features, 2 actions and ``hidden: [128, 128]`` that is 298 369 parameters per critic instead of 18 945
 (``[256, 256]``: 661 761 instead of 70 657), and the four critic copies were most of an update's arithmetic.
 
-aolo's critic (``model_config["critic"] == "mlp"``, ``training.critic: mlp``) is the textbook one (Haarnoja et
-al. 2018, Fujimoto et al. 2018)::
+aolo's critic (``model_config["critic"] == "mlp"``, ``training.critic: mlp``, aolo's default) is the textbook one
+(Haarnoja et al. 2018, Fujimoto et al. 2018)::
 
     [obs, action] -> concat -> Linear(obs+act, h_1) -> act -> ... -> Linear(h_n, 1)
 
-with ``h = fcnet_hiddens`` and the activation ``fcnet_activation`` (RLlib's default ``tanh``, the actor's).
-``"catalog"`` (the default) keeps RLlib's fusion critic: on quick (seed 0) SDRL did not learn with the MLP critic
-(BENCHMARKS.md, issue 22), so the smaller critic is opt-in until a size is chosen by measurement.
+with ``h = fcnet_hiddens`` and ``act = model_config["critic_activation"]`` (``training.critic_activation``, aolo's
+default ``relu``; without the key RLlib's ``fcnet_activation``, ``tanh``). The activation matters: on quick the
+``tanh`` MLP critic left SDRL 7-33 % above where the ``relu`` one and the catalog critic land (BENCHMARKS.md, issue
+22). ``"catalog"`` keeps RLlib's fusion critic; it is also what a module built without the ``critic`` key gets.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def build_mlp_critics(module: Any) -> None:
     obs_dim = int(np.prod(module.observation_space.shape))
     act_dim = int(np.prod(module.action_space.shape))
     sizes = [obs_dim + act_dim, *cfg.get("fcnet_hiddens", defaults.fcnet_hiddens), 1]
-    activation = cfg.get("fcnet_activation", defaults.fcnet_activation)
+    activation = cfg.get("critic_activation", cfg.get("fcnet_activation", defaults.fcnet_activation))
     module.qf_encoder, module.qf = StateActionConcat(), mlp(sizes, activation)
     if cfg["twin_q"]:
         module.qf_twin_encoder, module.qf_twin = StateActionConcat(), mlp(sizes, activation)
