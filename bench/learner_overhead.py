@@ -15,15 +15,19 @@ Two measurements, each side by side in one process (the only timings that mean s
 Each measurement runs two variants, interleaved round by round:
 
 * ``rllib`` — what aolo ran before issue 22: RLlib's SAC learner, RLlib's catalog critic (the 256-wide fusion
-  stack) and, for SDRL, snntorch ``Synaptic`` neurons;
-* ``aolo`` — the current code with ``training.critic: mlp``: the MLP critics ``training.hidden`` sizes, the lean
-  learner (:mod:`aolo.policies.learners`) and PopSAN's plain-op neurons;
-* ``batched`` (iteration breakdown only) — ``aolo`` with ``training.batched_updates``: the iteration's updates
-  in one replay sample and one learner call (:mod:`aolo.policies.replay_updates`);
+  stack), RLlib's episode replay buffer and one learner call per update and, for SDRL, snntorch ``Synaptic``
+  neurons;
+* ``aolo`` — the lean learner (:mod:`aolo.policies.learners`), PopSAN's plain-op neurons and the critic
+  ``--critic`` names (default: the MLP critics ``training.hidden`` sizes, aolo's default), still with the
+  episode buffer and one learner call per update;
+* ``batched`` — ``aolo`` with ``training.batched_updates``: the iteration's updates in one replay sample and one
+  learner call (:mod:`aolo.policies.replay_updates`); in the update benchmark, ``--updates`` updates in one
+  ``Learner.update`` call;
 * ``flat`` and ``flat-batched`` (iteration breakdown only) — ``aolo`` and ``batched`` with
   ``training.replay_buffer: flat``: transitions replayed from flat arrays straight into the train batch, no
-  learner connector pipeline (:mod:`aolo.policies.flat_replay`). Choose the breakdown's variants with
-  ``--iteration-variants``; the first is the one the others' speed-ups are relative to.
+  learner connector pipeline (:mod:`aolo.policies.flat_replay`). ``flat-batched`` with the MLP critic is aolo's
+  default. Choose the breakdown's variants with ``--iteration-variants``; the first is the one the others'
+  speed-ups are relative to.
 
 Usage (on the shared 2-core machine wrap it in the heavy-job lock)::
 
@@ -58,14 +62,15 @@ from aolo.platform.presets import load_experiment
 from aolo.platform.train import init_ray
 from aolo.policies.learners import polyak_update
 
-VARIANTS = ("rllib", "aolo")
-#: the iteration breakdown also runs aolo with ``training.batched_updates`` (one learner call per iteration) and
-#: ``training.replay_buffer: flat`` (without and with batched updates)
-ITERATION_VARIANTS = (*VARIANTS, "batched", "flat", "flat-batched")
-#: the TrainingSettings each iteration variant changes
+VARIANTS = ("rllib", "aolo", "batched")
+#: the iteration breakdown also runs aolo with ``training.replay_buffer: flat`` (without and with batched updates)
+ITERATION_VARIANTS = (*VARIANTS, "flat", "flat-batched")
+#: the TrainingSettings each variant sets (the ``aolo`` family's critic comes from ``--critic``)
 VARIANT_SETTINGS = {
-    "batched": {"batched_updates": True},
-    "flat": {"replay_buffer": "flat"},
+    "rllib": {"replay_buffer": "episode", "batched_updates": False},
+    "aolo": {"replay_buffer": "episode", "batched_updates": False},
+    "batched": {"replay_buffer": "episode", "batched_updates": True},
+    "flat": {"replay_buffer": "flat", "batched_updates": False},
     "flat-batched": {"replay_buffer": "flat", "batched_updates": True},
 }
 PARTS = (
@@ -82,14 +87,14 @@ PARTS = (
 )
 
 
-CRITIC = {"critic": "mlp"}  #: the ``aolo``/``batched`` variants' critic (``--critic``)
+CRITIC = {"critic": "mlp"}  #: the critic of every variant but ``rllib`` (``--critic``)
 
 
 def variant_config(algo: str, experiment, variant: str):
     """The AlgorithmConfig of ``algo`` on the preset, as aolo builds it (``aolo``, ``batched``) or as before
     issue 22 (``rllib``)."""
     settings = TrainingSettings.from_dict(
-        {**experiment.training.to_dict(), **CRITIC, **VARIANT_SETTINGS.get(variant, {})}
+        {**experiment.training.to_dict(), **CRITIC, **VARIANT_SETTINGS.get(variant, VARIANT_SETTINGS["aolo"])}
     )
     config = build_algorithm_config(
         algo, experiment.scenario, seed=0, settings=settings, constraints=experiment.constraints
@@ -212,7 +217,8 @@ class PlainSAC:
 def bench_update(
     algo: str, experiment, rounds: int, updates: int, variants: tuple[str, ...] = VARIANTS
 ) -> dict[str, dict[str, float]]:
-    """Median seconds per update: {variant: {"rllib": s, "plain": s}}."""
+    """Median seconds per update: {variant: {"rllib": s, "plain": s}}. ``batched`` takes a round's ``updates``
+    updates in one ``Learner.update`` call (as ``training.batched_updates`` does), the others one call each."""
     settings = experiment.training
     spaces = {
         MODULE_ID: (
@@ -220,10 +226,14 @@ def bench_update(
             gym.spaces.Box(-1.0, 1.0, (2,), np.float32),
         )
     }
-    data = synthetic_batch(settings.train_batch_size, act_dim=2)
+    size = settings.train_batch_size
+    data = synthetic_batch(size, act_dim=2)
     tensors = {k: torch.as_tensor(v) for k, v in data.items()}
-    batch = MultiAgentBatch({MODULE_ID: SampleBatch(data)}, env_steps=settings.train_batch_size)
-    runs: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {}
+    batch = MultiAgentBatch({MODULE_ID: SampleBatch(data)}, env_steps=size)
+    batches = MultiAgentBatch({MODULE_ID: SampleBatch(synthetic_batch(updates * size, act_dim=2))}, updates * size)
+    timesteps = {NUM_ENV_STEPS_SAMPLED_LIFETIME: 10**6}
+    # per variant: (RLlib call, plain PyTorch call, calls per round); a round is `updates` updates either way
+    runs: dict[str, tuple[Callable[[], Any], Callable[[], Any], int]] = {}
     for variant in variants:
         config = variant_config(algo, experiment, variant)
         learner = config.build_learner(spaces=spaces)
@@ -231,18 +241,32 @@ def bench_update(
         if variant == "rllib":
             use_snntorch_neurons(module)
         plain = PlainSAC(module, settings.gamma, 0.005, settings.actor_lr, settings.critic_lr, settings.initial_alpha)
-        timesteps = {NUM_ENV_STEPS_SAMPLED_LIFETIME: 10**6}
-        runs[variant] = (
-            lambda learner=learner, timesteps=timesteps: learner.update(batch=batch, timesteps=timesteps),
-            lambda plain=plain: plain.update(tensors),
-        )
+        if variant == "batched":
+            runs[variant] = (
+                lambda learner=learner: learner.update(
+                    batch=batches,
+                    timesteps=timesteps,
+                    minibatch_size=size,
+                    num_epochs=1,
+                    num_total_minibatches=updates,
+                    shuffle_batch_per_epoch=False,
+                ),
+                lambda plain=plain: [plain.update(tensors) for _ in range(updates)],
+                1,
+            )
+        else:
+            runs[variant] = (
+                lambda learner=learner: learner.update(batch=batch, timesteps=timesteps),
+                lambda plain=plain: plain.update(tensors),
+                updates,
+            )
     samples: dict[str, dict[str, list[float]]] = {v: {"rllib": [], "plain": []} for v in variants}
     for _ in range(rounds):
-        for variant, (rllib_update, plain_update) in runs.items():
+        for variant, (rllib_update, plain_update, calls) in runs.items():
             for kind, fn in (("rllib", rllib_update), ("plain", plain_update)):
                 fn()  # warm
                 start = time.perf_counter()
-                for _ in range(updates):
+                for _ in range(calls):
                     fn()
                 samples[variant][kind].append((time.perf_counter() - start) / updates)
     return {v: {k: statistics.median(s) for k, s in kinds.items()} for v, kinds in samples.items()}

@@ -7,7 +7,7 @@ from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 
 from aolo.envs.cell_env import CellEnv
 from aolo.envs.config import ConfigError
-from aolo.platform.algorithms import build_algorithm_config, stop_algorithm
+from aolo.platform.algorithms import TrainingSettings, build_algorithm_config, stop_algorithm
 from aolo.platform.constraints import (
     ConstraintCallbacks,
     ConstraintSettings,
@@ -189,7 +189,10 @@ def test_lagrangian_training_logs_pushes_and_restores_multipliers(
     # rise every iteration; Q_min = 0.35 is (all but) met on every day: λ_qoe must fall to 0
     scenario = TINY.replace(**{"service.q_min": q_min})
     settings = fast(allowed)
-    algo_ = build_algorithm_config(algo, scenario, seed=0, settings=SETTINGS, constraints=settings).build_algo()
+    # RLlib's episode buffer and learner connector, where LagrangianReward prices the costs (the default flat
+    # buffer prices them itself: tests/test_flat_replay.py)
+    episode_replay = TrainingSettings.from_dict({**SETTINGS.to_dict(), "replay_buffer": "episode"})
+    algo_ = build_algorithm_config(algo, scenario, seed=0, settings=episode_replay, constraints=settings).build_algo()
     try:
         # every cell is sampled, in training and in the constraint measurement (RLlib hands all sub-envs one context)
         def cells(runner):
@@ -249,9 +252,14 @@ def test_penalty_method_keeps_the_old_config():
     from ray.rllib.algorithms.sac import SAC
 
     from aolo.platform.constraints import LagrangianTD3
+    from aolo.policies.replay_updates import BatchedSAC
 
     config = build_algorithm_config("sac", TINY, settings=SETTINGS)
-    assert config.algo_class is SAC  # RLlib's own class, not a Lagrangian subclass
+    assert config.algo_class is BatchedSAC  # the flat buffer's loop, not a Lagrangian subclass
+    rllib_loop = TrainingSettings.from_dict(
+        {**SETTINGS.to_dict(), "replay_buffer": "episode", "batched_updates": False}
+    )
+    assert build_algorithm_config("sac", TINY, settings=rllib_loop).algo_class is SAC  # RLlib's own class
     assert config.env_config["scenario"]["reward"]["terms"] == "all"
     assert config.callbacks_class is not ConstraintCallbacks and config.evaluation_interval is None
     lag = build_algorithm_config("td3", TINY, settings=SETTINGS, constraints=LAGRANGIAN)
