@@ -282,3 +282,41 @@ def _runs_all(db: Path):
     experiment = client.get_experiment_by_name("smoke")
     runs = client.search_runs([experiment.experiment_id])
     return client, runs, [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+
+
+def test_trials_get_the_reference_task_unresolved(ray_session):
+    """``tune.with_parameters`` resolves a bare ObjectRef parameter before the trial runs, which held every trial
+    until the whole reference evaluation was done; :class:`PendingReferences` reaches the trial unresolved."""
+    import time
+
+    import ray
+    from ray import tune
+
+    from aolo.platform.compare import PendingReferences
+
+    @ray.remote(num_cpus=0)
+    class Gate:
+        def __init__(self) -> None:
+            self.opened = False
+
+        def open(self) -> None:
+            self.opened = True
+
+        def is_open(self) -> bool:
+            return self.opened
+
+    @ray.remote(num_cpus=0)
+    def references(gate) -> dict[str, str]:
+        while not ray.get(gate.is_open.remote()):
+            time.sleep(0.02)
+        return {"hindsight": "evaluated"}
+
+    gate = Gate.remote()
+    pending = PendingReferences(references.remote(gate))
+    received = []
+    trial = tune.with_parameters(lambda config, bound: received.append(bound), bound=pending)
+    trial({})  # returns while the reference task still waits on the gate
+    assert received == [pending]
+    assert ray.wait([pending.ref], timeout=0.1)[0] == []  # still running
+    ray.get(gate.open.remote())
+    assert received[0].get() == {"hindsight": "evaluated"}

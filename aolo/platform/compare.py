@@ -162,8 +162,8 @@ def run_compare(
                 f"[compare] evaluating the reference policies on the held-out days of {scenario.name!r} "
                 f"while the trainings run"
             )
-            evaluations_ref = ray.remote(num_cpus=0, max_retries=3)(_reference_task).remote(
-                scenario, experiment.days_per_cell
+            pending = PendingReferences(
+                ray.remote(num_cpus=0, max_retries=3)(_reference_task).remote(scenario, experiment.days_per_cell)
             )
             outcomes += _trainings(
                 experiment,
@@ -172,11 +172,11 @@ def run_compare(
                 parent.run_id,
                 num_env_runners,
                 resume,
-                evaluations_ref,
+                pending,
                 progress,
                 cluster,
             )
-            evaluations = ray.get(evaluations_ref)
+            evaluations = pending.get()
             outcomes += _log_references(experiment, evaluations, tracker, parent.run_id)  # learned rows first
             for extra in extras.values():
                 extra.result.metrics["gap_to_bound"] = gap_to_bound(
@@ -202,6 +202,23 @@ def run_compare(
     except NothingSucceeded:
         pass  # the parent run is FAILED; the caller reports it from the table
     return result
+
+
+@dataclass(frozen=True)
+class PendingReferences:
+    """The reference task's ObjectRef, held so that ``tune.with_parameters`` hands it to the trials unresolved.
+
+    ``with_parameters`` ``ray.get``s every parameter in each trial before the trial function runs, and a bare
+    ObjectRef parameter is the task itself: every trial then waited for the whole reference evaluation, one core
+    busy and the other idle (on ``sites_paper`` the site hindsight plans take minutes). Wrapped, the ref is
+    resolved only where a trial evaluates (:func:`compare_trial`)."""
+
+    ref: Any
+
+    def get(self) -> dict[str, EvaluationResult]:
+        import ray
+
+        return ray.get(self.ref)
 
 
 def _reference_task(scenario: Any, days_per_cell: int | None) -> dict[str, EvaluationResult]:
@@ -281,8 +298,8 @@ def _trainings(
 ) -> list[RunOutcome]:
     """Train every (algorithm, seed) as a Tune trial; a failure is recorded and the others go on.
 
-    ``bound`` is the hindsight evaluation, or a Ray ObjectRef to :func:`reference_results` (trials wait for it
-    only when they evaluate). A trial lost with its node is restarted by Tune (``cluster.max_failures``) and
+    ``bound`` is the reference evaluations, or :class:`PendingReferences` (trials wait for them only when they
+    evaluate). A trial lost with its node is restarted by Tune (``cluster.max_failures``) and
     continues from the checkpoint its run directory holds.
     """
     import uuid
@@ -417,7 +434,7 @@ def compare_trial(
     report: dict[str, Any] = {"node_id": node_id, "node_ids": nodes, "attempt": attempt, "run_id": "", "error": ""}
 
     def hindsight() -> EvaluationResult:
-        return (ray.get(bound) if isinstance(bound, ray.ObjectRef) else bound)["hindsight"]
+        return (bound.get() if isinstance(bound, PendingReferences) else bound)["hindsight"]
 
     try:
         trained = train_one(
