@@ -118,19 +118,21 @@ def use_snntorch_neurons(module) -> None:
     """Swap an SDRL module's plain-op neurons for snntorch's ``Synaptic`` (the pre-issue-22 actor)."""
     import snntorch as snn
 
-    from aolo.policies.popsan import rectangular_surrogate
+    from aolo.policies.popsan import SteppedNeurons, rectangular_surrogate
 
     popsan = getattr(getattr(module, "pi", None), "popsan", None)
     if popsan is None:
         return
     popsan.lif = torch.nn.ModuleList(
-        snn.Synaptic(
-            alpha=0.5,
-            beta=0.75,
-            threshold=0.5,
-            spike_grad=rectangular_surrogate,
-            reset_mechanism="zero",
-            reset_delay=False,
+        SteppedNeurons(
+            snn.Synaptic(
+                alpha=0.5,
+                beta=0.75,
+                threshold=0.5,
+                spike_grad=rectangular_surrogate,
+                reset_mechanism="zero",
+                reset_delay=False,
+            )
         )
         for _ in popsan.fc
     )

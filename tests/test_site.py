@@ -28,6 +28,7 @@ from aolo.envs.site_env import (
     SiteEnv,
     background_forecast_tok_s,
     check_every_cell_on_a_site,
+    load_share_latency_cost,
 )
 from aolo.errors import ConfigError
 
@@ -146,6 +147,48 @@ def test_an_overloaded_site_queues_and_the_wait_counts_in_the_latency() -> None:
     assert info["cell0_user_0"]["site_wait_s"] > first["site_wait_s"]
 
 
+def test_load_share_latency_cost_by_hand() -> None:
+    # T_max 30 s, a 20 s wait: agent 0 is on time; 1 and 2 are late only because of the wait; 3 is late even
+    # without it (55 - 20 > 30). The two queue-late answers are shared by tokens 100 : 300 : 0 : 600.
+    latency_s, tokens = np.array([10.0, 40.0, 35.0, 55.0]), np.array([100.0, 300.0, 0.0, 600.0])
+    cost = load_share_latency_cost(latency_s, 20.0, 30.0, tokens)
+    np.testing.assert_allclose(cost, [0.2, 0.6, 0.0, 1.0 + 1.2], rtol=1e-12)
+    assert cost.sum() == pytest.approx(3.0)  # the epoch's late answers, whoever pays
+    # without a wait every late answer is its own agent's, as under ``own``
+    np.testing.assert_array_equal(load_share_latency_cost(latency_s, 0.0, 30.0, tokens), [0.0, 1.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("terms", ["carbon", "all"])
+def test_load_share_moves_the_queue_lateness_onto_the_long_answers(terms: str) -> None:
+    busy = {"replicas": 1, "background": {"kind": "diurnal", "mean_tok_s": 30_000.0}}
+    envs = {}
+    for rule in ("own", "load_share"):
+        scenario = ScenarioConfig.from_dict(
+            {**site_scenario(**busy), "reward": {"terms": terms, "site_latency_cost": rule}}
+        )
+        envs[rule] = SiteEnv({"scenario": scenario})
+        envs[rule].reset(seed=0, options={"day": 0})
+    actions = {"cell0_user_0": [1.0, 1.0], "cell1_user_1": [-1.0, 1.0]}  # the longest and the shortest answer
+    for _ in range(3):  # the queue builds up: answers wait more each epoch
+        steps = {rule: _step(env, actions) for rule, env in envs.items()}
+    _, r_own, _, _, own = steps["own"]
+    _, r_share, _, _, share = steps["load_share"]
+    agents = envs["own"].agents
+    late = np.array([own[a]["cost_latency"] for a in agents])
+    cost = np.array([share[a]["cost_latency"] for a in agents])
+    assert late.sum() >= 2 and own["cell0_user_0"]["site_wait_s"] > 0  # a congested epoch, the same in both envs
+    assert [share[a]["latency_s"] for a in agents] == [own[a]["latency_s"] for a in agents]
+    assert cost.sum() == pytest.approx(late.sum())
+    tokens = np.array([own[a]["kappa"] * own[a]["request_volume"] for a in agents])
+    latency_s, wait_s = np.array([own[a]["latency_s"] for a in agents]), own[agents[0]]["site_wait_s"]
+    expected = load_share_latency_cost(latency_s, wait_s, envs["own"].scenario.service.t_max_s, tokens)
+    np.testing.assert_allclose(cost, expected, rtol=1e-12)
+    assert share["cell0_user_0"]["cost_latency"] > share["cell1_user_1"]["cost_latency"]  # the longer answer pays more
+    weight = envs["own"].scenario.reward.latency if terms == "all" else 0.0
+    for a, late_a, cost_a in zip(agents, late, cost, strict=True):
+        assert r_share[a] == pytest.approx(r_own[a] + weight * (late_a - cost_a), abs=1e-9)
+
+
 def test_site_env_api_and_episode() -> None:
     from ray.rllib.utils.pre_checks.env import check_multiagent_environments
 
@@ -234,6 +277,9 @@ def test_bad_site_configs_name_the_field(tmp_path) -> None:
     with pytest.raises(ConfigError) as e:
         ScenarioConfig.from_dict(site_scenario(min_replicas=5, max_replicas=2))
     assert "scenario.sites.0.min_replicas: must not exceed max_replicas (2), got 5" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        ScenarioConfig.from_dict({**site_scenario(), "reward": {"site_latency_cost": "everyone"}})
+    assert str(e.value) == "scenario.reward.site_latency_cost: must be one of ['own', 'load_share'], got 'everyone'"
     mixed = site_scenario()
     del mixed["cells"][1]["site"]  # a private cell next to a site: training and evaluation would leave it out
     with pytest.raises(ConfigError, match=r"^scenario.cells.1.site: must name one of the sites \['s'\] when"):

@@ -523,6 +523,7 @@ class ForecastConfig(Validated):
 
 DEFICIT_TIMINGS = ("terminal", "accrued")
 REWARD_TERMS = ("all", "carbon")
+SITE_LATENCY_COSTS = ("own", "load_share")
 
 
 @dataclass(frozen=True)
@@ -550,6 +551,11 @@ class RewardWeights(Validated):
     #: carbon look negligible next to the QoE terms and they over-deliver QoE, issue 10); a site's cells use the
     #: site's datacenter
     carbon_normalisation: str = one_of("global", ("global", "per_cell"))
+    #: who pays for a late answer on a shared site (docs/design.md §10, "Learning on sites"): ``own``, the agent
+    #: whose answer is late; ``load_share``, the agents of the site's epoch in proportion to their tokens for the
+    #: answers that were late only because of the site's queue (an answer late even without the wait stays its
+    #: own). The epoch's total is unchanged. Ignored by cells with a private datacenter
+    site_latency_cost: str = one_of("own", SITE_LATENCY_COSTS)
     #: ``terminal`` (docs/design.md §3.5) | ``accrued`` (same return, dense)
     deficit_timing: str = one_of("terminal", DEFICIT_TIMINGS)
     #: ``all``: the penalty reward above; ``carbon``: only ``-w_carbon C/C_scale - w_floor 1[Q < Q_floor]``, the

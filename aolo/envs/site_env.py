@@ -90,6 +90,27 @@ def site_cell_scenario(scenario: ScenarioConfig, site: SiteSpec) -> ScenarioConf
     return ScenarioConfig.from_dict(data)
 
 
+def load_share_latency_cost(
+    latency_s: np.ndarray, wait_s: float, t_max_s: float, agent_tokens: np.ndarray
+) -> np.ndarray:
+    """Each agent's latency cost of one site epoch under ``reward.site_latency_cost: load_share``.
+
+    An answer late even without the queue's wait (``latency_s - wait_s > t_max_s``) costs its own agent 1, as
+    under ``own``. The answers late only because of the wait are the site's: their count is shared by the
+    epoch's agents in proportion to their tokens ``agent_tokens`` (v κ), so an agent pays the congestion its own
+    load causes, and shortening its answers in a full epoch lowers its cost (under ``own`` the wait makes every
+    answer late whatever its length, and one agent's 2–4 % of the load moves no one's cost). The costs sum to the
+    epoch's late answers under either rule. All arrays are per agent, in the site's agent order."""
+    late = latency_s > t_max_s
+    queue_late = late & (latency_s - wait_s <= t_max_s)
+    cost = (late & ~queue_late).astype(np.float64)
+    shared = float(queue_late.sum())
+    if shared:
+        total_tok = float(agent_tokens.sum())
+        cost += shared * (agent_tokens / total_tok if total_tok > 0 else 1.0 / len(cost))
+    return cost
+
+
 @dataclass
 class SiteDay:
     """The exogenous site inputs of one episode, arrays over epochs ``T``."""
@@ -294,11 +315,13 @@ class SiteEnv(MultiAgentEnv):
             "site_replicas": int(self.replicas),
         }
         rewards, terminateds, truncateds, infos = {}, {}, {}, {}
+        latency_s = []
         for cell, ids, v, (kappa_policy, kappa, power_w, clipped) in zip(
             self.cells, self.agent_ids, volume, decisions, strict=True
         ):
             out = cell.outcomes(kappa, power_w, t, inference=inference)
             out.latency_s = out.latency_s + wait_s  # a fresh outcome: the answers also waited in the site's queue
+            latency_s.append(out.latency_s)
             _, r, _, tr, info = cell.settle(
                 out,
                 kappa_policy,
@@ -315,6 +338,8 @@ class SiteEnv(MultiAgentEnv):
                 infos[a] = info_a = info[user]  # the cell's fresh dict, extended in place
                 info_a.update(site_info)
                 info_a["request_volume"] = volume_u
+        if self.scenario.reward.site_latency_cost == "load_share":
+            self._share_queue_lateness(np.concatenate(latency_s), wait_s, agent_tokens, rewards, infos)
         self._log(epoch)
         self.backlog_tok = float(epoch.backlog_tok)
         self._last_batch, self._last_utilisation = float(epoch.batch), float(epoch.utilisation)
@@ -324,6 +349,19 @@ class SiteEnv(MultiAgentEnv):
         done = self.t >= self.T
         terminateds["__all__"], truncateds["__all__"] = False, done
         return self._observations(), rewards, terminateds, truncateds, infos
+
+    def _share_queue_lateness(self, latency_s, wait_s, agent_tokens, rewards, infos) -> None:
+        """``reward.site_latency_cost: load_share``: re-attribute the epoch's latency costs
+        (:func:`load_share_latency_cost`) in the infos' ``cost_latency`` (what the multiplier prices) and, under
+        the penalty reward, in the rewards' ``w_latency`` term."""
+        sc = self.scenario
+        own = latency_s > sc.service.t_max_s
+        cost = load_share_latency_cost(latency_s, wait_s, sc.service.t_max_s, agent_tokens)
+        penalised = sc.reward.terms == "all"
+        for a, own_a, cost_a in zip(self.agents, own.tolist(), cost.tolist(), strict=True):
+            infos[a]["cost_latency"] = cost_a
+            if penalised:
+                rewards[a] += sc.reward.latency * (own_a - cost_a)
 
     def _log(self, epoch) -> None:
         row = SiteEpochLog(

@@ -17,11 +17,14 @@ Pipeline for one observation batch ``obs`` of shape (B, obs_dim), T spiking time
 
 All neuron states start at zero on every forward call; the actor is stateless across env steps.
 
-The neuron update is written as four tensor ops rather than with snntorch's ``snn.Synaptic``: the same
+The neuron update is written as plain tensor ops rather than with snntorch's ``snn.Synaptic``: the same
 update (``alpha=0.5, beta=0.75, threshold=0.5, reset_mechanism="zero", reset_delay=False``, the rectangular
 surrogate) gives bit-identical spikes, states and gradients (tests/test_popsan.py keeps ``snn.Synaptic`` as
 the reference), without snntorch's per-call state bookkeeping (module attribute writes, a second surrogate call
-for its delayed-reset signal, clamps), which made the SDRL actor 1.8-2.7x slower.
+for its delayed-reset signal, clamps), which made the SDRL actor 1.8-2.7x slower. Each layer's T steps (and
+the encoder's) are further fused into one autograd node with the backward through time written out
+(:class:`_SynapticSpikeTrain`): the same spikes bit for bit and the same gradients to float rounding, without
+autograd's per-op graph; :class:`SteppedNeurons` keeps the op-by-op path as the reference.
 Equations: Tang et al., "Deep Reinforcement Learning with Population-Coded Spiking Neural Network for
 Continuous Control", CoRL 2020 (arXiv:2010.09635), and its code github.com/combra-lab/pop-spiking-deep-rl.
 """
@@ -63,16 +66,75 @@ def rectangular_surrogate(u: Tensor) -> Tensor:
     return _RectangularSpike.apply(u)
 
 
-class _StraightThroughSpike(torch.autograd.Function):
-    """Encoder spike H(v - 0.999) with the straight-through gradient dS/dv = 1."""
+class _RegularSpikeTrain(torch.autograd.Function):
+    """The encoder's T steps in one autograd node: v_t = v_{t-1} + A; s_t = H(v_t - 0.999); v_t -= 0.999 s_t.
+
+    Backward with the straight-through spike (dS/dv = 1), written out over time: the gradient reaching the
+    pre-reset voltage is dv_t = G_t + (1 - 0.999) dv_{t+1}, and dA = sum_t dv_t. The same gradient as the
+    step-by-step autograd graph, without its per-op bookkeeping.
+    """
 
     @staticmethod
-    def forward(ctx, v: Tensor) -> Tensor:  # type: ignore[override]
-        return (v > ENCODER_THRESHOLD).to(v.dtype)
+    def forward(ctx, drive: Tensor, timesteps: int) -> Tensor:  # type: ignore[override]
+        volt = torch.zeros_like(drive)
+        fired = torch.empty((timesteps, *drive.shape), dtype=torch.bool)
+        for t in range(timesteps):
+            volt = volt + drive
+            torch.gt(volt, ENCODER_THRESHOLD, out=fired[t])
+            volt = torch.where(fired[t], volt - ENCODER_THRESHOLD, volt)
+        return fired.to(drive.dtype)
 
     @staticmethod
-    def backward(ctx, grad_output: Tensor) -> Tensor:  # type: ignore[override]
-        return grad_output
+    def backward(ctx, grad_spikes: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        grad_volt = grad_spikes[-1]
+        grad_drive = grad_volt
+        for t in range(grad_spikes.shape[0] - 2, -1, -1):
+            grad_volt = grad_spikes[t] + (1.0 - ENCODER_THRESHOLD) * grad_volt
+            grad_drive = grad_drive + grad_volt
+        return grad_drive, None
+
+
+class _SynapticSpikeTrain(torch.autograd.Function):
+    """A :class:`SynapticLIF` layer's T steps in one autograd node, from zero states: currents (T, ...) ->
+    spikes (T, ...).
+
+    Backward through time by hand. With m_t the pre-reset voltage, s_t the spike, g_t = 1[|m_t - 0.5| < 0.5]
+    the rectangular pseudo-gradient and G_t the gradient on the spikes, the post-reset voltage
+    v_t = m_t - s_t m_t feeds m_{t+1} = 0.75 v_t + c_{t+1}, so::
+
+        dm_t = 0.75 dm_{t+1} ((1 - s_t) - m_t g_t) + G_t g_t;   dI_t = dc_t = dm_t + 0.5 dc_{t+1}
+
+    which is what autograd computes through the step-by-step ops (tests/test_popsan.py checks both against
+    each other and against snntorch) in two fused ops per step instead of a graph of about ten nodes.
+    """
+
+    @staticmethod
+    def forward(ctx, current: Tensor) -> Tensor:  # type: ignore[override]
+        syn = mem = torch.zeros_like(current[0])
+        pre_reset = torch.empty_like(current)
+        fired = torch.empty(current.shape, dtype=torch.bool)
+        for t in range(current.shape[0]):
+            syn = CURRENT_DECAY * syn + current[t]
+            mem = torch.add(VOLTAGE_DECAY * mem, syn, out=pre_reset[t])
+            torch.gt(mem, THRESHOLD, out=fired[t])
+            mem = mem.masked_fill(fired[t], 0.0)  # = mem - s mem, the reset to zero
+        spikes = fired.to(current.dtype)
+        ctx.save_for_backward(spikes, pre_reset)
+        return spikes
+
+    @staticmethod
+    def backward(ctx, grad_spikes: Tensor) -> Tensor:  # type: ignore[override]
+        spikes, pre_reset = ctx.saved_tensors
+        window = ((pre_reset - THRESHOLD).abs() < SURROGATE_WINDOW).to(grad_spikes.dtype)
+        carry = (1.0 - spikes) - pre_reset * window  # dm_t / dv_t through the reset and the spike
+        direct = grad_spikes * window
+        grad_current = torch.empty_like(grad_spikes)
+        grad_mem, grad_syn = direct[-1], direct[-1]
+        grad_current[-1] = grad_syn
+        for t in range(grad_spikes.shape[0] - 2, -1, -1):
+            grad_mem = torch.addcmul(direct[t], grad_mem, carry[t], value=VOLTAGE_DECAY)
+            grad_syn = torch.add(grad_mem, grad_syn, alpha=CURRENT_DECAY, out=grad_current[t])
+        return grad_current
 
 
 class PopulationEncoder(nn.Module):
@@ -103,15 +165,7 @@ class PopulationEncoder(nn.Module):
     def forward(self, obs: Tensor) -> Tensor:
         """(B, obs_dim) observations -> (T, B, obs_dim * pop_in) binary spike trains."""
         drive = torch.exp(-0.5 * (obs.unsqueeze(-1) - self.mean).pow(2) / self.std.pow(2))
-        drive = drive.reshape(obs.shape[0], self.num_neurons)
-        volt = torch.zeros_like(drive)
-        spikes = []
-        for _ in range(self.timesteps):
-            volt = volt + drive
-            spike = _StraightThroughSpike.apply(volt)
-            volt = volt - ENCODER_THRESHOLD * spike
-            spikes.append(spike)
-        return torch.stack(spikes)
+        return _RegularSpikeTrain.apply(drive.reshape(obs.shape[0], self.num_neurons), self.timesteps)
 
 
 class SynapticLIF(nn.Module):
@@ -129,6 +183,27 @@ class SynapticLIF(nn.Module):
         mem = VOLTAGE_DECAY * mem + syn
         spike = _RectangularSpike.apply(mem - THRESHOLD)
         return spike, syn, mem - spike * mem
+
+    def spike_train(self, current: Tensor) -> Tensor:
+        """All T steps from zero states, fused: input currents (T, B, n) -> spikes (T, B, n)."""
+        return _SynapticSpikeTrain.apply(current)
+
+
+class SteppedNeurons(nn.Module):
+    """Runs a one-step neuron (``SynapticLIF`` or snntorch's ``snn.Synaptic``) over T steps, one autograd op at a
+    time: the reference path that :meth:`SynapticLIF.spike_train` must reproduce (tests, bench)."""
+
+    def __init__(self, neuron: nn.Module) -> None:
+        super().__init__()
+        self.neuron = neuron
+
+    def spike_train(self, current: Tensor) -> Tensor:
+        syn = mem = current.new_zeros(current.shape[1:])
+        spikes = []
+        for step_current in current:
+            spike, syn, mem = self.neuron(step_current, syn, mem)
+            spikes.append(spike)
+        return torch.stack(spikes)
 
 
 class PopSANActor(nn.Module):
@@ -183,15 +258,9 @@ class PopSANActor(nn.Module):
         counts = [x.detach().sum(0)]
         steps, batch = x.shape[0], x.shape[1]
         # Layer by layer: a layer's input currents for all T steps are one matmul; only the neuron
-        # dynamics loop over time. Same equations as the step-by-step loop (no recurrence across layers).
+        # dynamics run over time. Same equations as the step-by-step loop (no recurrence across layers).
         for fc, lif in zip(self.fc, self.lif, strict=False):
-            current = fc(x.reshape(steps * batch, -1)).view(steps, batch, -1)
-            syn = mem = current.new_zeros(current.shape[1:])
-            spikes = []
-            for t in range(steps):
-                spk, syn, mem = lif(current[t], syn, mem)
-                spikes.append(spk)
-            x = torch.stack(spikes)
+            x = lif.spike_train(fc(x.reshape(steps * batch, -1)).view(steps, batch, -1))
             counts.append(x.detach().sum(0))
         return x.mean(0), counts
 
