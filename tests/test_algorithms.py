@@ -81,3 +81,33 @@ def test_entropy_temperature_settings_reach_sac(algo):
 def test_bad_entropy_settings_name_the_field(field, value, match):
     with pytest.raises(ConfigError, match=match):
         TrainingSettings(**{field: value})
+
+
+def test_an_algorithm_built_after_other_env_copies_samples_the_same_slots(ray_session):
+    """``build_algo`` restarts the count of RLlib-built env copies: in a process that already built copies (a Tune
+    worker running its second trial, ``compare``'s ``reuse_actors``) the algorithm's copies take the same cells in
+    the same vector-env slots, with the same copy indices (hence episodes), as in a fresh process."""
+    from aolo.platform.presets import load_experiment
+    from aolo.platform.train import build_algo
+
+    def slots(algo) -> list[tuple[int, int]]:
+        return [(env.unwrapped.cell_index, env.unwrapped.copy_index) for env in algo.env_runner.env.unwrapped.envs]
+
+    experiment = load_experiment("smoke")
+    first = build_algo(experiment, "sac", seed=0)
+    try:
+        expected = slots(first)
+    finally:
+        first.stop()
+    assert sorted(cell for cell, _ in expected) == [0, 1]
+    # a stray copy built from an RLlib context (a dict with a worker index) moves the process's count by one
+
+    class Context(dict):
+        worker_index = 0
+
+    CellEnv(Context(scenario=TINY))
+    again = build_algo(experiment, "sac", seed=0)
+    try:
+        assert slots(again) == expected
+    finally:
+        again.stop()

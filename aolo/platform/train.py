@@ -21,6 +21,7 @@ above as artifacts and the checkpoint path as the ``aolo.checkpoint`` tag and ``
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import math
 import os
@@ -377,7 +378,12 @@ def build_algo(
 ) -> Any:
     """The RLlib algorithm of :func:`training_config`, built; settings RLlib rejects are a :class:`ConfigError`
     saying so."""
+    from aolo.envs.cell_env import CellEnv
+    from aolo.envs.site_env import SiteEnv
+
     config = training_config(experiment, algorithm, seed, num_env_runners, num_learners, num_gpus_per_learner)
+    for env_class in (CellEnv, SiteEnv):  # this algorithm's env copies count from 0, in a reused process too
+        env_class._rllib_copies_built = itertools.count()
     try:
         return config.build_algo()
     except ValueError as e:  # RLlib's config validation, e.g. a PPO minibatch larger than the train batch
