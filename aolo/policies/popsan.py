@@ -112,6 +112,8 @@ class _SynapticSpikeTrain(torch.autograd.Function):
     @staticmethod
     def forward(ctx, current: Tensor) -> Tensor:  # type: ignore[override]
         # float ops only: on CPU a bool ``out=``, ``where`` or ``masked_fill`` step costs 1.5-2x these
+        # without a gradient nothing is kept, so each step's voltage buffer is freed and reused (cache-hot)
+        keep = ctx.needs_input_grad[0]
         syn = mem = torch.zeros_like(current[0])
         spikes, pre_reset = [], []
         for step_current in current:
@@ -119,10 +121,11 @@ class _SynapticSpikeTrain(torch.autograd.Function):
             mem = VOLTAGE_DECAY * mem + syn
             spike = (mem > THRESHOLD).to(current.dtype)
             spikes.append(spike)
-            pre_reset.append(mem)
+            if keep:
+                pre_reset.append(mem)
             mem = mem - spike * mem
         spike_train = torch.stack(spikes)
-        if ctx.needs_input_grad[0]:
+        if keep:
             ctx.save_for_backward(spike_train, torch.stack(pre_reset))
         return spike_train
 
