@@ -116,26 +116,12 @@ def variant_config(algo: str, experiment, variant: str):
 
 def use_snntorch_neurons(module) -> None:
     """Swap an SDRL module's plain-op neurons for snntorch's ``Synaptic`` (the pre-issue-22 actor)."""
-    import snntorch as snn
-
-    from aolo.policies.popsan import SteppedNeurons, rectangular_surrogate
+    from aolo.policies.popsan import SteppedNeurons, snntorch_synaptic
 
     popsan = getattr(getattr(module, "pi", None), "popsan", None)
     if popsan is None:
         return
-    popsan.lif = torch.nn.ModuleList(
-        SteppedNeurons(
-            snn.Synaptic(
-                alpha=0.5,
-                beta=0.75,
-                threshold=0.5,
-                spike_grad=rectangular_surrogate,
-                reset_mechanism="zero",
-                reset_delay=False,
-            )
-        )
-        for _ in popsan.fc
-    )
+    popsan.lif = torch.nn.ModuleList(SteppedNeurons(snntorch_synaptic()) for _ in popsan.fc)
 
 
 # --- 1. one update: RLlib vs plain PyTorch ------------------------------------------------------------------

@@ -8,11 +8,10 @@ import pickle
 import weakref
 
 import pytest
-import snntorch as snn
 import torch
 from torch import Tensor
 
-from aolo.policies.popsan import PopSANActor, SteppedNeurons, SynapticLIF, rectangular_surrogate
+from aolo.policies.popsan import PopSANActor, SteppedNeurons, SynapticLIF, snntorch_synaptic
 
 torch.set_num_threads(1)
 
@@ -177,22 +176,10 @@ def test_pickle_and_deepcopy_after_differentiable_forward() -> None:
         assert torch.equal(restored(obs), expected.detach())
 
 
-def _snntorch_synaptic() -> snn.Synaptic:
-    """snntorch's neuron with PopSAN's settings: the reference the plain-op neuron must reproduce."""
-    return snn.Synaptic(
-        alpha=0.5,
-        beta=0.75,
-        threshold=0.5,
-        spike_grad=rectangular_surrogate,
-        reset_mechanism="zero",
-        reset_delay=False,
-    )
-
-
 def test_plain_neuron_is_snntorch_synaptic_step_for_step() -> None:
     torch.manual_seed(6)
     current = (torch.randn(T, 32, 48) * 1.5).requires_grad_(True)
-    neurons = {"plain": SynapticLIF(), "snntorch": _snntorch_synaptic()}
+    neurons = {"plain": SynapticLIF(), "snntorch": snntorch_synaptic()}
     states = {name: (torch.zeros(32, 48), torch.zeros(32, 48)) for name in neurons}
     spikes: dict[str, list[Tensor]] = {name: [] for name in neurons}
     for t in range(T):
@@ -217,7 +204,7 @@ def test_plain_neuron_is_snntorch_synaptic_step_for_step() -> None:
 def test_actor_with_snntorch_neurons_is_identical(weight_gain: float) -> None:
     actor = _make_actor(seed=7, weight_gain=weight_gain)
     reference = copy.deepcopy(actor)
-    reference.lif = torch.nn.ModuleList(SteppedNeurons(_snntorch_synaptic()) for _ in reference.fc)
+    reference.lif = torch.nn.ModuleList(SteppedNeurons(snntorch_synaptic()) for _ in reference.fc)
     obs = torch.randn(64, OBS_DIM) * 1.5
     out, counts = actor.forward_with_spikes(obs)
     ref_out, ref_counts = reference.forward_with_spikes(obs)

@@ -196,6 +196,21 @@ class SynapticLIF(nn.Module):
         return _SynapticSpikeTrain.apply(current)
 
 
+def snntorch_synaptic() -> nn.Module:
+    """snntorch's ``snn.Synaptic`` with PopSAN's settings: the neuron :class:`SynapticLIF` reproduces step for step
+    (the reference of tests/test_popsan.py and of the bench's pre-issue-22 actor)."""
+    import snntorch as snn
+
+    return snn.Synaptic(
+        alpha=CURRENT_DECAY,
+        beta=VOLTAGE_DECAY,
+        threshold=THRESHOLD,
+        spike_grad=rectangular_surrogate,
+        reset_mechanism="zero",
+        reset_delay=False,
+    )
+
+
 class SteppedNeurons(nn.Module):
     """Runs a one-step neuron (``SynapticLIF`` or snntorch's ``snn.Synaptic``) over T steps, one autograd op at a
     time: the reference path that :meth:`SynapticLIF.spike_train` must reproduce (tests, bench)."""
