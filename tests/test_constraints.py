@@ -248,26 +248,6 @@ def test_the_guard_acts_at_deployment_not_in_training_by_default():
         ConstraintSettings.from_dict({"method": "lagrangian", "guard_in_training": "yes"})
 
 
-def test_measure_with_guard_runs_the_measured_days_as_deployed():
-    """``measure_with_guard``: the measurement days run the guard the scenario deploys, training stays unguarded."""
-    guarded = ConstraintSettings.from_dict({"method": "lagrangian", "measure_with_guard": True})
-    for constraints, measured_guard in ((LAGRANGIAN, False), (guarded, True)):
-        config = build_algorithm_config("sac", TINY, settings=SETTINGS, constraints=constraints)
-        measurement = config.get_evaluation_config_object()
-        assert measurement.explore is False
-        assert config.env_config["scenario"]["service"]["mean_qoe_guard"] is False
-        env = CellEnv(measurement.env_config)
-        assert env.scenario.service.mean_qoe_guard is measured_guard
-        # only the guard differs: the rest of the measured scenario is the training one
-        assert env.scenario.replace(**{"service.mean_qoe_guard": False}).to_dict() == config.env_config["scenario"]
-    # a scenario that deploys no guard is measured without one
-    unguarded = TINY.replace(**{"service.mean_qoe_guard": False})
-    config = build_algorithm_config("sac", unguarded, settings=SETTINGS, constraints=guarded)
-    assert config.get_evaluation_config_object().env_config["scenario"]["service"]["mean_qoe_guard"] is False
-    with pytest.raises(ConfigError, match="constraints.measure_with_guard: must be true or false"):
-        ConstraintSettings.from_dict({"method": "lagrangian", "measure_with_guard": 1})
-
-
 def test_penalty_method_keeps_the_old_config():
     from ray.rllib.algorithms.sac import SAC
 

@@ -144,7 +144,6 @@ def build_algorithm_config(
     if scenario.sites:  # shared serving sites: one SiteEnv copy per site (docs/design.md §10)
         check_every_cell_on_a_site(scenario)
         num_envs, env_class = len(scenario.sites), SiteEnv
-    guard_deployed = scenario.service.mean_qoe_guard
     scenario = training_scenario(scenario, constraints)  # constraints.method decides the reward terms
     env_config = {
         "scenario": scenario.to_dict(),
@@ -207,8 +206,7 @@ def build_algorithm_config(
     if constraints.lagrangian:
         config.algo_class = lagrangian_algo_class(config.algo_class)
         config = config.learners(learner_connector=learner_connector).callbacks(ConstraintCallbacks)
-        measure_guarded = constraints.measure_with_guard and guard_deployed
-        config = measurement_config(config, num_envs, constraints.measure_every, guard=measure_guarded)
+        config = measurement_config(config, num_envs, constraints.measure_every)
     return (
         config.environment(env_class, env_config=env_config, clip_actions=True, normalize_actions=True)
         .framework("torch")

@@ -118,11 +118,6 @@ class ConstraintSettings:
     #: iteration; with k > 1 each measurement's error counts for the k iterations it stands for (the integral
     #: steps k K_I e), so λ moves at the same rate per iteration and has the same fixed point (e = 0).
     measure_every: int = 1
-    #: measure the deterministic policy with the mean-QoE guard on where the scenario deploys it
-    #: (``service.mean_qoe_guard``): the latency measurement then counts the late answers of the guard's rescues,
-    #: which a policy leaning on the guard causes at deployment and an unguarded measurement never sees (on a full
-    #: site they are most of the held-out lateness: REPORT.md §9). The QoE measurement stays the policy's own.
-    measure_with_guard: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -135,8 +130,6 @@ class ConstraintSettings:
             raise ConfigError(f"constraints.qoe_margin: must be a number in [0, 0.2], got {self.qoe_margin!r}")
         if not isinstance(self.guard_in_training, bool):
             raise ConfigError(f"constraints.guard_in_training: must be true or false, got {self.guard_in_training!r}")
-        if not isinstance(self.measure_with_guard, bool):
-            raise ConfigError(f"constraints.measure_with_guard: must be true or false, got {self.measure_with_guard!r}")
         every = self.measure_every
         if not (isinstance(every, int) and not isinstance(every, bool) and 1 <= every <= 100):
             raise ConfigError(f"constraints.measure_every: must be an integer in [1, 100], got {every!r}")
@@ -319,24 +312,21 @@ class ConstraintCallbacks(RLlibCallback):
         )
 
 
-def measurement_config(config, num_cells: int, every: int = 1, guard: bool = False):
+def measurement_config(config, num_cells: int, every: int = 1):
     """Measure the constraints where they must hold: on the deterministic policy (``explore=False``, the policy
     evaluation deploys), one training-split day per cell after every ``every``-th iteration, in the algorithm's
-    process; with ``guard`` the measured days run the mean-QoE guard (``service.mean_qoe_guard``), as deployed.
+    process.
 
     The exploring policy's days are not that measurement: the sampled days can meet the rule while the deployed
     policy breaks it (measured: docs/design.md §8), so a multiplier driven by them prices the wrong policy."""
     from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
-    overrides: dict[str, Any] = {"explore": False}
-    if guard:  # deep-merged into the training env_config (AlgorithmConfig.environment)
-        overrides["env_config"] = {"scenario": {"service": {"mean_qoe_guard": True}}}
     return config.evaluation(
         evaluation_interval=every,
         evaluation_duration=num_cells,
         evaluation_duration_unit="episodes",
         evaluation_num_env_runners=0,
-        evaluation_config=AlgorithmConfig.overrides(**overrides),
+        evaluation_config=AlgorithmConfig.overrides(explore=False),
     )
 
 
