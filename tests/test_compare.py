@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -183,6 +184,17 @@ def test_compare_on_smoke_logs_parent_children_table_and_plots(tmp_path, ray_ses
     assert table["sdrl"]["carbon_g_per_request_ci95"] == ""  # one seed: no interval
     assert (table["ppo"]["n"], table["ppo"]["n_failed"]) == ("0", "1") and "minibatch_size" in table["ppo"]["errors"]
     assert 0.0 <= float(table["hindsight"]["gap_to_bound"]) < 1e-3  # the played plan vs the strict bound
+    # the trials evaluate without the bound (no trial waits for the references); the driver adds their gap after
+    bound = children["reference-hindsight"].data.metrics["eval/bound_g_per_request"]
+    for algo in ("sdrl", "sac"):
+        gap = carbon[f"{algo}-seed0"] / bound - 1
+        assert children[f"{algo}-seed0"].data.metrics["eval/gap_to_bound"] == pytest.approx(gap, rel=1e-12)
+        assert float(table[algo]["gap_to_bound"]) == pytest.approx(gap)
+        document = json.loads((out / "smoke" / f"{algo}_seed0" / "results.json").read_text())
+        assert document["summary"]["gap_to_bound"] == pytest.approx(gap, rel=1e-12)
+        assert document["bound"] == {"bound_g_per_request": bound, "gap_to_bound": document["summary"]["gap_to_bound"]}
+        with (out / "smoke" / f"{algo}_seed0" / "evaluation.csv").open() as f:
+            assert float(list(csv.DictReader(f))[-1]["gap_to_bound"]) == pytest.approx(gap, rel=1e-12)
     for name in PLOTS:
         assert (folder / name).read_bytes()[:8] == PNG_MAGIC
 
@@ -282,41 +294,3 @@ def _runs_all(db: Path):
     experiment = client.get_experiment_by_name("smoke")
     runs = client.search_runs([experiment.experiment_id])
     return client, runs, [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-
-
-def test_trials_get_the_reference_task_unresolved(ray_session):
-    """``tune.with_parameters`` resolves a bare ObjectRef parameter before the trial runs, which held every trial
-    until the whole reference evaluation was done; :class:`PendingReferences` reaches the trial unresolved."""
-    import time
-
-    import ray
-    from ray import tune
-
-    from aolo.platform.compare import PendingReferences
-
-    @ray.remote(num_cpus=0)
-    class Gate:
-        def __init__(self) -> None:
-            self.opened = False
-
-        def open(self) -> None:
-            self.opened = True
-
-        def is_open(self) -> bool:
-            return self.opened
-
-    @ray.remote(num_cpus=0)
-    def references(gate) -> dict[str, str]:
-        while not ray.get(gate.is_open.remote()):
-            time.sleep(0.02)
-        return {"hindsight": "evaluated"}
-
-    gate = Gate.remote()
-    pending = PendingReferences(references.remote(gate))
-    received = []
-    trial = tune.with_parameters(lambda config, bound: received.append(bound), bound=pending)
-    trial({})  # returns while the reference task still waits on the gate
-    assert received == [pending]
-    assert ray.wait([pending.ref], timeout=0.1)[0] == []  # still running
-    ray.get(gate.open.remote())
-    assert received[0].get() == {"hindsight": "evaluated"}

@@ -68,6 +68,7 @@ from aolo.platform.train import (
     has_checkpoint,
     init_ray,
     learner_params,
+    record_gap_to_bound,
     reference_results,
     train_one,
     training_config,
@@ -162,21 +163,21 @@ def run_compare(
                 f"[compare] evaluating the reference policies on the held-out days of {scenario.name!r} "
                 f"while the trainings run"
             )
-            pending = PendingReferences(
-                ray.remote(num_cpus=0, max_retries=3)(_reference_task).remote(scenario, experiment.days_per_cell)
+            references = ray.remote(num_cpus=0, max_retries=3)(_reference_task).remote(
+                scenario, experiment.days_per_cell
             )
             outcomes += _trainings(
-                experiment,
-                output_dir,
-                tracking_uri,
-                parent.run_id,
-                num_env_runners,
-                resume,
-                pending,
-                progress,
-                cluster,
+                experiment, output_dir, tracking_uri, parent.run_id, num_env_runners, resume, progress, cluster
             )
-            evaluations = pending.get()
+            if any(o.metrics is not None for o in outcomes):
+                progress("[compare] trainings done; waiting for the reference policies' evaluation")
+            evaluations = ray.get(references)
+            for o in outcomes:  # the trials evaluated without the gap to the bound, which needs the references
+                if o.metrics is not None:
+                    run_dir = run_directory(output_dir, scenario, o.policy, o.seed)
+                    o.metrics["gap_to_bound"] = record_gap_to_bound(
+                        run_dir, evaluations["hindsight"], tracker, o.run_id
+                    )
             outcomes += _log_references(experiment, evaluations, tracker, parent.run_id)  # learned rows first
             for extra in extras.values():
                 extra.result.metrics["gap_to_bound"] = gap_to_bound(
@@ -202,23 +203,6 @@ def run_compare(
     except NothingSucceeded:
         pass  # the parent run is FAILED; the caller reports it from the table
     return result
-
-
-@dataclass(frozen=True)
-class PendingReferences:
-    """The reference task's ObjectRef, held so that ``tune.with_parameters`` hands it to the trials unresolved.
-
-    ``with_parameters`` ``ray.get``s every parameter in each trial before the trial function runs, and a bare
-    ObjectRef parameter is the task itself: every trial then waited for the whole reference evaluation, one core
-    busy and the other idle (on ``sites_paper`` the site hindsight plans take minutes). Wrapped, the ref is
-    resolved only where a trial evaluates (:func:`compare_trial`)."""
-
-    ref: Any
-
-    def get(self) -> dict[str, EvaluationResult]:
-        import ray
-
-        return ray.get(self.ref)
 
 
 def _reference_task(scenario: Any, days_per_cell: int | None) -> dict[str, EvaluationResult]:
@@ -292,14 +276,13 @@ def _trainings(
     parent_run_id: str | None,
     num_env_runners: int,
     resume: bool,
-    bound: Any,
     progress: Callable[[str], None],
     cluster: ClusterSettings,
 ) -> list[RunOutcome]:
     """Train every (algorithm, seed) as a Tune trial; a failure is recorded and the others go on.
 
-    ``bound`` is the reference evaluations, or :class:`PendingReferences` (trials wait for them only when they
-    evaluate). A trial lost with its node is restarted by Tune (``cluster.max_failures``) and
+    Each trial evaluates its checkpoint without the gap to the bound (the caller adds it), so it never waits for
+    the reference task. A trial lost with its node is restarted by Tune (``cluster.max_failures``) and
     continues from the checkpoint its run directory holds.
     """
     import uuid
@@ -329,7 +312,6 @@ def _trainings(
             parent_run_id=parent_run_id,
             num_env_runners=num_env_runners,
             resume=resume,
-            bound=bound,
             session=uuid.uuid4().hex,
             cluster=cluster,
             jobs=jobs,
@@ -408,7 +390,6 @@ def compare_trial(
     parent_run_id: str | None,
     num_env_runners: int,
     resume: bool,
-    bound: Any,
     session: str,
     cluster: ClusterSettings,
     jobs: Sequence[tuple[str, int]],
@@ -436,9 +417,6 @@ def compare_trial(
     marker.write_text(f"{session} {attempt} {nodes}\n")
     report: dict[str, Any] = {"node_id": node_id, "node_ids": nodes, "attempt": attempt, "run_id": "", "error": ""}
 
-    def hindsight() -> EvaluationResult:
-        return (bound.get() if isinstance(bound, PendingReferences) else bound)["hindsight"]
-
     try:
         trained = train_one(
             experiment,
@@ -448,7 +426,7 @@ def compare_trial(
             tracking_uri=tracking_uri,
             parent_run_id=parent_run_id,
             num_env_runners=num_env_runners,
-            bound=hindsight,
+            gap_later=True,  # added by the driver once the references are in (compare)
             progress=lambda line: None,
             resume=(resume or attempt > 1) and has_checkpoint(checkpoint),
             num_learners=cluster.num_learners,

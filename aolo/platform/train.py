@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import logging
 import math
 import os
@@ -40,9 +41,12 @@ from aolo.platform.evaluation import (
     eval_metrics_for_mlflow,
     evaluate_checkpoint,
     evaluate_references,
+    gap_to_bound,
 )
 from aolo.platform.presets import Experiment
 from aolo.platform.results import (
+    BOUND_METRIC,
+    CARBON_METRIC,
     CHECKPOINT_DIR,
     EVALUATION_CSV,
     HISTORY_CSV,
@@ -50,6 +54,7 @@ from aolo.platform.results import (
     RESULTS_JSON,
     evaluation_rows,
     read_history,
+    read_rows,
     results_document,
     run_directory,
     write_results_json,
@@ -181,7 +186,8 @@ def train_one(
     tracking_uri: str | None,
     parent_run_id: str | None = None,
     num_env_runners: int = 0,
-    bound: EvaluationResult | Callable[[], EvaluationResult] | None = None,
+    bound: EvaluationResult | None = None,
+    gap_later: bool = False,
     progress: Callable[[str], None] = print,
     resume: bool = False,
     num_learners: int = 0,
@@ -191,8 +197,9 @@ def train_one(
 ) -> TrainResult:
     """Train ``algorithm`` with ``seed`` until ``experiment.training.env_steps`` env steps, save, evaluate, log.
 
-    ``bound`` is the hindsight evaluation the gap is measured against (computed and cached when None; a
-    callable is called only when the evaluation needs it, so the bound can still be in the making meanwhile).
+    ``bound`` is the hindsight evaluation the gap is measured against (computed when None). ``gap_later``
+    evaluates without the gap; the caller adds it with :func:`record_gap_to_bound` (``aolo compare`` does once its
+    reference task is done, so no trial holds its cores waiting for the site references).
     ``resume`` continues from the run directory's checkpoint up to the budget (nothing left: evaluate only).
     ``tracking_uri`` None turns MLflow off; ``parent_run_id`` nests the MLflow run under a parent run.
     ``num_learners`` / ``num_gpus_per_learner`` go to ``config.learners`` and the MLflow params.
@@ -251,9 +258,7 @@ def train_one(
                 learners,
                 checkpoint_every_s,
             )
-            if callable(bound):
-                bound = bound()
-            if bound is None:
+            if bound is None and not gap_later:
                 progress(f"[{label}] computing the hindsight bound on the held-out days")
                 bound = reference_results(scenario, experiment.days_per_cell)["hindsight"]
             progress(f"[{label}] evaluating the checkpoint on the held-out days")
@@ -277,6 +282,30 @@ def train_one(
         if created and not has_checkpoint(checkpoint):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+
+
+def record_gap_to_bound(
+    run_dir: Path, bound: EvaluationResult, tracker: Tracker | None = None, run_id: str | None = None
+) -> float:
+    """Add the gap to the strict bound of ``bound`` (the hindsight evaluation of the same held-out days) to a run
+    evaluated with ``train_one(gap_later=True)``: into its results.json, the ``all`` row of its evaluation.csv and,
+    with ``tracker`` and ``run_id``, the MLflow run's ``eval/gap_to_bound`` and artifacts. Returns the gap."""
+    document = json.loads((run_dir / RESULTS_JSON).read_text())
+    summary = document["summary"]
+    gap = gap_to_bound(summary[CARBON_METRIC], bound)
+    summary["gap_to_bound"] = gap
+    document["bound"] = {"bound_g_per_request": bound.metrics.get(BOUND_METRIC), "gap_to_bound": gap}
+    write_results_json(document, run_dir / RESULTS_JSON)
+    rows = read_rows(run_dir / EVALUATION_CSV)
+    rows[-1]["gap_to_bound"] = gap  # the ``all`` row
+    write_rows(rows, run_dir / EVALUATION_CSV)
+    if tracker is not None and tracker.client is not None and run_id:
+        run = TrackedRun(tracker.client, run_id)
+        history = read_history(run_dir / HISTORY_CSV)
+        run.log_metrics({"eval/gap_to_bound": gap}, step=int(history[-1]["env_steps"]) if history else 0)
+        for name in (RESULTS_JSON, EVALUATION_CSV):
+            run.log_artifact(run_dir / name)
+    return gap
 
 
 def _train(
