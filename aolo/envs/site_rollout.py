@@ -19,7 +19,16 @@ from aolo.envs.site_env import SiteEnv
 from aolo.envs.site_reference import ForecastSitePolicy, SiteHindsightPolicy
 
 #: Site fields logged per epoch (``SiteEnv.history``) and kept in each record's ``extra["site"]``.
-SITE_FIELDS = ("replicas", "background_tok_s", "agent_tok_s", "served_tok_s", "batch", "utilisation", "backlog_tok")
+SITE_FIELDS = (
+    "replicas",
+    "background_tok_s",
+    "agent_tok_s",
+    "served_tok_s",
+    "batch",
+    "utilisation",
+    "backlog_tok",
+    "wait_s",
+)
 
 
 class PerCellPolicy:
