@@ -305,7 +305,7 @@ class SiteEnv(MultiAgentEnv):
             self.profile,
             self.epoch_s,
         )
-        inference = site_inference(float(epoch.batch), self.profile, self.scenario.service)
+        inference = site_inference(float(epoch.batch), self.profile, self.scenario.service, epoch)
         wait_s = float(epoch.wait_s)
         site_info = {
             "site_batch": float(epoch.batch),
