@@ -354,6 +354,15 @@ class CellEnv(MultiAgentEnv):
             radio=self.scenario.radio,
         )
 
+    @property
+    def _efficient_dbm(self) -> np.ndarray:
+        """(U, T) ``P*`` on the known gains [dBm] (:meth:`efficient_power_w`), searched at its first read in an
+        episode unless already set: a site searches all its cells' users at once (``SiteCells.begin``)."""
+        if self._p_star_dbm is None:
+            p_star_w = self.efficient_power_w(self.search_gain)
+            self._p_star_dbm = np.broadcast_to(channel.w_to_dbm(p_star_w), self.known_gain.shape)
+        return self._p_star_dbm
+
     def _power_centre_dbm(self) -> np.ndarray:
         """The power of the action a = 0 this epoch [dBm]: ``P*`` on the channel the base station knows."""
         return self._efficient_dbm[:, self.t]
@@ -580,8 +589,9 @@ class CellEnv(MultiAgentEnv):
         #: (× 1 under the ergodic rate, which averages the fading out)
         gain = ep.large_scale_gain[:, None] * (1.0 if ep.ergodic else ep.fading_gain_estimate)
         self.known_gain = np.broadcast_to(gain, ep.fading_gain_estimate.shape)
-        # P* per distinct known gain: under the ergodic rate one search per user serves the whole day
-        self._efficient_dbm = np.broadcast_to(channel.w_to_dbm(self.efficient_power_w(gain)), self.known_gain.shape)
+        #: the distinct known gains P* is searched on: under the ergodic rate one search per user serves the day
+        self.search_gain = gain
+        self._p_star_dbm: np.ndarray | None = None  # searched at its first read (_efficient_dbm)
         self._begin_play()
         return self._observations(), {a: {"day": int(day), "cell": self.cell.name} for a in self.agents}
 

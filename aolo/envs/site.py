@@ -132,10 +132,10 @@ def operating_batch(demand_tok_s, replicas, profile: ServingProfile) -> np.ndarr
     clipped to the measured range: ``b_min`` below ``replicas · X(b_min)``, ``b_max`` at or above capacity."""
     curve = measured_curve(profile)
     per_replica = np.asarray(demand_tok_s, dtype=np.float64) / np.asarray(replicas, dtype=np.float64)
-    # clipped again: exp(log(b)) can land one ulp outside the measured range
-    return np.clip(
-        np.exp(np.interp(per_replica, curve.throughput_tok_s, curve.log_batch)), curve.batch[0], curve.batch[-1]
-    )
+    # clipped again: exp(log(b)) can land one ulp outside the measured range (minimum/maximum: np.clip is slow
+    # on the scalars of one epoch)
+    b = np.exp(np.interp(per_replica, curve.throughput_tok_s, curve.log_batch))
+    return np.minimum(np.maximum(b, curve.batch[0]), curve.batch[-1])
 
 
 # --- queue and autoscaling ---------------------------------------------------------------------------
@@ -181,7 +181,7 @@ def autoscale_replicas(observed_demand_tok_s, site: SiteSpec, profile: ServingPr
         return np.full(observed.shape, site.replicas, dtype=np.int64)
     per_replica = _per_replica_target_tok_s(site.target_batch, profile)
     wanted = np.ceil(observed / per_replica - 1e-9)  # exact multiples need no extra replica
-    return np.clip(wanted, site.min_replicas, site.max_replicas).astype(np.int64)
+    return np.minimum(np.maximum(wanted, site.min_replicas), site.max_replicas).astype(np.int64)
 
 
 @lru_cache(maxsize=16)

@@ -30,8 +30,10 @@ import numpy as np
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 from ray.tune.registry import register_env
 
+from aolo.envs import channel
 from aolo.envs.cell_env import OBS_BOUND, OBS_FEATURES, SPLITS, CellEnv, episode_day
 from aolo.envs.config import ConfigError, ScenarioConfig, SiteSpec
+from aolo.envs.physics import most_efficient_power_w
 from aolo.envs.serving import get_serving_profile
 from aolo.envs.site import (
     autoscale_replicas,
@@ -211,7 +213,22 @@ class SiteCells:
             ci_cell_g_per_kwh=per_cell("ci_cell_g_per_kwh"),
             ci_dc_g_per_kwh=per_cell("ci_dc_g_per_kwh"),
         )
-        self._efficient_dbm = np.concatenate([c._efficient_dbm for c in cells])
+        # P* of every user of the site in one search (each with its cell's radio parameters), set on the cells
+        gain = np.concatenate([c.search_gain for c in cells])  # (U, 1) under the ergodic rate, else (U, T)
+        column = lambda values: values.reshape(-1, 1)  # noqa: E731  per user, broadcast over the epochs
+        p_star_dbm = channel.w_to_dbm(
+            most_efficient_power_w(
+                gain,
+                bandwidth_hz=column(self.bandwidth_per_user_hz),
+                noise_w=column(self.noise_w),
+                interference_w=column(self.interference_w),
+                users_in_cell=column(self.users_in_cell),
+                radio=self.scenario.radio,
+            )
+        )
+        self._efficient_dbm = np.broadcast_to(p_star_dbm, (self.num_users, T))
+        for cell, rows in zip(cells, self.rows, strict=True):
+            cell._p_star_dbm = np.broadcast_to(p_star_dbm[rows], cell.known_gain.shape)
         self._obs_table = np.concatenate([c._obs_table for c in cells], axis=1)
         self._begin_play()
         for cell, rows in zip(cells, self.rows, strict=True):
@@ -390,7 +407,7 @@ class SiteEnv(MultiAgentEnv):
         table[:, : len(OBS_FEATURES)] = self.users.observation_table()
         table[:, len(OBS_FEATURES) : -1] = self._site_columns()
         table[:, SITE_OBS["request_volume"]] = self._volume[:, t] / self.site.requests_per_agent
-        np.clip(table, -OBS_BOUND, OBS_BOUND, out=table)
+        np.minimum(np.maximum(table, -OBS_BOUND, out=table), OBS_BOUND, out=table)
         return dict(zip(self.agents, table, strict=True))
 
     def step(self, action_dict: dict[str, Any]):
