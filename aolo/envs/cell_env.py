@@ -209,6 +209,7 @@ class CellEnv(MultiAgentEnv):
             self.reference_carbon_g() if sc.reward.carbon_normalisation == "per_cell" else sc.reward.carbon_scale_g
         )
         self.episode: Episode | None = None
+        self._p_star_dbm: np.ndarray | None = None
         self.t = 0
         self._qoe_sum = np.zeros(n)
 
@@ -591,7 +592,7 @@ class CellEnv(MultiAgentEnv):
         self.known_gain = np.broadcast_to(gain, ep.fading_gain_estimate.shape)
         #: the distinct known gains P* is searched on: under the ergodic rate one search per user serves the day
         self.search_gain = gain
-        self._p_star_dbm: np.ndarray | None = None  # searched at its first read (_efficient_dbm)
+        self._p_star_dbm = None  # searched at its first read (_efficient_dbm)
         self._begin_play()
         return self._observations(), {a: {"day": int(day), "cell": self.cell.name} for a in self.agents}
 
@@ -661,8 +662,8 @@ class CellEnv(MultiAgentEnv):
 
     def decide(self, action_dict: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
         """The first half of :meth:`step`: the epoch's (policy's lengths, guarded lengths, powers after the BS
-        budget, whether the budget clipped them) from the actions. A shared site (:mod:`aolo.envs.site_env`)
-        decides every cell, couples their outcomes, then :meth:`settle` s each cell."""
+        budget, whether the budget clipped them) from the actions. A shared site (:mod:`aolo.envs.site_env`) runs
+        it on all its cells' users at once (``SiteCells``), couples their outcomes, then :meth:`settle` s them."""
         if self.episode is None:
             raise RuntimeError("CellEnv.step called before reset()")
         if self.t >= self.scenario.epochs_per_episode:

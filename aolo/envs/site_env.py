@@ -201,11 +201,16 @@ class SiteCells:
     def begin(self) -> None:
         """Join the cells' episodes (just reset) and start the site's play."""
         cells, T = self.cells, self.scenario.epochs_per_episode
-        users = lambda name: np.concatenate([getattr(c.episode, name) for c in cells])  # noqa: E731
-        per_cell = lambda name: np.concatenate(  # noqa: E731
-            [np.repeat(getattr(c.episode, name)[:T, None], n, axis=1) for c, n in zip(cells, self.sizes, strict=True)],
-            axis=1,
-        )
+
+        def users(name: str) -> np.ndarray:  # (U, T)
+            return np.concatenate([getattr(c.episode, name) for c in cells])
+
+        def per_cell(name: str) -> np.ndarray:  # (T, U): each user's cell's value
+            ci = [
+                np.repeat(getattr(c.episode, name)[:T, None], n, axis=1) for c, n in zip(cells, self.sizes, strict=True)
+            ]
+            return np.concatenate(ci, axis=1)
+
         self.episode = ep = SiteEpisode(
             prompt_tokens=users("prompt_tokens"),
             ref_tokens=users("ref_tokens"),
