@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from aolo.envs.cell_env import CellEnv
 from aolo.envs.config import DiurnalSpec, ScenarioConfig, ServiceConfig
 from aolo.envs.physics import InferenceCoefficients
 from aolo.envs.serving import get_serving_profile
@@ -207,6 +208,44 @@ def test_site_env_api_and_episode() -> None:
     seen = h["background_tok_s"] + h["agent_tok_s"] + h["backlog_tok"] / env.epoch_s
     np.testing.assert_array_equal(h["replicas"][1:], autoscale_replicas(seen[:-1], env.site, env.profile))
     assert h["replicas"][0] == env.site.replicas and len(set(h["replicas"])) > 1
+
+
+def test_the_sites_joint_step_is_each_cell_stepped_alone() -> None:
+    """SiteCells steps all the site's users at once with per-user cell parameters; each user's numbers must be
+    those of its cell stepped alone (CellEnv's decide, outcomes at the site's batch, settle), bit for bit: cells
+    of different sizes, an interfered cell, the BS budget clipping some epochs and the mean-QoE guard binding."""
+    data = site_scenario(scaling="autoscale", background={"kind": "diurnal", "mean_tok_s": 5000.0})
+    data["cells"][0]["num_users"] = 3
+    data["cells"][1].update(num_users=5, interference_to_noise_db=3.0)
+    data["reward"] = {"site_latency_cost": "own"}
+    env = SiteEnv({"scenario": data})
+    env.reset(seed=5)
+    alone = [CellEnv({"scenario": env.scenario, "cell_index": i, "seed": 5}) for i in env.cell_indices]
+    for cell in alone:
+        cell.reset(seed=5, options={"day": env.site_day.day})
+    rng = np.random.default_rng(0)
+    clipped = guarded = 0
+    for t in range(env.T):
+        actions = rng.uniform(-1.0, 1.0, (len(env.agents), 2)).astype(np.float32)
+        actions[:, 0] = -1.0 if t % 3 else actions[:, 0]  # short answers: the guard binds late in the day
+        _, rewards, _, _, infos = env.step(dict(zip(env.agents, actions, strict=True)))
+        first = infos[env.agents[0]]
+        inference = site_inference(first["site_batch"], env.profile, env.scenario.service)
+        rows = np.split(actions, np.cumsum(env.users.sizes)[:-1])
+        for cell, ids, acts, volume in zip(alone, env.agent_ids, rows, env.site_day.volume, strict=True):
+            kappa_policy, kappa, power_w, clip = cell.decide(dict(zip(cell.agents, acts, strict=True)))
+            out = cell.outcomes(kappa, power_w, t, inference=inference)
+            out.latency_s = out.latency_s + first["site_wait_s"]
+            weight = volume[:, t] / env.site.requests_per_agent
+            _, r, _, _, info = cell.settle(out, kappa_policy, kappa, power_w, clip, weight, observe=False)
+            for user, a in zip(cell.agents, ids, strict=True):
+                assert rewards[a] == r[user]
+                assert {k: v for k, v in infos[a].items() if k in info[user]} == info[user]
+            clipped += clip
+            guarded += sum(i["qoe_guard_added"] > 0.0 for i in info.values())
+        assert [c.t for c in env.cells] == [t + 1] * len(env.cells)
+        np.testing.assert_array_equal(np.concatenate([c._qoe_sum for c in env.cells]), env.users._qoe_sum)
+    assert clipped > 0 and guarded > 0
 
 
 # --- the background --------------------------------------------------------------------------------------

@@ -176,6 +176,8 @@ class CellEnv(MultiAgentEnv):
             get_serving_profile(self.cell.serving_profile), self.cell.serving_batch, service
         )
         n = self.cell.num_users
+        #: the cell's users sharing its static power (EARTH) and bandwidth: a per-user array in SiteCells
+        self.users_in_cell: int | np.ndarray = n
         self.bandwidth_per_user_hz = radio.bandwidth_hz / n
         self.noise_w = float(channel.noise_power_w(self.bandwidth_per_user_hz, radio.noise_figure_db))
         inr = self.cell.interference_to_noise_db
@@ -207,6 +209,7 @@ class CellEnv(MultiAgentEnv):
             self.reference_carbon_g() if sc.reward.carbon_normalisation == "per_cell" else sc.reward.carbon_scale_g
         )
         self.episode: Episode | None = None
+        self._p_star_dbm: np.ndarray | None = None
         self.t = 0
         self._qoe_sum = np.zeros(n)
 
@@ -326,6 +329,15 @@ class CellEnv(MultiAgentEnv):
         )
         return k_floor, k_top
 
+    def _length_limits_now(self, ref: np.ndarray) -> np.ndarray:
+        """:meth:`length_limits` of this epoch's reference lengths ``ref`` from the episode's table, recomputed
+        where a caller edited the episode's lengths after reset (the tests and the references may)."""
+        t = self.t
+        if (ref != self._limits_ref[:, t]).any():
+            self._limits_ref[:, t] = ref
+            self._limits[:, :, t] = self.length_limits(ref)
+        return self._limits[:, :, t]
+
     def _target_qoe(self, a: np.ndarray) -> np.ndarray:
         """``qoe`` mode: action → target QoE, piecewise linear, -1 ↦ q_floor, 0 ↦ q_min, +1 ↦ q_max."""
         sv = self.scenario.service
@@ -339,9 +351,18 @@ class CellEnv(MultiAgentEnv):
             bandwidth_hz=self.bandwidth_per_user_hz,
             noise_w=self.noise_w,
             interference_w=self.interference_w,
-            users_in_cell=self.num_users,
+            users_in_cell=self.users_in_cell,
             radio=self.scenario.radio,
         )
+
+    @property
+    def _efficient_dbm(self) -> np.ndarray:
+        """(U, T) ``P*`` on the known gains [dBm] (:meth:`efficient_power_w`), searched at its first read in an
+        episode unless already set: a site searches all its cells' users at once (``SiteCells.begin``)."""
+        if self._p_star_dbm is None:
+            p_star_w = self.efficient_power_w(self.search_gain)
+            self._p_star_dbm = np.broadcast_to(channel.w_to_dbm(p_star_w), self.known_gain.shape)
+        return self._p_star_dbm
 
     def _power_centre_dbm(self) -> np.ndarray:
         """The power of the action a = 0 this epoch [dBm]: ``P*`` on the channel the base station knows."""
@@ -405,7 +426,7 @@ class CellEnv(MultiAgentEnv):
             f = sv.f_min + (actions[:, 0] + 1.0) * 0.5 * (sv.f_max - sv.f_min)
             kappa = np.minimum(np.maximum(np.rint(f * ref), 1.0), sv.kappa_max)
         else:
-            lo, hi = self.length_limits(ref)  # per step, not tabulated: callers may edit the episode's lengths
+            lo, hi = self._length_limits_now(ref)
             target = self._target_qoe(np.asarray(actions[:, 0], dtype=np.float64))
             kappa = np.minimum(np.maximum(least_length_for_qoe(target, ref, sv.qoe_alpha), lo), hi)  # a fast clip
         a_pow = np.asarray(actions[:, 1], dtype=np.float64)
@@ -569,11 +590,22 @@ class CellEnv(MultiAgentEnv):
         #: (× 1 under the ergodic rate, which averages the fading out)
         gain = ep.large_scale_gain[:, None] * (1.0 if ep.ergodic else ep.fading_gain_estimate)
         self.known_gain = np.broadcast_to(gain, ep.fading_gain_estimate.shape)
-        # P* per distinct known gain: under the ergodic rate one search per user serves the whole day
-        self._efficient_dbm = np.broadcast_to(channel.w_to_dbm(self.efficient_power_w(gain)), self.known_gain.shape)
+        #: the distinct known gains P* is searched on: under the ergodic rate one search per user serves the day
+        self.search_gain = gain
+        self._p_star_dbm = None  # searched at its first read (_efficient_dbm)
+        self._begin_play()
+        return self._observations(), {a: {"day": int(day), "cell": self.cell.name} for a in self.agents}
+
+    def _begin_play(self) -> None:
+        """The state of play at the episode's first epoch: the running sums, and the length limits of the
+        episode's reference lengths (:meth:`_length_limits_now`)."""
         self.t = 0
         self._qoe_sum = np.zeros(self.num_users)
-        return self._observations(), {a: {"day": int(day), "cell": self.cell.name} for a in self.agents}
+        self._late_count = np.zeros(self.num_users)
+        self._guard_sum = np.zeros(self.num_users)
+        if self.scenario.service.length_action == "qoe" and self.models is None:
+            self._limits_ref = self.episode.ref_tokens.copy()
+            self._limits = np.stack(self.length_limits(self._limits_ref))  # (2, U, T): kappa at a = -1, a = +1
 
     def _exogenous_observations(self, ep: Episode) -> np.ndarray:
         """(T, U, F) observation features known at reset; only the running-QoE column changes in play."""
@@ -630,8 +662,8 @@ class CellEnv(MultiAgentEnv):
 
     def decide(self, action_dict: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
         """The first half of :meth:`step`: the epoch's (policy's lengths, guarded lengths, powers after the BS
-        budget, whether the budget clipped them) from the actions. A shared site (:mod:`aolo.envs.site_env`)
-        decides every cell, couples their outcomes, then :meth:`settle` s each cell."""
+        budget, whether the budget clipped them) from the actions. A shared site (:mod:`aolo.envs.site_env`) runs
+        it on all its cells' users at once (``SiteCells``), couples their outcomes, then :meth:`settle` s them."""
         if self.episode is None:
             raise RuntimeError("CellEnv.step called before reset()")
         if self.t >= self.scenario.epochs_per_episode:
@@ -644,12 +676,18 @@ class CellEnv(MultiAgentEnv):
         else:
             model_policy = self.decode_model(actions)
             kappa, model = self.pool_mean_qoe_guard(kappa_policy, model_policy)
+        power_w, power_clipped = self._within_power_budget(power_w)
+        self._model_policy, self._model = model_policy, model  # the pool's choice, read by settle (None: no pool)
+        return kappa_policy, kappa, power_w, power_clipped
+
+    def _within_power_budget(self, power_w: np.ndarray) -> tuple[np.ndarray, Any]:
+        """The powers after the BS power budget and whether it clipped them: over budget, every user's power
+        is scaled down proportionally to meet it."""
         requested_w = power_w.sum()
         power_clipped = requested_w > self.cell.bs_power_budget_w
-        if power_clipped:  # scale every user's power down proportionally to meet the BS budget
+        if power_clipped:
             power_w = power_w * (self.cell.bs_power_budget_w / requested_w)
-        self._model_policy, self._model = model_policy, model  # the pool's choice, read by settle (None: no pool)
-        return kappa_policy, kappa, power_w, bool(power_clipped)
+        return power_w, bool(power_clipped)
 
     def settle(
         self,
@@ -678,9 +716,6 @@ class CellEnv(MultiAgentEnv):
         deficit_before = self._deficit()
         shortfall_before = np.maximum(0.0, t * sc.service.q_min - self._qoe_sum)
         self._qoe_sum += out.qoe
-        if t == 0:
-            self._late_count = np.zeros(self.num_users)
-            self._guard_sum = np.zeros(self.num_users)
         self._guard_sum += qoe_guard_added
         self._late_count += out.latency_s > sc.service.t_max_s
         self.t += 1
@@ -768,7 +803,7 @@ class CellEnv(MultiAgentEnv):
             interference_w=self.interference_w,
             ci_datacenter_g_per_kwh=ci_dc_g_per_kwh,
             ci_cell_g_per_kwh=ci_cell_g_per_kwh,
-            users_in_cell=self.num_users,
+            users_in_cell=self.users_in_cell,
             bandwidth_per_user_hz=self.bandwidth_per_user_hz,
             inference=self.inference if inference is None else inference,
             radio=sc.radio,
@@ -787,7 +822,7 @@ class CellEnv(MultiAgentEnv):
             interference_w=self.interference_w,
             ci_datacenter_g_per_kwh=requests["ci_dc_g_per_kwh"],
             ci_cell_g_per_kwh=requests["ci_cell_g_per_kwh"],
-            users_in_cell=self.num_users,
+            users_in_cell=self.users_in_cell,
             bandwidth_per_user_hz=self.bandwidth_per_user_hz,
             inference=self.models.coefficients(model),
             radio=sc.radio,
@@ -830,7 +865,6 @@ class CellEnv(MultiAgentEnv):
         qoe_guard_added: np.ndarray,
         model=None,
     ) -> dict[str, dict]:
-        ep = self.episode
         columns = {
             "carbon_inference_g": out.carbon_inference_g,
             "carbon_embodied_g": out.carbon_embodied_g,
@@ -862,17 +896,22 @@ class CellEnv(MultiAgentEnv):
             columns["model"] = np.asarray(model, dtype=np.float64)  #: index into service.model_pool
         rows = np.array(list(columns.values())).T.tolist()  # (U, columns); np.stack(axis=1) is 2x slower
         names = list(columns)
+        infos = {}
+        for a, row, common in zip(self.agents, rows, self._info_common(t, power_clipped), strict=True):
+            infos[a] = info = dict(zip(names, row, strict=True))
+            info.update(common)
+        return infos
+
+    def _info_common(self, t: int, power_clipped: bool) -> list[dict]:
+        """Per user, the info entries its cell shares at epoch ``t``."""
+        ep = self.episode
         common = {
             "epoch": t,
             "power_clipped": power_clipped,
             "ci_cell_g_per_kwh": float(ep.ci_cell_g_per_kwh[t]),
             "ci_dc_g_per_kwh": float(ep.ci_dc_g_per_kwh[t]),
         }
-        infos = {}
-        for a, row in zip(self.agents, rows, strict=True):
-            infos[a] = info = dict(zip(names, row, strict=True))
-            info.update(common)
-        return infos
+        return [common] * self.num_users
 
 
 register_env(ENV_NAME, lambda env_context: CellEnv(env_context))

@@ -107,6 +107,7 @@ class _CellPhysics:
         self.bandwidth_per_user_hz: float = env.bandwidth_per_user_hz
         self.noise_w: float = env.noise_w
         self.interference_w: float = env.interference_w
+        self.users_in_cell = env.users_in_cell
         self.inference = env.inference  # a frozen dataclass of coefficients
         self.models = env.models  # the model pool's static profiles (docs/design.md §3.7), None without a pool
         self.workload = make_workload(env.scenario.service.workload)  # its own copy: nothing shared with the env

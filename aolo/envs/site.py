@@ -74,10 +74,7 @@ class MeasuredCurve:
     throughput_tok_s: np.ndarray  #: output tokens/s of one replica
     decode_j_per_token: np.ndarray  #: GPU energy per output token (measured, prefill of its prompts included)
     itl_s: np.ndarray  #: median inter-token latency
-
-    @property
-    def log_batch(self) -> np.ndarray:
-        return np.log(self.batch)
+    log_batch: np.ndarray  #: ``log(batch)``, the abscissa every curve is interpolated on
 
 
 @cache
@@ -90,36 +87,39 @@ def measured_curve(profile: ServingProfile) -> MeasuredCurve:
         throughput_tok_s=np.asarray(profile.throughput_tok_s, dtype=np.float64),
         decode_j_per_token=np.asarray(profile.decode_j_per_token, dtype=np.float64),
         itl_s=np.asarray(profile.itl_s, dtype=np.float64),
+        log_batch=np.log(np.asarray(profile.batch_sizes, dtype=np.float64)),
     )
     if not (np.diff(curve.throughput_tok_s) > 0.0).all():  # the inverse X^-1 needs a strictly rising curve
         raise ValueError(f"serving profile {profile.name!r}: throughput must rise with the batch")
     return curve
 
 
-def _on_curve(batch, profile: ServingProfile, values_of) -> np.ndarray:
+def _on_curve(batch, profile: ServingProfile, *fields: str) -> list[np.ndarray]:
+    """The curves ``fields`` of :class:`MeasuredCurve` at ``batch``, from one range check and one ``log(batch)``."""
     curve = measured_curve(profile)
     b = np.asarray(batch, dtype=np.float64)
     if not ((b >= curve.batch[0]) & (b <= curve.batch[-1])).all():
         raise ValueError(
             f"batch outside the measured range [{curve.batch[0]:g}, {curve.batch[-1]:g}] of profile {profile.name!r}"
         )
-    return np.interp(np.log(b), curve.log_batch, values_of(curve))
+    log_b = np.log(b)
+    return [np.interp(log_b, curve.log_batch, getattr(curve, f)) for f in fields]
 
 
 def throughput_tok_s(batch, profile: ServingProfile) -> np.ndarray:
     """``X(b)``: output tokens/s of one replica at batch ``b`` (linear in log b between measured points)."""
-    return _on_curve(batch, profile, lambda c: c.throughput_tok_s)
+    return _on_curve(batch, profile, "throughput_tok_s")[0]
 
 
 def decode_j_per_token(batch, profile: ServingProfile) -> np.ndarray:
     """``e_dec(b)``: measured GPU energy per output token at batch ``b`` [J] (vectorised
     :meth:`~aolo.envs.serving.ServingProfile.decode_energy_j_per_token`)."""
-    return _on_curve(batch, profile, lambda c: c.decode_j_per_token)
+    return _on_curve(batch, profile, "decode_j_per_token")[0]
 
 
 def inter_token_latency_s(batch, profile: ServingProfile) -> np.ndarray:
     """``itl(b)``: median inter-token latency at batch ``b`` [s]."""
-    return _on_curve(batch, profile, lambda c: c.itl_s)
+    return _on_curve(batch, profile, "itl_s")[0]
 
 
 def capacity_tok_s(replicas, profile: ServingProfile) -> np.ndarray:
@@ -132,10 +132,10 @@ def operating_batch(demand_tok_s, replicas, profile: ServingProfile) -> np.ndarr
     clipped to the measured range: ``b_min`` below ``replicas · X(b_min)``, ``b_max`` at or above capacity."""
     curve = measured_curve(profile)
     per_replica = np.asarray(demand_tok_s, dtype=np.float64) / np.asarray(replicas, dtype=np.float64)
-    # clipped again: exp(log(b)) can land one ulp outside the measured range
-    return np.clip(
-        np.exp(np.interp(per_replica, curve.throughput_tok_s, curve.log_batch)), curve.batch[0], curve.batch[-1]
-    )
+    # clipped again: exp(log(b)) can land one ulp outside the measured range (minimum/maximum: np.clip is slow
+    # on the scalars of one epoch)
+    b = np.exp(np.interp(per_replica, curve.throughput_tok_s, curve.log_batch))
+    return np.minimum(np.maximum(b, curve.batch[0]), curve.batch[-1])
 
 
 # --- queue and autoscaling ---------------------------------------------------------------------------
@@ -179,9 +179,15 @@ def autoscale_replicas(observed_demand_tok_s, site: SiteSpec, profile: ServingPr
     observed = np.asarray(observed_demand_tok_s, dtype=np.float64)
     if site.scaling == "fixed":
         return np.full(observed.shape, site.replicas, dtype=np.int64)
-    per_replica = float(throughput_tok_s(site.target_batch, profile))
+    per_replica = _per_replica_target_tok_s(site.target_batch, profile)
     wanted = np.ceil(observed / per_replica - 1e-9)  # exact multiples need no extra replica
-    return np.clip(wanted, site.min_replicas, site.max_replicas).astype(np.int64)
+    return np.minimum(np.maximum(wanted, site.min_replicas), site.max_replicas).astype(np.int64)
+
+
+@lru_cache(maxsize=16)
+def _per_replica_target_tok_s(target_batch: float, profile: ServingProfile) -> float:
+    """``X(target_batch)``, a constant of the site the autoscaler divides by every epoch."""
+    return float(throughput_tok_s(target_batch, profile))
 
 
 # --- one epoch of a site -----------------------------------------------------------------------------
@@ -220,7 +226,7 @@ def site_epoch(
     capacity = capacity_tok_s(replicas, profile)
     queue = fluid_queue(demand, backlog_tok, capacity, epoch_s)
     batch = operating_batch(queue.served_tok_s, replicas, profile)
-    e_dec = decode_j_per_token(batch, profile)
+    e_dec, itl = _on_curve(batch, profile, "decode_j_per_token", "itl_s")
     return SiteEpoch(
         replicas=np.asarray(replicas),
         demand_tok_s=demand,
@@ -231,19 +237,25 @@ def site_epoch(
         backlog_tok=queue.backlog_tok,
         wait_s=queue.wait_s,
         decode_j_per_token=e_dec,
-        itl_s=inter_token_latency_s(batch, profile),
+        itl_s=itl,
         gpu_energy_j=queue.served_tok_s * epoch_s * e_dec,
     )
 
 
-def site_inference(batch, profile: ServingProfile, service: ServiceConfig) -> InferenceCoefficients:
+def site_inference(
+    batch, profile: ServingProfile, service: ServiceConfig, epoch: SiteEpoch | None = None
+) -> InferenceCoefficients:
     """:class:`~aolo.envs.physics.InferenceCoefficients` at the operating batch ``batch`` (array-valued where
     ``batch`` is an array), with the accounting of ``service`` — exactly
     ``InferenceCoefficients.build(profile, b, service)`` for each scalar ``b``. Per request:
     ``E_I = PUE k_host (e_pre L_p + e_dec(b) κ)``, ``T_I = ttft + prefill L_p + itl(b) κ`` (add the queue's
-    ``wait_s`` for the answer's latency), embodied ``g/GPU-s · num_gpus / b · T_I``."""
+    ``wait_s`` for the answer's latency), embodied ``g/GPU-s · num_gpus / b · T_I``. ``epoch``: the
+    :class:`SiteEpoch` whose batch ``batch`` is, to reuse its ``e_dec(b)`` and ``itl(b)``."""
     b = np.asarray(batch, dtype=np.float64)
-    e_dec = decode_j_per_token(b, profile)
+    if epoch is None:
+        e_dec, itl = _on_curve(b, profile, "decode_j_per_token", "itl_s")
+    else:
+        e_dec, itl = epoch.decode_j_per_token, epoch.itl_s
     if service.prefill_accounting == "net":
         prefill_j, decode_j = profile.prefill_j_per_token, e_dec - profile.measured_prefill_j_per_output_token()
     elif service.prefill_accounting == "additive":
@@ -259,7 +271,7 @@ def site_inference(batch, profile: ServingProfile, service: ServiceConfig) -> In
         overhead=service.pue * service.k_host,
         ttft_overhead_s=profile.ttft_overhead_s,
         prefill_s_per_token=profile.prefill_s_per_token,
-        itl_s=inter_token_latency_s(b, profile),
+        itl_s=itl,
         gpu_share=profile.num_gpus / b,
         embodied_g_per_gpu_s=g_per_gpu_hour / 3600.0 if service.embodied else 0.0,
     )

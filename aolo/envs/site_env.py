@@ -30,8 +30,10 @@ import numpy as np
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 from ray.tune.registry import register_env
 
+from aolo.envs import channel
 from aolo.envs.cell_env import OBS_BOUND, OBS_FEATURES, SPLITS, CellEnv, episode_day
 from aolo.envs.config import ConfigError, ScenarioConfig, SiteSpec
+from aolo.envs.physics import most_efficient_power_w
 from aolo.envs.serving import get_serving_profile
 from aolo.envs.site import (
     autoscale_replicas,
@@ -136,6 +138,136 @@ def background_forecast_tok_s(day: SiteDay, t: int, epoch_s: float) -> np.ndarra
     return np.array([last, *ahead])
 
 
+@dataclass
+class SiteEpisode:
+    """The step inputs of a site's cells' episodes with their users concatenated (rows: the site's agents)."""
+
+    prompt_tokens: np.ndarray  #: (U, T)
+    ref_tokens: np.ndarray  #: (U, T)
+    channel_gain: np.ndarray  #: (U, T)
+    ci_cell_g_per_kwh: np.ndarray  #: (T, U): each user's cell's intensity
+    ci_dc_g_per_kwh: np.ndarray  #: (T, U)
+
+
+class SiteCells:
+    """All users of a site's cells as one set stepping together: :class:`~aolo.envs.cell_env.CellEnv`'s own step
+    methods (decide, outcomes, settle and what they call), run once on the concatenated users with each cell's
+    scalars — bandwidth share, noise, interference, size, carbon scale, intensities — as per-user arrays, and the
+    BS power budget applied per cell. Every formula is elementwise, so each user's numbers are those of its cell
+    stepped alone.
+
+    :meth:`begin` joins the cells' fresh episodes; the cells' user arrays (prompt and reference lengths, channel,
+    running sums) then become views of the joint ones, so an edit to a cell's episode after reset is the site's,
+    and the cells (which the references read) follow play; :class:`SiteEnv` keeps their epoch ``t``."""
+
+    decide = CellEnv.decide
+    _validated_actions = CellEnv._validated_actions
+    decode_actions = CellEnv.decode_actions
+    length_limits = CellEnv.length_limits
+    _length_limits_now = CellEnv._length_limits_now
+    _target_qoe = CellEnv._target_qoe
+    _power_centre_dbm = CellEnv._power_centre_dbm
+    mean_qoe_guard = CellEnv.mean_qoe_guard
+    outcomes = CellEnv.outcomes
+    request_outcomes = CellEnv.request_outcomes
+    settle = CellEnv.settle
+    rewards = CellEnv.rewards
+    _deficit = CellEnv._deficit
+    _infos = CellEnv._infos
+    observation_table = CellEnv.observation_table
+    _begin_play = CellEnv._begin_play
+
+    def __init__(self, cells: list[CellEnv], agents: list[str]):
+        self.cells, self.agents = cells, agents
+        self._all_ids = [*agents, "__all__"]
+        self.scenario, self.inference = cells[0].scenario, cells[0].inference
+        self.models = None  # config refuses model pools on sites
+        self._model_policy = self._model = None
+        self.action_dim = 2
+        self.sizes = [c.num_users for c in cells]
+        self.num_users = sum(self.sizes)
+        bounds = np.cumsum([0, *self.sizes])
+        self.rows = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        per_user = lambda values: np.repeat(np.asarray(values), self.sizes)  # noqa: E731
+        self.bandwidth_per_user_hz = per_user([c.bandwidth_per_user_hz for c in cells])
+        self.noise_w = per_user([c.noise_w for c in cells])
+        self.interference_w = per_user([c.interference_w for c in cells])
+        self.users_in_cell = per_user([c.users_in_cell for c in cells])
+        self.carbon_scale_g = per_user([c.carbon_scale_g for c in cells])
+        self._budget_w = [c.cell.bs_power_budget_w for c in cells]
+        self.episode: SiteEpisode | None = None
+        self.t = 0
+
+    def begin(self) -> None:
+        """Join the cells' episodes (just reset) and start the site's play."""
+        cells, T = self.cells, self.scenario.epochs_per_episode
+
+        def users(name: str) -> np.ndarray:  # (U, T)
+            return np.concatenate([getattr(c.episode, name) for c in cells])
+
+        def per_cell(name: str) -> np.ndarray:  # (T, U): each user's cell's value
+            ci = [
+                np.repeat(getattr(c.episode, name)[:T, None], n, axis=1) for c, n in zip(cells, self.sizes, strict=True)
+            ]
+            return np.concatenate(ci, axis=1)
+
+        self.episode = ep = SiteEpisode(
+            prompt_tokens=users("prompt_tokens"),
+            ref_tokens=users("ref_tokens"),
+            channel_gain=users("channel_gain"),
+            ci_cell_g_per_kwh=per_cell("ci_cell_g_per_kwh"),
+            ci_dc_g_per_kwh=per_cell("ci_dc_g_per_kwh"),
+        )
+        # P* of every user of the site in one search (each with its cell's radio parameters), set on the cells
+        gain = np.concatenate([c.search_gain for c in cells])  # (U, 1) under the ergodic rate, else (U, T)
+        column = lambda values: values.reshape(-1, 1)  # noqa: E731  per user, broadcast over the epochs
+        p_star_dbm = channel.w_to_dbm(
+            most_efficient_power_w(
+                gain,
+                bandwidth_hz=column(self.bandwidth_per_user_hz),
+                noise_w=column(self.noise_w),
+                interference_w=column(self.interference_w),
+                users_in_cell=column(self.users_in_cell),
+                radio=self.scenario.radio,
+            )
+        )
+        self._efficient_dbm = np.broadcast_to(p_star_dbm, (self.num_users, T))
+        for cell, rows in zip(cells, self.rows, strict=True):
+            cell._p_star_dbm = np.broadcast_to(p_star_dbm[rows], cell.known_gain.shape)
+        self._obs_table = np.concatenate([c._obs_table for c in cells], axis=1)
+        self._begin_play()
+        for cell, rows in zip(cells, self.rows, strict=True):
+            cell.episode.prompt_tokens = ep.prompt_tokens[rows]
+            cell.episode.ref_tokens = ep.ref_tokens[rows]
+            cell.episode.channel_gain = ep.channel_gain[rows]
+            cell._qoe_sum, cell._late_count = self._qoe_sum[rows], self._late_count[rows]
+            cell._guard_sum = self._guard_sum[rows]
+
+    def _within_power_budget(self, power_w: np.ndarray) -> tuple[np.ndarray, list[bool]]:
+        """Each cell's BS power budget on its users' powers (:meth:`CellEnv._within_power_budget`), and per cell
+        whether it clipped them."""
+        requested_w = [power_w[rows].sum() for rows in self.rows]
+        clipped = [bool(r > b) for r, b in zip(requested_w, self._budget_w, strict=True)]
+        if any(clipped):
+            scale = [b / r if c else 1.0 for r, b, c in zip(requested_w, self._budget_w, clipped, strict=True)]
+            power_w = power_w * np.repeat(scale, self.sizes)
+        return power_w, clipped
+
+    def _info_common(self, t: int, power_clipped: list[bool]) -> list[dict]:
+        """Per user, the info entries its cell shares at epoch ``t`` (:meth:`CellEnv._info_common`)."""
+        commons = []
+        for cell, clipped, n in zip(self.cells, power_clipped, self.sizes, strict=True):
+            ep = cell.episode
+            common = {
+                "epoch": t,
+                "power_clipped": clipped,
+                "ci_cell_g_per_kwh": float(ep.ci_cell_g_per_kwh[t]),
+                "ci_dc_g_per_kwh": float(ep.ci_dc_g_per_kwh[t]),
+            }
+            commons += [common] * n
+        return commons
+
+
 class SiteEnv(MultiAgentEnv):
     """Multi-agent environment of one shared serving site and all the cells it serves.
 
@@ -195,6 +327,7 @@ class SiteEnv(MultiAgentEnv):
         self.agent_ids = [[f"cell{k}_user_{u}" for u in range(c.num_users)] for k, c in enumerate(self.cells)]
         self.agents = self.possible_agents = [a for ids in self.agent_ids for a in ids]
         self._all_ids = [*self.agents, "__all__"]
+        self.users = SiteCells(self.cells, self.agents)
         obs_space = gym.spaces.Box(-OBS_BOUND, OBS_BOUND, (len(SITE_OBS_FEATURES),), np.float32)
         act_space = self.cells[0].action_spaces["user_0"]
         self.observation_spaces = {a: obs_space for a in self.agents}
@@ -253,6 +386,8 @@ class SiteEnv(MultiAgentEnv):
             _, cell_infos = cell.reset(seed=seed, options={"day": day, "split": options.get("split", self.split)})
             infos.update({a: {**cell_infos[f"user_{u}"], "site": self.site.name} for u, a in enumerate(ids)})
         self.site_day = self._draw_site_day(day)
+        self._volume = np.concatenate(self.site_day.volume)  # (U, T) in the agents' order
+        self.users.begin()
         self.t = 0
         self.backlog_tok = 0.0
         self.replicas = self.site.replicas  # the first epoch's; then re-planned from the demand seen
@@ -272,31 +407,24 @@ class SiteEnv(MultiAgentEnv):
         )
 
     def _observations(self) -> dict[str, np.ndarray]:
-        shared = self._site_columns()
         t = min(self.t, self.T - 1)
-        obs: dict[str, np.ndarray] = {}
-        for k, (cell, ids) in enumerate(zip(self.cells, self.agent_ids, strict=True)):
-            n = cell.num_users
-            table = np.empty((n, len(SITE_OBS_FEATURES)), dtype=np.float32)
-            table[:, : len(OBS_FEATURES)] = cell.observation_table()
-            table[:, len(OBS_FEATURES) : -1] = shared
-            table[:, SITE_OBS["request_volume"]] = self.site_day.volume[k][:, t] / self.site.requests_per_agent
-            np.clip(table, -OBS_BOUND, OBS_BOUND, out=table)
-            obs.update(zip(ids, table, strict=True))
-        return obs
+        table = np.empty((len(self.agents), len(SITE_OBS_FEATURES)), dtype=np.float32)
+        table[:, : len(OBS_FEATURES)] = self.users.observation_table()
+        table[:, len(OBS_FEATURES) : -1] = self._site_columns()
+        table[:, SITE_OBS["request_volume"]] = self._volume[:, t] / self.site.requests_per_agent
+        np.minimum(np.maximum(table, -OBS_BOUND, out=table), OBS_BOUND, out=table)
+        return dict(zip(self.agents, table, strict=True))
 
     def step(self, action_dict: dict[str, Any]):
         if self.site_day is None:
             raise RuntimeError("SiteEnv.step called before reset()")
-        t = self.t
-        decisions = []
-        for cell, ids in zip(self.cells, self.agent_ids, strict=True):
-            missing = [a for a in ids if a not in action_dict]
-            if missing:
-                raise ValueError(f"SiteEnv.step: no action for agent(s) {missing}; every agent acts every epoch")
-            decisions.append(cell.decide({f"user_{u}": action_dict[a] for u, a in enumerate(ids)}))
-        volume = [v[:, t] for v in self.site_day.volume]
-        agent_tokens = np.concatenate([v * kappa for v, (_, kappa, _, _) in zip(volume, decisions, strict=True)])
+        missing = [a for a in self.agents if a not in action_dict]
+        if missing:
+            raise ValueError(f"SiteEnv.step: no action for agent(s) {missing}; every agent acts every epoch")
+        t, users = self.t, self.users
+        kappa_policy, kappa, power_w, clipped = users.decide(action_dict)
+        volume = self._volume[:, t]
+        agent_tokens = volume * kappa
         epoch = site_epoch(
             agent_tokens,
             self.site_day.background_tok_s[t],
@@ -305,8 +433,21 @@ class SiteEnv(MultiAgentEnv):
             self.profile,
             self.epoch_s,
         )
-        inference = site_inference(float(epoch.batch), self.profile, self.scenario.service)
+        inference = site_inference(float(epoch.batch), self.profile, self.scenario.service, epoch)
         wait_s = float(epoch.wait_s)
+        out = users.outcomes(kappa, power_w, t, inference=inference)
+        out.latency_s = out.latency_s + wait_s  # a fresh outcome: the answers also waited in the site's queue
+        _, rewards, terminateds, truncateds, infos = users.settle(
+            out,
+            kappa_policy,
+            kappa,
+            power_w,
+            clipped,
+            carbon_weight=volume / self.site.requests_per_agent,
+            observe=False,
+        )
+        for cell in self.cells:  # the cells' epoch, which the references read
+            cell.t = users.t
         site_info = {
             "site_batch": float(epoch.batch),
             "site_utilisation": float(epoch.utilisation),
@@ -314,40 +455,17 @@ class SiteEnv(MultiAgentEnv):
             "site_wait_s": wait_s,
             "site_replicas": int(self.replicas),
         }
-        rewards, terminateds, truncateds, infos = {}, {}, {}, {}
-        latency_s = []
-        for cell, ids, v, (kappa_policy, kappa, power_w, clipped) in zip(
-            self.cells, self.agent_ids, volume, decisions, strict=True
-        ):
-            out = cell.outcomes(kappa, power_w, t, inference=inference)
-            out.latency_s = out.latency_s + wait_s  # a fresh outcome: the answers also waited in the site's queue
-            latency_s.append(out.latency_s)
-            _, r, _, tr, info = cell.settle(
-                out,
-                kappa_policy,
-                kappa,
-                power_w,
-                clipped,
-                carbon_weight=v / self.site.requests_per_agent,
-                observe=False,
-            )
-            for user, a, volume_u in zip(cell.agents, ids, v.tolist(), strict=True):
-                rewards[a] = r[user]
-                terminateds[a] = False
-                truncateds[a] = tr[user]
-                infos[a] = info_a = info[user]  # the cell's fresh dict, extended in place
-                info_a.update(site_info)
-                info_a["request_volume"] = volume_u
+        for info, volume_u in zip(infos.values(), volume.tolist(), strict=True):
+            info.update(site_info)
+            info["request_volume"] = volume_u
         if self.scenario.reward.site_latency_cost == "load_share":
-            self._share_queue_lateness(np.concatenate(latency_s), wait_s, agent_tokens, rewards, infos)
+            self._share_queue_lateness(out.latency_s, wait_s, agent_tokens, rewards, infos)
         self._log(epoch)
         self.backlog_tok = float(epoch.backlog_tok)
         self._last_batch, self._last_utilisation = float(epoch.batch), float(epoch.utilisation)
         observed = float(epoch.demand_tok_s) + self.backlog_tok / self.epoch_s  # what the next epoch must serve
         self.replicas = int(autoscale_replicas(observed, self.site, self.profile))
         self.t += 1
-        done = self.t >= self.T
-        terminateds["__all__"], truncateds["__all__"] = False, done
         return self._observations(), rewards, terminateds, truncateds, infos
 
     def _share_queue_lateness(self, latency_s, wait_s, agent_tokens, rewards, infos) -> None:
@@ -355,13 +473,14 @@ class SiteEnv(MultiAgentEnv):
         (:func:`load_share_latency_cost`) in the infos' ``cost_latency`` (what the multiplier prices) and, under
         the penalty reward, in the rewards' ``w_latency`` term."""
         sc = self.scenario
-        own = latency_s > sc.service.t_max_s
         cost = load_share_latency_cost(latency_s, wait_s, sc.service.t_max_s, agent_tokens)
-        penalised = sc.reward.terms == "all"
-        for a, own_a, cost_a in zip(self.agents, own.tolist(), cost.tolist(), strict=True):
-            infos[a]["cost_latency"] = cost_a
-            if penalised:
-                rewards[a] += sc.reward.latency * (own_a - cost_a)
+        for info, cost_a in zip(infos.values(), cost.tolist(), strict=True):
+            info["cost_latency"] = cost_a
+        if sc.reward.terms == "all":
+            own = latency_s > sc.service.t_max_s
+            shift = (sc.reward.latency * (own - cost)).tolist()
+            for a, shift_a in zip(self.agents, shift, strict=True):
+                rewards[a] += shift_a
 
     def _log(self, epoch) -> None:
         row = SiteEpochLog(
