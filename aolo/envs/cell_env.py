@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -698,11 +699,14 @@ class CellEnv(MultiAgentEnv):
         power_clipped: bool,
         carbon_weight: float | np.ndarray = 1.0,
         observe: bool = True,
+        info_columns: Mapping[str, np.ndarray] | None = None,
+        info_shared: Mapping[str, Any] | None = None,
     ):
         """The second half of :meth:`step`: rewards, running QoE, the next observations and the infos of the
         epoch's outcomes ``out``; ``carbon_weight`` scales each agent's carbon reward (a site's request volume).
         ``observe=False`` returns ``None`` for the observations (a site builds its own from
-        :meth:`observation_table`)."""
+        :meth:`observation_table`). ``info_columns`` (per-agent arrays) and ``info_shared`` (the same for every
+        agent) add entries to the infos or replace the cell's own (a site's load and latency attribution)."""
         sc, t = self.scenario, self.t
         # QoE the guard added over the policy's own answer: priced like a shortfall (a day the guard had to
         # rescue is a day the policy would have missed), see cost_qoe in _infos
@@ -724,7 +728,16 @@ class CellEnv(MultiAgentEnv):
             rewards = rewards - sc.reward.deficit * (self._deficit() - deficit_before)
         shortfall_after = np.maximum(0.0, self.t * sc.service.q_min - self._qoe_sum)
         infos = self._infos(
-            out, kappa, power_w, power_clipped, t, shortfall_after - shortfall_before, qoe_guard_added, self._model
+            out,
+            kappa,
+            power_w,
+            power_clipped,
+            t,
+            shortfall_after - shortfall_before,
+            qoe_guard_added,
+            self._model,
+            info_columns,
+            info_shared,
         )
         return (
             self._observations() if observe else None,
@@ -864,6 +877,8 @@ class CellEnv(MultiAgentEnv):
         shortfall_increment: np.ndarray,
         qoe_guard_added: np.ndarray,
         model=None,
+        info_columns: Mapping[str, np.ndarray] | None = None,
+        info_shared: Mapping[str, Any] | None = None,
     ) -> dict[str, dict]:
         columns = {
             "carbon_inference_g": out.carbon_inference_g,
@@ -894,22 +909,24 @@ class CellEnv(MultiAgentEnv):
         columns["cost_latency_day_mean"] = self._late_count / self.t
         if model is not None:
             columns["model"] = np.asarray(model, dtype=np.float64)  #: index into service.model_pool
+        columns.update(info_columns or {})
         rows = np.array(list(columns.values())).T.tolist()  # (U, columns); np.stack(axis=1) is 2x slower
         names = list(columns)
         infos = {}
-        for a, row, common in zip(self.agents, rows, self._info_common(t, power_clipped), strict=True):
+        for a, row, common in zip(self.agents, rows, self._info_common(t, power_clipped, info_shared), strict=True):
             infos[a] = info = dict(zip(names, row, strict=True))
             info.update(common)
         return infos
 
-    def _info_common(self, t: int, power_clipped: bool) -> list[dict]:
-        """Per user, the info entries its cell shares at epoch ``t``."""
+    def _info_common(self, t: int, power_clipped: bool, shared: Mapping[str, Any] | None = None) -> list[dict]:
+        """Per user, the info entries its cell shares at epoch ``t`` (then ``shared``)."""
         ep = self.episode
         common = {
             "epoch": t,
             "power_clipped": power_clipped,
             "ci_cell_g_per_kwh": float(ep.ci_cell_g_per_kwh[t]),
             "ci_dc_g_per_kwh": float(ep.ci_dc_g_per_kwh[t]),
+            **(shared or {}),
         }
         return [common] * self.num_users
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -253,7 +254,7 @@ class SiteCells:
             power_w = power_w * np.repeat(scale, self.sizes)
         return power_w, clipped
 
-    def _info_common(self, t: int, power_clipped: list[bool]) -> list[dict]:
+    def _info_common(self, t: int, power_clipped: list[bool], shared: Mapping[str, Any] | None = None) -> list[dict]:
         """Per user, the info entries its cell shares at epoch ``t`` (:meth:`CellEnv._info_common`)."""
         commons = []
         for cell, clipped, n in zip(self.cells, power_clipped, self.sizes, strict=True):
@@ -263,6 +264,7 @@ class SiteCells:
                 "power_clipped": clipped,
                 "ci_cell_g_per_kwh": float(ep.ci_cell_g_per_kwh[t]),
                 "ci_dc_g_per_kwh": float(ep.ci_dc_g_per_kwh[t]),
+                **(shared or {}),
             }
             commons += [common] * n
         return commons
@@ -437,6 +439,18 @@ class SiteEnv(MultiAgentEnv):
         wait_s = float(epoch.wait_s)
         out = users.outcomes(kappa, power_w, t, inference=inference)
         out.latency_s = out.latency_s + wait_s  # a fresh outcome: the answers also waited in the site's queue
+        site_info = {
+            "site_batch": float(epoch.batch),
+            "site_utilisation": float(epoch.utilisation),
+            "site_backlog_tok": float(epoch.backlog_tok),
+            "site_wait_s": wait_s,
+            "site_replicas": int(self.replicas),
+        }
+        agent_info = {"request_volume": volume}
+        load_share = self.scenario.reward.site_latency_cost == "load_share"
+        if load_share:  # the cost the latency multiplier prices (docs/design.md §10)
+            t_max_s = self.scenario.service.t_max_s
+            agent_info["cost_latency"] = cost = load_share_latency_cost(out.latency_s, wait_s, t_max_s, agent_tokens)
         _, rewards, terminateds, truncateds, infos = users.settle(
             out,
             kappa_policy,
@@ -445,21 +459,15 @@ class SiteEnv(MultiAgentEnv):
             clipped,
             carbon_weight=volume / self.site.requests_per_agent,
             observe=False,
+            info_columns=agent_info,
+            info_shared=site_info,
         )
         for cell in self.cells:  # the cells' epoch, which the references read
             cell.t = users.t
-        site_info = {
-            "site_batch": float(epoch.batch),
-            "site_utilisation": float(epoch.utilisation),
-            "site_backlog_tok": float(epoch.backlog_tok),
-            "site_wait_s": wait_s,
-            "site_replicas": int(self.replicas),
-        }
-        for info, volume_u in zip(infos.values(), volume.tolist(), strict=True):
-            info.update(site_info)
-            info["request_volume"] = volume_u
-        if self.scenario.reward.site_latency_cost == "load_share":
-            self._share_queue_lateness(out.latency_s, wait_s, agent_tokens, rewards, infos)
+        if load_share and self.scenario.reward.terms == "all":  # the penalty's w_latency term moves the same way
+            own = out.latency_s > t_max_s
+            for a, shift in zip(self.agents, (self.scenario.reward.latency * (own - cost)).tolist(), strict=True):
+                rewards[a] += shift
         self._log(epoch)
         self.backlog_tok = float(epoch.backlog_tok)
         self._last_batch, self._last_utilisation = float(epoch.batch), float(epoch.utilisation)
@@ -467,20 +475,6 @@ class SiteEnv(MultiAgentEnv):
         self.replicas = int(autoscale_replicas(observed, self.site, self.profile))
         self.t += 1
         return self._observations(), rewards, terminateds, truncateds, infos
-
-    def _share_queue_lateness(self, latency_s, wait_s, agent_tokens, rewards, infos) -> None:
-        """``reward.site_latency_cost: load_share``: re-attribute the epoch's latency costs
-        (:func:`load_share_latency_cost`) in the infos' ``cost_latency`` (what the multiplier prices) and, under
-        the penalty reward, in the rewards' ``w_latency`` term."""
-        sc = self.scenario
-        cost = load_share_latency_cost(latency_s, wait_s, sc.service.t_max_s, agent_tokens)
-        for info, cost_a in zip(infos.values(), cost.tolist(), strict=True):
-            info["cost_latency"] = cost_a
-        if sc.reward.terms == "all":
-            own = latency_s > sc.service.t_max_s
-            shift = (sc.reward.latency * (own - cost)).tolist()
-            for a, shift_a in zip(self.agents, shift, strict=True):
-                rewards[a] += shift_a
 
     def _log(self, epoch) -> None:
         row = SiteEpochLog(
