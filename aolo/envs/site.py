@@ -187,7 +187,7 @@ def autoscale_replicas(observed_demand_tok_s, site: SiteSpec, profile: ServingPr
     """Replicas for the next epoch: ``site.replicas`` when fixed; under ``autoscale``
     ``clip(ceil(observed / X(target_batch)), min_replicas, max_replicas)``, the reactive rule of production
     autoscalers (target the batch that balances energy and latency; re-planned from the demand seen so far)."""
-    observed = np.asarray(observed_demand_tok_s, dtype=np.float64)
+    observed = _float64(observed_demand_tok_s)
     if site.scaling == "fixed":
         return np.full(observed.shape, site.replicas, dtype=np.int64)
     per_replica = _per_replica_target_tok_s(site.target_batch, profile)
@@ -262,7 +262,7 @@ def site_inference(
     ``E_I = PUE k_host (e_pre L_p + e_dec(b) κ)``, ``T_I = ttft + prefill L_p + itl(b) κ`` (add the queue's
     ``wait_s`` for the answer's latency), embodied ``g/GPU-s · num_gpus / b · T_I``. ``epoch``: the
     :class:`SiteEpoch` whose batch ``batch`` is, to reuse its ``e_dec(b)`` and ``itl(b)``."""
-    b = np.asarray(batch, dtype=np.float64)
+    b = _float64(batch)
     if epoch is None:
         e_dec, itl = _on_curve(b, profile, "decode_j_per_token", "itl_s")
     else:
