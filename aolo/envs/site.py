@@ -232,7 +232,7 @@ def site_epoch(
     """One epoch of a site: ``agent_tokens`` (..., A) are the tokens each agent asks for this epoch (requests ×
     answer length), ``background_tok_s`` (...) the other tenants' demand, ``backlog_tok`` (...) the queue carried
     in. The replicas serve ``min(D + B/Δ, C)`` at the batch that rate sets (:func:`operating_batch`)."""
-    agent_tok_s = np.sum(np.asarray(agent_tokens, dtype=np.float64), axis=-1) / epoch_s
+    agent_tok_s = np.asarray(agent_tokens, dtype=np.float64).sum(axis=-1) / epoch_s
     demand = _float64(background_tok_s) + agent_tok_s
     capacity = capacity_tok_s(replicas, profile)
     queue = fluid_queue(demand, backlog_tok, capacity, epoch_s)

@@ -107,7 +107,7 @@ def load_share_latency_cost(
     late = latency_s > t_max_s
     queue_late = late & (latency_s - wait_s <= t_max_s)
     cost = (late & ~queue_late).astype(np.float64)
-    shared = float(queue_late.sum())
+    shared = np.count_nonzero(queue_late)
     if shared:
         total_tok = float(agent_tokens.sum())
         cost += shared * (agent_tokens / total_tok if total_tok > 0 else 1.0 / len(cost))
