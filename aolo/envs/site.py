@@ -72,8 +72,10 @@ def _float64(values):
 
 def _where(condition, if_true, if_false):
     """``np.where`` on operands already evaluated, picking one directly when ``condition`` (of the operands'
-    broadcast shape) is one boolean, so every operand is one number."""
-    return np.where(condition, if_true, if_false) if np.ndim(condition) else (if_true if condition else if_false)
+    broadcast shape) is one boolean, not an array, so every operand is one number."""
+    if isinstance(condition, np.ndarray):
+        return np.where(condition, if_true, if_false)
+    return if_true if condition else if_false
 
 
 # --- the measured curves of one replica --------------------------------------------------------------
