@@ -63,6 +63,21 @@ __all__ = [
 SECONDS_PER_DAY = 86_400.0
 
 
+def _float64(values):
+    """``values`` as float64: an array, or a numpy scalar where it is one number. The environment calls these
+    functions on the scalars of one epoch, whose arithmetic as numpy scalars skips the ufunc machinery that 0-d
+    arrays go through (the same IEEE-754 operations, so the same bits)."""
+    return np.asarray(values, dtype=np.float64)[()]
+
+
+def _where(condition, if_true, if_false):
+    """``np.where`` on operands already evaluated, picking one directly when ``condition`` (of the operands'
+    broadcast shape) is one boolean, not an array, so every operand is one number."""
+    if isinstance(condition, np.ndarray):
+        return np.where(condition, if_true, if_false)
+    return if_true if condition else if_false
+
+
 # --- the measured curves of one replica --------------------------------------------------------------
 
 
@@ -97,7 +112,7 @@ def measured_curve(profile: ServingProfile) -> MeasuredCurve:
 def _on_curve(batch, profile: ServingProfile, *fields: str) -> list[np.ndarray]:
     """The curves ``fields`` of :class:`MeasuredCurve` at ``batch``, from one range check and one ``log(batch)``."""
     curve = measured_curve(profile)
-    b = np.asarray(batch, dtype=np.float64)
+    b = _float64(batch)
     if not ((b >= curve.batch[0]) & (b <= curve.batch[-1])).all():
         raise ValueError(
             f"batch outside the measured range [{curve.batch[0]:g}, {curve.batch[-1]:g}] of profile {profile.name!r}"
@@ -124,14 +139,14 @@ def inter_token_latency_s(batch, profile: ServingProfile) -> np.ndarray:
 
 def capacity_tok_s(replicas, profile: ServingProfile) -> np.ndarray:
     """The site's top decode rate: ``replicas · X(b_max)`` [tokens/s]."""
-    return np.asarray(replicas, dtype=np.float64) * measured_curve(profile).throughput_tok_s[-1]
+    return _float64(replicas) * measured_curve(profile).throughput_tok_s[-1]
 
 
 def operating_batch(demand_tok_s, replicas, profile: ServingProfile) -> np.ndarray:
     """The batch ``b`` solving ``replicas · X(b) = demand`` (exact inverse of :func:`throughput_tok_s`),
     clipped to the measured range: ``b_min`` below ``replicas · X(b_min)``, ``b_max`` at or above capacity."""
     curve = measured_curve(profile)
-    per_replica = np.asarray(demand_tok_s, dtype=np.float64) / np.asarray(replicas, dtype=np.float64)
+    per_replica = _float64(demand_tok_s) / _float64(replicas)
     # clipped again: exp(log(b)) can land one ulp outside the measured range (minimum/maximum: np.clip is slow
     # on the scalars of one epoch)
     b = np.exp(np.interp(per_replica, curve.throughput_tok_s, curve.log_batch))
@@ -158,15 +173,13 @@ def fluid_queue(arrival_tok_s, backlog_tok, capacity_tok_s, epoch_s: float) -> Q
     An arrival at ``s`` waits ``Q(s) / C``; arrivals are uniform over the epoch, so the mean wait is the mean
     of ``Q`` over the epoch over ``C``: ``B_0 + (D - C) Δ / 2`` while the queue does not empty, else
     ``B_0² / (2 (C - D) Δ)`` (it empties at ``s_0 = B_0 / (C - D)``)."""
-    d = np.asarray(arrival_tok_s, dtype=np.float64)
-    b0 = np.asarray(backlog_tok, dtype=np.float64)
-    c = np.asarray(capacity_tok_s, dtype=np.float64)
+    d, b0, c = _float64(arrival_tok_s), _float64(backlog_tok), _float64(capacity_tok_s)
     growth = d - c
     end = b0 + growth * epoch_s
     b1 = np.maximum(end, 0.0)
     empties = end < 0.0  # then growth < 0: the queue drains to zero at s_0 = B_0 / (C - D) inside the epoch
-    drain_rate = np.where(empties, -growth, 1.0)
-    mean_queue = np.where(empties, b0 * b0 / (2.0 * drain_rate * epoch_s), b0 + growth * epoch_s / 2.0)
+    drain_rate = _where(empties, -growth, 1.0)
+    mean_queue = _where(empties, b0 * b0 / (2.0 * drain_rate * epoch_s), b0 + growth * epoch_s / 2.0)
     wait = mean_queue / c
     served = d + (b0 - b1) / epoch_s
     return QueueStep(served_tok_s=served, backlog_tok=b1, wait_s=wait)
@@ -176,7 +189,7 @@ def autoscale_replicas(observed_demand_tok_s, site: SiteSpec, profile: ServingPr
     """Replicas for the next epoch: ``site.replicas`` when fixed; under ``autoscale``
     ``clip(ceil(observed / X(target_batch)), min_replicas, max_replicas)``, the reactive rule of production
     autoscalers (target the batch that balances energy and latency; re-planned from the demand seen so far)."""
-    observed = np.asarray(observed_demand_tok_s, dtype=np.float64)
+    observed = _float64(observed_demand_tok_s)
     if site.scaling == "fixed":
         return np.full(observed.shape, site.replicas, dtype=np.int64)
     per_replica = _per_replica_target_tok_s(site.target_batch, profile)
@@ -221,8 +234,8 @@ def site_epoch(
     """One epoch of a site: ``agent_tokens`` (..., A) are the tokens each agent asks for this epoch (requests ×
     answer length), ``background_tok_s`` (...) the other tenants' demand, ``backlog_tok`` (...) the queue carried
     in. The replicas serve ``min(D + B/Δ, C)`` at the batch that rate sets (:func:`operating_batch`)."""
-    agent_tok_s = np.sum(np.asarray(agent_tokens, dtype=np.float64), axis=-1) / epoch_s
-    demand = np.asarray(background_tok_s, dtype=np.float64) + agent_tok_s
+    agent_tok_s = np.asarray(agent_tokens, dtype=np.float64).sum(axis=-1) / epoch_s
+    demand = _float64(background_tok_s) + agent_tok_s
     capacity = capacity_tok_s(replicas, profile)
     queue = fluid_queue(demand, backlog_tok, capacity, epoch_s)
     batch = operating_batch(queue.served_tok_s, replicas, profile)
@@ -251,7 +264,7 @@ def site_inference(
     ``E_I = PUE k_host (e_pre L_p + e_dec(b) κ)``, ``T_I = ttft + prefill L_p + itl(b) κ`` (add the queue's
     ``wait_s`` for the answer's latency), embodied ``g/GPU-s · num_gpus / b · T_I``. ``epoch``: the
     :class:`SiteEpoch` whose batch ``batch`` is, to reuse its ``e_dec(b)`` and ``itl(b)``."""
-    b = np.asarray(batch, dtype=np.float64)
+    b = _float64(batch)
     if epoch is None:
         e_dec, itl = _on_curve(b, profile, "decode_j_per_token", "itl_s")
     else:

@@ -107,7 +107,7 @@ def load_share_latency_cost(
     late = latency_s > t_max_s
     queue_late = late & (latency_s - wait_s <= t_max_s)
     cost = (late & ~queue_late).astype(np.float64)
-    shared = float(queue_late.sum())
+    shared = np.count_nonzero(queue_late)
     if shared:
         total_tok = float(agent_tokens.sum())
         cost += shared * (agent_tokens / total_tok if total_tok > 0 else 1.0 / len(cost))
@@ -124,7 +124,7 @@ class SiteDay:
     volume: list[np.ndarray]  #: per cell, (U_c, T) requests of each agent per epoch
 
 
-def background_forecast_tok_s(day: SiteDay, t: int, epoch_s: float) -> np.ndarray:
+def background_forecast_tok_s(day: SiteDay, t: int, epoch_s: float) -> tuple[float, float, float]:
     """``(last, 1 h, 3 h)`` background at epoch ``t`` from what is known then: the last epoch's observed
     background and the climatology. The forecast keeps the last epoch's ratio to the climatology:
     ``F(t + h) = bg_{t-1} · clim(t + h) / clim(t - 1)`` (the climatology itself at ``t = 0``). Causal: it reads
@@ -135,8 +135,8 @@ def background_forecast_tok_s(day: SiteDay, t: int, epoch_s: float) -> np.ndarra
     else:
         last = day.background_tok_s[t - 1]
         ratio = last / clim[t - 1] if clim[t - 1] > 0.0 else 1.0
-    ahead = [ratio * clim[t + round(h * 3600.0 / epoch_s)] for h in BACKGROUND_FORECAST_HOURS]
-    return np.array([last, *ahead])
+    f1, f3 = (ratio * clim[t + round(h * 3600.0 / epoch_s)] for h in BACKGROUND_FORECAST_HOURS)
+    return last, f1, f3
 
 
 @dataclass
