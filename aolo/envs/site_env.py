@@ -255,18 +255,10 @@ class SiteCells:
         return power_w, clipped
 
     def _info_common(self, t: int, power_clipped: list[bool], shared: Mapping[str, Any] | None = None) -> list[dict]:
-        """Per user, the info entries its cell shares at epoch ``t`` (:meth:`CellEnv._info_common`)."""
-        commons = []
-        for cell, clipped, n in zip(self.cells, power_clipped, self.sizes, strict=True):
-            ep = cell.episode
-            common = {
-                "epoch": t,
-                "power_clipped": clipped,
-                "ci_cell_g_per_kwh": float(ep.ci_cell_g_per_kwh[t]),
-                "ci_dc_g_per_kwh": float(ep.ci_dc_g_per_kwh[t]),
-                **(shared or {}),
-            }
-            commons += [common] * n
+        """Per user, the info entries its cell shares at epoch ``t`` (:meth:`CellEnv._info_common` of each cell)."""
+        commons: list[dict] = []
+        for cell, clipped in zip(self.cells, power_clipped, strict=True):
+            commons += cell._info_common(t, clipped, shared)
         return commons
 
 
