@@ -77,7 +77,27 @@ def test_measurement_interval_reaches_rllibs_evaluation_config() -> None:
         assert config.evaluation_interval == every
 
 
+def test_measurement_days_reach_rllibs_evaluation_duration() -> None:
+    """k measured days per cell: k episodes of every env copy (one copy per cell), deterministic."""
+    experiment = load_experiment("smoke")
+    for days in (1, 3):
+        constraints = ConstraintSettings(method="lagrangian", measure_days=days)
+        config = build_algorithm_config(
+            "sac", experiment.scenario, settings=experiment.training, constraints=constraints
+        )
+        assert config.num_envs_per_env_runner == len(experiment.scenario.cells)
+        assert config.evaluation_duration == days * len(experiment.scenario.cells)
+        assert config.evaluation_duration_unit == "episodes"
+        assert config.evaluation_config["explore"] is False
+
+
 @pytest.mark.parametrize("bad", [0, 101, 1.5, True, "2"])
 def test_measure_every_is_validated(bad) -> None:
     with pytest.raises(ConfigError, match=r"constraints.measure_every: must be an integer in \[1, 100\]"):
         ConstraintSettings.from_dict({"method": "lagrangian", "measure_every": bad})
+
+
+@pytest.mark.parametrize("bad", [0, 21, 2.0, False, "3"])
+def test_measure_days_is_validated(bad) -> None:
+    with pytest.raises(ConfigError, match=r"constraints.measure_days: must be an integer in \[1, 20\]"):
+        ConstraintSettings.from_dict({"method": "lagrangian", "measure_days": bad})

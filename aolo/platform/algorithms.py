@@ -206,7 +206,7 @@ def build_algorithm_config(
     if constraints.lagrangian:
         config.algo_class = lagrangian_algo_class(config.algo_class)
         config = config.learners(learner_connector=learner_connector).callbacks(ConstraintCallbacks)
-        config = measurement_config(config, num_envs, constraints.measure_every)
+        config = measurement_config(config, num_envs, constraints.measure_every, constraints.measure_days)
     return (
         config.environment(env_class, env_config=env_config, clip_actions=True, normalize_actions=True)
         .framework("torch")

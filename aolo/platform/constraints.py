@@ -118,6 +118,10 @@ class ConstraintSettings:
     #: iteration; with k > 1 each measurement's error counts for the k iterations it stands for (the integral
     #: steps k K_I e), so λ moves at the same rate per iteration and has the same fixed point (e = 0).
     measure_every: int = 1
+    #: measure on this many training-split days per cell (or site) each time. The held-out rule is met or broken
+    #: day by day, and one measured day per site makes the latency error as noisy as the days are different
+    #: (docs/design.md §8); k days cost k times the measurement and leave the fixed point (e = 0) unchanged.
+    measure_days: int = 1
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -133,6 +137,9 @@ class ConstraintSettings:
         every = self.measure_every
         if not (isinstance(every, int) and not isinstance(every, bool) and 1 <= every <= 100):
             raise ConfigError(f"constraints.measure_every: must be an integer in [1, 100], got {every!r}")
+        days = self.measure_days
+        if not (isinstance(days, int) and not isinstance(days, bool) and 1 <= days <= 20):
+            raise ConfigError(f"constraints.measure_days: must be an integer in [1, 20], got {days!r}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> ConstraintSettings:
@@ -312,10 +319,10 @@ class ConstraintCallbacks(RLlibCallback):
         )
 
 
-def measurement_config(config, num_cells: int, every: int = 1):
+def measurement_config(config, num_cells: int, every: int = 1, days: int = 1):
     """Measure the constraints where they must hold: on the deterministic policy (``explore=False``, the policy
-    evaluation deploys), one training-split day per cell after every ``every``-th iteration, in the algorithm's
-    process.
+    evaluation deploys), ``days`` training-split days per cell (or site) after every ``every``-th iteration, in the
+    algorithm's process.
 
     The exploring policy's days are not that measurement: the sampled days can meet the rule while the deployed
     policy breaks it (measured: docs/design.md §8), so a multiplier driven by them prices the wrong policy."""
@@ -323,7 +330,7 @@ def measurement_config(config, num_cells: int, every: int = 1):
 
     return config.evaluation(
         evaluation_interval=every,
-        evaluation_duration=num_cells,
+        evaluation_duration=num_cells * days,
         evaluation_duration_unit="episodes",
         evaluation_num_env_runners=0,
         evaluation_config=AlgorithmConfig.overrides(explore=False),
