@@ -23,8 +23,8 @@ The rule is per user-day (mean QoE ≥ Q_min on *every* day), so the QoE cost is
 with surplus days paying for short ones; the shortfall makes every day pay its own.
 
 The multipliers follow PID dual ascent (Stooke, Achiam, Abbeel, ICML 2020, Alg. 2) on the violation measured
-once per training iteration on the *deterministic* policy (the one evaluation deploys: one training-split day
-per cell in RLlib's evaluation step, :func:`measurement_config`)::
+once per training iteration on the *deterministic* policy (the one evaluation deploys: ``measure_days`` training-split
+days per cell or site, default one, in RLlib's evaluation step, :func:`measurement_config`)::
 
     e_qoe = mean_user-days max(0, Q_min + qoe_margin - own mean_day Q) - allowed
     e_lat = mean_user-days (share of answers with T > T_max) - limit
