@@ -67,28 +67,18 @@ def test_algorithm_updates_the_multipliers_on_measured_iterations_only() -> None
     assert stats["user_days"] == 0.0 and np.isnan(stats["cost_qoe_day_mean"])
 
 
-def test_measurement_interval_reaches_rllibs_evaluation_config() -> None:
+@pytest.mark.parametrize(("every", "days"), [(1, 1), (3, 1), (1, 3)])
+def test_measurement_schedule_reaches_rllibs_evaluation_config(every: int, days: int) -> None:
+    """Every k-th iteration, n measured days per cell: n episodes of every env copy (one copy per cell),
+    deterministic."""
     experiment = load_experiment("smoke")
-    for every in (1, 3):
-        constraints = ConstraintSettings(method="lagrangian", measure_every=every)
-        config = build_algorithm_config(
-            "sac", experiment.scenario, settings=experiment.training, constraints=constraints
-        )
-        assert config.evaluation_interval == every
-
-
-def test_measurement_days_reach_rllibs_evaluation_duration() -> None:
-    """k measured days per cell: k episodes of every env copy (one copy per cell), deterministic."""
-    experiment = load_experiment("smoke")
-    for days in (1, 3):
-        constraints = ConstraintSettings(method="lagrangian", measure_days=days)
-        config = build_algorithm_config(
-            "sac", experiment.scenario, settings=experiment.training, constraints=constraints
-        )
-        assert config.num_envs_per_env_runner == len(experiment.scenario.cells)
-        assert config.evaluation_duration == days * len(experiment.scenario.cells)
-        assert config.evaluation_duration_unit == "episodes"
-        assert config.evaluation_config["explore"] is False
+    constraints = ConstraintSettings(method="lagrangian", measure_every=every, measure_days=days)
+    config = build_algorithm_config("sac", experiment.scenario, settings=experiment.training, constraints=constraints)
+    assert config.evaluation_interval == every
+    assert config.num_envs_per_env_runner == len(experiment.scenario.cells)
+    assert config.evaluation_duration == days * len(experiment.scenario.cells)
+    assert config.evaluation_duration_unit == "episodes"
+    assert config.evaluation_config["explore"] is False
 
 
 @pytest.mark.parametrize("bad", [0, 101, 1.5, True, "2"])
